@@ -1,0 +1,136 @@
+"""Summaries of simulation results and the deterministic "average math": pure functions.
+
+Nothing here runs a simulation; functions take arrays or a scenario and return plain
+numbers and dictionaries, so the CLI, the app and the tests all read the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from sim.scenario import Scenario, rate_mean
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion.
+
+    Parameters
+    ----------
+    successes, n : int
+        Hits and trials.
+    confidence : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    interval = stats.binomtest(int(successes), int(n)).proportion_ci(
+        confidence_level=confidence, method="wilson"
+    )
+    return float(interval.low), float(interval.high)
+
+
+def describe(values: np.ndarray) -> dict[str, float]:
+    """Mean, sd and the 10th, 50th and 90th percentiles of a sample."""
+    values = np.asarray(values, dtype=float)
+    p10, p50, p90 = np.percentile(values, [10, 50, 90])
+    return {
+        "mean": float(values.mean()),
+        "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        "p10": float(p10),
+        "p50": float(p50),
+        "p90": float(p90),
+    }
+
+
+def quota_result(scenario: Scenario, won_deals: np.ndarray, revenue: np.ndarray) -> np.ndarray:
+    """Per replication, the quantity the quota counts (revenue or won deals)."""
+    return revenue if scenario.quota.unit == "revenue" else won_deals
+
+
+def hits(scenario: Scenario, won_deals: np.ndarray, revenue: np.ndarray) -> np.ndarray:
+    """Per replication, whether the quota was hit (result >= quota)."""
+    return quota_result(scenario, won_deals, revenue) >= scenario.quota.target
+
+
+def funnel_rates(scenario: Scenario) -> list[float]:
+    """Mean conversion rate of each stage."""
+    return [rate_mean(stage.conversion) for stage in scenario.stages]
+
+
+def average_math(scenario: Scenario) -> dict:
+    """The plan built on averages: every quantity at its mean, including stage durations.
+
+    New opportunities arrive at the mean rate; one that arrives at day t is won at
+    t + (sum of mean stage durations) with probability (product of mean rates), so only
+    those arriving early enough count. An open deal in stage j is won if the mean
+    remaining time fits in the horizon. Deals are worth the mean deal value.
+
+    Returns
+    -------
+    dict
+        ``won_deals``, ``revenue``, ``hit`` (whether that plan meets the quota) and
+        ``stages`` (deals entering and converting per stage, in the same plan).
+    """
+    rates = funnel_rates(scenario)
+    means = [stage.duration.mean() for stage in scenario.stages]
+    horizon, per_day = scenario.horizon, scenario.inflow.per_week / 7.0
+    n = len(rates)
+    entered = [0.0] * n
+    converted = [0.0] * n
+    # Deals entering stage j at day `start` (a new cohort or the open pipeline).
+    cohorts = [(0, per_day, 0.0, True)] + [
+        (j, float(stage.open), 0.0, False) for j, stage in enumerate(scenario.stages)
+    ]
+    for first, count, start, is_flow in cohorts:
+        day = start
+        volume = count
+        for j in range(first, n):
+            # A flow of `per_day` deals a day keeps entering stage j until the horizon.
+            entered[j] += volume * max(0.0, horizon - day) if is_flow else volume * (day <= horizon)
+            day += means[j]
+            volume *= rates[j]
+            converted[j] += volume * max(0.0, horizon - day) if is_flow else volume * (day <= horizon)
+    won = converted[-1]
+    revenue = won * scenario.deal_value.mean()
+    result = revenue if scenario.quota.unit == "revenue" else won
+    return {
+        "won_deals": won,
+        "revenue": revenue,
+        "hit": bool(result >= scenario.quota.target),
+        "stages": [
+            {"name": stage.name, "entered": entered[j], "converted": converted[j]}
+            for j, stage in enumerate(scenario.stages)
+        ],
+    }
+
+
+def deterministic_weekly_opportunities(scenario: Scenario) -> float:
+    """DOMAIN.md's magic number: weekly new opportunities that average math says it takes.
+
+    Quota divided by the mean deal value (for a revenue quota) and by the product of
+    the mean conversion rates, spread over the weeks of the horizon; timing and the
+    open pipeline are ignored, as in the worked example ($5M / $100,000 / 25% = 200 a
+    year, about 3.85 a week).
+    """
+    deals = scenario.quota.target
+    if scenario.quota.unit == "revenue":
+        deals = deals / scenario.deal_value.mean()
+    product = math.prod(funnel_rates(scenario))
+    if product <= 0:
+        return math.inf
+    return deals / product / (scenario.horizon / 7.0)
+
+
+def activity_per_stage(scenario: Scenario, weekly_opportunities: float) -> list[dict]:
+    """Weekly volume entering each stage when ``weekly_opportunities`` enter the first."""
+    out, volume = [], weekly_opportunities
+    for stage, rate in zip(scenario.stages, funnel_rates(scenario), strict=True):
+        out.append({"name": stage.name, "per_week": volume})
+        volume *= rate
+    out.append({"name": "won", "per_week": volume})
+    return out

@@ -1,0 +1,283 @@
+"""Probability distributions for stage durations and deal values.
+
+Each distribution is a frozen pydantic model that users write in a scenario file
+(``{ dist = "lognormal", mean = 7, sd = 4 }``) and that behaves like a frozen
+``scipy.stats`` distribution: ``rvs(size, random_state)``, ``mean()``, ``var()``,
+``std()``, ``ppf(q)``, ``cdf(x)`` and ``sf(x)``. Parameters are the distribution's
+own mean and sd, the way sales people think about "7 days, give or take 4"; the
+conversion to scipy's shape/scale parameters happens here and nowhere else.
+
+The models hold no random generator, so they hash, compare by value and pickle
+(joblib workers and ``st.cache_data`` rely on that).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from scipy import stats
+
+FAMILIES = ("fixed", "uniform", "triangular", "exponential", "lognormal", "gamma", "empirical")
+
+
+class _Distribution(BaseModel):
+    """Shared behaviour: the frozen-distribution interface over ``self.scipy()``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def scipy(self) -> Any:
+        """Return the equivalent frozen ``scipy.stats`` distribution (built once, cached)."""
+        return _frozen(self)
+
+    def _build_scipy(self) -> Any:
+        raise TypeError(f"{type(self).__name__} has no scipy counterpart")
+
+    def rvs(self, size: int | tuple[int, ...] = 1, random_state: np.random.Generator | None = None):
+        """Draw random variates with the given generator."""
+        return self.scipy().rvs(size=size, random_state=random_state)
+
+    def mean(self) -> float:
+        """Mean of the distribution."""
+        return float(self.scipy().mean())
+
+    def var(self) -> float:
+        """Variance of the distribution."""
+        return float(self.scipy().var())
+
+    def std(self) -> float:
+        """Standard deviation of the distribution."""
+        return math.sqrt(self.var())
+
+    def ppf(self, q):
+        """Quantile function (inverse of the cdf)."""
+        return self.scipy().ppf(q)
+
+    def cdf(self, x):
+        """Cumulative distribution function, P(X <= x)."""
+        return self.scipy().cdf(x)
+
+    def sf(self, x):
+        """Survival function, P(X > x)."""
+        return self.scipy().sf(x)
+
+    def scaled(self, factor: float) -> _Distribution:
+        """Return the distribution of ``factor * X`` (mean and sd both scale).
+
+        Scaling keeps the shape, so draws with the same random numbers scale exactly:
+        that is what makes "10% shorter stages" a clean common-random-numbers lever.
+        """
+        raise NotImplementedError
+
+
+@lru_cache(maxsize=512)
+def _frozen(distribution: _Distribution) -> Any:
+    # Freezing a scipy distribution costs about a millisecond; the models are
+    # immutable and hash by value, so each one is frozen once per process.
+    return distribution._build_scipy()
+
+
+def _non_negative(value: float, info) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def _positive(value: float, info) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a finite number > 0, got {value}")
+    return value
+
+
+class Fixed(_Distribution):
+    """Always the same value (scipy has no point mass, so the interface is written out)."""
+
+    dist: Literal["fixed"] = "fixed"
+    value: float
+
+    _check = field_validator("value")(_non_negative)
+
+    def rvs(self, size=1, random_state=None):
+        return np.full(size, self.value, dtype=float)
+
+    def mean(self) -> float:
+        return self.value
+
+    def var(self) -> float:
+        return 0.0
+
+    def ppf(self, q):
+        return np.full(np.shape(q), self.value, dtype=float)
+
+    def cdf(self, x):
+        return (np.asarray(x) >= self.value).astype(float)
+
+    def sf(self, x):
+        return (np.asarray(x) < self.value).astype(float)
+
+    def scaled(self, factor):
+        return self.model_copy(update={"value": self.value * factor})
+
+
+class Uniform(_Distribution):
+    """Uniform between ``low`` and ``high``."""
+
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    _check = field_validator("low", "high")(_non_negative)
+
+    @model_validator(mode="after")
+    def _check_order(self):
+        if self.high <= self.low:
+            raise ValueError(f"high must be greater than low, got low={self.low}, high={self.high}")
+        return self
+
+    def _build_scipy(self):
+        return stats.uniform(loc=self.low, scale=self.high - self.low)
+
+    def scaled(self, factor):
+        return self.model_copy(update={"low": self.low * factor, "high": self.high * factor})
+
+
+class Triangular(_Distribution):
+    """Triangular with ``low <= mode <= high``."""
+
+    dist: Literal["triangular"]
+    low: float
+    mode: float
+    high: float
+
+    _check = field_validator("low", "mode", "high")(_non_negative)
+
+    @model_validator(mode="after")
+    def _check_order(self):
+        if not self.low <= self.mode <= self.high or self.high <= self.low:
+            raise ValueError(
+                "needs low <= mode <= high and low < high, "
+                f"got low={self.low}, mode={self.mode}, high={self.high}"
+            )
+        return self
+
+    def _build_scipy(self):
+        width = self.high - self.low
+        return stats.triang(c=(self.mode - self.low) / width, loc=self.low, scale=width)
+
+    def scaled(self, factor):
+        return self.model_copy(
+            update={"low": self.low * factor, "mode": self.mode * factor, "high": self.high * factor}
+        )
+
+
+class Exponential(_Distribution):
+    """Exponential with the given mean."""
+
+    dist: Literal["exponential"]
+    mean_: float = Field(alias="mean")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    _check = field_validator("mean_")(_positive)
+
+    def _build_scipy(self):
+        return stats.expon(scale=self.mean_)
+
+    def scaled(self, factor):
+        return self.model_copy(update={"mean_": self.mean_ * factor})
+
+
+class _MeanSd(_Distribution):
+    """A two-parameter family given by its own mean and standard deviation."""
+
+    mean_: float = Field(alias="mean")
+    sd: float
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    _check_mean = field_validator("mean_")(_positive)
+    _check_sd = field_validator("sd")(_positive)
+
+    def scaled(self, factor):
+        return self.model_copy(update={"mean_": self.mean_ * factor, "sd": self.sd * factor})
+
+
+class Lognormal(_MeanSd):
+    """Lognormal with the given mean and sd (of the variable, not of its log)."""
+
+    dist: Literal["lognormal"]
+
+    def _build_scipy(self):
+        sigma2 = math.log1p((self.sd / self.mean_) ** 2)
+        mu = math.log(self.mean_) - sigma2 / 2
+        return stats.lognorm(s=math.sqrt(sigma2), scale=math.exp(mu))
+
+
+class Gamma(_MeanSd):
+    """Gamma with the given mean and sd."""
+
+    dist: Literal["gamma"]
+
+    def _build_scipy(self):
+        shape = (self.mean_ / self.sd) ** 2
+        return stats.gamma(a=shape, scale=self.mean_ / shape)
+
+
+class Empirical(_Distribution):
+    """Resample uniformly from observed values."""
+
+    dist: Literal["empirical"]
+    values: tuple[float, ...] = Field(min_length=1, max_length=100_000)
+
+    @field_validator("values")
+    @classmethod
+    def _check_values(cls, values):
+        bad = [v for v in values if not math.isfinite(v) or v < 0]
+        if bad:
+            raise ValueError(f"every value must be a finite number >= 0, got {bad[0]}")
+        return values
+
+    def _sorted(self) -> np.ndarray:
+        return np.sort(np.asarray(self.values, dtype=float))
+
+    def rvs(self, size=1, random_state=None):
+        rng = np.random.default_rng(random_state)
+        return np.asarray(self.values, dtype=float)[rng.integers(len(self.values), size=size)]
+
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    def var(self) -> float:
+        # Resampling draws from the empirical law itself, whose variance divides by n.
+        return float(np.var(self.values))
+
+    def ppf(self, q):
+        values = self._sorted()
+        index = np.ceil(np.asarray(q, dtype=float) * len(values)).astype(int) - 1
+        return values[np.clip(index, 0, len(values) - 1)]
+
+    def cdf(self, x):
+        values = self._sorted()
+        return np.searchsorted(values, np.asarray(x, dtype=float), side="right") / len(values)
+
+    def sf(self, x):
+        return 1.0 - self.cdf(x)
+
+    def scaled(self, factor):
+        return self.model_copy(update={"values": tuple(v * factor for v in self.values)})
+
+
+def _number_means_fixed(value: Any) -> Any:
+    """Let a bare number stand for a fixed value (``duration = 7``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "fixed", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Fixed | Uniform | Triangular | Exponential | Lognormal | Gamma | Empirical,
+    Field(discriminator="dist"),
+    BeforeValidator(_number_means_fixed),
+]
+"""Any of the distribution families, chosen by the ``dist`` key (a number = fixed)."""

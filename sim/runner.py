@@ -1,0 +1,185 @@
+"""Monte Carlo replications: seeding, engine choice, parallel workers, the result object.
+
+:func:`simulate` is the one entry point. It splits the replications into tasks, runs
+them on one or more worker processes with joblib, and puts them back in replication
+order, so the numbers are identical for any number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from sim import analysis, engine, vectorized
+from sim.outcomes import Outcomes
+from sim.scenario import Scenario
+from sim.streams import root_children
+
+Engine = Literal["auto", "simpy", "vectorized"]
+ENGINES = ("auto", "simpy", "vectorized")
+MAX_RUNS = 10_000_000
+SIMPY_TASK = 100
+"""Replications per SimPy task: small enough for a smooth progress bar."""
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Replications of one scenario: the per-replication table and its summaries.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    seed : int
+        The root seed.
+    engine : str
+        ``"simpy"`` or ``"vectorized"``: the engine that actually ran.
+    outcomes : Outcomes
+        Per-replication arrays.
+    """
+
+    scenario: Scenario
+    seed: int
+    engine: str
+    outcomes: Outcomes
+
+    @property
+    def runs(self) -> int:
+        """Number of replications."""
+        return len(self.outcomes)
+
+    @property
+    def result(self) -> np.ndarray:
+        """Per replication, what the quota counts (revenue or won deals)."""
+        o = self.outcomes
+        return analysis.quota_result(self.scenario, o.won_deals, o.revenue)
+
+    @property
+    def hit(self) -> np.ndarray:
+        """Per replication, whether the quota was hit."""
+        return self.result >= self.scenario.quota.target
+
+    @property
+    def p_hit(self) -> float:
+        """Share of replications that hit the quota."""
+        return float(self.hit.mean())
+
+    def table(self) -> pd.DataFrame:
+        """Tidy per-replication table: one row per replication, with the root seed."""
+        o = self.outcomes
+        columns = {
+            "replication": np.arange(self.runs),
+            "seed": self.seed,
+            "won_deals": o.won_deals,
+            "revenue": o.revenue,
+            "hit": self.hit,
+        }
+        for j, name in enumerate(self.scenario.stage_names):
+            columns[f"entered[{name}]"] = o.entered[:, j]
+            columns[f"converted[{name}]"] = o.converted[:, j]
+            columns[f"rate[{name}]"] = o.rates[:, j]
+        return pd.DataFrame(columns)
+
+    def summary(self) -> dict:
+        """The figures people ask for, as a JSON-ready dictionary.
+
+        Keys: ``scenario``, ``runs``, ``seed``, ``engine``, ``quota`` (unit and
+        target), ``p_hit`` and its 95% Wilson interval ``p_hit_ci``, ``deals`` and
+        ``revenue`` (mean, sd, p10, p50, p90), ``stages`` (mean deals entering and
+        converting per replication: the expected funnel) and ``average_math``.
+        """
+        o = self.outcomes
+        return {
+            "scenario": self.scenario.name,
+            "runs": self.runs,
+            "seed": self.seed,
+            "engine": self.engine,
+            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
+            "p_hit": self.p_hit,
+            "p_hit_ci": list(analysis.wilson_interval(int(self.hit.sum()), self.runs)),
+            "deals": analysis.describe(o.won_deals),
+            "revenue": analysis.describe(o.revenue),
+            "stages": [
+                {
+                    "name": name,
+                    "entered": float(o.entered[:, j].mean()),
+                    "converted": float(o.converted[:, j].mean()),
+                }
+                for j, name in enumerate(self.scenario.stage_names)
+            ],
+            "average_math": analysis.average_math(self.scenario),
+        }
+
+
+def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
+    """The engine that will run: ``auto`` means vectorised whenever the model allows it."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return "vectorized" if engine == "auto" else engine
+
+
+def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str):
+    """Independent units of work, in replication order, each with its replication count."""
+    if engine_name == "simpy":
+        seeds = root_children(seed, runs)
+        for lo in range(0, runs, SIMPY_TASK):
+            chunk = seeds[lo : lo + SIMPY_TASK]
+            yield len(chunk), delayed(engine.run_replications)(scenario, chunk)
+    else:
+        blocks = math.ceil(runs / vectorized.BLOCK)
+        for i, child in enumerate(root_children(seed, blocks)):
+            keep = min(vectorized.BLOCK, runs - i * vectorized.BLOCK)
+            yield keep, delayed(vectorized.simulate_block)(scenario, child)
+
+
+def simulate(
+    scenario: Scenario,
+    runs: int = 10_000,
+    seed: int = 0,
+    jobs: int = 1,
+    engine: Engine = "auto",
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Run Monte Carlo replications of a scenario.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated scenario (see :func:`sim.load_scenario`).
+    runs : int
+        Number of replications.
+    seed : int
+        Root seed; replication *i* depends only on it and *i*.
+    jobs : int
+        Worker processes (joblib). Results do not depend on it.
+    engine : {"auto", "simpy", "vectorized"}
+        ``auto`` uses the vectorised engine whenever the scenario allows it.
+    progress : callable, optional
+        Called as ``progress(done, runs)`` as replications finish.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    if not isinstance(runs, int | np.integer) or not 1 <= runs <= MAX_RUNS:
+        raise ValueError(f"runs: must be a whole number from 1 to {MAX_RUNS:,}, got {runs}")
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed: must be a whole number >= 0, got {seed}")
+    if not isinstance(jobs, int | np.integer) or jobs < 1:
+        raise ValueError(f"jobs: must be a whole number >= 1, got {jobs}")
+    engine_name = choose_engine(scenario, engine)
+    sizes, calls = zip(*_tasks(scenario, int(runs), int(seed), engine_name), strict=True)
+    parts, done = [], 0
+    for size, part in zip(sizes, Parallel(n_jobs=jobs, return_as="generator")(calls), strict=True):
+        parts.append(part.head(size))
+        done += size
+        if progress is not None:
+            progress(done, runs)
+    return SimulationResult(scenario, int(seed), engine_name, Outcomes.concat(parts))

@@ -1,0 +1,386 @@
+"""The scenario: a validated description of a sales funnel, and its TOML form.
+
+A scenario holds parameters only (no generators, environments or results). It is
+checked once, at the edge, by :func:`scenario_from_dict`; everything downstream can
+trust it. Problems are reported as :class:`ScenarioError`, whose lines name the
+field path and the problem, e.g. ``stages[1].conversion: must be between 0 and 1,
+got 1.3``.
+
+Variants (what-ifs) are made with ``model_copy(update=...)`` or
+:func:`with_updates`, never by mutation: every model is frozen.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from scipy import stats
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sim.distributions import FAMILIES, Distribution
+
+MAX_DEALS_PER_RUN = 1_000_000
+"""Refuse scenarios whose expected deals per replication exceed this (memory and time)."""
+MAX_HORIZON_DAYS = 3660.0
+"""Ten years: the weekly tables and arrival streams stay a sensible size."""
+MAX_FILE_BYTES = 5_000_000
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _check_probability(value: float) -> float:
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+class BetaRate(_Model):
+    """An uncertain conversion rate: Beta(mean*c, (1-mean)*c), drawn once per replication.
+
+    ``concentration`` (c) acts like a number of past deals the mean is based on: the
+    larger it is, the surer the rate.
+    """
+
+    mean_: float = Field(alias="mean")
+    concentration: float
+
+    @field_validator("mean_")
+    @classmethod
+    def _mean_inside(cls, value):
+        if not (0.0 < value < 1.0):
+            raise ValueError(f"must be strictly between 0 and 1, got {value}")
+        return value
+
+    @field_validator("concentration")
+    @classmethod
+    def _positive(cls, value):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"must be a finite number > 0, got {value}")
+        return value
+
+    def mean(self) -> float:
+        """The rate's expected value."""
+        return self.mean_
+
+    def scipy(self):
+        """The frozen ``scipy.stats.beta`` of the rate (built once, cached)."""
+        return _frozen_beta(self.mean_, self.concentration)
+
+
+@lru_cache(maxsize=512)
+def _frozen_beta(mean: float, concentration: float):
+    return stats.beta(mean * concentration, (1 - mean) * concentration)
+
+
+def _conversion_kind(value: Any) -> str:
+    return "beta" if isinstance(value, dict | BetaRate) else "fixed"
+
+
+Conversion = Annotated[
+    Annotated[float, Tag("fixed")] | Annotated[BetaRate, Tag("beta")],
+    Discriminator(_conversion_kind),
+]
+
+
+def rate_mean(conversion: float | BetaRate) -> float:
+    """Expected value of a conversion rate, fixed or Beta."""
+    return conversion.mean() if isinstance(conversion, BetaRate) else float(conversion)
+
+
+class Stage(_Model):
+    """One funnel stage: how long deals stay in it and how many move on."""
+
+    name: str = Field(min_length=1, max_length=80)
+    conversion: Conversion
+    duration: Distribution = Field(description="days in the stage")
+    open: int = Field(default=0, ge=0, description="deals already in this stage at day 0")
+
+    @field_validator("conversion")
+    @classmethod
+    def _rate_inside(cls, value):
+        if isinstance(value, float):
+            _check_probability(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class Inflow(_Model):
+    """New opportunities entering the first stage."""
+
+    per_week: float
+    process: Literal["poisson", "fixed"] = "poisson"
+
+    @field_validator("per_week")
+    @classmethod
+    def _non_negative(cls, value):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"must be a finite number >= 0, got {value}")
+        return value
+
+
+class Quota(_Model):
+    """The target: revenue or a number of won deals, exactly one of the two."""
+
+    revenue: float | None = None
+    deals: int | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.revenue is None) == (self.deals is None):
+            given = "both" if self.revenue is not None else "neither"
+            raise ValueError(f"give exactly one of revenue or deals, got {given}")
+        target = self.revenue if self.revenue is not None else self.deals
+        if not math.isfinite(target) or target <= 0:
+            field = "revenue" if self.revenue is not None else "deals"
+            raise ValueError(f"{field}: must be a number > 0, got {target}")
+        return self
+
+    @property
+    def unit(self) -> Literal["revenue", "deals"]:
+        """Which quantity the quota counts."""
+        return "revenue" if self.revenue is not None else "deals"
+
+    @property
+    def target(self) -> float:
+        """The quota in its unit."""
+        return float(self.revenue if self.revenue is not None else self.deals)
+
+
+class Scenario(_Model):
+    """A whole funnel: horizon, quota, inflow, deal value and the stages in order."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    horizon_days: float | None = None
+    horizon_weeks: float | None = None
+    quota: Quota
+    inflow: Inflow
+    deal_value: Distribution
+    stages: tuple[Stage, ...] = Field(min_length=1, max_length=30)
+
+    @model_validator(mode="after")
+    def _whole(self):
+        if (self.horizon_days is None) == (self.horizon_weeks is None):
+            given = "both" if self.horizon_days is not None else "neither"
+            raise ValueError(
+                f"horizon_days: give exactly one of horizon_days or horizon_weeks, got {given}"
+            )
+        if not (0 < self.horizon <= MAX_HORIZON_DAYS):
+            field = "horizon_days" if self.horizon_days is not None else "horizon_weeks"
+            raise ValueError(
+                f"{field}: must be more than 0 and at most {MAX_HORIZON_DAYS:g} days, "
+                f"got {self.horizon:g} days"
+            )
+        names = [stage.name for stage in self.stages]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"stages: names must be unique, repeated: {', '.join(duplicates)}")
+        expected = self.expected_arrivals + sum(stage.open for stage in self.stages)
+        if expected > MAX_DEALS_PER_RUN:
+            raise ValueError(
+                f"inflow.per_week: about {expected:,.0f} deals per replication is too many to simulate "
+                f"(limit {MAX_DEALS_PER_RUN:,}); lower inflow.per_week, the horizon or open deals"
+            )
+        return self
+
+    @property
+    def horizon(self) -> float:
+        """The horizon in days."""
+        return float(self.horizon_days if self.horizon_days is not None else 7 * self.horizon_weeks)
+
+    @property
+    def n_weeks(self) -> int:
+        """Number of (possibly partial) weeks the horizon spans."""
+        return max(1, math.ceil(self.horizon / 7 - 1e-9))
+
+    @property
+    def expected_arrivals(self) -> float:
+        """Expected new opportunities over the horizon."""
+        return self.inflow.per_week / 7 * self.horizon
+
+    @property
+    def stage_names(self) -> list[str]:
+        """Stage names in funnel order."""
+        return [stage.name for stage in self.stages]
+
+
+# --- reading and writing -------------------------------------------------------------
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown key (check the spelling)",
+    "missing": "missing (required)",
+}
+
+
+def _path(loc: tuple) -> str:
+    """Turn pydantic's location into ``stages[1].duration.mean``.
+
+    Union tags (the distribution family, "fixed"/"beta") and validator names that
+    pydantic inserts are not part of what the user wrote, so they are dropped.
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in FAMILIES or part in ("beta", "function-after[_strip(), str]"):
+            continue
+        elif isinstance(part, str) and ("[" in part or "(" in part):
+            continue
+        else:
+            name = "mean" if part == "mean_" else part
+            out += f".{name}" if out else name
+    return out or "scenario"
+
+
+def _message(error: dict) -> str:
+    kind = error["type"]
+    if kind in _FRIENDLY:
+        return _FRIENDLY[kind]
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return (
+            f"unknown distribution {ctx.get('tag')!r}; expected one of "
+            f"{', '.join(FAMILIES)}"
+        )
+    if kind == "union_tag_not_found":
+        return f"needs a 'dist' key, one of {', '.join(FAMILIES)}"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind not in ("value_error", "assertion_error") and "input" in error:
+        given = error["input"]
+        if not isinstance(given, dict | list):
+            message += f", got {given!r}"
+    return message
+
+
+_NAMED = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*): (.*)$", re.DOTALL)
+
+
+def problems_from(error: ValidationError) -> list[str]:
+    """One ``path: problem`` line per pydantic error."""
+    lines = []
+    for item in error.errors(include_url=False):
+        path, message = _path(item["loc"]), _message(item)
+        named = _NAMED.match(message)
+        if named:  # a whole-model check that names its own field, relative to `path`
+            inner, message = named.groups()
+            path = inner if path == "scenario" else f"{path}.{inner}"
+        line = f"{path}: {message}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def scenario_from_dict(document: dict) -> Scenario:
+    """Validate a plain dictionary (a parsed TOML document) into a :class:`Scenario`.
+
+    Raises
+    ------
+    ScenarioError
+        With one line per problem, each naming the field path.
+    """
+    if not isinstance(document, dict):
+        raise ScenarioError([f"scenario: must be a table of keys, got {type(document).__name__}"])
+    try:
+        return Scenario.model_validate(document)
+    except ValidationError as error:
+        raise ScenarioError(problems_from(error)) from None
+
+
+def scenario_from_toml(text: str, source: str = "scenario") -> Scenario:
+    """Parse and validate TOML text."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError([f"{source}: malformed TOML: {error}"]) from None
+    return scenario_from_dict(document)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        If the file is missing, too large, not TOML, or not a valid scenario.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError([f"{path}: file is larger than {MAX_FILE_BYTES:,} bytes"])
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([f"{path}: no such file"]) from None
+    except IsADirectoryError:
+        raise ScenarioError([f"{path}: is a directory, not a scenario file"]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError([f"{path}: not a UTF-8 text file"]) from None
+    except OSError as error:
+        raise ScenarioError([f"{path}: cannot read ({error.strerror})"]) from None
+    return scenario_from_toml(text, source=str(path))
+
+
+def _distribution_entry(entry: dict) -> dict | float:
+    """Write ``dist`` first, and a fixed value as a bare number, as people write them."""
+    if entry["dist"] == "fixed":
+        return entry["value"]
+    return {"dist": entry["dist"], **{k: v for k, v in entry.items() if k != "dist"}}
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """The scenario as a plain dictionary in file form (defaults and unset keys left out)."""
+    document = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["deal_value"] = _distribution_entry(document["deal_value"])
+    for stage, model in zip(document["stages"], scenario.stages, strict=True):
+        if model.open == 0:
+            stage.pop("open")
+        stage["duration"] = _distribution_entry(stage["duration"])
+    if not scenario.description:
+        document.pop("description")
+    return document
+
+
+def scenario_to_toml(scenario: Scenario) -> str:
+    """Write the scenario as TOML that :func:`load_scenario` reads back to an equal scenario."""
+    return tomli_w.dumps(scenario_to_dict(scenario))

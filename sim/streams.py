@@ -1,0 +1,59 @@
+"""Random numbers: one root seed, independent streams, and the draws both engines share.
+
+The rules (NumPy's "Parallel random number generation" guide):
+
+* one root ``SeedSequence(seed)``; its ``spawn`` children give independent streams, and
+  child *i* is the same however many children are spawned, so replication *i* does not
+  change when more runs are asked for or when work is split over more workers;
+* within a replication, each kind of draw has its own stream, so changing one
+  parameter (say the inflow) does not shift the random numbers behind another (the deal
+  values): compared scenarios then see *common random numbers*;
+* arrivals are generated in "unit-rate time" (a Poisson process of rate 1) and scaled
+  by the inflow rate, and conversion rates come from inverse cdfs of fixed uniforms, so
+  more inflow or a better rate can only add wins, never reshuffle them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.scenario import BetaRate, Scenario
+
+
+def root_children(seed: int, n: int) -> list[np.random.SeedSequence]:
+    """The first ``n`` children of the root seed (one per replication or block)."""
+    return np.random.SeedSequence(seed).spawn(n)
+
+
+def generators(seed_sequence: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators spawned from one seed sequence."""
+    return [np.random.Generator(np.random.PCG64(child)) for child in seed_sequence.spawn(n)]
+
+
+def conversion_rates(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray:
+    """Conversion rate of each stage for each replication.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    uniforms : ndarray, shape (stages, reps)
+        Uniform(0, 1) draws; a Beta rate is its inverse cdf at them (monotone in the
+        rate's mean under common random numbers), a fixed rate ignores them.
+
+    Returns
+    -------
+    ndarray, shape (stages, reps)
+    """
+    rates = np.empty_like(uniforms, dtype=float)
+    for j, stage in enumerate(scenario.stages):
+        conversion = stage.conversion
+        if isinstance(conversion, BetaRate):
+            rates[j] = conversion.scipy().ppf(uniforms[j])
+        else:
+            rates[j] = conversion
+    return rates
+
+
+def unit_rate_cap(scenario: Scenario) -> float:
+    """Length of the horizon in unit-rate time: arrivals with cumulative time <= it count."""
+    return scenario.inflow.per_week / 7.0 * scenario.horizon
