@@ -22,8 +22,12 @@ def _lognormal_params(mean: float, sd: float) -> tuple[float, float]:
     return math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
 
 
-def plain_replication(scenario: Scenario, rng: np.random.Generator) -> tuple[int, float]:
-    """One replication of a lognormal-duration, lognormal-value funnel; returns (won, revenue)."""
+def plain_replication(scenario: Scenario, rng: np.random.Generator) -> dict:
+    """One replication of a lognormal-duration, lognormal-value funnel.
+
+    Records what the engines record: deals entering and converting per stage, and each
+    win's day and value (for the won count, revenue and weekly cumulative revenue).
+    """
     env = simpy.Environment()
     stages = scenario.stages
     durations = [_lognormal_params(s.duration.mean(), s.duration.std()) for s in stages]
@@ -35,14 +39,18 @@ def plain_replication(scenario: Scenario, rng: np.random.Generator) -> tuple[int
             rates.append(rng.beta(c.mean_ * c.concentration, (1 - c.mean_) * c.concentration))
         else:
             rates.append(c)
-    won = []
+    entered = [0] * len(stages)
+    converted = [0] * len(stages)
+    wins = []
 
     def deal(first):
         for j in range(first, len(stages)):
+            entered[j] += 1
             yield env.timeout(rng.lognormal(*durations[j]))
             if rng.random() >= rates[j]:
                 return
-        won.append(rng.lognormal(*value))
+            converted[j] += 1
+        wins.append((env.now, rng.lognormal(*value)))
 
     def source():
         mean_gap = 7.0 / scenario.inflow.per_week
@@ -55,12 +63,16 @@ def plain_replication(scenario: Scenario, rng: np.random.Generator) -> tuple[int
             env.process(deal(j))
     env.process(source())
     env.run(until=scenario.horizon)
-    return len(won), float(sum(won))
+    weeks = np.zeros(scenario.n_weeks)
+    for day, amount in wins:
+        weeks[min(scenario.n_weeks, max(1, math.ceil(day / 7))) - 1] += amount
+    return {"won": len(wins), "revenue": float(sum(v for _, v in wins)),
+            "weekly_revenue": np.cumsum(weeks), "entered": entered, "converted": converted}
 
 
 def plain_simulate(scenario: Scenario, runs: int, seed: int) -> np.ndarray:
     """Run ``runs`` plain replications; returns revenue per replication."""
     revenue = np.empty(runs)
     for i, child in enumerate(np.random.SeedSequence(seed).spawn(runs)):
-        revenue[i] = plain_replication(scenario, np.random.default_rng(child))[1]
+        revenue[i] = plain_replication(scenario, np.random.default_rng(child))["revenue"]
     return revenue

@@ -2,7 +2,8 @@
 
 Every command prints a short readable report, or one JSON object with ``--json``.
 Bad input (a missing file, an invalid scenario, an impossible option) exits with code 2
-and lines that name the field and the problem, never a traceback.
+and lines that name the field and the problem, never a traceback. A question with no
+numeric answer (an unreachable target) says why and exits with code 1.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import json
 import sys
 from collections.abc import Callable
 
+from sim import analysis
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate
 from sim.scenario import Scenario, ScenarioError, load_scenario
+from sim.solvers import Unreachable, realistic_quota, sensitivity, solve_magic_number
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_ANSWER = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +53,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser, runs: int = 10_000) -> None:
     parser.add_argument("scenario", help="scenario TOML file")
     parser.add_argument("--runs", type=_positive_int(MAX_RUNS), default=runs,
@@ -67,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="simulate a scenario: odds of hitting quota")
     _add_common(run)
+    solve = commands.add_parser("solve", help="the magic number: weekly new opportunities needed")
+    _add_common(solve)
+    solve.add_argument("--target", type=_probability, default=0.8,
+                       help="wanted P(hit quota), between 0 and 1 (default 0.8)")
+    quota = commands.add_parser("quota", help="a realistic quota: hit with a chosen probability")
+    _add_common(quota)
+    quota.add_argument("--confidence", type=_probability, default=0.7,
+                       help="wanted P(hit quota), between 0 and 1 (default 0.7)")
+    sens = commands.add_parser("sensitivity", help="which lever matters: the tornado chart's data")
+    _add_common(sens)
+    sens.add_argument("--step", type=_probability, default=0.1,
+                      help="relative improvement of each lever (default 0.1 = 10%%)")
     return parser
 
 
@@ -128,7 +154,75 @@ def _run(args, scenario: Scenario) -> tuple[dict, str]:
     return summary, _format_run(summary)
 
 
-COMMANDS = {"run": _run}
+def _solve(args, scenario: Scenario) -> tuple[dict, str]:
+    try:
+        answer = solve_magic_number(
+            scenario, args.target, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine
+        )
+    except Unreachable as reason:
+        payload = {"scenario": scenario.name, "target": args.target, "weekly_opportunities": None,
+                   "reachable": False, "reason": str(reason),
+                   "deterministic_weekly_opportunities":
+                       analysis.deterministic_weekly_opportunities(scenario)}
+        raise _NoAnswer(payload, f"No magic number for a {args.target:.0%} target: {reason}.") from None
+    payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "reachable": True,
+               **answer.as_dict()}
+    lines = [
+        f"{scenario.name}: P(hit quota) reaches {args.target:.0%} at "
+        f"{answer.weekly_opportunities:,.2f} new opportunities a week "
+        f"(P(hit) there {answer.p_hit_at_solution:.1%}; {args.runs:,} runs, seed {args.seed}).",
+        f"Average math says {answer.deterministic_weekly_opportunities:,.2f} a week "
+        "(quota / mean deal value / product of rates, spread over the horizon, timing ignored).",
+        "",
+        "Weekly volume stage by stage at the magic number:",
+    ]
+    lines += [f"  {row['name']:<24}{row['per_week']:>10,.2f}" for row in answer.activity_per_stage]
+    return payload, "\n".join(lines)
+
+
+def _quota(args, scenario: Scenario) -> tuple[dict, str]:
+    result = simulate(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
+    answer = realistic_quota(result, args.confidence)
+    payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, **answer}
+    fmt = _money if answer["unit"] == "revenue" else (lambda x: f"{x:,.0f} deals")
+    a = answer["attainment"]
+    text = "\n".join([
+        f"{scenario.name}: a quota of {fmt(answer['quota'])} is hit in "
+        f"{answer['p_hit_at_quota']:.1%} of runs (wanted {args.confidence:.0%}).",
+        f"At the current quota of {fmt(answer['current_quota'])}, P(hit) is "
+        f"{answer['p_hit_at_current_quota']:.1%}; attainment mean {a['mean']:.0%}, "
+        f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
+    ])
+    return payload, text
+
+
+def _sensitivity(args, scenario: Scenario) -> tuple[dict, str]:
+    answer = sensitivity(scenario, step=args.step, runs=args.runs, seed=args.seed, jobs=args.jobs,
+                         engine=args.engine)
+    payload = {"scenario": scenario.name, **answer}
+    lines = [
+        f"{scenario.name}: each lever improved by {args.step:.0%} (base P(hit) "
+        f"{answer['base']['p_hit']:.1%}; {args.runs:,} runs, common random numbers)",
+        "",
+        f"{'lever':<30}{'from':>12}{'to':>12}{'P(hit) change':>16}{'revenue change':>16}",
+    ]
+    for row in answer["levers"]:
+        lines.append(
+            f"{row['lever']:<30}{row['from']:>12,.3g}{row['to']:>12,.3g}"
+            f"{row['p_hit_change'] * 100:>+13.1f} pt{row['revenue_change']:>16,.0f}"
+        )
+    return payload, "\n".join(lines)
+
+
+class _NoAnswer(Exception):
+    """A question without a numeric answer: printed, exit code 1."""
+
+    def __init__(self, payload: dict, text: str):
+        super().__init__(text)
+        self.payload, self.text = payload, text
+
+
+COMMANDS = {"run": _run, "solve": _solve, "quota": _quota, "sensitivity": _sensitivity}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         scenario = load_scenario(args.scenario)
         payload, text = COMMANDS[args.command](args, scenario)
+    except _NoAnswer as no_answer:
+        print(json.dumps(no_answer.payload) if args.json else no_answer.text)
+        return EXIT_NO_ANSWER
     except (ScenarioError, ValueError) as error:
         problems = error.problems if isinstance(error, ScenarioError) else str(error).splitlines()
         for line in problems:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from scipy import stats
+from scipy import special, stats
 
 FAMILIES = ("fixed", "uniform", "triangular", "exponential", "lognormal", "gamma", "empirical")
 
@@ -140,6 +140,10 @@ class Uniform(_Distribution):
     def _build_scipy(self):
         return stats.uniform(loc=self.low, scale=self.high - self.low)
 
+    def ppf(self, q):
+        # Closed form on the engines' hot path (see Exponential.ppf).
+        return self.low + np.asarray(q, dtype=float) * (self.high - self.low)
+
     def scaled(self, factor):
         return self.model_copy(update={"low": self.low * factor, "high": self.high * factor})
 
@@ -185,6 +189,11 @@ class Exponential(_Distribution):
     def _build_scipy(self):
         return stats.expon(scale=self.mean_)
 
+    def ppf(self, q):
+        # The closed form, without scipy's per-call argument checks: the engines call
+        # this on every converting deal (see sim/streams.py), so it is the hot path.
+        return -self.mean_ * np.log1p(-np.asarray(q, dtype=float))
+
     def scaled(self, factor):
         return self.model_copy(update={"mean_": self.mean_ * factor})
 
@@ -208,10 +217,24 @@ class Lognormal(_MeanSd):
 
     dist: Literal["lognormal"]
 
-    def _build_scipy(self):
+    def _log_params(self) -> tuple[float, float]:
+        """Mean and sd of log X."""
         sigma2 = math.log1p((self.sd / self.mean_) ** 2)
-        mu = math.log(self.mean_) - sigma2 / 2
-        return stats.lognorm(s=math.sqrt(sigma2), scale=math.exp(mu))
+        return math.log(self.mean_) - sigma2 / 2, math.sqrt(sigma2)
+
+    def _build_scipy(self):
+        mu, sigma = self._log_params()
+        return stats.lognorm(s=sigma, scale=math.exp(mu))
+
+    def ppf(self, q):
+        # Closed form on the engines' hot path (see Exponential.ppf).
+        mu, sigma = self._log_params()
+        x = special.ndtri(np.asarray(q, dtype=float))
+        if np.ndim(x) == 0:
+            return np.exp(mu + sigma * x)
+        x *= sigma  # in place: this runs on every converting deal
+        x += mu
+        return np.exp(x, out=x)
 
 
 class Gamma(_MeanSd):

@@ -1,17 +1,21 @@
 """The discrete-event engine: the funnel as a SimPy model, one environment per replication.
 
 A :class:`FunnelModel` holds the environment and a recorder. A *source* process
-releases new opportunities into the first stage; each deal is a process of its own
-that spends a sampled duration in a stage, then converts or is lost. This is the
-reference implementation of the model's semantics (see the README); the vectorised
-engine must agree with it, and features that make deals interact (such as shared rep
-capacity) live only here. This is the only module that imports SimPy.
+releases new opportunities into the first stage; each deal that will be won is a
+process of its own that waits out its time in the funnel and records the win at the
+simulated moment it happens. This is the reference implementation of the model's
+semantics (see the README); the vectorised engine must agree with it, and features
+that make deals interact (such as shared rep capacity) live only here. This is the
+only module that imports SimPy.
 
 Speed comes from two things, neither of which changes a result:
 
 * random numbers are drawn in blocks (:class:`DealDraws`), not one scalar at a time;
-* no event is scheduled that cannot change what is recorded: a deal that will be
-  lost, or that would finish its stage after the horizon, ends its process at once.
+* no event is scheduled that nothing can observe. A deal's path is fixed by its
+  draws the moment it enters (see :mod:`sim.streams`), and in the basic model the
+  only thing with a time stamp is a win, so the stage counters are updated at entry,
+  a deal that will be lost (or that is still in the funnel at the horizon) needs no
+  event at all, and a winning deal needs its arrival and a single timeout to its win.
 """
 
 from __future__ import annotations
@@ -23,59 +27,78 @@ from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
 from sim.streams import conversion_rates, generators, unit_rate_cap
 
-DRAW_BLOCK = 64
-"""Deals whose random attributes are drawn in one go."""
+DRAW_BLOCK = 128
+"""Deals (or values) whose random numbers are drawn in one go."""
 
 
 class DealDraws:
-    """The random attributes of deal 0, 1, 2, ... of one replication, drawn in blocks.
+    """Stage durations of deal 0, 1, 2, ... of one replication, drawn in blocks.
 
-    Deal *k* always receives the same draws (the *k*-th row of the stream), however
-    many deals come before or after it: that is what keeps common random numbers
-    aligned between compared scenarios.
+    Deal *k* always receives the *k*-th row of conversion uniforms, however many deals
+    come before or after it; from them follow, for each stage, whether the deal
+    converts and how long it stays (``None`` where it is lost).
     """
 
-    def __init__(self, scenario: Scenario, rng: np.random.Generator):
-        self._durations = [stage.duration for stage in scenario.stages]
-        self._value = scenario.deal_value
+    def __init__(self, scenario: Scenario, rates: np.ndarray, rng: np.random.Generator):
+        self._stages = scenario.stages
+        self._rates = rates
         self._rng = rng
-        self._next = DRAW_BLOCK
-
-    def _refill(self) -> None:
-        rng = self._rng
-        self._uniform = rng.random((DRAW_BLOCK, len(self._durations))).tolist()
-        self._duration = np.column_stack(
-            [d.rvs(DRAW_BLOCK, random_state=rng) for d in self._durations]
-        ).tolist()
-        self._values = self._value.rvs(DRAW_BLOCK, random_state=rng).tolist()
+        self._rows: list[list[float | None]] = []
         self._next = 0
 
-    def next(self) -> tuple[list[float], list[float], float]:
-        """Uniforms deciding conversion, durations per stage, and the deal's value."""
-        if self._next == DRAW_BLOCK:
+    def _refill(self) -> None:
+        conditional = self._rng.random((DRAW_BLOCK, len(self._stages))) / self._rates
+        columns = []
+        for j, stage in enumerate(self._stages):
+            q = conditional[:, j]
+            moves = q < 1.0
+            days = np.full(DRAW_BLOCK, np.nan)
+            days[moves] = stage.duration.ppf(q[moves])
+            columns.append(days)
+        self._rows = [[None if d != d else d for d in row] for row in np.column_stack(columns).tolist()]
+        self._next = 0
+
+    def next(self) -> list[float | None]:
+        """Days in each stage for the next deal, ``None`` for the stage where it is lost."""
+        if self._next == len(self._rows):
             self._refill()
-        i = self._next
+        row = self._rows[self._next]
         self._next += 1
-        return self._uniform[i], self._duration[i], self._values[i]
+        return row
+
+
+class ValueDraws:
+    """Deal values in the order deals are won (values are independent of everything else)."""
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator):
+        self._distribution = scenario.deal_value
+        self._rng = rng
+        self._values: list[float] = []
+
+    def next(self) -> float:
+        """The value of the next win."""
+        if not self._values:
+            self._values = self._distribution.rvs(DRAW_BLOCK, random_state=self._rng).tolist()[::-1]
+        return self._values.pop()
 
 
 def arrival_times(scenario: Scenario, rng: np.random.Generator):
     """Yield the arrival days of new opportunities over the horizon, in order.
 
-    Poisson arrivals are unit-rate exponential gaps scaled by the rate, drawn in blocks;
-    fixed arrivals are evenly spaced, the first one interval after day 0.
+    Poisson arrivals are unit-rate exponential gaps, drawn in blocks and scaled by the
+    rate; fixed arrivals are evenly spaced, the first one interval after day 0.
     """
     rate = scenario.inflow.per_week / 7.0
     cap = unit_rate_cap(scenario)
-    if rate <= 0:
+    if cap <= 0:
         return
     unit_time = 0.0
     while True:
         if scenario.inflow.process == "fixed":
-            gaps = np.ones(DRAW_BLOCK)
+            gaps = [1.0] * DRAW_BLOCK
         else:
-            gaps = rng.standard_exponential(DRAW_BLOCK)
-        for gap in gaps.tolist():
+            gaps = rng.standard_exponential(DRAW_BLOCK).tolist()
+        for gap in gaps:
             unit_time += gap
             if unit_time > cap:
                 return
@@ -89,48 +112,65 @@ class FunnelModel:
     ----------
     scenario : Scenario
     seed_sequence : numpy.random.SeedSequence
-        This replication's own seed; it is split into streams for rates, arrivals and
-        deal attributes.
+        This replication's own seed; it is split into streams for rates, arrivals,
+        deal paths and deal values.
     """
 
     def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence):
-        rates_rng, arrivals_rng, deals_rng = generators(seed_sequence, 3)
+        rates_rng, arrivals_rng, deals_rng, values_rng = generators(seed_sequence, 4)
         n_stages = len(scenario.stages)
         self.scenario = scenario
         self.env = simpy.Environment()
         self.horizon = scenario.horizon
-        self.rates = conversion_rates(scenario, rates_rng.random((n_stages, 1)))[:, 0].tolist()
-        self.draws = DealDraws(scenario, deals_rng)
+        rates = conversion_rates(scenario, rates_rng.random((n_stages, 1)))[:, 0]
+        self.rates = rates.tolist()
+        self.paths = DealDraws(scenario, rates, deals_rng)
+        self.values = ValueDraws(scenario, values_rng)
         self._arrivals = arrival_times(scenario, arrivals_rng)
         # The recorder: plain counters and a list of (day, value) wins.
         self.entered = [0] * n_stages
         self.converted = [0] * n_stages
         self.wins: list[tuple[float, float]] = []
 
+    def follow(self, stage: int, day: float) -> float | None:
+        """Count a deal entering ``stage`` at ``day`` along its path; return its win day.
+
+        Returns None if the deal is lost, or still in the funnel at the horizon.
+        """
+        days = self.paths.next()
+        for j in range(stage, len(days)):
+            self.entered[j] += 1
+            if days[j] is None or day + days[j] > self.horizon:
+                return None
+            day += days[j]
+            self.converted[j] += 1
+        return day
+
+    def deal(self, win_day: float):
+        """SimPy process: a deal that will be won waits out the funnel, then is won."""
+        yield self.env.timeout(win_day - self.env.now)
+        self.wins.append((self.env.now, self.values.next()))
+
     def source(self):
-        """SimPy process: new opportunities arrive and enter the first stage."""
+        """SimPy process: new opportunities arrive and enter the first stage.
+
+        A deal that will not be won is only counted: nothing later depends on when it
+        arrived, so the source does not wait for it.
+        """
         env = self.env
         for day in self._arrivals:
-            yield env.timeout(day - env.now)
-            env.process(self.deal(0))
-
-    def deal(self, first_stage: int):
-        """SimPy process: one deal moving through the stages from ``first_stage`` to won or lost."""
-        env = self.env
-        uniforms, durations, value = self.draws.next()
-        for j in range(first_stage, len(self.entered)):
-            self.entered[j] += 1
-            if uniforms[j] >= self.rates[j] or env.now + durations[j] > self.horizon:
-                return  # lost, or still in the stage at the horizon: nothing more to record
-            yield env.timeout(durations[j])
-            self.converted[j] += 1
-        self.wins.append((env.now, value))
+            win_day = self.follow(0, day)
+            if win_day is not None:
+                yield env.timeout(day - env.now)
+                env.process(self.deal(win_day))
 
     def run(self) -> None:
-        """Simulate the horizon: open deals start at day 0, then arrivals."""
+        """Simulate the horizon: open deals enter at day 0, then new ones arrive."""
         for j, stage in enumerate(self.scenario.stages):
             for _ in range(stage.open):
-                self.env.process(self.deal(j))
+                win_day = self.follow(j, 0.0)
+                if win_day is not None:
+                    self.env.process(self.deal(win_day))
         self.env.process(self.source())
         # Nothing is ever scheduled past the horizon, so the run ends by itself, and
         # a deal won exactly at the horizon still counts.
@@ -150,7 +190,7 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     -------
     Outcomes
     """
-    n, n_stages, n_weeks = len(seeds), len(scenario.stages), scenario.n_weeks
+    n, n_stages = len(seeds), len(scenario.stages)
     entered = np.zeros((n, n_stages), dtype=np.int64)
     converted = np.zeros((n, n_stages), dtype=np.int64)
     rates = np.zeros((n, n_stages))
@@ -168,7 +208,7 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     return Outcomes(
         won_deals=np.bincount(win_rep, minlength=n).astype(np.int64),
         revenue=np.bincount(win_rep, weights=win_value, minlength=n),
-        weekly_revenue=weekly_cumulative(win_rep, np.asarray(win_day), win_value, n, n_weeks),
+        weekly_revenue=weekly_cumulative(win_rep, np.asarray(win_day), win_value, n, scenario.n_weeks),
         entered=entered,
         converted=converted,
         rates=rates,

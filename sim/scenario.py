@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from scipy import stats
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,6 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from scipy import stats
 
 from sim.distributions import FAMILIES, Distribution
 
@@ -87,14 +87,18 @@ class BetaRate(_Model):
         """The rate's expected value."""
         return self.mean_
 
+    def beta_parameters(self) -> tuple[float, float]:
+        """Beta(a, b) parameters: a = mean * c, b = (1 - mean) * c."""
+        return self.mean_ * self.concentration, (1 - self.mean_) * self.concentration
+
     def scipy(self):
         """The frozen ``scipy.stats.beta`` of the rate (built once, cached)."""
-        return _frozen_beta(self.mean_, self.concentration)
+        return _frozen_beta(*self.beta_parameters())
 
 
 @lru_cache(maxsize=512)
-def _frozen_beta(mean: float, concentration: float):
-    return stats.beta(mean * concentration, (1 - mean) * concentration)
+def _frozen_beta(a: float, b: float):
+    return stats.beta(a, b)
 
 
 def _conversion_kind(value: Any) -> str:

@@ -1,18 +1,19 @@
 """The vectorised engine: the same model as :mod:`sim.engine`, as NumPy array arithmetic.
 
 In the basic scenario format deals never interact, so a block of replications can be
-simulated at once. Deals are laid out as a 2-D array, one row per deal number and one
-column per replication of the block; arrival times, stage outcomes and cumulative
-durations are computed column-wise, the horizon is a mask, and per-replication totals
-are sums down the columns.
+simulated at once. Deals are laid out as a 2-D grid, one row per deal number and one
+column per replication of the block. Arrival times are cumulative sums down the
+columns, the horizon is a mask, and each stage works on the compressed list of deals
+still alive (their grid cell, replication column and current day); per-replication
+totals are counts by column.
 
-Randomness: the root seed spawns one child per block of :data:`BLOCK` replications,
-so replication *i* does not depend on how many runs are asked for or how many workers
-share them. Inside a block every kind of draw (arrival gaps, each stage's conversion
-uniforms and durations, deal values, for new and open deals apart) has its own stream,
-filled row after row: deal *k* of replication *i* always gets the same numbers, so a
-higher inflow only adds deals at the end, and chunking the rows (which bounds memory)
-changes nothing.
+Randomness (see :mod:`sim.streams`): the root seed spawns one child per block of
+:data:`BLOCK` replications, so replication *i* does not depend on how many runs are
+asked for or how many workers share them. Inside a block every kind of draw (arrival
+gaps, each stage's conversion uniforms, for new and open deals apart, and deal values)
+has its own stream, read row after row: deal *k* of replication *i* always gets the
+same numbers, so a higher inflow only adds deals at the end, and chunking the rows
+(which bounds memory) changes nothing.
 """
 
 from __future__ import annotations
@@ -25,80 +26,107 @@ from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
 from sim.streams import conversion_rates, generators, unit_rate_cap
 
-BLOCK = 256
-"""Replications simulated together; one seed child each."""
+BLOCK = 1024
+"""Replications simulated together; one seed child each (a power of two)."""
 MAX_CELLS = 1 << 19
 """Deals x replications held in memory at once (rows are processed in chunks)."""
 
 
-class _DealStreams:
-    """Row-by-row draws for one population of deals (new or open) of a block."""
+class _Block:
+    """Per-replication totals of one block, added to chunk by chunk of deals."""
 
-    def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence, width: int):
+    def __init__(self, scenario: Scenario, rates: np.ndarray):
+        self.scenario = scenario
+        self.rates = rates  # (stages, width)
+        width = rates.shape[1]
+        self.width = width
         n_stages = len(scenario.stages)
-        rngs = generators(seed_sequence, 2 * n_stages + 2)
-        self._uniform_rngs = rngs[:n_stages]
-        self._duration_rngs = rngs[n_stages : 2 * n_stages]
-        self._value_rng = rngs[-2]
-        self.gap_rng = rngs[-1]
-        self._durations = [stage.duration for stage in scenario.stages]
-        self._value = scenario.deal_value
-        self._width = width
-
-    def rows(self, n: int):
-        """Conversion uniforms and durations per stage, and values, for the next ``n`` rows."""
-        shape = (n, self._width)
-        uniforms = [rng.random(shape) for rng in self._uniform_rngs]
-        durations = [
-            dist.rvs(shape, random_state=rng)
-            for dist, rng in zip(self._durations, self._duration_rngs, strict=True)
-        ]
-        values = self._value.rvs(shape, random_state=self._value_rng)
-        return uniforms, durations, values
-
-
-class _Accumulator:
-    """Per-replication totals of a block, added to chunk by chunk."""
-
-    def __init__(self, width: int, n_stages: int):
-        self.entered = np.zeros((width, n_stages), dtype=np.int64)
-        self.converted = np.zeros((width, n_stages), dtype=np.int64)
-        self.win_rep: list[np.ndarray] = []
+        self.entered = np.zeros((n_stages, width), dtype=np.int64)
+        self.converted = np.zeros((n_stages, width), dtype=np.int64)
+        self.won = np.zeros(width, dtype=np.int64)
+        self.win_col: list[np.ndarray] = []
         self.win_day: list[np.ndarray] = []
-        self.win_value: list[np.ndarray] = []
+        self.win_rank: list[np.ndarray] = []
 
-    def add_deals(self, start_day, first_stage, live, draws, rates, horizon) -> None:
+    def add_deals(self, stage: int, start_day: np.ndarray, live: np.ndarray, uniforms) -> None:
         """Move a chunk of deals through the funnel and record what happens by the horizon.
 
-        ``start_day`` and ``live`` are (rows, width); ``first_stage`` is per row.
+        Parameters
+        ----------
+        stage : int
+            Stage the deals enter (0 for new opportunities).
+        start_day, live : ndarray, shape (rows, width)
+            Day each deal enters, and whether it exists (arrived by the horizon).
+        uniforms : list of ndarray, shape (rows, width)
+            Each stage's conversion uniforms for these rows.
         """
-        uniforms, durations, values = draws
-        day = start_day
-        for j in range(len(uniforms)):
-            here = live & (first_stage[:, None] <= j)  # deals in stage j
-            waiting = live & ~here  # open deals that start further down
-            self.entered[:, j] += here.sum(axis=0)
-            day = np.where(here, day + durations[j], day)
-            moves_on = here & (uniforms[j] < rates[j]) & (day <= horizon)
-            self.converted[:, j] += moves_on.sum(axis=0)
-            live = moves_on | waiting
-        rows, cols = np.nonzero(live)
-        self.win_rep.append(cols)
-        self.win_day.append(day[rows, cols])
-        self.win_value.append(values[rows, cols])
+        width, horizon = self.width, self.scenario.horizon
+        column = width - 1  # width is a power of two: cell & column is the replication
+        # Entering the first stage is counted on the whole grid; after that the work is
+        # on the compressed list of deals still in play (flat grid cells and days).
+        # u / rate < 1 means the deal converts; it is then uniform again and sets the
+        # time spent in the stage (see sim.streams).
+        self.entered[stage] += live.sum(axis=0)
+        q = uniforms[stage] / self.rates[stage]
+        cell = np.flatnonzero(live & (q < 1.0))
+        day = start_day.ravel()[cell]
+        u = q.ravel()[cell]
+        for j in range(stage, len(self.scenario.stages)):
+            if j > stage:
+                col = cell & column
+                self.entered[j] += np.bincount(col, minlength=width)
+                u = uniforms[j].ravel()[cell] / self.rates[j][col]
+                moves = u < 1.0
+                cell, day, u = cell[moves], day[moves], u[moves]
+            day += self.scenario.stages[j].duration.ppf(u)
+            in_time = day <= horizon
+            cell, day = cell[in_time], day[in_time]
+            self.converted[j] += np.bincount(cell & column, minlength=width)
+        # Rank of each win within its replication in deal (row) order, continuing
+        # from earlier chunks: the value stream is read that way.
+        col = cell & column
+        won = np.zeros(live.shape, dtype=np.int32)
+        won.ravel()[cell] = 1
+        _cumulate_rows(won)
+        rank = won.ravel()[cell] - 1
+        counts = np.bincount(col, minlength=width)
+        self.win_col.append(col)
+        self.win_day.append(day)
+        self.win_rank.append(rank + self.won[col])
+        self.won += counts
 
-    def outcomes(self, rates: np.ndarray, n_weeks: int) -> Outcomes:
-        width = len(self.entered)
-        rep = np.concatenate(self.win_rep)
-        value = np.concatenate(self.win_value)
-        return Outcomes(
-            won_deals=np.bincount(rep, minlength=width).astype(np.int64),
-            revenue=np.bincount(rep, weights=value, minlength=width),
-            weekly_revenue=weekly_cumulative(rep, np.concatenate(self.win_day), value, width, n_weeks),
-            entered=self.entered,
-            converted=self.converted,
-            rates=rates.T.copy(),
+    def outcomes(self, values_rng: np.random.Generator) -> Outcomes:
+        """The block's per-replication outcomes; draws the deal values."""
+        col = np.concatenate(self.win_col)
+        values = self.scenario.deal_value.rvs(
+            (int(self.won.max(initial=0)), self.width), random_state=values_rng
         )
+        value = values[np.concatenate(self.win_rank), col] if len(col) else np.zeros(0)
+        return Outcomes(
+            won_deals=self.won,
+            revenue=np.bincount(col, weights=value, minlength=self.width),
+            weekly_revenue=weekly_cumulative(
+                col, np.concatenate(self.win_day), value, self.width, self.scenario.n_weeks
+            ),
+            entered=self.entered.T.copy(),
+            converted=self.converted.T.copy(),
+            rates=self.rates.T.copy(),
+        )
+
+
+def _cumulate_rows(grid: np.ndarray) -> np.ndarray:
+    """Cumulative sum down the columns, in place.
+
+    Row by row, because ``np.cumsum(grid, axis=0)`` walks a C-ordered grid with a
+    stride and is several times slower.
+    """
+    for row in range(1, len(grid)):
+        grid[row] += grid[row - 1]
+    return grid
+
+
+def _uniform_rows(rngs: list[np.random.Generator], rows: int, width: int) -> list[np.ndarray]:
+    return [rng.random((rows, width)) for rng in rngs]
 
 
 def simulate_block(scenario: Scenario, seed_sequence: np.random.SeedSequence) -> Outcomes:
@@ -115,48 +143,48 @@ def simulate_block(scenario: Scenario, seed_sequence: np.random.SeedSequence) ->
     Outcomes
         ``BLOCK`` replications (the runner keeps as many as it needs).
     """
-    width, n_stages, horizon = BLOCK, len(scenario.stages), scenario.horizon
-    rates_seed, open_seed, new_seed = seed_sequence.spawn(3)
-    rates = conversion_rates(
-        scenario, generators(rates_seed, 1)[0].random((n_stages, width))
-    )  # (stages, width)
-    totals = _Accumulator(width, n_stages)
+    width, n_stages = BLOCK, len(scenario.stages)
+    rates_seed, open_seed, new_seed, values_seed, gaps_seed = seed_sequence.spawn(5)
+    rates = conversion_rates(scenario, generators(rates_seed, 1)[0].random((n_stages, width)))
+    block = _Block(scenario, rates)
     max_rows = max(1, MAX_CELLS // width)
 
-    # Deals already in the pipeline at day 0, stage by stage.
-    first_stage = np.repeat(np.arange(n_stages), [stage.open for stage in scenario.stages])
-    open_streams = _DealStreams(scenario, open_seed, width)
-    for lo in range(0, len(first_stage), max_rows):
-        stages = first_stage[lo : lo + max_rows]
-        shape = (len(stages), width)
-        totals.add_deals(
-            np.zeros(shape), stages, np.ones(shape, dtype=bool),
-            open_streams.rows(len(stages)), rates, horizon,
-        )
+    # Deals already in the pipeline at day 0, one row per deal, stage by stage.
+    open_rngs = generators(open_seed, n_stages)
+    for j, stage in enumerate(scenario.stages):
+        for lo in range(0, stage.open, max_rows):
+            rows = min(max_rows, stage.open - lo)
+            shape = (rows, width)
+            block.add_deals(
+                j, np.zeros(shape), np.ones(shape, dtype=bool),
+                _uniform_rows(open_rngs, rows, width),
+            )
 
     # New opportunities: cumulative unit-rate gaps, scaled by the rate, until every
     # replication of the block has passed the horizon.
     cap = unit_rate_cap(scenario)
     if cap > 0:
         rate = scenario.inflow.per_week / 7.0
-        new_streams = _DealStreams(scenario, new_seed, width)
+        new_rngs = generators(new_seed, n_stages)
+        gaps_rng = generators(gaps_seed, 1)[0]
         fixed = scenario.inflow.process == "fixed"
-        # Enough rows for almost every block at once; more chunks follow if needed.
-        rows = min(max_rows, math.ceil(cap + 6 * math.sqrt(cap) + 8))
+        # Rows for nearly every block in one chunk (the count is Poisson(cap)); the rare
+        # block that needs more gets small top-ups.
+        rows = min(max_rows, math.ceil(cap + 4 * math.sqrt(cap) + 4))
+        top_up = min(max_rows, math.ceil(math.sqrt(cap) + 4))
         unit_time = np.zeros(width)
         while True:
             if fixed:
                 gaps = np.ones((rows, width))
             else:
-                gaps = new_streams.gap_rng.standard_exponential((rows, width))
-            cumulative = unit_time + np.cumsum(gaps, axis=0)
-            unit_time = cumulative[-1]
-            live = cumulative <= cap
-            totals.add_deals(
-                cumulative / rate, np.zeros(rows, dtype=np.int64), live,
-                new_streams.rows(rows), rates, horizon,
-            )
+                gaps = gaps_rng.standard_exponential((rows, width))
+            gaps[0] += unit_time
+            arrival = _cumulate_rows(gaps)
+            unit_time = arrival[-1].copy()
+            live = arrival <= cap
+            arrival /= rate  # unit-rate time -> days
+            block.add_deals(0, arrival, live, _uniform_rows(new_rngs, rows, width))
             if unit_time.min() > cap:
                 break
-            rows = max_rows
-    return totals.outcomes(rates, scenario.n_weeks)
+            rows = top_up
+    return block.outcomes(generators(values_seed, 1)[0])

@@ -1,0 +1,290 @@
+"""The inverse questions: the magic number, a realistic quota, and which lever matters.
+
+Each function runs the simulation through :func:`sim.runner.simulate` with one seed for
+every scenario it compares, so the comparisons use common random numbers: with the
+same seed, more inflow or a better rate can only add wins (see :mod:`sim.streams`),
+P(hit) is monotone in the inflow, and differences between variants are paired.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize
+
+from sim import analysis
+from sim.runner import Engine, SimulationResult, simulate
+from sim.scenario import MAX_DEALS_PER_RUN, BetaRate, Scenario
+
+
+class Unreachable(ValueError):
+    """The question has no numeric answer for this scenario; the message says why."""
+
+
+# --- the magic number ------------------------------------------------------------------
+
+
+@dataclass
+class MagicNumber:
+    """Weekly new opportunities needed for P(hit) to reach a target."""
+
+    weekly_opportunities: float
+    p_hit_at_solution: float
+    target: float
+    deterministic_weekly_opportunities: float
+    activity_per_stage: list[dict]
+    evaluations: int
+    curve: list[tuple[float, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (the curve of evaluated points included)."""
+        return {
+            "weekly_opportunities": self.weekly_opportunities,
+            "p_hit_at_solution": self.p_hit_at_solution,
+            "target": self.target,
+            "deterministic_weekly_opportunities": self.deterministic_weekly_opportunities,
+            "activity_per_stage": self.activity_per_stage,
+            "evaluations": self.evaluations,
+            "curve": [{"weekly_opportunities": x, "p_hit": p} for x, p in self.curve],
+        }
+
+
+def with_inflow(scenario: Scenario, per_week: float) -> Scenario:
+    """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0)."""
+    return scenario.model_copy(update={"inflow": scenario.inflow.model_copy(update={"per_week": per_week})})
+
+
+def max_weekly_inflow(scenario: Scenario) -> float:
+    """The largest weekly inflow the size limit allows for this horizon and open pipeline."""
+    room = MAX_DEALS_PER_RUN - sum(stage.open for stage in scenario.stages)
+    return max(0.0, room) / scenario.horizon * 7.0
+
+
+def new_deal_can_win(scenario: Scenario) -> bool:
+    """Whether a deal arriving at day 0 has any chance of being won by the horizon."""
+    if math.prod(analysis.funnel_rates(scenario)) <= 0:
+        return False
+    # Every stage takes at least its distribution's lower bound.
+    shortest = sum(float(stage.duration.ppf(0.0)) for stage in scenario.stages)
+    return shortest <= scenario.horizon
+
+
+def solve_magic_number(
+    scenario: Scenario,
+    target: float,
+    runs: int = 10_000,
+    seed: int = 0,
+    jobs: int = 1,
+    engine: Engine = "auto",
+    relative_tolerance: float = 1e-3,
+) -> MagicNumber:
+    """Weekly new opportunities at which P(hit quota) reaches ``target``.
+
+    With one seed for every evaluation, P(hit) is a non-decreasing step function of the
+    inflow; Brent's method (``scipy.optimize.brentq``) finds the step where it crosses
+    the target, bracketed from the average-math answer.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    target : float
+        Wanted P(hit), strictly between 0 and 1.
+    runs, seed, jobs, engine
+        As for :func:`sim.runner.simulate`.
+    relative_tolerance : float
+        Width of the final bracket relative to the answer.
+
+    Returns
+    -------
+    MagicNumber
+
+    Raises
+    ------
+    Unreachable
+        If the open pipeline alone already reaches the target, or if no inflow can
+        (deals cannot close in time, or the size limit is reached first).
+    """
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
+    curve: dict[float, float] = {}
+
+    def p_hit(per_week: float) -> float:
+        if per_week not in curve:
+            curve[per_week] = simulate(
+                with_inflow(scenario, per_week), runs=runs, seed=seed, jobs=jobs, engine=engine
+            ).p_hit
+        return curve[per_week]
+
+    deterministic = analysis.deterministic_weekly_opportunities(scenario)
+    if p_hit(0.0) >= target:
+        raise Unreachable(
+            f"the open pipeline alone already hits the quota with probability {curve[0.0]:.1%} "
+            f">= the target {target:.0%}: no new opportunities are needed"
+        )
+    if not new_deal_can_win(scenario):
+        raise Unreachable(
+            "no new opportunity can be won within the horizon (the stages take longer than "
+            "the horizon, or a conversion rate is 0), so no inflow reaches the target"
+        )
+    ceiling = max_weekly_inflow(scenario)
+    high = min(ceiling, max(1.0, 1.25 * deterministic if math.isfinite(deterministic) else 1.0))
+    low = 0.0
+    while p_hit(high) < target:
+        if high >= ceiling:
+            raise Unreachable(
+                f"even {ceiling:,.0f} new opportunities a week (the size limit) reach only "
+                f"P(hit) = {curve[high]:.1%} < the target {target:.0%}: deals cannot close in time"
+            )
+        low, high = high, min(ceiling, 2.0 * high)
+    answer = optimize.brentq(
+        lambda x: p_hit(x) - target + 0.5 / runs,  # the step, not a point just below it
+        low, high, xtol=relative_tolerance * high, rtol=relative_tolerance,
+    )
+    # brentq returns a point within the tolerance of the step; report the side that hits.
+    solution = min((x for x, p in curve.items() if p >= target and x >= answer - relative_tolerance * high),
+                   default=high)
+    return MagicNumber(
+        weekly_opportunities=solution,
+        p_hit_at_solution=curve[solution],
+        target=target,
+        deterministic_weekly_opportunities=deterministic,
+        activity_per_stage=analysis.activity_per_stage(scenario, solution),
+        evaluations=len(curve),
+        curve=sorted(curve.items()),
+    )
+
+
+# --- a realistic quota ----------------------------------------------------------------
+
+
+def realistic_quota(result: SimulationResult, confidence: float) -> dict:
+    """The largest quota hit with at least ``confidence`` probability, and attainment.
+
+    Parameters
+    ----------
+    result : SimulationResult
+        Replications of the scenario as it stands (its quota sets the attainment).
+    confidence : float
+        Wanted P(hit), strictly between 0 and 1.
+
+    Returns
+    -------
+    dict
+        ``quota`` (in the scenario's unit), ``confidence``, ``unit``, ``p_hit_at_quota``,
+        ``current_quota``, ``p_hit_at_current_quota`` and ``attainment`` (mean, p10,
+        p50, p90 of result / current quota).
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: must be strictly between 0 and 1, got {confidence}")
+    values = np.sort(result.result)[::-1]
+    # At least ceil(c * n) runs must reach the quota: the ceil(c * n)-th largest result.
+    quota = float(values[math.ceil(confidence * len(values)) - 1])
+    current = result.scenario.quota.target
+    attainment = analysis.describe(result.result / current)
+    return {
+        "quota": quota,
+        "confidence": confidence,
+        "unit": result.scenario.quota.unit,
+        "p_hit_at_quota": float((result.result >= quota).mean()),
+        "current_quota": current,
+        "p_hit_at_current_quota": result.p_hit,
+        "attainment": {key: attainment[key] for key in ("mean", "p10", "p50", "p90")},
+    }
+
+
+def p_hit_by_quota(result: SimulationResult, quotas: np.ndarray) -> np.ndarray:
+    """P(result >= quota) for each quota: how the odds fall as the quota rises."""
+    values = np.sort(result.result)
+    return 1.0 - np.searchsorted(values, np.asarray(quotas, dtype=float), side="left") / len(values)
+
+
+# --- sensitivity ----------------------------------------------------------------------
+
+
+def levers(scenario: Scenario, step: float) -> list[tuple[dict, Scenario]]:
+    """Each lever improved by ``step`` (relative): a description and the improved scenario.
+
+    Conversion rates rise (fixed rates capped at 1, Beta means kept below 1), stage
+    durations shrink (the whole distribution scaled by 1 - step), inflow and the deal
+    value distribution grow by 1 + step.
+    """
+    if not 0.0 < step < 1.0:
+        raise ValueError(f"step: must be strictly between 0 and 1, got {step}")
+    out = []
+    for j, stage in enumerate(scenario.stages):
+        stages = list(scenario.stages)
+        conversion = stage.conversion
+        if isinstance(conversion, BetaRate):
+            before = conversion.mean()
+            after = min(before * (1 + step), 0.5 * (1 + before))  # stays inside (0, 1)
+            better = conversion.model_copy(update={"mean_": after})
+        else:
+            before = float(conversion)
+            after = better = min(1.0, before * (1 + step))
+        stages[j] = stage.model_copy(update={"conversion": better})
+        out.append(({"lever": f"{stage.name} conversion", "kind": "conversion", "stage": stage.name,
+                     "from": before, "to": after},
+                    scenario.model_copy(update={"stages": tuple(stages)})))
+        stages = list(scenario.stages)
+        stages[j] = stage.model_copy(update={"duration": stage.duration.scaled(1 - step)})
+        mean = stage.duration.mean()
+        out.append(({"lever": f"{stage.name} duration", "kind": "duration", "stage": stage.name,
+                     "from": mean, "to": mean * (1 - step)},
+                    scenario.model_copy(update={"stages": tuple(stages)})))
+    per_week = scenario.inflow.per_week
+    out.append(({"lever": "inflow per week", "kind": "inflow", "stage": None,
+                 "from": per_week, "to": per_week * (1 + step)},
+                with_inflow(scenario, per_week * (1 + step))))
+    value = scenario.deal_value.mean()
+    out.append(({"lever": "deal value", "kind": "deal_value", "stage": None,
+                 "from": value, "to": value * (1 + step)},
+                scenario.model_copy(update={"deal_value": scenario.deal_value.scaled(1 + step)})))
+    return out
+
+
+def paired_difference(after: np.ndarray, before: np.ndarray) -> tuple[float, float]:
+    """Mean of the paired differences and its standard error."""
+    diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()), se
+
+
+def sensitivity(
+    scenario: Scenario,
+    step: float = 0.1,
+    runs: int = 10_000,
+    seed: int = 0,
+    jobs: int = 1,
+    engine: Engine = "auto",
+) -> dict:
+    """Change in P(hit) and mean revenue when each lever improves by ``step``.
+
+    All variants run with the same seed (common random numbers), so each change is a
+    paired difference with its own standard error. Levers come sorted by the size of
+    their effect on P(hit), then on revenue: the bars of a tornado chart.
+
+    Returns
+    -------
+    dict
+        ``base`` (p_hit, revenue_mean), ``step``, ``runs``, ``seed`` and ``levers``: a list
+        of dicts with ``lever``, ``kind``, ``stage``, ``from``, ``to``, ``p_hit_change``,
+        ``p_hit_change_se``, ``revenue_change`` and ``revenue_change_se``.
+    """
+    base = simulate(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
+    rows = []
+    for description, variant in levers(scenario, step):
+        result = simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
+        d_hit, se_hit = paired_difference(result.hit, base.hit)
+        d_rev, se_rev = paired_difference(result.outcomes.revenue, base.outcomes.revenue)
+        rows.append({**description, "p_hit_change": d_hit, "p_hit_change_se": se_hit,
+                     "revenue_change": d_rev, "revenue_change_se": se_rev})
+    rows.sort(key=lambda r: (abs(r["p_hit_change"]), abs(r["revenue_change"])), reverse=True)
+    return {
+        "base": {"p_hit": base.p_hit, "revenue_mean": float(base.outcomes.revenue.mean())},
+        "step": step,
+        "runs": runs,
+        "seed": seed,
+        "levers": rows,
+    }
