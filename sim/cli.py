@@ -30,45 +30,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message}\n")
 
 
-def _positive_int(limit: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number(kind: type, accept: Callable[[float], bool], wanted: str) -> Callable[[str], float]:
+    """An argparse type: parse ``kind`` (int or float) and check it, naming what is wanted."""
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-        if not 1 <= value <= limit:
-            raise argparse.ArgumentTypeError(f"must be from 1 to {limit:,}, got {value}")
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
         return value
 
     return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _count(limit: int) -> Callable[[str], int]:
+    return _number(int, lambda v: 1 <= v <= limit, f"from 1 to {limit:,}")
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
-    return value
+_seed = _number(int, lambda v: v >= 0, ">= 0")
+_probability = _number(float, lambda v: 0.0 < v < 1.0, "strictly between 0 and 1")
 
 
 def _add_common(parser: argparse.ArgumentParser, runs: int = 10_000) -> None:
     parser.add_argument("scenario", help="scenario TOML file")
-    parser.add_argument("--runs", type=_positive_int(MAX_RUNS), default=runs,
+    parser.add_argument("--runs", type=_count(MAX_RUNS), default=runs,
                         help=f"replications (default {runs:,})")
     parser.add_argument("--seed", type=_seed, default=0, help="root random seed (default 0)")
-    parser.add_argument("--jobs", type=_positive_int(256), default=1,
+    parser.add_argument("--jobs", type=_count(256), default=1,
                         help="worker processes (default 1); results do not depend on it")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="simulation engine (default auto: vectorised when possible)")
@@ -164,7 +155,7 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
                    "reachable": False, "reason": str(reason),
                    "deterministic_weekly_opportunities":
                        analysis.deterministic_weekly_opportunities(scenario)}
-        raise _NoAnswer(payload, f"No magic number for a {args.target:.0%} target: {reason}.") from None
+        raise _NoAnswer(payload, f"No magic number for the {args.target:.0%} target: {reason}.") from None
     payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "reachable": True,
                **answer.as_dict()}
     lines = [

@@ -24,6 +24,8 @@ from sim.streams import root_children
 Engine = Literal["auto", "simpy", "vectorized"]
 ENGINES = ("auto", "simpy", "vectorized")
 MAX_RUNS = 10_000_000
+MAX_RESULT_BYTES = 4 * 2**30
+"""Refuse runs whose per-replication results alone would not fit comfortably in memory."""
 SIMPY_TASK = 100
 """Replications per SimPy task: small enough for a smooth progress bar."""
 
@@ -125,18 +127,30 @@ def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
     return "vectorized" if engine == "auto" else engine
 
 
+def _simpy_task(scenario: Scenario, seed: int, start: int, stop: int) -> Outcomes:
+    return engine.run_replications(scenario, root_children(seed, start, stop))
+
+
+def _vectorized_task(scenario: Scenario, seed: int, block: int, keep: int) -> Outcomes:
+    return vectorized.simulate_block(scenario, root_children(seed, block, block + 1)[0]).head(keep)
+
+
 def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str):
     """Independent units of work, in replication order, each with its replication count."""
     if engine_name == "simpy":
-        seeds = root_children(seed, runs)
         for lo in range(0, runs, SIMPY_TASK):
-            chunk = seeds[lo : lo + SIMPY_TASK]
-            yield len(chunk), delayed(engine.run_replications)(scenario, chunk)
+            hi = min(runs, lo + SIMPY_TASK)
+            yield hi - lo, delayed(_simpy_task)(scenario, seed, lo, hi)
     else:
-        blocks = math.ceil(runs / vectorized.BLOCK)
-        for i, child in enumerate(root_children(seed, blocks)):
-            keep = min(vectorized.BLOCK, runs - i * vectorized.BLOCK)
-            yield keep, delayed(vectorized.simulate_block)(scenario, child)
+        for block in range(math.ceil(runs / vectorized.BLOCK)):
+            keep = min(vectorized.BLOCK, runs - block * vectorized.BLOCK)
+            yield keep, delayed(_vectorized_task)(scenario, seed, block, keep)
+
+
+def result_bytes(scenario: Scenario, runs: int) -> int:
+    """Memory the per-replication results of ``runs`` replications take."""
+    per_run = scenario.n_weeks + 3 * len(scenario.stages) + 2
+    return 8 * per_run * runs
 
 
 def simulate(
@@ -174,11 +188,17 @@ def simulate(
         raise ValueError(f"seed: must be a whole number >= 0, got {seed}")
     if not isinstance(jobs, int | np.integer) or jobs < 1:
         raise ValueError(f"jobs: must be a whole number >= 1, got {jobs}")
+    if result_bytes(scenario, runs) > MAX_RESULT_BYTES:
+        raise ValueError(
+            f"runs: {runs:,} runs of a {scenario.n_weeks}-week horizon would need "
+            f"{result_bytes(scenario, runs) / 2**30:.1f} GiB of results "
+            f"(limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); ask for fewer runs"
+        )
     engine_name = choose_engine(scenario, engine)
     sizes, calls = zip(*_tasks(scenario, int(runs), int(seed), engine_name), strict=True)
     parts, done = [], 0
     for size, part in zip(sizes, Parallel(n_jobs=jobs, return_as="generator")(calls), strict=True):
-        parts.append(part.head(size))
+        parts.append(part)
         done += size
         if progress is not None:
             progress(done, runs)

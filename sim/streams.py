@@ -30,9 +30,13 @@ from scipy import special
 from sim.scenario import BetaRate, Scenario
 
 
-def root_children(seed: int, n: int) -> list[np.random.SeedSequence]:
-    """The first ``n`` children of the root seed (one per replication or block)."""
-    return np.random.SeedSequence(seed).spawn(n)
+def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:
+    """Children ``start`` to ``stop - 1`` of the root seed (one per replication or block).
+
+    Child *i* is exactly ``SeedSequence(seed).spawn(n)[i]`` for any ``n > i``, built
+    directly from its spawn key, so a worker makes only the seeds it needs.
+    """
+    return [np.random.SeedSequence(seed, spawn_key=(i,)) for i in range(start, stop)]
 
 
 def generators(seed_sequence: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
