@@ -32,9 +32,7 @@ def main() -> None:
     start = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
     files = sorted(SCENARIOS.glob("*.toml"))
     names = [f.name for f in files]
-    chosen = st.sidebar.selectbox(
-        "Scenario", names, index=names.index(start.name) if start.name in names else 0
-    )
+    chosen = st.sidebar.selectbox("Scenario", names, index=names.index(start.name) if start.name in names else 0)
     runs = st.sidebar.number_input("Runs", 100, 200_000, 10_000, step=1000)
     seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0)
     try:
@@ -47,13 +45,15 @@ def main() -> None:
     low, high = summary["p_hit_ci"]
     st.metric("P(hit quota)", f"{summary['p_hit']:.1%}", help=f"95% interval {low:.1%} to {high:.1%}")
     frame = pd.DataFrame({"result": out["result"]})
-    chart = alt.Chart(frame).mark_bar().encode(
-        alt.X("result:Q", bin=alt.Bin(maxbins=50), title=summary["quota"]["unit"]),
-        alt.Y("count()", title="runs"),
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            alt.X("result:Q", bin=alt.Bin(maxbins=50), title=summary["quota"]["unit"]),
+            alt.Y("count()", title="runs"),
+        )
     )
-    quota = alt.Chart(pd.DataFrame({"quota": [summary["quota"]["target"]]})).mark_rule(
-        color="red"
-    ).encode(x="quota:Q")
+    quota = alt.Chart(pd.DataFrame({"quota": [summary["quota"]["target"]]})).mark_rule(color="red").encode(x="quota:Q")
     st.altair_chart(chart + quota, use_container_width=True)
 
 

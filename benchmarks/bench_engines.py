@@ -46,8 +46,7 @@ def million_peak_memory(runs: int) -> str:
         "print(f'{r.runs:,} runs in {time.perf_counter() - t:.1f} s, P(hit) {r.p_hit:.4f}, '"
         "f'peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=HERE.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=HERE.parent)
     return out.stdout.strip()
 
 
@@ -68,16 +67,14 @@ def main() -> None:
     best = {}
     for rep in range(3):
         for name, call in (
-            ("plain", lambda: plain_simulate(scenario, plain_runs // 3, rep)),
+            ("plain", lambda rep=rep: plain_simulate(scenario, plain_runs // 3, rep)),
             ("simpy1", lambda: simulate(scenario, runs=runs, seed=0, jobs=1, engine="simpy")),
             ("simpy2", lambda: simulate(scenario, runs=runs, seed=0, jobs=2, engine="simpy")),
             ("vec1", lambda: simulate(scenario, runs=runs, seed=0, jobs=1, engine="vectorized")),
             ("vec2", lambda: simulate(scenario, runs=runs, seed=0, jobs=2, engine="vectorized")),
         ):
             best[name] = min(best.get(name, float("inf")), timed(call)[0])
-    t_plain, t_simpy1, t_simpy2, t_vec, t_vec2 = (
-        best[k] for k in ("plain", "simpy1", "simpy2", "vec1", "vec2")
-    )
+    t_plain, t_simpy1, t_simpy2, t_vec, t_vec2 = (best[k] for k in ("plain", "simpy1", "simpy2", "vec1", "vec2"))
     t_solve, answer = timed(solve_magic_number, scenario, 0.8, runs=runs, seed=0)
 
     rate = {
@@ -97,14 +94,20 @@ def main() -> None:
     scaling = rate["SimPy engine, 2 workers"] / rate["SimPy engine, 1 worker"]
     solve_cost = t_solve / t_vec
     print()
-    print(f"  vectorised / plain (1 worker)   {vec_ratio:>8.0f}x   target >= 200x  "
-          f"{'ok' if vec_ratio >= 200 else 'MISSED'}")
-    print(f"  SimPy engine / plain (1 worker) {simpy_ratio:>8.1f}x   target >= 3x    "
-          f"{'ok' if simpy_ratio >= 3 else 'MISSED'}")
+    print(
+        f"  vectorised / plain (1 worker)   {vec_ratio:>8.0f}x   target >= 200x  "
+        f"{'ok' if vec_ratio >= 200 else 'MISSED'}"
+    )
+    print(
+        f"  SimPy engine / plain (1 worker) {simpy_ratio:>8.1f}x   target >= 3x    "
+        f"{'ok' if simpy_ratio >= 3 else 'MISSED'}"
+    )
     print(f"  SimPy engine, 2 workers / 1     {scaling:>8.2f}x   (2 cores)")
-    print(f"  magic number solve              {solve_cost:>8.1f} vectorised runs "
-          f"({answer.evaluations} evaluations, {answer.weekly_opportunities:.2f}/week)   "
-          f"target <= ~20  {'ok' if solve_cost <= 20 else 'MISSED'}")
+    print(
+        f"  magic number solve              {solve_cost:>8.1f} vectorised runs "
+        f"({answer.evaluations} evaluations, {answer.weekly_opportunities:.2f}/week)   "
+        f"target <= ~20  {'ok' if solve_cost <= 20 else 'MISSED'}"
+    )
     if not args.quick:
         print(f"\n  memory: {million_peak_memory(args.million)}   target < 2 GiB")
     print(f"\n  (this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")

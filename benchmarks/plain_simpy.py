@@ -66,8 +66,13 @@ def plain_replication(scenario: Scenario, rng: np.random.Generator) -> dict:
     weeks = np.zeros(scenario.n_weeks)
     for day, amount in wins:
         weeks[min(scenario.n_weeks, max(1, math.ceil(day / 7))) - 1] += amount
-    return {"won": len(wins), "revenue": float(sum(v for _, v in wins)),
-            "weekly_revenue": np.cumsum(weeks), "entered": entered, "converted": converted}
+    return {
+        "won": len(wins),
+        "revenue": float(sum(v for _, v in wins)),
+        "weekly_revenue": np.cumsum(weeks),
+        "entered": entered,
+        "converted": converted,
+    }
 
 
 def plain_simulate(scenario: Scenario, runs: int, seed: int) -> np.ndarray:

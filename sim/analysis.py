@@ -28,9 +28,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     -------
     (low, high) : tuple of float
     """
-    interval = stats.binomtest(int(successes), int(n)).proportion_ci(
-        confidence_level=confidence, method="wilson"
-    )
+    interval = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(interval.low), float(interval.high)
 
 

@@ -56,13 +56,14 @@ _probability = _number(float, lambda v: 0.0 < v < 1.0, "strictly between 0 and 1
 
 def _add_common(parser: argparse.ArgumentParser, runs: int = 10_000) -> None:
     parser.add_argument("scenario", help="scenario TOML file")
-    parser.add_argument("--runs", type=_count(MAX_RUNS), default=runs,
-                        help=f"replications (default {runs:,})")
+    parser.add_argument("--runs", type=_count(MAX_RUNS), default=runs, help=f"replications (default {runs:,})")
     parser.add_argument("--seed", type=_seed, default=0, help="root random seed (default 0)")
-    parser.add_argument("--jobs", type=_count(256), default=1,
-                        help="worker processes (default 1); results do not depend on it")
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="simulation engine (default auto: vectorised when possible)")
+    parser.add_argument(
+        "--jobs", type=_count(256), default=1, help="worker processes (default 1); results do not depend on it"
+    )
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="auto", help="simulation engine (default auto: vectorised when possible)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -74,16 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     solve = commands.add_parser("solve", help="the magic number: weekly new opportunities needed")
     _add_common(solve)
-    solve.add_argument("--target", type=_probability, default=0.8,
-                       help="wanted P(hit quota), between 0 and 1 (default 0.8)")
+    solve.add_argument(
+        "--target", type=_probability, default=0.8, help="wanted P(hit quota), between 0 and 1 (default 0.8)"
+    )
     quota = commands.add_parser("quota", help="a realistic quota: hit with a chosen probability")
     _add_common(quota)
-    quota.add_argument("--confidence", type=_probability, default=0.7,
-                       help="wanted P(hit quota), between 0 and 1 (default 0.7)")
+    quota.add_argument(
+        "--confidence", type=_probability, default=0.7, help="wanted P(hit quota), between 0 and 1 (default 0.7)"
+    )
     sens = commands.add_parser("sensitivity", help="which lever matters: the tornado chart's data")
     _add_common(sens)
-    sens.add_argument("--step", type=_probability, default=0.1,
-                      help="relative improvement of each lever (default 0.1 = 10%%)")
+    sens.add_argument(
+        "--step", type=_probability, default=0.1, help="relative improvement of each lever (default 0.1 = 10%%)"
+    )
     return parser
 
 
@@ -110,8 +114,7 @@ def _format_run(summary: dict) -> str:
     unit_fmt = _money if quota["unit"] == "revenue" else (lambda x: f"{x:,.1f}")
     low, high = summary["p_hit_ci"]
     lines = [
-        f"{summary['scenario']}  ({summary['runs']:,} runs, seed {summary['seed']}, "
-        f"{summary['engine']} engine)",
+        f"{summary['scenario']}  ({summary['runs']:,} runs, seed {summary['seed']}, {summary['engine']} engine)",
         f"Quota: {unit_fmt(quota['target'])} {'' if quota['unit'] == 'revenue' else 'deals'}".rstrip(),
         f"P(hit quota): {summary['p_hit']:.1%}  (95% CI {low:.1%} to {high:.1%})",
         "",
@@ -136,7 +139,11 @@ def _run(args, scenario: Scenario) -> tuple[dict, str]:
     update, close = _progress_bar(not args.json, args.runs)
     try:
         result: SimulationResult = simulate(
-            scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine,
+            scenario,
+            runs=args.runs,
+            seed=args.seed,
+            jobs=args.jobs,
+            engine=args.engine,
             progress=update,
         )
     finally:
@@ -151,13 +158,16 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
             scenario, args.target, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine
         )
     except Unreachable as reason:
-        payload = {"scenario": scenario.name, "target": args.target, "weekly_opportunities": None,
-                   "reachable": False, "reason": str(reason),
-                   "deterministic_weekly_opportunities":
-                       analysis.deterministic_weekly_opportunities(scenario)}
+        payload = {
+            "scenario": scenario.name,
+            "target": args.target,
+            "weekly_opportunities": None,
+            "reachable": False,
+            "reason": str(reason),
+            "deterministic_weekly_opportunities": analysis.deterministic_weekly_opportunities(scenario),
+        }
         raise _NoAnswer(payload, f"No magic number for the {args.target:.0%} target: {reason}.") from None
-    payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "reachable": True,
-               **answer.as_dict()}
+    payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "reachable": True, **answer.as_dict()}
     lines = [
         f"{scenario.name}: P(hit quota) reaches {args.target:.0%} at "
         f"{answer.weekly_opportunities:,.2f} new opportunities a week "
@@ -177,19 +187,20 @@ def _quota(args, scenario: Scenario) -> tuple[dict, str]:
     payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, **answer}
     fmt = _money if answer["unit"] == "revenue" else (lambda x: f"{x:,.0f} deals")
     a = answer["attainment"]
-    text = "\n".join([
-        f"{scenario.name}: a quota of {fmt(answer['quota'])} is hit in "
-        f"{answer['p_hit_at_quota']:.1%} of runs (wanted {args.confidence:.0%}).",
-        f"At the current quota of {fmt(answer['current_quota'])}, P(hit) is "
-        f"{answer['p_hit_at_current_quota']:.1%}; attainment mean {a['mean']:.0%}, "
-        f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
-    ])
+    text = "\n".join(
+        [
+            f"{scenario.name}: a quota of {fmt(answer['quota'])} is hit in "
+            f"{answer['p_hit_at_quota']:.1%} of runs (wanted {args.confidence:.0%}).",
+            f"At the current quota of {fmt(answer['current_quota'])}, P(hit) is "
+            f"{answer['p_hit_at_current_quota']:.1%}; attainment mean {a['mean']:.0%}, "
+            f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
+        ]
+    )
     return payload, text
 
 
 def _sensitivity(args, scenario: Scenario) -> tuple[dict, str]:
-    answer = sensitivity(scenario, step=args.step, runs=args.runs, seed=args.seed, jobs=args.jobs,
-                         engine=args.engine)
+    answer = sensitivity(scenario, step=args.step, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
     payload = {"scenario": scenario.name, **answer}
     lines = [
         f"{scenario.name}: each lever improved by {args.step:.0%} (base P(hit) "

@@ -162,8 +162,7 @@ class Triangular(_Distribution):
     def _check_order(self):
         if not self.low <= self.mode <= self.high or self.high <= self.low:
             raise ValueError(
-                "needs low <= mode <= high and low < high, "
-                f"got low={self.low}, mode={self.mode}, high={self.high}"
+                f"needs low <= mode <= high and low < high, got low={self.low}, mode={self.mode}, high={self.high}"
             )
         return self
 

@@ -47,7 +47,8 @@ class DealDraws:
         self._next = 0
 
     def _refill(self) -> None:
-        conditional = self._rng.random((DRAW_BLOCK, len(self._stages))) / self._rates
+        with np.errstate(divide="ignore"):  # a rate of 0 gives u / 0 = inf: never converts
+            conditional = self._rng.random((DRAW_BLOCK, len(self._stages))) / self._rates
         columns = []
         for j, stage in enumerate(self._stages):
             q = conditional[:, j]

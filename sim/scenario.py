@@ -197,14 +197,11 @@ class Scenario(_Model):
     def _whole(self):
         if (self.horizon_days is None) == (self.horizon_weeks is None):
             given = "both" if self.horizon_days is not None else "neither"
-            raise ValueError(
-                f"horizon_days: give exactly one of horizon_days or horizon_weeks, got {given}"
-            )
+            raise ValueError(f"horizon_days: give exactly one of horizon_days or horizon_weeks, got {given}")
         if not (0 < self.horizon <= MAX_HORIZON_DAYS):
             field = "horizon_days" if self.horizon_days is not None else "horizon_weeks"
             raise ValueError(
-                f"{field}: must be more than 0 and at most {MAX_HORIZON_DAYS:g} days, "
-                f"got {self.horizon:g} days"
+                f"{field}: must be more than 0 and at most {MAX_HORIZON_DAYS:g} days, got {self.horizon:g} days"
             )
         names = [stage.name for stage in self.stages]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -273,10 +270,7 @@ def _message(error: dict) -> str:
         return _FRIENDLY[kind]
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
-        return (
-            f"unknown distribution {ctx.get('tag')!r}; expected one of "
-            f"{', '.join(FAMILIES)}"
-        )
+        return f"unknown distribution {ctx.get('tag')!r}; expected one of {', '.join(FAMILIES)}"
     if kind == "union_tag_not_found":
         return f"needs a 'dist' key, one of {', '.join(FAMILIES)}"
     message = error["msg"]

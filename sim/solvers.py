@@ -140,11 +140,15 @@ def solve_magic_number(
         low, high = high, min(ceiling, 2.0 * high)
     answer = optimize.brentq(
         lambda x: p_hit(x) - target + 0.5 / runs,  # the step, not a point just below it
-        low, high, xtol=relative_tolerance * high, rtol=relative_tolerance,
+        low,
+        high,
+        xtol=relative_tolerance * high,
+        rtol=relative_tolerance,
     )
     # brentq returns a point within the tolerance of the step; report the side that hits.
-    solution = min((x for x, p in curve.items() if p >= target and x >= answer - relative_tolerance * high),
-                   default=high)
+    solution = min(
+        (x for x, p in curve.items() if p >= target and x >= answer - relative_tolerance * high), default=high
+    )
     return MagicNumber(
         weekly_opportunities=solution,
         p_hit_at_solution=curve[solution],
@@ -224,23 +228,53 @@ def levers(scenario: Scenario, step: float) -> list[tuple[dict, Scenario]]:
             before = float(conversion)
             after = better = min(1.0, before * (1 + step))
         stages[j] = stage.model_copy(update={"conversion": better})
-        out.append(({"lever": f"{stage.name} conversion", "kind": "conversion", "stage": stage.name,
-                     "from": before, "to": after},
-                    scenario.model_copy(update={"stages": tuple(stages)})))
+        out.append(
+            (
+                {
+                    "lever": f"{stage.name} conversion",
+                    "kind": "conversion",
+                    "stage": stage.name,
+                    "from": before,
+                    "to": after,
+                },
+                scenario.model_copy(update={"stages": tuple(stages)}),
+            )
+        )
         stages = list(scenario.stages)
         stages[j] = stage.model_copy(update={"duration": stage.duration.scaled(1 - step)})
         mean = stage.duration.mean()
-        out.append(({"lever": f"{stage.name} duration", "kind": "duration", "stage": stage.name,
-                     "from": mean, "to": mean * (1 - step)},
-                    scenario.model_copy(update={"stages": tuple(stages)})))
+        out.append(
+            (
+                {
+                    "lever": f"{stage.name} duration",
+                    "kind": "duration",
+                    "stage": stage.name,
+                    "from": mean,
+                    "to": mean * (1 - step),
+                },
+                scenario.model_copy(update={"stages": tuple(stages)}),
+            )
+        )
     per_week = scenario.inflow.per_week
-    out.append(({"lever": "inflow per week", "kind": "inflow", "stage": None,
-                 "from": per_week, "to": per_week * (1 + step)},
-                with_inflow(scenario, per_week * (1 + step))))
+    out.append(
+        (
+            {
+                "lever": "inflow per week",
+                "kind": "inflow",
+                "stage": None,
+                "from": per_week,
+                "to": per_week * (1 + step),
+            },
+            with_inflow(scenario, per_week * (1 + step)),
+        )
+    )
     value = scenario.deal_value.mean()
-    out.append(({"lever": "deal value", "kind": "deal_value", "stage": None,
-                 "from": value, "to": value * (1 + step)},
-                scenario.model_copy(update={"deal_value": scenario.deal_value.scaled(1 + step)})))
+    out.append(
+        (
+            {"lever": "deal value", "kind": "deal_value", "stage": None, "from": value, "to": value * (1 + step)},
+            scenario.model_copy(update={"deal_value": scenario.deal_value.scaled(1 + step)}),
+        )
+    )
     return out
 
 
@@ -278,8 +312,15 @@ def sensitivity(
         result = simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
         d_hit, se_hit = paired_difference(result.hit, base.hit)
         d_rev, se_rev = paired_difference(result.outcomes.revenue, base.outcomes.revenue)
-        rows.append({**description, "p_hit_change": d_hit, "p_hit_change_se": se_hit,
-                     "revenue_change": d_rev, "revenue_change_se": se_rev})
+        rows.append(
+            {
+                **description,
+                "p_hit_change": d_hit,
+                "p_hit_change_se": se_hit,
+                "revenue_change": d_rev,
+                "revenue_change_se": se_rev,
+            }
+        )
     rows.sort(key=lambda r: (abs(r["p_hit_change"]), abs(r["revenue_change"])), reverse=True)
     return {
         "base": {"p_hit": base.p_hit, "revenue_mean": float(base.outcomes.revenue.mean())},

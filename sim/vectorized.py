@@ -44,9 +44,10 @@ class _Block:
         self.entered = np.zeros((n_stages, width), dtype=np.int64)
         self.converted = np.zeros((n_stages, width), dtype=np.int64)
         self.won = np.zeros(width, dtype=np.int64)
-        self.win_col: list[np.ndarray] = []
-        self.win_day: list[np.ndarray] = []
-        self.win_rank: list[np.ndarray] = []
+        # Wins of each chunk: replication column, day and rank (none yet).
+        self.win_col: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        self.win_day: list[np.ndarray] = [np.empty(0)]
+        self.win_rank: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
 
     def add_deals(self, stage: int, start_day: np.ndarray, live: np.ndarray, uniforms) -> None:
         """Move a chunk of deals through the funnel and record what happens by the horizon.
@@ -67,7 +68,8 @@ class _Block:
         # u / rate < 1 means the deal converts; it is then uniform again and sets the
         # time spent in the stage (see sim.streams).
         self.entered[stage] += live.sum(axis=0)
-        q = uniforms[stage] / self.rates[stage]
+        with np.errstate(divide="ignore"):  # a rate of 0 gives u / 0 = inf: never converts
+            q = uniforms[stage] / self.rates[stage]
         cell = np.flatnonzero(live & (q < 1.0))
         day = start_day.ravel()[cell]
         u = q.ravel()[cell]
@@ -75,7 +77,8 @@ class _Block:
             if j > stage:
                 col = cell & column
                 self.entered[j] += np.bincount(col, minlength=width)
-                u = uniforms[j].ravel()[cell] / self.rates[j][col]
+                with np.errstate(divide="ignore"):
+                    u = uniforms[j].ravel()[cell] / self.rates[j][col]
                 moves = u < 1.0
                 cell, day, u = cell[moves], day[moves], u[moves]
             day += self.scenario.stages[j].duration.ppf(u)
@@ -98,9 +101,7 @@ class _Block:
     def outcomes(self, values_rng: np.random.Generator) -> Outcomes:
         """The block's per-replication outcomes; draws the deal values."""
         col = np.concatenate(self.win_col)
-        values = self.scenario.deal_value.rvs(
-            (int(self.won.max(initial=0)), self.width), random_state=values_rng
-        )
+        values = self.scenario.deal_value.rvs((int(self.won.max(initial=0)), self.width), random_state=values_rng)
         value = values[np.concatenate(self.win_rank), col] if len(col) else np.zeros(0)
         return Outcomes(
             won_deals=self.won,
@@ -156,7 +157,9 @@ def simulate_block(scenario: Scenario, seed_sequence: np.random.SeedSequence) ->
             rows = min(max_rows, stage.open - lo)
             shape = (rows, width)
             block.add_deals(
-                j, np.zeros(shape), np.ones(shape, dtype=bool),
+                j,
+                np.zeros(shape),
+                np.ones(shape, dtype=bool),
                 _uniform_rows(open_rngs, rows, width),
             )
 

@@ -43,17 +43,29 @@ CASES = {
     ),
     "beta rates, gamma, open pipeline": _scenario(
         [
-            {"name": "A", "conversion": {"mean": 0.6, "concentration": 20},
-             "duration": {"dist": "gamma", "mean": 6, "sd": 3}, "open": 8},
-            {"name": "B", "conversion": {"mean": 0.45, "concentration": 30},
-             "duration": {"dist": "exponential", "mean": 9}, "open": 5},
+            {
+                "name": "A",
+                "conversion": {"mean": 0.6, "concentration": 20},
+                "duration": {"dist": "gamma", "mean": 6, "sd": 3},
+                "open": 8,
+            },
+            {
+                "name": "B",
+                "conversion": {"mean": 0.45, "concentration": 30},
+                "duration": {"dist": "exponential", "mean": 9},
+                "open": 5,
+            },
         ]
     ),
     "uniform, triangular, empirical, fixed inflow": _scenario(
         [
             {"name": "A", "conversion": 0.7, "duration": {"dist": "uniform", "low": 2, "high": 9}},
-            {"name": "B", "conversion": 0.55,
-             "duration": {"dist": "triangular", "low": 3, "mode": 5, "high": 15}, "open": 4},
+            {
+                "name": "B",
+                "conversion": 0.55,
+                "duration": {"dist": "triangular", "low": 3, "mode": 5, "high": 15},
+                "open": 4,
+            },
             {"name": "C", "conversion": 0.8, "duration": 4},
         ],
         inflow={"per_week": 7.5, "process": "fixed"},
