@@ -26,7 +26,7 @@ from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
 from sim.streams import conversion_rates, generators, unit_rate_cap
 
-BLOCK = 1024
+BLOCK = 512
 """Replications simulated together; one seed child each (a power of two)."""
 MAX_CELLS = 1 << 19
 """Deals x replications held in memory at once (rows are processed in chunks)."""
