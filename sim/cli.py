@@ -111,11 +111,10 @@ def _money(x: float) -> str:
 
 def _format_run(summary: dict) -> str:
     quota = summary["quota"]
-    unit_fmt = _money if quota["unit"] == "revenue" else (lambda x: f"{x:,.1f}")
     low, high = summary["p_hit_ci"]
     lines = [
         f"{summary['scenario']}  ({summary['runs']:,} runs, seed {summary['seed']}, {summary['engine']} engine)",
-        f"Quota: {unit_fmt(quota['target'])} {'' if quota['unit'] == 'revenue' else 'deals'}".rstrip(),
+        f"Quota: {_money(quota['target'])}{'' if quota['unit'] == 'revenue' else ' deals'}",
         f"P(hit quota): {summary['p_hit']:.1%}  (95% CI {low:.1%} to {high:.1%})",
         "",
         f"{'':<10}{'mean':>14}{'sd':>14}{'P10':>14}{'P50':>14}{'P90':>14}",
