@@ -75,8 +75,8 @@ class _Block:
         u = q.ravel()[cell]
         for j in range(stage, len(self.scenario.stages)):
             if j > stage:
-                col = cell & column
-                self.entered[j] += np.bincount(col, minlength=width)
+                # Deals enter stage j as they leave stage j - 1: counted just below.
+                self.entered[j] += counts
                 with np.errstate(divide="ignore"):
                     u = uniforms[j].ravel()[cell] / self.rates[j][col]
                 moves = u < 1.0
@@ -84,15 +84,15 @@ class _Block:
             day += self.scenario.stages[j].duration.ppf(u)
             in_time = day <= horizon
             cell, day = cell[in_time], day[in_time]
-            self.converted[j] += np.bincount(cell & column, minlength=width)
+            col = cell & column
+            counts = np.bincount(col, minlength=width)
+            self.converted[j] += counts
         # Rank of each win within its replication in deal (row) order, continuing
         # from earlier chunks: the value stream is read that way.
-        col = cell & column
         won = np.zeros(live.shape, dtype=np.int32)
         won.ravel()[cell] = 1
         _cumulate_rows(won)
         rank = won.ravel()[cell] - 1
-        counts = np.bincount(col, minlength=width)
         self.win_col.append(col)
         self.win_day.append(day)
         self.win_rank.append(rank + self.won[col])
