@@ -21,6 +21,10 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from scipy import special, stats
 
+MIN_SD_RATIO = 1e-6
+MAX_SD_RATIO = 1e3
+"""Bounds on sd / mean for the lognormal and gamma families (numerically safe shapes)."""
+
 FAMILIES = ("fixed", "uniform", "triangular", "exponential", "lognormal", "gamma", "empirical")
 
 
@@ -206,6 +210,18 @@ class _MeanSd(_Distribution):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
     _check_mean = field_validator("mean_")(_positive)
     _check_sd = field_validator("sd")(_positive)
+
+    @model_validator(mode="after")
+    def _check_spread(self):
+        # Outside this band the shape parameters overflow or underflow in floating
+        # point (a gamma shape of 1e-300 draws only zeros), so refuse it up front.
+        ratio = self.sd / self.mean_
+        if not MIN_SD_RATIO <= ratio <= MAX_SD_RATIO:
+            raise ValueError(
+                f"sd / mean must be between {MIN_SD_RATIO:g} and {MAX_SD_RATIO:g}, got sd={self.sd:g}, "
+                f"mean={self.mean_:g} (use a fixed value for no spread)"
+            )
+        return self
 
     def scaled(self, factor):
         return self.model_copy(update={"mean_": self.mean_ * factor, "sd": self.sd * factor})

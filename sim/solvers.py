@@ -62,13 +62,20 @@ def max_weekly_inflow(scenario: Scenario) -> float:
     return max(0.0, room) / scenario.horizon * 7.0
 
 
-def new_deal_can_win(scenario: Scenario) -> bool:
-    """Whether a deal arriving at day 0 has any chance of being won by the horizon."""
-    if math.prod(analysis.funnel_rates(scenario)) <= 0:
-        return False
-    # Every stage takes at least its distribution's lower bound.
-    shortest = sum(float(stage.duration.ppf(0.0)) for stage in scenario.stages)
-    return shortest <= scenario.horizon
+def new_deal_win_bound(scenario: Scenario) -> float:
+    """An upper bound on the probability that a new deal is won within the horizon.
+
+    A deal is won only if it converts at every stage (mean rates multiply, the stages
+    being independent) and every stage's duration fits in the horizon on its own; the
+    product of those probabilities bounds P(won in time) from above. It is 0 when the
+    stages' shortest durations add up to more than the horizon.
+    """
+    if sum(float(stage.duration.ppf(0.0)) for stage in scenario.stages) > scenario.horizon:
+        return 0.0
+    bound = math.prod(analysis.funnel_rates(scenario))
+    for stage in scenario.stages:
+        bound *= float(stage.duration.cdf(scenario.horizon))
+    return bound
 
 
 def solve_magic_number(
@@ -117,37 +124,53 @@ def solve_magic_number(
             ).p_hit
         return curve[per_week]
 
+    # P(hit) moves in steps of 1 / runs: count hits, so that the comparisons and the root
+    # finder's sign change sit exactly at the step that reaches the target.
+    needed_hits = math.ceil(target * runs - 1e-9)
+
+    def reaches(p: float) -> bool:
+        return round(p * runs) >= needed_hits
+
     deterministic = analysis.deterministic_weekly_opportunities(scenario)
-    if p_hit(0.0) >= target:
+    if reaches(p_hit(0.0)):
         raise Unreachable(
             f"the open pipeline alone already hits the quota with probability {curve[0.0]:.1%} "
             f">= the target {target:.0%}: no new opportunities are needed"
         )
-    if not new_deal_can_win(scenario):
-        raise Unreachable(
-            "no new opportunity can be won within the horizon (the stages take longer than "
-            "the horizon, or a conversion rate is 0), so no inflow reaches the target"
-        )
+    # P(hit) <= P(the pipeline alone hits) + P(some new deal is won)
+    #        <= p_hit(0) + E[new wins]                                   (Markov),
+    # and E[new wins] <= weekly inflow * weeks * win_bound: below this inflow the target
+    # cannot be reached, and if the size limit is below it no inflow can reach it.
     ceiling = max_weekly_inflow(scenario)
-    high = min(ceiling, max(1.0, 1.25 * deterministic if math.isfinite(deterministic) else 1.0))
-    low = 0.0
-    while p_hit(high) < target:
+    win_bound = new_deal_win_bound(scenario)
+    weeks = scenario.horizon / 7.0
+    if win_bound <= 0 or curve[0.0] + ceiling * weeks * win_bound < target:
+        raise Unreachable(
+            "no new opportunity can be won within the horizon often enough (the stages take "
+            "longer than the horizon, or a conversion rate is 0), so no inflow reaches the target"
+        )
+    low = min(ceiling, (target - curve[0.0]) / (weeks * win_bound))
+    high = min(ceiling, max(1.0, low, 1.25 * deterministic if math.isfinite(deterministic) else 1.0))
+    while not reaches(p_hit(high)):
         if high >= ceiling:
             raise Unreachable(
                 f"even {ceiling:,.0f} new opportunities a week (the size limit) reach only "
                 f"P(hit) = {curve[high]:.1%} < the target {target:.0%}: deals cannot close in time"
             )
         low, high = high, min(ceiling, 2.0 * high)
-    answer = optimize.brentq(
-        lambda x: p_hit(x) - target + 0.5 / runs,  # the step, not a point just below it
-        low,
-        high,
-        xtol=relative_tolerance * high,
-        rtol=relative_tolerance,
-    )
+    if reaches(p_hit(low)):  # only if the bound above is tight: low is the answer
+        answer = low
+    else:
+        answer = optimize.brentq(
+            lambda x: round(p_hit(x) * runs) - needed_hits + 0.5,
+            low,
+            high,
+            xtol=relative_tolerance * high,
+            rtol=relative_tolerance,
+        )
     # brentq returns a point within the tolerance of the step; report the side that hits.
     solution = min(
-        (x for x, p in curve.items() if p >= target and x >= answer - relative_tolerance * high), default=high
+        (x for x, p in curve.items() if reaches(p) and x >= answer - relative_tolerance * high), default=high
     )
     return MagicNumber(
         weekly_opportunities=solution,
@@ -184,7 +207,8 @@ def realistic_quota(result: SimulationResult, confidence: float) -> dict:
         raise ValueError(f"confidence: must be strictly between 0 and 1, got {confidence}")
     values = np.sort(result.result)[::-1]
     # At least ceil(c * n) runs must reach the quota: the ceil(c * n)-th largest result.
-    quota = float(values[math.ceil(confidence * len(values)) - 1])
+    # The tolerance keeps 0.07 * 100 = 7.000000000000001 from asking for an 8th run.
+    quota = float(values[math.ceil(confidence * len(values) - 1e-9) - 1])
     current = result.scenario.quota.target
     attainment = analysis.describe(result.result / current)
     return {
@@ -201,7 +225,8 @@ def realistic_quota(result: SimulationResult, confidence: float) -> dict:
 def p_hit_by_quota(result: SimulationResult, quotas: np.ndarray) -> np.ndarray:
     """P(result >= quota) for each quota: how the odds fall as the quota rises."""
     values = np.sort(result.result)
-    return 1.0 - np.searchsorted(values, np.asarray(quotas, dtype=float), side="left") / len(values)
+    below = np.searchsorted(values, np.asarray(quotas, dtype=float), side="left")
+    return (len(values) - below) / len(values)
 
 
 # --- sensitivity ----------------------------------------------------------------------

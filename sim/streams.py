@@ -71,4 +71,6 @@ def conversion_rates(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray:
 
 def unit_rate_cap(scenario: Scenario) -> float:
     """Length of the horizon in unit-rate time: arrivals with cumulative time <= it count."""
-    return scenario.inflow.per_week / 7.0 * scenario.horizon
+    # Multiply first (17 * 91 / 7 is exactly 221; 17 / 7 * 91 rounds below it), and allow
+    # for the last bit so the arrival exactly at the horizon is not lost to rounding.
+    return scenario.inflow.per_week * scenario.horizon / 7.0 * (1.0 + 1e-12)

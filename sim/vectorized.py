@@ -73,20 +73,21 @@ class _Block:
         cell = np.flatnonzero(live & (q < 1.0))
         day = start_day.ravel()[cell]
         u = q.ravel()[cell]
-        for j in range(stage, len(self.scenario.stages)):
-            if j > stage:
-                # Deals enter stage j as they leave stage j - 1: counted just below.
-                self.entered[j] += counts
-                with np.errstate(divide="ignore"):
-                    u = uniforms[j].ravel()[cell] / self.rates[j][col]
-                moves = u < 1.0
-                cell, day, u = cell[moves], day[moves], u[moves]
+        last = len(self.scenario.stages) - 1
+        for j in range(stage, last + 1):
             day += self.scenario.stages[j].duration.ppf(u)
             in_time = day <= horizon
             cell, day = cell[in_time], day[in_time]
             col = cell & column
             counts = np.bincount(col, minlength=width)
             self.converted[j] += counts
+            if j < last:
+                # Deals enter the next stage as they leave this one.
+                self.entered[j + 1] += counts
+                with np.errstate(divide="ignore"):
+                    u = uniforms[j + 1].ravel()[cell] / self.rates[j + 1][col]
+                moves = u < 1.0
+                cell, day, u = cell[moves], day[moves], u[moves]
         # Rank of each win within its replication in deal (row) order, continuing
         # from earlier chunks: the value stream is read that way.
         won = np.zeros(live.shape, dtype=np.int32)
@@ -185,7 +186,8 @@ def simulate_block(scenario: Scenario, seed_sequence: np.random.SeedSequence) ->
             arrival = _cumulate_rows(gaps)
             unit_time = arrival[-1].copy()
             live = arrival <= cap
-            arrival /= rate  # unit-rate time -> days
+            with np.errstate(over="ignore"):  # a vanishing rate sends arrivals to +inf: past the horizon
+                arrival /= rate  # unit-rate time -> days
             block.add_deals(0, arrival, live, _uniform_rows(new_rngs, rows, width))
             if unit_time.min() > cap:
                 break
