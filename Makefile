@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)
-	$(BIN)/ruff check sim tests app.py benchmarks
+	$(BIN)/ruff check sim ui tests app.py benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engines.py

@@ -1,60 +1,56 @@
-"""funnel-sim's Streamlit page: a thin view over ``sim``.
+"""funnel-sim's Streamlit page: a thin view over ``sim`` (helpers in ``ui``).
 
-Run with ``make run`` (or ``streamlit run app.py -- [SCENARIO.toml]``).
+Run with ``make run`` (or ``streamlit run app.py -- [SCENARIO.toml]``). The page reads
+the inputs, validates them into a scenario with :func:`sim.scenario.scenario_from_dict`,
+keeps the last valid one when they are wrong, writes the what-if into the URL and draws
+the open page only: the tabs track which one is open, so hidden pages compute nothing.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from sim import ScenarioError, load_scenario, simulate
-from sim.scenario import Scenario
+from ui import inputs
+from ui.form import stage_names
+from ui.pages import PAGES, Context
 
-SCENARIOS = Path(__file__).parent / "scenarios"
-DEFAULT = SCENARIOS / "reference_quarter.toml"
+st.set_page_config(page_title="funnel-sim: the odds of hitting quota", page_icon=":material/filter_alt:", layout="wide")
+inputs.start(sys.argv[1:])
 
+st.title("What are the odds we hit quota?")
+slots, settings = inputs.sidebar()
+slots.scenario = st.container()
+for line in st.session_state.get("notices", []):
+    slots.scenario.error(line)
 
-@st.cache_data(show_spinner=False)
-def run(scenario: Scenario, runs: int, seed: int) -> dict:
-    """One cached simulation; returns the summary and the per-run results."""
-    result = simulate(scenario, runs=runs, seed=seed)
-    return {"summary": result.summary(), "result": result.result}
-
-
-def main() -> None:
-    st.set_page_config(page_title="funnel-sim", layout="wide")
-    st.title("funnel-sim: what are the odds we hit quota?")
-    start = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
-    files = sorted(SCENARIOS.glob("*.toml"))
-    names = [f.name for f in files]
-    chosen = st.sidebar.selectbox("Scenario", names, index=names.index(start.name) if start.name in names else 0)
-    runs = st.sidebar.number_input("Runs", 100, 200_000, 10_000, step=1000)
-    seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0)
-    try:
-        scenario = load_scenario(SCENARIOS / chosen)
-    except ScenarioError as error:
-        st.error("\n".join(error.problems))
-        return
-    out = run(scenario, int(runs), int(seed))
-    summary = out["summary"]
-    low, high = summary["p_hit_ci"]
-    st.metric("P(hit quota)", f"{summary['p_hit']:.1%}", help=f"95% interval {low:.1%} to {high:.1%}")
-    frame = pd.DataFrame({"result": out["result"]})
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            alt.X("result:Q", bin=alt.Bin(maxbins=50), title=summary["quota"]["unit"]),
-            alt.Y("count()", title="runs"),
-        )
+with st.expander("**The funnel**: stages in order, conversion rates, days in each stage, open deals", expanded=True):
+    st.caption(
+        "Edit any cell (hover a column title for what it means). Add a stage with the empty row at the bottom, "
+        "delete one by ticking its row and pressing Delete, reorder with the # column. Rate = the share of deals "
+        "that move on; a deal that moves on from the last stage is won. Days: how long a deal stays in the stage."
     )
-    quota = alt.Chart(pd.DataFrame({"quota": [summary["quota"]["target"]]})).mark_rule(color="red").encode(x="quota:Q")
-    st.altair_chart(chart + quota, use_container_width=True)
+    frame = inputs.stage_editor()
+    slots.stages = st.container()
 
+scenario, problems = inputs.validate(inputs.read_values(), frame)
+if scenario is None:
+    scenario = st.session_state["last_valid"]
+    inputs.show_problems(problems, slots, stage_names(frame))
+    slots.scenario.warning(
+        "Some inputs need fixing (see the red notes next to them). Until then the results below are for the last "
+        "valid version of the scenario.",
+        icon=":material/warning:",
+    )
+else:
+    st.session_state["last_valid"] = scenario
+    inputs.sync_url(scenario, settings)
+inputs.offer_download(slots.download, scenario, stale=bool(problems))
 
-main()
+st.caption(f"**{scenario.name}**" + (f": {scenario.description}" if scenario.description else ""))
+context = Context(scenario, settings.runs, settings.seed, settings.engine)
+for tab, page in zip(st.tabs(list(PAGES), key="page", bind="query-params"), PAGES.values(), strict=True):
+    if tab.open:
+        with tab:
+            page(context)

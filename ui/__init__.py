@@ -1,0 +1,12 @@
+"""The Streamlit app's helpers: ``app.py`` is the page, these modules do its work.
+
+- :mod:`ui.form`: between a scenario and the inputs (widget values, the stage table,
+  the link); pure functions, no Streamlit.
+- :mod:`ui.explain`: numbers in words: formats, sentences, the funnel math written out.
+- :mod:`ui.charts`: the Altair charts, and their PNG/SVG export (vl-convert, offline).
+- :mod:`ui.compute`: the cached calls into :mod:`sim`.
+- :mod:`ui.inputs`: the sidebar, the stage editor, validation, the URL.
+- :mod:`ui.pages`: the six pages.
+
+Imports point one way: app -> ui -> sim. Nothing in ``sim`` imports Streamlit or ``ui``.
+"""

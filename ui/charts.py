@@ -1,0 +1,291 @@
+"""The app's Altair charts, and their export as SVG or PNG.
+
+Each function takes plain arrays and numbers and returns an Altair chart; none of them
+runs a simulation. Data is summarised before it is charted (a histogram's bins, a fan
+chart's percentiles), so the browser receives a few dozen rows, not thousands of runs.
+:func:`to_svg` and :func:`to_png` render a chart with vl-convert, which bundles Vega
+and needs no browser and no network.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import vl_convert as vlc
+
+SIMULATION = "#4C78A8"
+AVERAGE = "#F58518"
+QUOTA = "#D62728"
+BAND = "#9ECAE9"
+BASELINE = "#A0A0A0"
+TARGET = "#54A24B"
+HEIGHT = 280
+EXPORT_WIDTH = 720
+
+LEGEND = alt.Legend(title=None, orient="top", labelLimit=0)
+MONEY_AXIS = "$,.2s"
+"""d3-format: dollars with SI suffixes (``$1.2M``)."""
+
+
+def histogram_frame(values: np.ndarray, whole: bool = False, max_bins: int = 40) -> pd.DataFrame:
+    """Bins of a sample: ``start``, ``end``, ``runs`` and ``share`` (runs / all runs).
+
+    With ``whole`` (counts of deals) and a small range, each whole number is its own bin.
+    """
+    values = np.asarray(values, dtype=float)
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    if whole and high - low <= 60:
+        edges = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1.5)
+    elif high > low:
+        edges = np.histogram_bin_edges(values, bins=max_bins, range=(low, high))
+    else:
+        edges = np.array([low - 0.5, low + 0.5])
+    runs, edges = np.histogram(values, bins=edges)
+    return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "runs": runs, "share": runs / max(1, len(values))})
+
+
+def _markers(markers: list[tuple[str, float, str]], field: str = "value", axis: str = "x") -> alt.Chart:
+    """Vertical (or horizontal) reference lines with a legend: (label, value, colour)."""
+    frame = pd.DataFrame({"label": [m[0] for m in markers], field: [m[1] for m in markers]})
+    color = alt.Color(
+        "label:N",
+        scale=alt.Scale(domain=[m[0] for m in markers], range=[m[2] for m in markers]),
+        legend=LEGEND,
+    )
+    encoding = {axis: alt.X(f"{field}:Q") if axis == "x" else alt.Y(f"{field}:Q")}
+    return (
+        alt.Chart(frame)
+        .mark_rule(strokeWidth=2.5, strokeDash=[6, 3])
+        .encode(color=color, tooltip=["label:N", alt.Tooltip(f"{field}:Q", format=",.4~r")], **encoding)
+    )
+
+
+def distribution_chart(
+    values: np.ndarray,
+    markers: list[tuple[str, float, str]],
+    x_title: str,
+    x_format: str,
+    whole: bool = False,
+    color: str = SIMULATION,
+) -> alt.LayerChart:
+    """Histogram of a result per run (revenue, deals, attainment) with labelled reference lines."""
+    frame = histogram_frame(values, whole=whole)
+    bars = (
+        alt.Chart(frame)
+        .mark_bar(color=color, opacity=0.85, binSpacing=1)
+        .encode(
+            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
+            alt.X2("end:Q"),
+            alt.Y("share:Q", title="share of simulated periods", axis=alt.Axis(format="%")),
+            alt.Y2(datum=0),
+            tooltip=[
+                alt.Tooltip("start:Q", title="from", format=x_format),
+                alt.Tooltip("end:Q", title="to", format=x_format),
+                alt.Tooltip("runs:Q", title="runs"),
+                alt.Tooltip("share:Q", title="share", format=".1%"),
+            ],
+        )
+    )
+    return alt.layer(bars, _markers(markers)).properties(height=HEIGHT)
+
+
+def axis_format(unit: str) -> str:
+    """The axis format of a quota unit: dollars or whole deals."""
+    return MONEY_AXIS if unit == "revenue" else ",d"
+
+
+def fan_chart(weekly: np.ndarray, horizon_days: float, pace_total: float | None, y_title: str, unit: str):
+    """Cumulative result by week: the P10-P90 band and the median, against a straight quota pace.
+
+    ``weekly`` is runs x weeks, cumulative; week w ends at day min(7w, horizon).
+    """
+    weeks = weekly.shape[1]
+    ends = np.minimum(7.0 * np.arange(1, weeks + 1), horizon_days) / 7.0
+    p10, p50, p90 = np.percentile(weekly, [10, 50, 90], axis=0)
+    frame = pd.DataFrame(
+        {
+            "week": np.concatenate([[0.0], ends]),
+            "p10": np.concatenate([[0.0], p10]),
+            "p50": np.concatenate([[0.0], p50]),
+            "p90": np.concatenate([[0.0], p90]),
+        }
+    )
+    labels = ["Middle 80% of runs (P10 to P90)", "Median run"]
+    colors = [BAND, SIMULATION]
+    if pace_total is not None:
+        labels.append("Quota pace (straight line)")
+        colors.append(QUOTA)
+    color = alt.Color("band:N", scale=alt.Scale(domain=labels, range=colors), legend=LEGEND)
+    x = alt.X("week:Q", title="week", axis=alt.Axis(tickMinStep=1))
+    fmt = axis_format(unit)
+    layers = [
+        alt.Chart(frame)
+        .transform_calculate(band=f"'{labels[0]}'")
+        .mark_area(opacity=0.6)
+        .encode(
+            x,
+            alt.Y("p10:Q", title=y_title, axis=alt.Axis(format=fmt)),
+            alt.Y2("p90:Q"),
+            color=color,
+            tooltip=[
+                alt.Tooltip("week:Q", format=".1f"),
+                alt.Tooltip("p10:Q", title="P10", format=",.0f"),
+                alt.Tooltip("p90:Q", title="P90", format=",.0f"),
+            ],
+        ),
+        alt.Chart(frame)
+        .transform_calculate(band=f"'{labels[1]}'")
+        .mark_line(strokeWidth=2.5)
+        .encode(
+            x,
+            alt.Y("p50:Q"),
+            color=color,
+            tooltip=[alt.Tooltip("week:Q", format=".1f"), alt.Tooltip("p50:Q", title="median", format=",.0f")],
+        ),
+    ]
+    if pace_total is not None:
+        pace = pd.DataFrame({"week": [0.0, horizon_days / 7.0], "p50": [0.0, pace_total]})
+        layers.append(
+            alt.Chart(pace)
+            .transform_calculate(band=f"'{labels[2]}'")
+            .mark_line(strokeDash=[6, 3], strokeWidth=2)
+            .encode(x, alt.Y("p50:Q"), color=color)
+        )
+    return alt.layer(*layers).properties(height=HEIGHT)
+
+
+def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Expected deals per stage: ``stage``, ``source`` and ``deals`` columns, stages in funnel order."""
+    order = list(dict.fromkeys(frame["stage"]))
+    sources = list(dict.fromkeys(frame["source"]))
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            alt.Y("stage:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
+            alt.YOffset("source:N", sort=sources),
+            alt.X("deals:Q", title="deals per period (average)"),
+            color=alt.Color(
+                "source:N",
+                scale=alt.Scale(domain=sources, range=[SIMULATION, AVERAGE][: len(sources)]),
+                legend=LEGEND,
+            ),
+            tooltip=["stage:N", "source:N", alt.Tooltip("deals:Q", format=",.1f")],
+        )
+        .properties(height=alt.Step(14))
+    )
+
+
+def probability_curve(
+    frame: pd.DataFrame,
+    x: str,
+    x_title: str,
+    markers: list[tuple[str, float, str]],
+    level: tuple[str, float, str] | None = None,
+    x_format: str = ",.4~r",
+) -> alt.LayerChart:
+    """P(hit) against a number (weekly opportunities, a quota): a line with its points."""
+    base = alt.Chart(frame).encode(
+        alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
+        alt.Y("p_hit:Q", title="P(hit quota)", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip(f"{x}:Q", title=x_title, format=",.2f"), alt.Tooltip("p_hit:Q", format=".1%")],
+    )
+    layers = [base.mark_line(color=SIMULATION, strokeWidth=2.5, interpolate="monotone")]
+    if len(frame) <= 60:
+        layers.append(base.mark_point(color=SIMULATION, filled=True, size=40))
+    if markers:
+        layers.append(_markers(markers))
+    if level is not None:
+        layers.append(
+            alt.Chart(pd.DataFrame({"p_hit": [level[1]], "label": [level[0]]}))
+            .mark_rule(color=level[2], strokeWidth=1.5)
+            .encode(alt.Y("p_hit:Q"), tooltip=["label:N", alt.Tooltip("p_hit:Q", format=".0%")])
+        )
+    return alt.layer(*layers).properties(height=HEIGHT)
+
+
+def tornado(frame: pd.DataFrame) -> alt.LayerChart:
+    """Sensitivity bars, biggest first: ``lever``, ``points`` (change in P(hit)) and ``se_points``."""
+    order = list(frame["lever"])
+    frame = frame.assign(low=frame["points"] - 2 * frame["se_points"], high=frame["points"] + 2 * frame["se_points"])
+    y = alt.Y("lever:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    bars = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            y,
+            alt.X("points:Q", title="change in P(hit), percentage points"),
+            color=alt.condition(alt.datum.points >= 0, alt.value(SIMULATION), alt.value(QUOTA)),
+            tooltip=[
+                "lever:N",
+                alt.Tooltip("points:Q", title="points of P(hit)", format="+.1f"),
+                alt.Tooltip("se_points:Q", title="standard error", format=".2f"),
+            ],
+        )
+    )
+    whiskers = alt.Chart(frame).mark_rule(color="#333333").encode(y, alt.X("low:Q"), alt.X2("high:Q"))
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333333").encode(x="x:Q")
+    return alt.layer(bars, whiskers, zero).properties(height=max(160, 34 * len(order)))
+
+
+def overlaid_distributions(
+    samples: dict[str, np.ndarray], unit: str, x_title: str, markers: list[tuple[str, float, str]]
+) -> alt.LayerChart:
+    """Two (or more) results' histograms on common bins, drawn over each other."""
+    pooled = np.concatenate(list(samples.values()))
+    whole = unit == "deals" and pooled.max() - pooled.min() <= 60
+    if whole:
+        edges = np.arange(np.floor(pooled.min()) - 0.5, np.ceil(pooled.max()) + 1.5)
+    else:
+        edges = np.histogram_bin_edges(pooled, bins=40)
+    frames = []
+    for name, values in samples.items():
+        runs, _ = np.histogram(values, bins=edges)
+        frames.append(
+            pd.DataFrame({"start": edges[:-1], "end": edges[1:], "share": runs / max(1, len(values)), "scenario": name})
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    names = list(samples)
+    bars = (
+        alt.Chart(frame)
+        .mark_bar(opacity=0.55, binSpacing=0)
+        .encode(
+            alt.X("start:Q", title=x_title, axis=alt.Axis(format=axis_format(unit))),
+            alt.X2("end:Q"),
+            alt.Y("share:Q", title="share of simulated periods", axis=alt.Axis(format="%"), stack=None),
+            alt.Y2(datum=0),
+            color=alt.Color(
+                "scenario:N",
+                scale=alt.Scale(domain=names, range=[BASELINE, SIMULATION][: len(names)]),
+                legend=LEGEND,
+            ),
+            tooltip=["scenario:N", alt.Tooltip("start:Q", format=",.0f"), alt.Tooltip("share:Q", format=".1%")],
+        )
+    )
+    layers = [bars]
+    if markers:
+        rules = pd.DataFrame({"label": [m[0] for m in markers], "value": [m[1] for m in markers]})
+        layers.append(
+            alt.Chart(rules)
+            .mark_rule(strokeWidth=2.5, strokeDash=[6, 3], color=QUOTA)
+            .encode(x="value:Q", tooltip=["label:N", alt.Tooltip("value:Q", format=",.0f")])
+        )
+    return alt.layer(*layers).properties(height=HEIGHT)
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _export_spec(chart, title: str) -> dict:
+    return chart.properties(title=title, width=EXPORT_WIDTH).to_dict()
+
+
+def to_svg(chart, title: str = "") -> str:
+    """The chart as an SVG document (rendered offline by vl-convert)."""
+    return vlc.vegalite_to_svg(_export_spec(chart, title), allowed_base_urls=[])
+
+
+def to_png(chart, title: str = "") -> bytes:
+    """The chart as a PNG image at twice the screen resolution (rendered offline by vl-convert)."""
+    return vlc.vegalite_to_png(_export_spec(chart, title), scale=2, allowed_base_urls=[])

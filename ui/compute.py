@@ -1,0 +1,62 @@
+"""The app's calls into :mod:`sim`, cached by value.
+
+Every function takes the scenario model and plain numbers; ``st.cache_data`` hashes a
+frozen pydantic model by its field values, so the same what-if asked twice (or by two
+pages) runs once. Functions never read globals or session state, so the cache key is
+the whole question. An answer that is "no answer" (:class:`sim.solvers.Unreachable`)
+is returned as its message rather than raised, so it is cached too.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from sim import Scenario, SimulationResult, simulate
+from sim.runner import choose_engine
+from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
+
+LONG_RUNS = 20_000
+"""From this many runs (or on the SimPy engine) a simulation shows a progress bar."""
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResult:
+    """Simulate ``runs`` periods of the scenario (a progress bar for long runs)."""
+    if runs < LONG_RUNS and choose_engine(scenario, engine) != "simpy":
+        return simulate(scenario, runs=runs, seed=seed, engine=engine)
+    # Created inside the cached function, so a cache hit replays it (already emptied).
+    bar = st.progress(0.0, text=f"Simulating {runs:,} periods...")
+    shown = [-1]
+
+    def tick(done: int, total: int) -> None:
+        percent = 100 * done // total
+        if percent >= shown[0] + 5:
+            shown[0] = percent
+            bar.progress(done / total, text=f"Simulating: {done:,} of {total:,} periods")
+
+    result = simulate(scenario, runs=runs, seed=seed, engine=engine, progress=tick)
+    bar.empty()
+    return result
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def p_hit_at(scenario: Scenario, per_week: float, runs: int, seed: int, engine: str) -> float:
+    """P(hit) with another weekly inflow and the same seed (a point of the magic-number curve)."""
+    return simulate(with_inflow(scenario, per_week), runs=runs, seed=seed, engine=engine).p_hit
+
+
+@st.cache_data(
+    max_entries=64, show_spinner="Solving for the magic number: each try is a full simulation...", show_time=True
+)
+def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine: str) -> MagicNumber | str:
+    """The weekly opportunities for P(hit) = target, or the reason there is no such number."""
+    try:
+        return solve_magic_number(scenario, target, runs=runs, seed=seed, engine=engine)
+    except Unreachable as reason:
+        return str(reason)
+
+
+@st.cache_data(max_entries=64, show_spinner="Trying each lever: one simulation per lever...", show_time=True)
+def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
+    """:func:`sim.solvers.sensitivity` of the scenario."""
+    return sensitivity(scenario, step=step, runs=runs, seed=seed, engine=engine)

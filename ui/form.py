@@ -1,0 +1,358 @@
+"""Between a scenario and the app's inputs: widget values, the stage table and the link.
+
+The app never builds a :class:`~sim.scenario.Scenario` itself. It turns its widget
+values and the edited stage table into a plain dictionary in the scenario file's own
+shape (:func:`scenario_document`) and hands that to :func:`sim.scenario.scenario_from_dict`,
+the one place where scenarios are validated, so the app shows the same ``field.path:
+problem`` lines as the command line. The other direction (:func:`widget_values`,
+:func:`stages_frame`) fills the inputs from a loaded scenario, and the two directions
+are exact inverses: a scenario loaded into the inputs and read back is equal to itself.
+
+The link: :func:`encode_scenario` packs the scenario's TOML into one URL-safe string
+(zlib, then base64) and :func:`decode_scenario` unpacks and validates it.
+
+Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from sim.distributions import FAMILIES
+from sim.scenario import (
+    MAX_FILE_BYTES,
+    BetaRate,
+    Scenario,
+    ScenarioError,
+    scenario_from_toml,
+    scenario_to_dict,
+    scenario_to_toml,
+)
+
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "fixed": ("mean",),
+    "uniform": ("low", "high"),
+    "triangular": ("low", "mode", "high"),
+    "exponential": ("mean",),
+    "lognormal": ("mean", "sd"),
+    "gamma": ("mean", "sd"),
+    "empirical": ("values",),
+}
+"""Which table columns (or deal-value inputs) each family reads. A fixed value is its mean."""
+PARAMETER_NAMES = ("mean", "sd", "low", "mode", "high", "values")
+STAGE_COLUMNS = ("order", "name", "conversion", "certainty", "duration", *PARAMETER_NAMES, "open")
+QUOTA_UNITS = ("revenue", "deals")
+HORIZON_UNITS = ("weeks", "days")
+PROCESSES = ("poisson", "fixed")
+ENGINES = ("auto", "vectorized", "simpy")
+DEFAULT_RUNS = 2_000
+DEFAULT_SEED = 0
+DEFAULT_ENGINE = "auto"
+MIN_RUNS, MAX_RUNS = 100, 200_000
+
+
+def _blank(value: Any) -> bool:
+    """None, NaN, pandas' NA or an empty string: a cell or input left empty."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _number(value: Any) -> Any:
+    """A plain Python number (an integral float stays a float; pydantic decides)."""
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """An integral float as an int (for counts); anything else as given, for pydantic to judge."""
+    value = _number(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# --- distributions ----------------------------------------------------------------------
+
+
+def format_values(values) -> str:
+    """Empirical values as the comma-separated text the table shows (exact: repr of floats)."""
+    return ", ".join(str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v)) for v in values)
+
+
+def parse_values(text: Any) -> Any:
+    """Comma- or space-separated numbers as a list of floats; unreadable text is passed on as is.
+
+    Passing the raw text on lets the scenario validator report it with its field path.
+    """
+    if _blank(text):
+        return None
+    parts = [p for p in re.split(r"[,;\s]+", str(text).strip()) if p]
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        return str(text)
+
+
+def distribution_fields(distribution) -> dict[str, Any]:
+    """A distribution as ``{"dist": family, "mean": ..., "sd": ..., ...}`` (unused ones None)."""
+    data = distribution.model_dump(by_alias=True)
+    family = data["dist"]
+    out: dict[str, Any] = {"dist": family, **dict.fromkeys(PARAMETER_NAMES)}
+    if family == "fixed":
+        out["mean"] = data["value"]
+    elif family == "empirical":
+        out["values"] = format_values(data["values"])
+    else:
+        for key in PARAMETERS[family]:
+            out[key] = data[key]
+    return out
+
+
+def distribution_document(family: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The file form of a distribution from a family and its parameter fields.
+
+    Only the parameters the family reads are used; blank ones are left out, so the
+    validator reports them as ``missing (required)`` at their own path.
+    """
+    if _blank(family):
+        return {}
+    family = str(family)
+    document: dict[str, Any] = {"dist": family}
+    for key in PARAMETERS.get(family, ()):
+        value = fields.get(key)
+        if key == "values":
+            value = parse_values(value)
+            if value is not None:
+                document["values"] = value
+        elif not _blank(value):
+            document["value" if family == "fixed" else key] = _number(value)
+    return document
+
+
+# --- the stage table --------------------------------------------------------------------
+
+
+def stages_frame(scenario: Scenario) -> pd.DataFrame:
+    """The stages as the editable table: one row per stage, in funnel order."""
+    rows = []
+    for i, stage in enumerate(scenario.stages, start=1):
+        conversion = stage.conversion
+        beta = isinstance(conversion, BetaRate)
+        duration = distribution_fields(stage.duration)
+        rows.append(
+            {
+                "order": i,
+                "name": stage.name,
+                "conversion": conversion.mean() if beta else float(conversion),
+                "certainty": conversion.concentration if beta else math.nan,
+                "duration": duration["dist"],
+                **{key: duration[key] for key in PARAMETER_NAMES},
+                "open": stage.open,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(STAGE_COLUMNS))
+    for column in ("conversion", "certainty", "mean", "sd", "low", "mode", "high"):
+        frame[column] = frame[column].astype("float64")
+    frame["values"] = frame["values"].astype("object")
+    frame["order"] = frame["order"].astype("Int64")
+    frame["open"] = frame["open"].astype("Int64")
+    return frame
+
+
+def ordered_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows sorted by the ``order`` column (blank order last; ties keep table order)."""
+    frame = frame.reset_index(drop=True)
+    order = pd.to_numeric(frame["order"], errors="coerce") if "order" in frame else pd.Series(dtype=float)
+    key = order.astype("float64").fillna(math.inf) if len(order) else order
+    positions = sorted(range(len(frame)), key=lambda i: (key.iloc[i], i)) if len(key) else range(len(frame))
+    return [frame.iloc[i].to_dict() for i in positions]
+
+
+def stage_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One table row in file form."""
+    document: dict[str, Any] = {}
+    if not _blank(row.get("name")):
+        document["name"] = str(row["name"])
+    rate, certainty = row.get("conversion"), row.get("certainty")
+    if not _blank(certainty):
+        beta: dict[str, Any] = {"concentration": _number(certainty)}
+        if not _blank(rate):
+            beta["mean"] = _number(rate)
+        document["conversion"] = beta
+    elif not _blank(rate):
+        document["conversion"] = _number(rate)
+    document["duration"] = distribution_document(row.get("duration"), row)
+    if not _blank(row.get("open")):
+        document["open"] = _whole(row["open"])
+    return document
+
+
+# --- widget values ----------------------------------------------------------------------
+
+
+def widget_values(scenario: Scenario) -> dict[str, Any]:
+    """The sidebar's widget values for a scenario, keyed by widget key.
+
+    Inputs the scenario does not use (the other quota unit, the deal-value parameters
+    of other families) get sensible values, so switching to them starts somewhere useful.
+    """
+    value = scenario.deal_value
+    mean = float(value.mean())
+    sd = float(value.std()) or 0.5 * mean
+    fields = distribution_fields(value)
+    defaults = {
+        "mean": mean,
+        "sd": sd,
+        "low": max(0.0, mean - sd),
+        "mode": mean,
+        "high": mean + sd,
+        "values": format_values([mean]),
+    }
+    quota = scenario.quota
+    if quota.unit == "revenue":
+        revenue, deals = float(quota.target), max(1, round(quota.target / mean)) if mean > 0 else 1
+    else:
+        revenue, deals = float(quota.target * mean) or 1.0, int(quota.target)
+    weeks = scenario.horizon_weeks is not None
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "horizon_unit": "weeks" if weeks else "days",
+        "horizon": float(scenario.horizon_weeks if weeks else scenario.horizon_days),
+        "quota_unit": quota.unit,
+        "quota_revenue": revenue,
+        "quota_deals": deals,
+        "per_week": float(scenario.inflow.per_week),
+        "process": scenario.inflow.process,
+        "value_dist": fields["dist"],
+        **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
+    }
+
+
+def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
+    """The scenario file's dictionary from widget values and the edited stage table."""
+    document: dict[str, Any] = {}
+    if not _blank(values.get("name")):
+        document["name"] = str(values["name"])
+    if not _blank(values.get("description")):
+        document["description"] = str(values["description"])
+    horizon_key = "horizon_days" if values.get("horizon_unit") == "days" else "horizon_weeks"
+    document[horizon_key] = None if _blank(values.get("horizon")) else _number(values["horizon"])
+    unit = values.get("quota_unit", "revenue")
+    amount = values.get(f"quota_{unit}")
+    quota_value = None if _blank(amount) else _whole(amount) if unit == "deals" else _number(amount)
+    document["quota"] = {} if quota_value is None else {unit: quota_value}
+    inflow: dict[str, Any] = {"process": values.get("process", "poisson")}
+    if not _blank(values.get("per_week")):
+        inflow["per_week"] = _number(values["per_week"])
+    document["inflow"] = inflow
+    document["deal_value"] = distribution_document(
+        values.get("value_dist"), {key: values.get(f"value_{key}") for key in PARAMETER_NAMES}
+    )
+    document["stages"] = [stage_document(row) for row in ordered_rows(frame)]
+    # None means "left blank": drop it so the validator says "missing (required)".
+    return {key: value for key, value in document.items() if value is not None}
+
+
+def stage_names(frame: pd.DataFrame) -> list[str]:
+    """Stage names in the order the scenario will use (for pointing at rows in messages)."""
+    return [str(row.get("name") or "(no name)") for row in ordered_rows(frame)]
+
+
+def settings_from_query(query: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs, seed and engine from the link, falling back to the defaults when unreadable."""
+
+    def whole(key: str, default: int, low: int, high: int) -> int:
+        try:
+            value = int(str(query.get(key, default)))
+        except ValueError:
+            return default
+        return value if low <= value <= high else default
+
+    engine = str(query.get("engine", DEFAULT_ENGINE))
+    return {
+        "runs": whole("runs", DEFAULT_RUNS, MIN_RUNS, MAX_RUNS),
+        "seed": whole("seed", DEFAULT_SEED, 0, 2**32 - 1),
+        "engine": engine if engine in ENGINES else DEFAULT_ENGINE,
+    }
+
+
+# --- the link --------------------------------------------------------------------------
+
+
+def encode_scenario(scenario: Scenario) -> str:
+    """The scenario's TOML, compressed, as one URL-safe string (no padding)."""
+    packed = zlib.compress(scenario_to_toml(scenario).encode("utf-8"), 9)
+    return base64.urlsafe_b64encode(packed).rstrip(b"=").decode("ascii")
+
+
+def decode_scenario(text: str) -> Scenario:
+    """Undo :func:`encode_scenario` and validate; problems raise :class:`ScenarioError`."""
+    try:
+        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(packed, MAX_FILE_BYTES)
+        if inflater.unconsumed_tail:
+            raise ScenarioError([f"link: the scenario is larger than {MAX_FILE_BYTES:,} bytes"])
+        toml = raw.decode("utf-8")
+    except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, ScenarioError):
+            raise
+        raise ScenarioError(["link: the scenario in the link is damaged (was it cut short?)"]) from None
+    return scenario_from_toml(toml, source="link")
+
+
+def differences(before: Scenario, after: Scenario) -> list[tuple[str, Any, Any]]:
+    """What changed between two scenarios, as ``(field path, before, after)``, in file order."""
+
+    def flat(value: Any, path: str, out: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                flat(item, f"{path}.{key}" if path else key, out)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for i, item in enumerate(value):
+                flat(item, f"{path}[{i}]", out)
+        else:
+            out[path] = value
+        return out
+
+    a = flat(scenario_to_dict(before), "", {})
+    b = flat(scenario_to_dict(after), "", {})
+    keys = list(a) + [k for k in b if k not in a]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
+
+
+__all__ = [
+    "ENGINES",
+    "FAMILIES",
+    "HORIZON_UNITS",
+    "PARAMETERS",
+    "PROCESSES",
+    "QUOTA_UNITS",
+    "STAGE_COLUMNS",
+    "decode_scenario",
+    "differences",
+    "distribution_document",
+    "distribution_fields",
+    "encode_scenario",
+    "scenario_document",
+    "settings_from_query",
+    "stage_names",
+    "stages_frame",
+    "widget_values",
+]

@@ -1,0 +1,448 @@
+"""The inputs: scenario chooser and upload, the sidebar, the stage table, validation, the link.
+
+Widget values live in ``st.session_state`` under the keys of :func:`ui.form.widget_values`
+(plus ``runs``, ``seed``, ``engine``). Loading a scenario (a file, an upload, a link)
+writes those keys from callbacks, before the widgets are drawn. Each rerun reads them
+back into a plain dictionary, validates it with :func:`sim.scenario.scenario_from_dict`
+and either accepts the scenario (it becomes ``last_valid`` and goes into the URL) or
+shows the problems next to the inputs they concern and keeps ``last_valid`` on screen.
+
+The stage table is an ``st.data_editor`` over a frame that stays fixed between loads
+(``stages_base``): the editor keeps the user's edits as its own state, and a new load
+gives it a new key (``stages_key``) so old edits do not apply to a new scenario.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from sim.distributions import FAMILIES
+from sim.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    scenario_from_dict,
+    scenario_from_toml,
+    scenario_to_toml,
+)
+from ui import form
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS_DIR = ROOT / "scenarios"
+DEFAULT_FILE = SCENARIOS_DIR / "reference_quarter.toml"
+URL_KEYS = ("file", "s", "runs", "seed", "engine")
+
+FAMILY_WORDS = {
+    "fixed": "fixed (always the mean)",
+    "uniform": "uniform (low to high)",
+    "triangular": "triangular (low, most likely, high)",
+    "exponential": "exponential (mean)",
+    "lognormal": "lognormal (mean, sd; long right tail)",
+    "gamma": "gamma (mean, sd)",
+    "empirical": "empirical (resample observed values)",
+}
+PARAMETER_LABELS = {"mean": "mean", "sd": "sd (spread)", "low": "low", "mode": "most likely", "high": "high"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to simulate, as opposed to what: not part of the scenario file."""
+
+    runs: int
+    seed: int
+    engine: str
+
+
+# --- files and loading ------------------------------------------------------------------------
+
+
+def scenario_files(argv: list[str]) -> tuple[dict[str, Path], str]:
+    """The chooser's options (label -> file) and the label to start from.
+
+    The shipped ``scenarios/*.toml`` by file name, plus the file named on the command
+    line (``streamlit run app.py -- FILE.toml``) when it lives elsewhere.
+    """
+    files = {path.name: path for path in sorted(SCENARIOS_DIR.glob("*.toml"))}
+    start = DEFAULT_FILE.name if DEFAULT_FILE.name in files else next(iter(files), "")
+    if argv:
+        path = Path(argv[0]).expanduser()
+        resolved = path.resolve()
+        shipped = [label for label, p in files.items() if p.resolve() == resolved]
+        if shipped:
+            start = shipped[0]
+        else:
+            files[str(path)] = path
+            start = str(path)
+    return files, start
+
+
+def _load(scenario: Scenario, origin: str) -> None:
+    """Put a scenario into the inputs (from a callback, or before the widgets are drawn)."""
+    state = st.session_state
+    state.update(form.widget_values(scenario))
+    state["stages_base"] = form.stages_frame(scenario)
+    state["stages_version"] = state.get("stages_version", 0) + 1
+    state["stages_key"] = f"stages_{state['stages_version']}"
+    state["loaded"] = scenario
+    state["last_valid"] = scenario
+    state["origin"] = origin
+
+
+def _read_file(label: str) -> Scenario:
+    files = st.session_state["files"]
+    return load_scenario(files[label])
+
+
+def start(argv: list[str]) -> None:
+    """On a session's first run: the scenario from the link, else from the command line."""
+    state = st.session_state
+    if "loaded" in state:
+        return
+    files, label = scenario_files(argv)
+    state["files"] = files
+    query = st.query_params
+    notices: list[str] = []
+    wanted = query.get("file")
+    if wanted:
+        if wanted in files:
+            label = wanted
+        else:
+            notices.append(f"link: unknown scenario file {wanted!r}; starting from {label}")
+    try:
+        base = _read_file(label)
+    except ScenarioError as error:
+        notices.extend(error.problems)
+        label = DEFAULT_FILE.name
+        base = load_scenario(DEFAULT_FILE)
+    scenario, origin = base, label
+    if query.get("s"):
+        try:
+            scenario, origin = form.decode_scenario(query["s"]), "the link"
+        except ScenarioError as error:
+            notices.extend(error.problems)
+    state["file"] = label
+    state["file_scenario"] = base
+    state.update(form.settings_from_query(query))
+    state["notices"] = notices
+    _load(scenario, origin)
+
+
+def _on_file() -> None:
+    state = st.session_state
+    try:
+        scenario = _read_file(state["file"])
+    except ScenarioError as error:
+        state["notices"] = error.problems
+        return
+    state["file_scenario"] = scenario
+    state["notices"] = []
+    _load(scenario, state["file"])
+
+
+def _on_upload() -> None:
+    state = st.session_state
+    upload = state.get("upload")
+    if upload is None:
+        return
+    try:
+        text = upload.getvalue().decode("utf-8")
+        scenario = scenario_from_toml(text, source=upload.name)
+    except UnicodeDecodeError:
+        state["upload_problems"] = [f"{upload.name}: not a UTF-8 text file"]
+        return
+    except ScenarioError as error:
+        state["upload_problems"] = error.problems
+        return
+    state["upload_problems"] = []
+    _load(scenario, f"upload: {upload.name}")
+
+
+def _on_reset() -> None:
+    state = st.session_state
+    _load(state["loaded"], state["origin"])
+
+
+# --- the widgets ------------------------------------------------------------------------------
+
+
+@dataclass
+class Slots:
+    """Places next to the inputs where their problems are shown, filled after validation."""
+
+    scenario: Any
+    quota: Any
+    horizon: Any
+    inflow: Any
+    deal_value: Any
+    stages: Any
+    about: Any
+    download: Any
+
+
+def sidebar() -> tuple[Slots, Settings]:
+    """Draw the sidebar; return where problems go and the simulation settings."""
+    state = st.session_state
+    bar = st.sidebar
+    bar.header("Scenario")
+    bar.selectbox("Start from a shipped scenario", list(state["files"]), key="file", on_change=_on_file)
+    bar.file_uploader(
+        "or upload a scenario file (TOML)",
+        type=["toml"],
+        key="upload",
+        on_change=_on_upload,
+        help="The same format as the files in scenarios/ and the command line.",
+    )
+    for line in state.get("upload_problems", []):
+        bar.error(line)
+    bar.caption(f"Loaded from {state['origin']}. The address bar holds the current what-if: copy it to share.")
+    download = bar.container()
+    bar.button("Undo my changes", on_click=_on_reset, help="Back to the scenario as it was loaded.")
+
+    bar.header("What if...")
+    unit = bar.segmented_control(
+        "The quota counts",
+        form.QUOTA_UNITS,
+        key="quota_unit",
+        required=True,
+        format_func=lambda u: "revenue ($)" if u == "revenue" else "won deals",
+    )
+    if unit == "deals":
+        bar.number_input("Quota: won deals in the period", key="quota_deals", step=1, persist_state="session")
+    else:
+        bar.number_input(
+            "Quota: won revenue in the period ($)",
+            key="quota_revenue",
+            step=10_000.0,
+            format="%.0f",
+            persist_state="session",
+        )
+    quota = bar.container()
+    left, right = bar.columns([3, 2])
+    left.number_input("Period length", key="horizon", step=1.0, format="%.0f")
+    right.selectbox("in", form.HORIZON_UNITS, key="horizon_unit")
+    horizon = bar.container()
+    bar.number_input(
+        "New opportunities per week",
+        key="per_week",
+        step=1.0,
+        format="%.2f",
+        help="New deals entering the first stage each week, on average.",
+    )
+    bar.radio(
+        "They arrive",
+        form.PROCESSES,
+        key="process",
+        horizontal=True,
+        format_func=lambda p: "at random (Poisson)" if p == "poisson" else "evenly spaced",
+    )
+    inflow = bar.container()
+    family = bar.selectbox(
+        "Deal value: how it varies",
+        FAMILIES,
+        key="value_dist",
+        format_func=FAMILY_WORDS.get,
+        help="The value of each won deal is drawn from this distribution.",
+    )
+    needed = form.PARAMETERS.get(family, ())
+    columns = iter(bar.columns(2) if len(needed) > 1 else [bar])
+    for key in needed:
+        if key == "values":
+            bar.text_input("Observed deal values ($, comma-separated)", key="value_values", persist_state="session")
+            continue
+        target = next(columns, None) or bar
+        label = "Deal value ($)" if family == "fixed" else f"Deal value {PARAMETER_LABELS[key]} ($)"
+        target.number_input(label, key=f"value_{key}", step=1000.0, format="%.0f", persist_state="session")
+    deal_value = bar.container()
+
+    with bar.expander("Advanced"):
+        st.number_input(
+            "Runs (simulated periods)",
+            min_value=form.MIN_RUNS,
+            max_value=form.MAX_RUNS,
+            step=1000,
+            key="runs",
+            help="More runs give steadier numbers but take longer. 2,000 answers in about a second.",
+        )
+        st.number_input(
+            "Seed",
+            min_value=0,
+            max_value=2**32 - 1,
+            step=1,
+            key="seed",
+            help="The same seed gives the same numbers; comparisons use one seed for both sides.",
+        )
+        st.selectbox(
+            "Engine",
+            form.ENGINES,
+            key="engine",
+            help="auto = the fast vectorised engine; simpy = the discrete-event model (slower, same answers).",
+        )
+        st.text_input("Scenario name", key="name")
+        st.text_area("Description", key="description", height=80)
+        about = st.container()
+    slots = Slots(
+        scenario=None,
+        quota=quota,
+        horizon=horizon,
+        inflow=inflow,
+        deal_value=deal_value,
+        stages=None,
+        about=about,
+        download=download,
+    )
+    return slots, Settings(runs=int(state["runs"]), seed=int(state["seed"]), engine=str(state["engine"]))
+
+
+def stage_editor() -> pd.DataFrame:
+    """The funnel as an editable table; returns the edited frame."""
+    number, days = st.column_config.NumberColumn, "Days in the stage"
+    config = {
+        "order": number(
+            "#", help="Order in the funnel: change the numbers to reorder stages.", step=1, format="%d", width=48
+        ),
+        "name": st.column_config.TextColumn("Stage", help="Names must be unique.", default="New stage", width=120),
+        "conversion": number(
+            "Rate",
+            help="Conversion rate: the share of deals in this stage that move on to the next (0 to 1). After the "
+            "last stage a deal is won.",
+            step=0.01,
+            format="%.3f",
+            default=0.5,
+            width=76,
+        ),
+        "certainty": number(
+            "Certainty",
+            help="Blank: the rate is known exactly. A number c makes it uncertain (a Beta distribution around the "
+            "rate), as if it had been measured on about c past deals: 10 is a rough guess, 200 is well known.",
+            step=1.0,
+            format="%g",
+            width=84,
+        ),
+        "duration": st.column_config.SelectboxColumn(
+            "Days",
+            help=f"{days}: the shape of its distribution. Its columns: fixed: mean | exponential: mean | "
+            "lognormal, gamma: mean, sd | uniform: low, high | triangular: low, mode, high | empirical: values.",
+            options=list(FAMILIES),
+            default="lognormal",
+            required=True,
+            width=110,
+        ),
+        "mean": number("mean", help=f"{days}: mean.", step=0.5, format="%g", default=14.0, width=64),
+        "sd": number("sd", help=f"{days}: standard deviation.", step=0.5, format="%g", default=7.0, width=56),
+        "low": number("low", help=f"{days}: lowest.", step=0.5, format="%g", width=56),
+        "mode": number("mode", help=f"{days}: most likely.", step=0.5, format="%g", width=64),
+        "high": number("high", help=f"{days}: highest.", step=0.5, format="%g", width=56),
+        "values": st.column_config.TextColumn(
+            "values", help=f"{days}, for empirical: the days past deals took, e.g. 5, 9, 12.", width=80
+        ),
+        "open": number("Open", help="Deals already in this stage on day 0.", step=1, format="%d", default=0, width=64),
+    }
+    return st.data_editor(
+        st.session_state["stages_base"],
+        key=st.session_state["stages_key"],
+        num_rows="dynamic",
+        hide_index=True,
+        column_config=config,
+        width="stretch",
+        placeholder="",
+    )
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def read_values() -> dict[str, Any]:
+    """The scenario inputs' current values, from session state."""
+    names = (
+        "name",
+        "description",
+        "horizon_unit",
+        "horizon",
+        "quota_unit",
+        "quota_revenue",
+        "quota_deals",
+        "per_week",
+        "process",
+        "value_dist",
+        *(f"value_{key}" for key in form.PARAMETER_NAMES),
+    )
+    return {name: st.session_state.get(name) for name in names}
+
+
+def validate(values: Mapping[str, Any], frame: pd.DataFrame) -> tuple[Scenario | None, list[str]]:
+    """The scenario the inputs describe, or the problems with them (``field.path: problem``)."""
+    try:
+        return scenario_from_dict(form.scenario_document(values, frame)), []
+    except ScenarioError as error:
+        return None, error.problems
+
+
+_STAGE = re.compile(r"^stages\[(\d+)\]")
+
+
+def show_problems(problems: list[str], slots: Slots, names: list[str]) -> None:
+    """Each problem next to its input; a stage's row is named, since paths count from 0."""
+    for line in problems:
+        path = line.split(":", 1)[0]
+        match = _STAGE.match(path)
+        if match and int(match.group(1)) < len(names):
+            i = int(match.group(1))
+            line = f"{line} (row {i + 1} in funnel order: {names[i]})"
+        if path.startswith("stages"):
+            slot = slots.stages
+        elif path.startswith("quota"):
+            slot = slots.quota
+        elif path.startswith("horizon"):
+            slot = slots.horizon
+        elif path.startswith("inflow"):
+            slot = slots.inflow
+        elif path.startswith("deal_value"):
+            slot = slots.deal_value
+        elif path.startswith(("name", "description")):
+            slot = slots.about
+        else:
+            slot = slots.scenario
+        slot.error(line)
+
+
+def offer_download(slot, scenario: Scenario, stale: bool) -> None:
+    """The current (or last valid) scenario as a TOML file."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", scenario.name).strip("_").lower() or "scenario"
+    slot.download_button(
+        "Download this scenario (TOML)",
+        data=scenario_to_toml(scenario),
+        file_name=f"{stem}.toml",
+        mime="application/toml",
+        on_click="ignore",
+        icon=":material/download:",
+        width="stretch",
+        help="The last valid version, while some inputs need fixing." if stale else "Reads back exactly.",
+    )
+
+
+def sync_url(scenario: Scenario, settings: Settings) -> None:
+    """Write the what-if into the address bar: the file, the scenario if edited, non-default settings."""
+    state = st.session_state
+    wanted = {"file": state["file"]}
+    if scenario != state["file_scenario"]:
+        wanted["s"] = form.encode_scenario(scenario)
+    if settings.runs != form.DEFAULT_RUNS:
+        wanted["runs"] = str(settings.runs)
+    if settings.seed != form.DEFAULT_SEED:
+        wanted["seed"] = str(settings.seed)
+    if settings.engine != form.DEFAULT_ENGINE:
+        wanted["engine"] = settings.engine
+    query = st.query_params
+    for key in URL_KEYS:
+        if key in wanted:
+            if query.get(key) != wanted[key]:
+                query[key] = wanted[key]
+        elif key in query:
+            del query[key]

@@ -1,0 +1,551 @@
+"""The six pages. Each takes the scenario and the settings and draws itself.
+
+A page asks :mod:`ui.compute` for what it needs (cached by value), words it with
+:mod:`ui.explain` and draws it with :mod:`ui.charts`. ``app.py`` calls only the page
+that is open, so hidden pages cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from sim import Scenario
+from sim.analysis import activity_per_stage, deterministic_weekly_opportunities, quota_result, wilson_interval
+from sim.distributions import Fixed
+from sim.solvers import p_hit_by_quota, paired_difference, realistic_quota, with_inflow
+from ui import charts, compute
+from ui import explain as say
+from ui.form import differences
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every page works on: the (last valid) scenario and how to simulate it."""
+
+    scenario: Scenario
+    runs: int
+    seed: int
+    engine: str
+
+    def run(self, scenario: Scenario | None = None):
+        """The simulation of this (or another) scenario with these settings, cached."""
+        return compute.run(scenario or self.scenario, self.runs, self.seed, self.engine)
+
+    @property
+    def unit(self) -> str:
+        return self.scenario.quota.unit
+
+
+def show_chart(chart, name: str, title: str) -> None:
+    """Draw a chart, with PNG and SVG downloads rendered only when clicked."""
+    st.altair_chart(chart, width="stretch")
+    with st.container(horizontal=True, gap="small"):
+        for label, render, mime in (("PNG", charts.to_png, "image/png"), ("SVG", charts.to_svg, "image/svg+xml")):
+            extension = label.lower()
+            st.download_button(
+                label,
+                data=lambda render=render: render(chart, title),  # rendered only when clicked
+                file_name=f"{name}.{extension}",
+                mime=mime,
+                key=f"{extension}_{name}",
+                on_click="ignore",
+                type="tertiary",
+                icon=":material/download:",
+            )
+
+
+def _result_title(unit: str) -> str:
+    return "won revenue in the period ($)" if unit == "revenue" else "won deals in the period"
+
+
+# --- 1. Forecast --------------------------------------------------------------------------------
+
+
+def forecast(ctx: Context) -> None:
+    scenario, unit, target = ctx.scenario, ctx.unit, ctx.scenario.quota.target
+    result = ctx.run()
+    summary = result.summary()
+    low, high = summary["p_hit_ci"]
+    spread = summary["revenue" if unit == "revenue" else "deals"]
+    average = summary["average_math"]
+    planned = average["revenue"] if unit == "revenue" else average["won_deals"]
+    st.caption(
+        f"We played {say.period(scenario)} out {ctx.runs:,} times. In each run new opportunities arrive at random, "
+        "every deal converts or drops out at each stage and takes its own number of days, and won deals are worth "
+        "different amounts. The share of runs that reach the quota is the chance of hitting it."
+    )
+    a, b, c = st.columns(3)
+    with a:
+        st.metric("P(hit quota)", say.percent(result.p_hit), border=True)
+        st.caption(f"95% sure it lies between {say.percent(low)} and {say.percent(high)} (more runs narrow this).")
+    with b:
+        st.metric("Middle outcome (P50)", say.amount(spread["p50"], unit, short=True), border=True)
+        st.caption(
+            f"Quota {say.amount(target, unit)}. 8 runs in 10 end between {say.amount(spread['p10'], unit, True)} "
+            f"and {say.amount(spread['p90'], unit, True)}."
+        )
+    with c:
+        st.metric("Average math says", say.amount(planned, unit, short=True), border=True)
+        st.caption(
+            "Every number at its average, as a spreadsheet would: "
+            + ("enough for the quota." if average["hit"] else "short of the quota.")
+        )
+    st.info(say.why_they_differ(average, result.p_hit, spread["p50"], unit, ctx.runs), icon=":material/lightbulb:")
+
+    st.subheader("How the period could end")
+    st.caption(
+        "Each bar is the share of simulated periods that ended with that result; the dashed lines are the quota "
+        "and the average-math answer. Everything right of the quota line is a hit."
+    )
+    markers = [("Quota", target, charts.QUOTA), ("Average math", planned, charts.AVERAGE)]
+    show_chart(
+        charts.distribution_chart(
+            result.result, markers, _result_title(unit), charts.axis_format(unit), unit == "deals"
+        ),
+        "forecast_distribution",
+        f"{scenario.name}: {_result_title(unit)}",
+    )
+
+    st.subheader("Week by week")
+    weekly, pace, y_title, fan_unit = result.outcomes.weekly_revenue, target, "won revenue so far ($)", "revenue"
+    note = ""
+    if unit == "deals":
+        value = scenario.deal_value
+        if isinstance(value, Fixed) and value.value > 0:
+            weekly, y_title, fan_unit = weekly / value.value, "won deals so far", "deals"
+        else:
+            pace = target * value.mean()
+            note = (
+                f" The quota counts deals; the pace line is {say.amount(target, 'deals')} at the average deal "
+                f"value, {say.money(pace)}."
+            )
+    st.caption(
+        "The band holds the middle 80% of simulated periods, the line the median. When the median runs below "
+        "the dashed straight line to the quota, most periods are behind the pace it needs." + note
+    )
+    show_chart(
+        charts.fan_chart(weekly, scenario.horizon, pace, y_title, fan_unit),
+        "forecast_by_week",
+        f"{scenario.name}: {y_title} by week",
+    )
+
+    st.subheader("The funnel, stage by stage")
+    st.caption(
+        "Deals entering each stage in a period, on average over the runs, next to the average-math plan. "
+        "They differ when deals are still in a stage at the end of the period, or when rates vary."
+    )
+    rows = []
+    for sim_stage, plan_stage in zip(summary["stages"], average["stages"], strict=True):
+        rows.append({"stage": sim_stage["name"], "source": "Simulation (average)", "deals": sim_stage["entered"]})
+        rows.append({"stage": sim_stage["name"], "source": "Average math", "deals": plan_stage["entered"]})
+    rows.append({"stage": "won", "source": "Simulation (average)", "deals": summary["stages"][-1]["converted"]})
+    rows.append({"stage": "won", "source": "Average math", "deals": average["stages"][-1]["converted"]})
+    show_chart(charts.funnel_chart(pd.DataFrame(rows)), "forecast_funnel", f"{scenario.name}: deals per stage")
+    table = pd.DataFrame(
+        {
+            "stage": [s["name"] for s in summary["stages"]],
+            "entered (simulation)": [s["entered"] for s in summary["stages"]],
+            "moved on (simulation)": [s["converted"] for s in summary["stages"]],
+            "entered (average math)": [s["entered"] for s in average["stages"]],
+            "moved on (average math)": [s["converted"] for s in average["stages"]],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns[1:]},
+    )
+    st.download_button(
+        f"Download all {ctx.runs:,} runs (CSV)",
+        data=lambda: result.table().to_csv(index=False),
+        file_name="funnel_sim_runs.csv",
+        mime="text/csv",
+        key="csv_forecast",
+        on_click="ignore",
+        icon=":material/download:",
+        help="One row per simulated period: deals won, revenue, hit, and per stage the deals that entered and "
+        "moved on and the conversion rate that run used.",
+    )
+
+
+# --- 2. Magic number --------------------------------------------------------------------------
+
+
+def _curve_points(ctx: Context, magic) -> pd.DataFrame:
+    """The solver's evaluations, plus a few more points (same seed) where the curve rises."""
+    points = dict(magic.curve)
+    solution = magic.weekly_opportunities
+    for fraction in (0.4, 0.6, 0.75, 0.85, 0.93):
+        x = fraction * solution
+        if all(abs(x - known) > 0.03 * solution for known in points):
+            points[x] = compute.p_hit_at(ctx.scenario, x, ctx.runs, ctx.seed, ctx.engine)
+    frame = pd.DataFrame(sorted(points.items()), columns=["per_week", "p_hit"])
+    return frame[frame["per_week"] <= 2.2 * solution]
+
+
+def magic_number(ctx: Context) -> None:
+    scenario = ctx.scenario
+    st.caption(
+        "The magic number is how many new opportunities you need to create each week. Average math divides the "
+        "quota by the deal value and the conversion rates. The simulation asks a better question: how many a week "
+        "give you a chosen chance of making quota?"
+    )
+    target = (
+        st.slider(
+            "Chance of hitting quota you want", 50, 95, 80, step=5, format="%d%%", key="target", persist_state="session"
+        )
+        / 100
+    )
+    magic = compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine)
+    average = deterministic_weekly_opportunities(scenario)
+    current = scenario.inflow.per_week
+    a, b, c = st.columns(3)
+    if isinstance(magic, str):
+        st.info(f"There is no magic number for a {target:.0%} chance here: {magic}.", icon=":material/info:")
+        number = None
+    else:
+        number = magic.weekly_opportunities
+        a.metric("Magic number (simulation)", f"{say.count(number, 1)} a week", border=True)
+        a.caption(
+            f"New opportunities a week for a {target:.0%} chance (it gives {say.percent(magic.p_hit_at_solution)})."
+        )
+    b.metric("Average-math number", f"{say.count(average, 1)} a week", border=True)
+    b.caption("Quota ÷ deal value ÷ conversion rates, per week: ignores timing, luck and the open pipeline.")
+    c.metric("Your plan now", f"{say.count(current, 1)} a week", border=True)
+    c.caption(f"Gives a {say.percent(ctx.run().p_hit)} chance of hitting quota.")
+
+    if number is not None:
+        st.subheader("The chance of hitting quota, by weekly new opportunities")
+        st.caption(
+            "Every point is a full simulation with the same random luck (same seed), so the curve only rises. "
+            "Read across from the target to the curve, then down to the number you need."
+        )
+        markers = [
+            ("Magic number", number, charts.TARGET),
+            ("Average math", average, charts.AVERAGE),
+            ("Your plan now", current, charts.BASELINE),
+        ]
+        show_chart(
+            charts.probability_curve(
+                _curve_points(ctx, magic),
+                "per_week",
+                "new opportunities per week",
+                markers,
+                level=(f"Target {target:.0%}", target, charts.TARGET),
+            ),
+            "magic_number_curve",
+            f"{scenario.name}: P(hit quota) by weekly new opportunities",
+        )
+        st.markdown("**What that means each week, stage by stage** (at the magic number, on average)")
+        st.dataframe(_activity_table(scenario, number), hide_index=True)
+
+    st.subheader("Activity barometer")
+    st.caption(
+        "Type the new opportunities you actually create a week. 100% means you are on the magic number; "
+        "below 100% the quota is less likely than you want."
+    )
+    actual = st.number_input(
+        "Opportunities you actually create a week",
+        min_value=0.0,
+        value=float(round(current, 2)),
+        step=1.0,
+        format="%.2f",
+        key="actual",
+        persist_state="session",
+    )
+    left, right = st.columns(2)
+    reference = number if number is not None else average
+    ratio = say.barometer(actual, reference)
+    left.metric(
+        "Activity barometer",
+        "-" if math.isinf(ratio) else f"{ratio:.0%}",
+        delta=None if math.isinf(ratio) else f"{100 * (ratio - 1):+.0f} points vs 100%",
+        border=True,
+    )
+    left.caption(
+        f"{say.count(actual, 1)} ÷ {say.count(reference, 1)} "
+        + ("(the magic number)." if number is not None else "(the average-math number; no magic number).")
+    )
+    p_actual = compute.p_hit_at(scenario, float(actual), ctx.runs, ctx.seed, ctx.engine)
+    right.metric("Chance of hitting quota at that pace", say.percent(p_actual), border=True)
+
+
+def _activity_table(scenario: Scenario, per_week: float) -> pd.DataFrame:
+    rows = activity_per_stage(scenario, per_week)
+    return pd.DataFrame(
+        {
+            "entering": [r["name"] for r in rows],
+            "per week": [round(r["per_week"], 2) for r in rows],
+            "per working day": [round(r["per_week"] / say.WORKING_DAYS_PER_WEEK, 2) for r in rows],
+        }
+    )
+
+
+# --- 3. Quota setting ---------------------------------------------------------------------------
+
+
+def quota_setting(ctx: Context) -> None:
+    scenario, unit = ctx.scenario, ctx.unit
+    current = scenario.quota.target
+    result = ctx.run()
+    st.caption(
+        "A realistic quota is one the team makes with the confidence you choose: the largest quota that at least "
+        "that share of simulated periods reach. Attainment is the result divided by the quota (100% = made it)."
+    )
+    confidence = (
+        st.slider("Confidence", 50, 95, 70, step=5, format="%d%%", key="confidence", persist_state="session") / 100
+    )
+    answer = realistic_quota(result, confidence)
+    a, b, c = st.columns(3)
+    a.metric(f"Realistic quota at {confidence:.0%}", say.amount(answer["quota"], unit, short=True), border=True)
+    a.caption(f"Reached in {say.percent(answer['p_hit_at_quota'])} of runs.")
+    b.metric("Current quota", say.amount(current, unit, short=True), border=True)
+    b.caption(f"Reached in {say.percent(answer['p_hit_at_current_quota'])} of runs.")
+    attainment = answer["attainment"]
+    c.metric("Median attainment", f"{attainment['p50']:.0%}", border=True)
+    c.caption(f"8 runs in 10 between {attainment['p10']:.0%} and {attainment['p90']:.0%} of the current quota.")
+
+    st.subheader("Attainment at the current quota")
+    st.caption("Share of simulated periods by how much of the quota they reached; right of the line is a hit.")
+    show_chart(
+        charts.distribution_chart(
+            result.result / current,
+            [("100% of quota", 1.0, charts.QUOTA)],
+            "quota attainment",
+            "%",
+            whole=False,
+        ),
+        "quota_attainment",
+        f"{scenario.name}: quota attainment",
+    )
+
+    st.subheader("How the chance falls as the quota rises")
+    st.caption("Each point: the share of the same simulated periods that would reach that quota.")
+    top = max(float(result.result.max()), current) * 1.05
+    if unit == "deals":
+        quotas = np.arange(0, math.ceil(top) + 1, max(1, math.ceil(top / 120)), dtype=float)
+    else:
+        quotas = np.linspace(0.0, top, 121)
+    frame = pd.DataFrame({"quota": quotas, "p_hit": p_hit_by_quota(result, quotas)})
+    markers = [
+        ("Current quota", current, charts.QUOTA),
+        (f"Realistic at {confidence:.0%}", answer["quota"], charts.TARGET),
+    ]
+    show_chart(
+        charts.probability_curve(
+            frame,
+            "quota",
+            f"quota ({'$' if unit == 'revenue' else 'won deals'})",
+            markers,
+            level=(f"Confidence {confidence:.0%}", confidence, charts.TARGET),
+            x_format=charts.axis_format(unit),
+        ),
+        "quota_curve",
+        f"{scenario.name}: P(hit) by quota",
+    )
+
+
+# --- 4. Sensitivity -----------------------------------------------------------------------------
+
+
+def _lever_label(row: dict) -> str:
+    if row["kind"] == "conversion":
+        return f"{row['stage']}: conversion rate"
+    if row["kind"] == "duration":
+        return f"{row['stage']}: days in stage"
+    return "new opportunities a week" if row["kind"] == "inflow" else "deal value"
+
+
+def sensitivity(ctx: Context) -> None:
+    scenario = ctx.scenario
+    st.caption(
+        "Which lever matters most? Each lever is improved on its own (a better rate, fewer days in a stage, more "
+        "new opportunities, bigger deals) and the whole period is simulated again with the same luck (same seed), "
+        "so the change in the chance of hitting quota is due to the lever alone."
+    )
+    step = (
+        st.select_slider(
+            "Improve each lever by",
+            options=[5, 10, 20, 30],
+            value=10,
+            format_func=lambda v: f"{v}%",
+            key="step",
+            persist_state="session",
+        )
+        / 100
+    )
+    answer = compute.levers(scenario, step, ctx.runs, ctx.seed, ctx.engine)
+    rows = answer["levers"]
+    frame = pd.DataFrame(
+        {
+            "lever": [_lever_label(r) for r in rows],
+            "points": [100 * r["p_hit_change"] for r in rows],
+            "se_points": [100 * r["p_hit_change_se"] for r in rows],
+        }
+    )
+    st.metric("P(hit quota) now", say.percent(answer["base"]["p_hit"]))
+    st.subheader("Levers, biggest first")
+    st.caption("Bars: percentage points of P(hit) gained. Whiskers: ±2 standard errors of the paired difference.")
+    show_chart(
+        charts.tornado(frame), "sensitivity_tornado", f"{scenario.name}: P(hit) gained by a {step:.0%} better lever"
+    )
+    st.markdown("\n".join(f"- {say.lever_sentence(r, step, ctx.unit)}" for r in rows))
+
+
+# --- 5. Compare ---------------------------------------------------------------------------------
+
+
+def _pin(scenario: Scenario) -> None:
+    st.session_state["baseline"] = scenario
+
+
+def _unpin() -> None:
+    st.session_state.pop("baseline", None)
+
+
+def compare(ctx: Context) -> None:
+    scenario, unit = ctx.scenario, ctx.unit
+    st.caption(
+        "Pin the scenario as it stands as a baseline, change the inputs, and see both side by side. Both are "
+        "simulated with the same seed, so run number i of each faces the same luck: the difference is your change, "
+        "not chance (common random numbers)."
+    )
+    left, right = st.columns(2)
+    left.button("Pin the current scenario as the baseline", on_click=_pin, args=(scenario,), icon=":material/push_pin:")
+    baseline: Scenario | None = st.session_state.get("baseline")
+    if baseline is None:
+        st.info("No baseline yet. Pin the current scenario, then change something (a rate, the quota, the inflow).")
+        return
+    right.button("Clear the baseline", on_click=_unpin)
+    changes = differences(baseline, scenario)
+    if changes:
+        st.markdown(
+            "**What changed since the baseline**  \n"
+            + "  \n".join(f"- `{path}`: {_show(before)} → {_show(after)}" for path, before, after in changes)
+        )
+    else:
+        st.info("The current scenario is still the baseline: change some inputs to compare.")
+    base, now = ctx.run(baseline), ctx.run()
+    base_values = quota_result(scenario, base.outcomes.won_deals, base.outcomes.revenue)
+    d_hit, se_hit = paired_difference(now.hit, base.hit)
+    d_rev, se_rev = paired_difference(now.outcomes.revenue, base.outcomes.revenue)
+    a, b, c = st.columns(3)
+    a.metric("Baseline P(hit)", say.percent(base.p_hit), border=True)
+    a.caption(f"Middle outcome {say.amount(float(np.median(base_values)), unit, True)}")
+    b.metric("Current P(hit)", say.percent(now.p_hit), delta=f"{100 * d_hit:+.1f} points", border=True)
+    b.caption(f"Middle outcome {say.amount(float(np.median(now.result)), unit, True)}")
+    c.metric("Paired change in revenue", f"{'+' if d_rev >= 0 else ''}{say.money_short(d_rev)}", border=True)
+    c.caption(
+        f"Per period, ±{say.money_short(2 * se_rev)} (2 standard errors). P(hit): "
+        f"{100 * d_hit:+.1f} ± {200 * se_hit:.1f} points."
+    )
+    st.subheader("Both distributions")
+    show_chart(
+        charts.overlaid_distributions(
+            {"Baseline": base_values, "Current": now.result},
+            unit,
+            _result_title(unit),
+            [("Quota (current)", scenario.quota.target, charts.QUOTA)],
+        ),
+        "compare_distributions",
+        f"Baseline vs current: {_result_title(unit)}",
+    )
+    paired = pd.DataFrame(
+        {
+            "replication": np.arange(now.runs),
+            "seed": now.seed,
+            "baseline": base_values,
+            "current": now.result,
+            "baseline_hit": base.hit,
+            "current_hit": now.hit,
+        }
+    )
+    st.download_button(
+        "Download the paired runs (CSV)",
+        data=lambda: paired.to_csv(index=False),
+        file_name="funnel_sim_compare.csv",
+        mime="text/csv",
+        key="csv_compare",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def _show(value) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:,.6g}"
+    return str(value)
+
+
+# --- 6. Funnel math -----------------------------------------------------------------------------
+
+
+def funnel_math(ctx: Context) -> None:
+    scenario, unit = ctx.scenario, ctx.unit
+    st.caption(
+        "For trainers: the back-calculation people do on a whiteboard, from the target to the work it takes "
+        "each week, then the same plan played out many times to show what averages leave out."
+    )
+    math_ = say.funnel_math(scenario)
+    st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(say.funnel_math_steps(scenario), start=1)))
+    if not math.isfinite(math_.per_week):
+        st.warning("A conversion rate of 0 means no number of opportunities reaches the target.")
+        return
+    st.markdown("**Weekly activity the plan needs, stage by stage**")
+    st.dataframe(_activity_table(scenario, math_.per_week), hide_index=True)
+    open_deals = sum(stage.open for stage in scenario.stages)
+    st.caption(
+        "This is the plan on averages. It ignores the time deals take to close"
+        + (f" and the {open_deals} deals already open" if open_deals else "")
+        + ", and it assumes every number comes in exactly at its average."
+    )
+    st.subheader("The same plan, simulated")
+    plan = with_inflow(scenario, math_.per_week)
+    result = ctx.run(plan)
+    values = result.result
+    p10, p50, p90 = np.percentile(values, [10, 50, 90])
+    low, high = wilson_interval(int(result.hit.sum()), result.runs)
+    a, b, c = st.columns(3)
+    a.metric("The plan makes the target in", say.percent(result.p_hit), border=True)
+    a.caption(f"of {ctx.runs:,} simulated periods (95%: {say.percent(low)} to {say.percent(high)}).")
+    b.metric("Middle outcome", say.amount(float(p50), unit, True), border=True)
+    b.caption(f"The plan promises {say.amount(math_.target, unit, True)}.")
+    c.metric(
+        "8 runs in 10 land between",
+        f"{say.amount(float(p10), unit, True)} – {say.amount(float(p90), unit, True)}",
+        border=True,
+    )
+    st.caption(
+        f"Run {math_.per_week:,.2f} new opportunities a week through the funnel {ctx.runs:,} times and the target is "
+        f"made in {say.percent(result.p_hit, 0)} of them: a plan that needs exactly the average outcome is roughly a "
+        "coin flip, and worse once the time deals take to close is counted."
+    )
+    show_chart(
+        charts.distribution_chart(
+            values,
+            [("Target", math_.target, charts.QUOTA), ("Average of the runs", float(values.mean()), charts.AVERAGE)],
+            _result_title(unit),
+            charts.axis_format(unit),
+            unit == "deals",
+        ),
+        "funnel_math_spread",
+        f"{scenario.name}: the average plan, simulated",
+    )
+
+
+PAGES: dict[str, Callable[[Context], None]] = {
+    "Forecast": forecast,
+    "Magic number": magic_number,
+    "Quota setting": quota_setting,
+    "Sensitivity": sensitivity,
+    "Compare": compare,
+    "Funnel math": funnel_math,
+}
