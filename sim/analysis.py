@@ -78,21 +78,28 @@ def average_math(scenario: Scenario) -> dict:
     means = [stage.duration.mean() for stage in scenario.stages]
     horizon, per_day = scenario.horizon, scenario.inflow.per_week / 7.0
     n = len(rates)
+
+    def flow_weight(days: float) -> float:  # arrivals of a unit flow in the first `days` days
+        return float(scenario.weight_at(days)) if days > 0 else 0.0
+
     entered = [0.0] * n
     converted = [0.0] * n
     # Deals entering stage j at day `start` (a new cohort or the open pipeline).
+    # Listed open deals count like anonymous ones here: averages know no ages.
+    listed = [sum(deal.stage == stage.name for deal in scenario.open_deals) for stage in scenario.stages]
     cohorts = [(0, per_day, 0.0, True)] + [
-        (j, float(stage.open), 0.0, False) for j, stage in enumerate(scenario.stages)
+        (j, float(stage.open + listed[j]), 0.0, False) for j, stage in enumerate(scenario.stages)
     ]
     for first, count, start, is_flow in cohorts:
         day = start
         volume = count
         for j in range(first, n):
             # A flow of `per_day` deals a day keeps entering stage j until the horizon.
-            entered[j] += volume * max(0.0, horizon - day) if is_flow else volume * (day <= horizon)
+            # (W(t) = t without seasonal multipliers.)
+            entered[j] += volume * flow_weight(horizon - day) if is_flow else volume * (day <= horizon)
             day += means[j]
             volume *= rates[j]
-            converted[j] += volume * max(0.0, horizon - day) if is_flow else volume * (day <= horizon)
+            converted[j] += volume * flow_weight(horizon - day) if is_flow else volume * (day <= horizon)
     won = converted[-1]
     revenue = won * scenario.deal_value.mean()
     result = revenue if scenario.quota.unit == "revenue" else won

@@ -25,7 +25,7 @@ import simpy
 
 from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
-from sim.streams import conversion_rates, generators, unit_rate_cap
+from sim.streams import ListedDeals, arrival_days, conversion_rates, generators, unit_rate_cap
 
 DRAW_BLOCK = 128
 """Deals (or values) whose random numbers are drawn in one go."""
@@ -47,7 +47,7 @@ class DealDraws:
         self._next = 0
 
     def _refill(self) -> None:
-        with np.errstate(divide="ignore"):  # a rate of 0 gives u / 0 = inf: never converts
+        with np.errstate(divide="ignore", over="ignore"):  # a rate of 0 (or 5e-324): u / p = inf, never converts
             conditional = self._rng.random((DRAW_BLOCK, len(self._stages))) / self._rates
         columns = []
         for j, stage in enumerate(self._stages):
@@ -86,24 +86,48 @@ class ValueDraws:
 def arrival_times(scenario: Scenario, rng: np.random.Generator):
     """Yield the arrival days of new opportunities over the horizon, in order.
 
-    Poisson arrivals are unit-rate exponential gaps, drawn in blocks and scaled by the
-    rate; fixed arrivals are evenly spaced, the first one interval after day 0.
+    Poisson arrivals are unit-rate exponential gaps, drawn in blocks and turned into
+    days by the rate (and the seasonal multipliers); fixed arrivals are evenly spaced in
+    unit-rate time, the first one interval after day 0.
     """
-    rate = scenario.inflow.per_week / 7.0
     cap = unit_rate_cap(scenario)
     if cap <= 0:
         return
     unit_time = 0.0
     while True:
         if scenario.inflow.process == "fixed":
-            gaps = [1.0] * DRAW_BLOCK
+            gaps = np.ones(DRAW_BLOCK)
         else:
-            gaps = rng.standard_exponential(DRAW_BLOCK).tolist()
-        for gap in gaps:
-            unit_time += gap
-            if unit_time > cap:
-                return
-            yield unit_time / rate
+            gaps = rng.standard_exponential(DRAW_BLOCK)
+        gaps[0] += unit_time
+        units = np.cumsum(gaps)
+        unit_time = float(units[-1])
+        inside = units[units <= cap]
+        yield from arrival_days(scenario, inside).tolist()
+        if len(inside) < DRAW_BLOCK:
+            return
+
+
+def listed_deal_path(
+    scenario: Scenario, listed: ListedDeals, k: int, rates: list[float], uniforms: list[float]
+) -> list[float | None]:
+    """Days in each stage for listed open deal ``k`` (None where it is lost, or before its stage).
+
+    Its own stage uses its age (:class:`sim.streams.ListedDeals`); later stages are as
+    for any deal: the same rules as the vectorised engine.
+    """
+    path: list[float | None] = [None] * len(scenario.stages)
+    first = int(listed.stage[k])
+    for j in range(first, len(scenario.stages)):
+        p = float(listed.conversion(np.array([rates[j]]), np.array([k]))[0]) if j == first else rates[j]
+        if not uniforms[j] < p:
+            break
+        v = uniforms[j] / p
+        if j == first:
+            path[j] = float(listed.remaining(scenario, np.array([k]), np.array([v]))[0])
+        else:
+            path[j] = float(scenario.stages[j].duration.ppf(v))
+    return path
 
 
 class FunnelModel:
@@ -117,8 +141,8 @@ class FunnelModel:
         deal paths and deal values.
     """
 
-    def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence):
-        rates_rng, arrivals_rng, deals_rng, values_rng = generators(seed_sequence, 4)
+    def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence, listed: ListedDeals | None = None):
+        rates_rng, arrivals_rng, deals_rng, values_rng, listed_rng = generators(seed_sequence, 5)
         n_stages = len(scenario.stages)
         self.scenario = scenario
         self.env = simpy.Environment()
@@ -128,17 +152,22 @@ class FunnelModel:
         self.paths = DealDraws(scenario, rates, deals_rng)
         self.values = ValueDraws(scenario, values_rng)
         self._arrivals = arrival_times(scenario, arrivals_rng)
+        self.listed = ListedDeals.of(scenario) if listed is None else listed
+        self._listed_uniforms = listed_rng.random((len(self.listed), n_stages))
         # The recorder: plain counters and a list of (day, value) wins.
         self.entered = [0] * n_stages
         self.converted = [0] * n_stages
         self.wins: list[tuple[float, float]] = []
 
-    def follow(self, stage: int, day: float) -> float | None:
+    def follow(self, stage: int, day: float, days: list[float | None] | None = None) -> float | None:
         """Count a deal entering ``stage`` at ``day`` along its path; return its win day.
 
-        Returns None if the deal is lost, or still in the funnel at the horizon.
+        ``days`` is the deal's path (days per stage, None where lost); by default the
+        next fresh deal's. Returns None if the deal is lost, or still in the funnel at
+        the horizon.
         """
-        days = self.paths.next()
+        if days is None:
+            days = self.paths.next()
         for j in range(stage, len(days)):
             self.entered[j] += 1
             if days[j] is None or day + days[j] > self.horizon:
@@ -147,10 +176,15 @@ class FunnelModel:
             self.converted[j] += 1
         return day
 
-    def deal(self, win_day: float):
-        """SimPy process: a deal that will be won waits out the funnel, then is won."""
+    def deal(self, win_day: float, amount: float | None = None):
+        """SimPy process: a deal that will be won waits out the funnel, then is won.
+
+        Every win takes the next value of the value stream; a listed deal with an
+        amount is worth its amount instead.
+        """
         yield self.env.timeout(win_day - self.env.now)
-        self.wins.append((self.env.now, self.values.next()))
+        value = self.values.next()
+        self.wins.append((self.env.now, value if amount is None else amount))
 
     def source(self):
         """SimPy process: new opportunities arrive and enter the first stage.
@@ -166,12 +200,19 @@ class FunnelModel:
                 env.process(self.deal(win_day))
 
     def run(self) -> None:
-        """Simulate the horizon: open deals enter at day 0, then new ones arrive."""
+        """Simulate the horizon: open deals (anonymous, then listed) enter at day 0, then new ones arrive."""
         for j, stage in enumerate(self.scenario.stages):
             for _ in range(stage.open):
                 win_day = self.follow(j, 0.0)
                 if win_day is not None:
                     self.env.process(self.deal(win_day))
+        listed = self.listed
+        for k, uniforms in enumerate(self._listed_uniforms.tolist()):
+            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms)
+            win_day = self.follow(int(listed.stage[k]), 0.0, path)
+            if win_day is not None:
+                amount = float(listed.amount[k])
+                self.env.process(self.deal(win_day, None if amount != amount else amount))
         self.env.process(self.source())
         # Nothing is ever scheduled past the horizon, so the run ends by itself, and
         # a deal won exactly at the horizon still counts.
@@ -196,8 +237,9 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     converted = np.zeros((n, n_stages), dtype=np.int64)
     rates = np.zeros((n, n_stages))
     win_rep, win_day, win_value = [], [], []
+    listed = ListedDeals.of(scenario)  # worked out once for all replications
     for i, seed in enumerate(seeds):
-        model = FunnelModel(scenario, seed)
+        model = FunnelModel(scenario, seed, listed)
         model.run()
         entered[i], converted[i], rates[i] = model.entered, model.converted, model.rates
         win_rep.extend([i] * len(model.wins))

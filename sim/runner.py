@@ -124,6 +124,13 @@ def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
     """The engine that will run: ``auto`` means vectorised whenever the model allows it."""
     if engine not in ENGINES:
         raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "simpy" and not vectorized.supports(scenario):
+        if engine == "vectorized":
+            raise ValueError(
+                "engine: the vectorised engine cannot run this scenario (listed open deals or seasonal "
+                "inflow); use engine simpy or auto"
+            )
+        return "simpy"
     return "vectorized" if engine == "auto" else engine
 
 
@@ -142,9 +149,14 @@ def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str):
             hi = min(runs, lo + SIMPY_TASK)
             yield hi - lo, delayed(_simpy_task)(scenario, seed, lo, hi)
     else:
-        for block in range(math.ceil(runs / vectorized.BLOCK)):
-            keep = min(vectorized.BLOCK, runs - block * vectorized.BLOCK)
+        for block, keep in _blocks(runs):
             yield keep, delayed(_vectorized_task)(scenario, seed, block, keep)
+
+
+def _blocks(runs: int):
+    """The vectorised engine's blocks for ``runs`` replications: (block index, replications kept)."""
+    for block in range(math.ceil(runs / vectorized.BLOCK)):
+        yield block, min(vectorized.BLOCK, runs - block * vectorized.BLOCK)
 
 
 def result_bytes(scenario: Scenario, runs: int) -> int:
@@ -203,3 +215,38 @@ def simulate(
         if progress is not None:
             progress(done, runs)
     return SimulationResult(scenario, int(seed), engine_name, Outcomes.concat(parts))
+
+
+def _critical_task(scenario: Scenario, seed: int, block: int, keep: int, max_per_week: float) -> np.ndarray:
+    seed_sequence = root_children(seed, block, block + 1)[0]
+    return vectorized.critical_inflow_block(scenario, seed_sequence, max_per_week)[:keep]
+
+
+def critical_inflows(
+    scenario: Scenario, runs: int = 10_000, seed: int = 0, max_per_week: float = 100.0, jobs: int = 1
+) -> np.ndarray:
+    """Per replication, the smallest weekly inflow at which it hits the quota.
+
+    One vectorised simulation at ``max_per_week`` gives the whole curve: with the same
+    seed, replication *i* of ``simulate(with_inflow(scenario, x), runs, seed)`` hits the
+    quota exactly when its critical inflow is <= ``x`` (see
+    :func:`sim.vectorized.critical_inflow_block`), so P(hit) at ``x`` is the share of
+    critical inflows <= ``x``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario the vectorised engine runs (its own inflow is ignored).
+    runs, seed, jobs
+        As for :func:`simulate`.
+    max_per_week : float
+        The largest inflow looked at; replications that need more get ``inf``.
+
+    Returns
+    -------
+    ndarray of float, shape (runs,)
+    """
+    if not vectorized.supports(scenario):
+        raise ValueError("engine: the whole curve needs the vectorised engine, which cannot run this scenario")
+    calls = [delayed(_critical_task)(scenario, int(seed), b, keep, float(max_per_week)) for b, keep in _blocks(runs)]
+    return np.concatenate(Parallel(n_jobs=jobs)(calls))

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import tomli_w
 from pydantic import (
     BaseModel,
@@ -123,6 +124,9 @@ class Stage(_Model):
     conversion: Conversion
     duration: Distribution = Field(description="days in the stage")
     open: int = Field(default=0, ge=0, description="deals already in this stage at day 0")
+    lost_duration: Distribution | None = Field(
+        default=None, description="days a deal that will be lost stays before it is marked lost"
+    )
 
     @field_validator("conversion")
     @classmethod
@@ -139,16 +143,64 @@ class Stage(_Model):
         return value.strip()
 
 
+DAYS_PER_MONTH = 365.25 / 12
+"""Length of a month for inflow multipliers given per month."""
+
+
 class Inflow(_Model):
-    """New opportunities entering the first stage."""
+    """New opportunities entering the first stage.
+
+    ``multipliers`` (optional) make the inflow seasonal: one factor per week, or per
+    month (of :data:`DAYS_PER_MONTH` days), of the horizon; the inflow in that period is
+    ``per_week`` times the factor.
+    """
 
     per_week: float
     process: Literal["poisson", "fixed"] = "poisson"
+    multipliers: tuple[float, ...] | None = Field(default=None, min_length=1, max_length=600)
 
     @field_validator("per_week")
     @classmethod
     def _non_negative(cls, value):
         if not math.isfinite(value) or value < 0:
+            raise ValueError(f"must be a finite number >= 0, got {value}")
+        return value
+
+    @field_validator("multipliers")
+    @classmethod
+    def _factors(cls, value):
+        if value is not None:
+            bad = [m for m in value if not math.isfinite(m) or m < 0]
+            if bad:
+                raise ValueError(f"every multiplier must be a finite number >= 0, got {bad[0]}")
+        return value
+
+
+class OpenDeal(_Model):
+    """A deal already in the pipeline, listed by name: its stage, age and amount.
+
+    An open deal of age ``a`` is not a fresh deal: the engines draw its outcome from
+    what surviving ``a`` days in the stage implies, and its remaining time from the
+    stage's duration conditioned on exceeding ``a`` (see :mod:`sim.streams`). A listed
+    deal that is won is worth its ``amount`` when one is given.
+    """
+
+    stage: str
+    age_days: float = 0.0
+    amount: float | None = None
+    name: str = ""
+
+    @field_validator("age_days")
+    @classmethod
+    def _age(cls, value):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"must be a finite number >= 0, got {value}")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, value):
+        if value is not None and (not math.isfinite(value) or value < 0):
             raise ValueError(f"must be a finite number >= 0, got {value}")
         return value
 
@@ -192,6 +244,7 @@ class Scenario(_Model):
     inflow: Inflow
     deal_value: Distribution
     stages: tuple[Stage, ...] = Field(min_length=1, max_length=30)
+    open_deals: tuple[OpenDeal, ...] = Field(default=(), max_length=MAX_DEALS_PER_RUN)
 
     @model_validator(mode="after")
     def _whole(self):
@@ -207,7 +260,19 @@ class Scenario(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"stages: names must be unique, repeated: {', '.join(duplicates)}")
-        expected = self.expected_arrivals + sum(stage.open for stage in self.stages)
+        known = set(names)
+        for i, deal in enumerate(self.open_deals):
+            if deal.stage not in known:
+                raise ValueError(
+                    f"open_deals[{i}].stage: unknown stage {deal.stage!r}; the stages are {', '.join(names)}"
+                )
+        multipliers = self.inflow.multipliers
+        if multipliers is not None and len(multipliers) not in (self.n_weeks, self.n_months):
+            raise ValueError(
+                f"inflow.multipliers: give one per week ({self.n_weeks}) or one per month ({self.n_months}) "
+                f"of the horizon, got {len(multipliers)}"
+            )
+        expected = self.expected_arrivals + sum(stage.open for stage in self.stages) + len(self.open_deals)
         if expected > MAX_DEALS_PER_RUN:
             raise ValueError(
                 f"inflow.per_week: about {expected:,.0f} deals per replication is too many to simulate "
@@ -226,9 +291,43 @@ class Scenario(_Model):
         return max(1, math.ceil(self.horizon / 7 - 1e-9))
 
     @property
+    def n_months(self) -> int:
+        """Number of (possibly partial) months of :data:`DAYS_PER_MONTH` days the horizon spans."""
+        return max(1, math.ceil(self.horizon / DAYS_PER_MONTH - 1e-9))
+
+    def inflow_knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """Days and cumulative inflow weight at the period boundaries of the horizon.
+
+        The weight ``W(t)`` is the integral of the inflow multiplier from day 0 to day
+        ``t`` (``W(t) = t`` without multipliers); new opportunities arrive at rate
+        ``per_week / 7`` in weight, so ``W`` maps days to unit-rate time and back.
+        """
+        multipliers = self.inflow.multipliers
+        if multipliers is None:
+            return np.array([0.0, self.horizon]), np.array([0.0, self.horizon])
+        period = 7.0 if len(multipliers) == self.n_weeks else DAYS_PER_MONTH
+        days = np.minimum(np.arange(len(multipliers) + 1) * period, self.horizon)
+        weight = np.concatenate([[0.0], np.cumsum(np.diff(days) * np.asarray(multipliers))])
+        return days, weight
+
+    def weight_at(self, day):
+        """Cumulative inflow weight ``W(day)`` (array-friendly)."""
+        return np.interp(day, *self.inflow_knots())
+
+    def day_at(self, weight):
+        """The day at which the cumulative inflow weight reaches ``weight``: ``W^-1`` (array-friendly)."""
+        days, weights = self.inflow_knots()
+        return np.interp(weight, weights, days)
+
+    @property
+    def inflow_weight(self) -> float:
+        """Cumulative inflow weight over the whole horizon (the horizon in days without multipliers)."""
+        return float(self.inflow_knots()[1][-1])
+
+    @property
     def expected_arrivals(self) -> float:
         """Expected new opportunities over the horizon."""
-        return self.inflow.per_week / 7 * self.horizon
+        return self.inflow.per_week / 7 * self.inflow_weight
 
     @property
     def stage_names(self) -> list[str]:
@@ -374,6 +473,13 @@ def scenario_to_dict(scenario: Scenario) -> dict:
         if model.open == 0:
             stage.pop("open")
         stage["duration"] = _distribution_entry(stage["duration"])
+        if "lost_duration" in stage:
+            stage["lost_duration"] = _distribution_entry(stage["lost_duration"])
+    if not scenario.open_deals:
+        document.pop("open_deals")
+    for deal in document.get("open_deals", []):
+        if not deal["name"]:
+            deal.pop("name")
     if not scenario.description:
         document.pop("description")
     return document

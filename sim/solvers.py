@@ -15,7 +15,7 @@ import numpy as np
 from scipy import optimize
 
 from sim import analysis
-from sim.runner import Engine, SimulationResult, simulate
+from sim.runner import Engine, SimulationResult, choose_engine, critical_inflows, simulate
 from sim.scenario import MAX_DEALS_PER_RUN, BetaRate, Scenario
 
 
@@ -58,8 +58,8 @@ def with_inflow(scenario: Scenario, per_week: float) -> Scenario:
 
 def max_weekly_inflow(scenario: Scenario) -> float:
     """The largest weekly inflow the size limit allows for this horizon and open pipeline."""
-    room = MAX_DEALS_PER_RUN - sum(stage.open for stage in scenario.stages)
-    return max(0.0, room) / scenario.horizon * 7.0
+    room = MAX_DEALS_PER_RUN - sum(stage.open for stage in scenario.stages) - len(scenario.open_deals)
+    return max(0.0, room) / scenario.inflow_weight * 7.0 if scenario.inflow_weight > 0 else 0.0
 
 
 def new_deal_win_bound(scenario: Scenario) -> float:
@@ -90,8 +90,10 @@ def solve_magic_number(
     """Weekly new opportunities at which P(hit quota) reaches ``target``.
 
     With one seed for every evaluation, P(hit) is a non-decreasing step function of the
-    inflow; Brent's method (``scipy.optimize.brentq``) finds the step where it crosses
-    the target, bracketed from the average-math answer.
+    inflow. On the vectorised engine one simulation gives each replication's critical
+    inflow and the answer is exact (their ``target`` quantile, checked by one ordinary
+    simulation); on the SimPy engine Brent's method (``scipy.optimize.brentq``) finds the
+    step where P(hit) crosses the target, bracketed from the average-math answer.
 
     Parameters
     ----------
@@ -143,7 +145,7 @@ def solve_magic_number(
     # cannot be reached, and if the size limit is below it no inflow can reach it.
     ceiling = max_weekly_inflow(scenario)
     win_bound = new_deal_win_bound(scenario)
-    weeks = scenario.horizon / 7.0
+    weeks = scenario.inflow_weight / 7.0  # the horizon in weeks, weighted by seasonality
     if win_bound <= 0 or curve[0.0] + ceiling * weeks * win_bound < target:
         raise Unreachable(
             "no new opportunity can be won within the horizon often enough (the stages take "
@@ -151,12 +153,26 @@ def solve_magic_number(
         )
     low = min(ceiling, (target - curve[0.0]) / (weeks * win_bound))
     high = min(ceiling, max(1.0, low, 1.25 * deterministic if math.isfinite(deterministic) else 1.0))
+    if choose_engine(scenario, engine) == "vectorized":
+        solution, evaluations, points = _solve_by_critical_inflows(
+            scenario, needed_hits, runs, seed, jobs, high, ceiling
+        )
+        # One ordinary simulation at the answer: the figure reported is what simulate() says.
+        curve[solution] = p_hit(solution)
+        if reaches(curve[solution]):
+            return MagicNumber(
+                weekly_opportunities=solution,
+                p_hit_at_solution=curve[solution],
+                target=target,
+                deterministic_weekly_opportunities=deterministic,
+                activity_per_stage=analysis.activity_per_stage(scenario, solution),
+                evaluations=evaluations + len(curve),
+                curve=points,
+            )
+        low = max(low, solution / 2)  # only a floating-point tie at the step: search for it
     while not reaches(p_hit(high)):
         if high >= ceiling:
-            raise Unreachable(
-                f"even {ceiling:,.0f} new opportunities a week (the size limit) reach only "
-                f"P(hit) = {curve[high]:.1%} < the target {target:.0%}: deals cannot close in time"
-            )
+            raise Unreachable(_beyond_the_size_limit(ceiling, curve[high], target))
         low, high = high, min(ceiling, 2.0 * high)
     if reaches(p_hit(low)):  # only if the bound above is tight: low is the answer
         answer = low
@@ -181,6 +197,49 @@ def solve_magic_number(
         evaluations=len(curve),
         curve=sorted(curve.items()),
     )
+
+
+def _beyond_the_size_limit(ceiling: float, p_hit: float, target: float) -> str:
+    return (
+        f"even {ceiling:,.0f} new opportunities a week (the size limit) reach only "
+        f"P(hit) = {p_hit:.1%} < the target {target:.0%}: deals cannot close in time"
+    )
+
+
+CURVE_POINTS = 61
+"""Points of the P(hit)-by-inflow curve reported with a magic number found from critical inflows."""
+
+
+def _solve_by_critical_inflows(
+    scenario: Scenario, needed_hits: int, runs: int, seed: int, jobs: int, start: float, ceiling: float
+) -> tuple[float, int, list[tuple[float, float]]]:
+    """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
+
+    Each replication hits the quota from its critical inflow on (see
+    :func:`sim.runner.critical_inflows`), so the smallest inflow at which ``needed_hits``
+    replications hit is exact, with no root finding. The simulation looks as far as
+    ``top`` a week, doubled until the answer is found or the size limit is reached.
+
+    Returns
+    -------
+    solution, simulations, curve
+        The inflow, the number of simulations it took, and P(hit) on a grid up to twice
+        the answer.
+    """
+    top, simulations = start, 0
+    while True:
+        critical = np.sort(critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs))
+        simulations += 1
+        solution = float(critical[needed_hits - 1])
+        if math.isfinite(solution):
+            break
+        if top >= ceiling:
+            p_at_ceiling = float(np.mean(critical <= ceiling))
+            raise Unreachable(_beyond_the_size_limit(ceiling, p_at_ceiling, needed_hits / runs))
+        top = min(ceiling, 2.0 * top)
+    grid = np.unique(np.concatenate([np.linspace(0.0, min(top, 2.0 * solution), CURVE_POINTS), [solution]]))
+    share = np.searchsorted(critical, grid, side="right") / runs
+    return solution, simulations, list(zip(grid.tolist(), share.tolist(), strict=True))
 
 
 # --- a realistic quota ----------------------------------------------------------------

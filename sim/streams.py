@@ -24,10 +24,12 @@ The rules (NumPy's "Parallel random number generation" guide):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import special
 
-from sim.scenario import BetaRate, Scenario
+from sim.scenario import BetaRate, Scenario, Stage
 
 
 def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:
@@ -39,9 +41,20 @@ def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequen
     return [np.random.SeedSequence(seed, spawn_key=(i,)) for i in range(start, stop)]
 
 
-def generators(seed_sequence: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
-    """``n`` independent generators spawned from one seed sequence."""
-    return [np.random.Generator(np.random.PCG64(child)) for child in seed_sequence.spawn(n)]
+def generators(
+    seed_sequence: np.random.SeedSequence, n: int, bit_generator: type[np.random.BitGenerator] = np.random.PCG64
+) -> list[np.random.Generator]:
+    """``n`` independent generators spawned from one seed sequence.
+
+    Parameters
+    ----------
+    seed_sequence : numpy.random.SeedSequence
+    n : int
+    bit_generator : type, optional
+        NumPy bit generator class; PCG64 (NumPy's default) unless an engine that is
+        bound by raw draws asks for a faster one such as SFC64.
+    """
+    return [np.random.Generator(bit_generator(child)) for child in seed_sequence.spawn(n)]
 
 
 def conversion_rates(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray:
@@ -73,4 +86,133 @@ def unit_rate_cap(scenario: Scenario) -> float:
     """Length of the horizon in unit-rate time: arrivals with cumulative time <= it count."""
     # Multiply first (17 * 91 / 7 is exactly 221; 17 / 7 * 91 rounds below it), and allow
     # for the last bit so the arrival exactly at the horizon is not lost to rounding.
-    return scenario.inflow.per_week * scenario.horizon / 7.0 * (1.0 + 1e-12)
+    # (The horizon is scenario.inflow_weight with seasonal multipliers: see arrival_days.)
+    return scenario.inflow.per_week * scenario.inflow_weight / 7.0 * (1.0 + 1e-12)
+
+
+def arrival_days(scenario: Scenario, unit_time: np.ndarray) -> np.ndarray:
+    """Days of arrivals at these unit-rate times (in place when there is no seasonality).
+
+    Unit-rate time divided by the daily rate is the cumulative inflow weight, which is
+    the day itself unless the inflow has multipliers; then the weight is turned back
+    into days through the piecewise-linear ``W^-1`` (:meth:`Scenario.day_at`).
+    """
+    rate = scenario.inflow.per_week / 7.0
+    with np.errstate(over="ignore"):  # a vanishing rate sends arrivals to +inf: past the horizon
+        unit_time /= rate
+    if scenario.inflow.multipliers is None:
+        return unit_time
+    return scenario.day_at(unit_time)
+
+
+def p_won_given_age(rate, won, lost, age):
+    """Chance an open deal of a given age converts, by Bayes' rule on "still open at age a".
+
+    ``rate * S_won(a) / (rate * S_won(a) + (1 - rate) * S_lost(a))`` with ``S`` the
+    survival functions of the durations of deals that convert (``won``) and of deals that
+    are lost (``lost``; None means "like converting deals", and the answer is ``rate``).
+    Deals that are lost slowly make old open deals likelier losers, and the reverse.
+
+    Parameters
+    ----------
+    rate : float or ndarray
+        The stage's conversion rate (per replication in the engines).
+    won, lost : Distribution or None
+        Duration models (:mod:`sim.distributions`).
+    age : float or ndarray
+        Days the deal has been in the stage.
+
+    Returns
+    -------
+    ndarray
+        Broadcast over ``rate`` and ``age``.
+    """
+    s_won = np.asarray(won.sf(age), dtype=float)
+    s_lost = s_won if lost is None else np.asarray(lost.sf(age), dtype=float)
+    return _survivor_odds(rate, s_won, s_lost)
+
+
+def aged_conversion(stage: Stage, rate, age):
+    """:func:`p_won_given_age` for a stage: its ``duration`` against its ``lost_duration``."""
+    return p_won_given_age(rate, stage.duration, stage.lost_duration, age)
+
+
+def _survivor_odds(rate, s_won, s_lost):
+    # A deal older than both models allow (both survivals 0) has outlived every deal the
+    # model knows: 0, which is what a "zombie" in a CRM export usually is.
+    rate = np.asarray(rate, dtype=float)
+    numerator = rate * s_won
+    denominator = numerator + (1.0 - rate) * s_lost
+    return np.divide(
+        numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape), where=denominator > 0
+    )
+
+
+@dataclass(frozen=True)
+class ListedDeals:
+    """The scenario's listed open deals, with what their ages imply worked out once.
+
+    Attributes
+    ----------
+    stage : ndarray of int
+        Index of the stage each deal is in.
+    age : ndarray of float
+        Days each deal has been in its stage.
+    amount : ndarray of float
+        Its amount, NaN where none is given (then a won deal takes a drawn value).
+    s_won, s_lost : ndarray of float
+        Survival of the stage's converting and losing durations at the deal's age.
+    start : ndarray of float
+        ``F(age)`` of the converting duration: where its remaining time starts.
+    """
+
+    stage: np.ndarray
+    age: np.ndarray
+    amount: np.ndarray
+    s_won: np.ndarray
+    s_lost: np.ndarray
+    start: np.ndarray
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> ListedDeals:
+        """Work out the listed deals of a scenario (one scipy call per stage, not per deal)."""
+        index = {name: j for j, name in enumerate(scenario.stage_names)}
+        deals = scenario.open_deals
+        stage = np.array([index[d.stage] for d in deals], dtype=np.int64)
+        age = np.array([d.age_days for d in deals], dtype=float)
+        amount = np.array([np.nan if d.amount is None else d.amount for d in deals], dtype=float)
+        s_won, s_lost, start = np.ones(len(deals)), np.ones(len(deals)), np.zeros(len(deals))
+        for j, st in enumerate(scenario.stages):
+            here = stage == j
+            if here.any():
+                start[here] = st.duration.cdf(age[here])
+                s_won[here] = st.duration.sf(age[here])
+                s_lost[here] = s_won[here] if st.lost_duration is None else st.lost_duration.sf(age[here])
+        return cls(stage, age, amount, s_won, s_lost, start)
+
+    def __len__(self) -> int:
+        return len(self.stage)
+
+    def conversion(self, rate, deal: np.ndarray | None = None):
+        """P(deals convert out of their stage | their age), for their stage's ``rate``.
+
+        ``deal`` picks deals by index (all by default); ``rate`` holds the rate of each
+        picked deal's stage: shape (deals,) or (deals, reps).
+        """
+        s_won, s_lost = (self.s_won, self.s_lost) if deal is None else (self.s_won[deal], self.s_lost[deal])
+        shape = (-1,) + (1,) * (np.ndim(rate) - 1)
+        return _survivor_odds(rate, s_won.reshape(shape), s_lost.reshape(shape))
+
+    def remaining(self, scenario: Scenario, deal: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Days left in their stage for converting deals ``deal`` (indices) at uniforms ``v``.
+
+        The duration conditioned on exceeding the age, ``F^-1(F(a) + v (1 - F(a))) - a``:
+        monotone in ``v`` like a fresh deal's ``F^-1(v)``.
+        """
+        days = np.empty(len(deal))
+        stage = self.stage[deal]
+        for j in np.unique(stage):
+            here = stage == j
+            d, start = deal[here], self.start[deal[here]]
+            days[here] = scenario.stages[j].duration.ppf(start + v[here] * (1.0 - start)) - self.age[d]
+        return np.maximum(days, 0.0)
