@@ -1,4 +1,4 @@
-"""The command line: ``funnel-sim run|solve|quota|sensitivity SCENARIO.toml ...``.
+"""The command line: ``funnel-sim run|solve|quota|sensitivity SCENARIO.toml ...``, ``calibrate|backtest DEALS.csv``.
 
 Every command prints a short readable report, or one JSON object with ``--json``.
 Bad input (a missing file, an invalid scenario, an impossible option) exits with code 2
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
 from sim import analysis
+from sim.errors import InputError
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate
-from sim.scenario import Scenario, ScenarioError, load_scenario
+from sim.scenario import Scenario, load_scenario
 from sim.solvers import Unreachable, realistic_quota, sensitivity, solve_magic_number
 
 EXIT_BAD_INPUT = 2
@@ -88,7 +90,163 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument(
         "--step", type=_probability, default=0.1, help="relative improvement of each lever (default 0.1 = 10%%)"
     )
+    _add_data_commands(commands)
     return parser
+
+
+_positive = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
+_days = _number(float, lambda v: 0 < v <= 3660, "a number of days from 1 to 3660")
+
+
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by calibrate and backtest: the export, its columns, the window."""
+    parser.add_argument("deals", help="CRM export of opportunities (CSV, one row per deal)")
+    parser.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="ROLE=NAME",
+        help="the file's column for a role (id, created, closed, outcome, amount, owner) when not recognised",
+    )
+    parser.add_argument("--window-weeks", type=_positive, default=13, help="trailing weeks for the inflow (default 13)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_data_commands(commands) -> None:
+    """The ``calibrate`` and ``backtest`` sub-commands, which read a CRM export."""
+    cal = commands.add_parser("calibrate", help="a scenario from a CRM export, as known on a date")
+    _add_export(cal)
+    cal.add_argument("--as-of", required=True, help="the date whose knowledge to use (YYYY-MM-DD)")
+    cal.add_argument("-o", "--output", required=True, help="scenario TOML file to write")
+    cal.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    cal.add_argument("--horizon-days", type=_days, default=91, help="the scenario's horizon (default 91)")
+    quota = cal.add_mutually_exclusive_group()
+    quota.add_argument("--quota-revenue", type=_positive, help="quota in revenue")
+    quota.add_argument("--quota-deals", type=_count(10**9), help="quota in won deals")
+    cal.epilog = (
+        "Without --quota-revenue or --quota-deals, the quota is the revenue won in the trailing "
+        "window, scaled to the horizon (the recent pace)."
+    )
+    back = commands.add_parser("backtest", help="calibrate at past dates, forecast, and compare with what happened")
+    _add_export(back)
+    back.add_argument(
+        "--as-of", required=True, action="append", help="a date to forecast from (YYYY-MM-DD); repeat for several"
+    )
+    back.add_argument("--horizon-days", type=_days, required=True, help="days forecast after each date")
+    back.add_argument("--runs", type=_count(MAX_RUNS), default=2_000, help="replications per date (default 2,000)")
+    back.add_argument("--seed", type=_seed, default=0, help="root random seed (default 0)")
+    back.add_argument(
+        "--jobs", type=_count(256), default=1, help="worker processes (default 1); results do not depend on it"
+    )
+    back.add_argument(
+        "--engine", choices=ENGINES, default="auto", help="simulation engine (default auto: vectorised when possible)"
+    )
+
+
+def _read_export(args):
+    from sim.crm import parse_column_options, read_deals
+
+    return read_deals(args.deals, parse_column_options(args.column))
+
+
+def _format_fit(label: str, fit: dict | None) -> str:
+    if fit is None:
+        return f"  {label:<15}none fitted"
+    aic = "" if fit["aic"] is None else f", AIC {fit['aic']:,.1f}"
+    return (
+        f"  {label:<15}{fit['family']}: mean {fit['mean']:,.1f}, sd {fit['sd']:,.1f}{aic}, KS {fit['ks_distance']:.3f}"
+        f" ({fit['n_complete']} closed, {fit['n_censored']} open as censored)"
+    )
+
+
+def _calibrate(args) -> tuple[dict, str]:
+    from sim.calibrate import calibrate, parse_as_of, write_scenario
+
+    as_of = parse_as_of(args.as_of)
+    if os.path.exists(args.output) and not args.force:  # say so before the work, not after
+        raise ValueError(f"-o: {args.output} already exists; use --force to overwrite it")
+    crm = _read_export(args)
+    calibration = calibrate(
+        crm,
+        as_of,
+        window_weeks=args.window_weeks,
+        horizon_days=args.horizon_days,
+        quota_revenue=args.quota_revenue,
+        quota_deals=args.quota_deals,
+    )
+    path = write_scenario(calibration.scenario, args.output, force=args.force)
+    report = {"output": str(path), **calibration.report}
+    r, c = report, report["counts"]
+    lines = [
+        f"Wrote {path}: calibrated from {r['source']} as of {r['as_of']} ({r['horizon_days']:g}-day horizon).",
+        f"Rows: {r['rows']['rows_read']:,} read, {r['rows']['rows_used']:,} used, {r['rows'].get('skipped', 0):,} "
+        "skipped.",
+        f"Deals known: {c['known']:,} ({c['won']:,} won, {c['lost']:,} lost, {c['open']:,} open); "
+        f"{c['created_in_window']:,} created in the last {r['window_weeks']:g} weeks.",
+        f"Win rate: {r['rate']['mean']:.1%} (Beta concentration {r['rate']['concentration']:,.0f}).",
+        _format_fit("won in", r["won_duration"]),
+        _format_fit("lost in", r["lost_duration"]),
+        _format_fit("deal value", r["deal_value"]),
+        f"Inflow: {r['inflow']['per_week']:,.2f} a week (observed {r['inflow']['observed_per_week']:,.2f})"
+        + (
+            f"; seasonal multipliers by month {', '.join(f'{m:.2f}' for m in r['seasonality']['multipliers'])}"
+            if r["seasonality"]
+            else ""
+        ),
+        f"Open pipeline: {r['open_pipeline']['deals']:,} deals, about {r['open_pipeline']['expected_wins']:,.1f} "
+        "expected to be won eventually.",
+        f"Quota: {_money(r['quota']['target'])}{' deals' if r['quota']['unit'] == 'deals' else ''} "
+        f"({r['quota']['basis']}).",
+    ]
+    lines += [f"warning: {w}" for w in r["warnings"]]
+    return report, "\n".join(lines)
+
+
+def _backtest(args) -> tuple[dict, str]:
+    from sim.backtest import backtest
+    from sim.calibrate import parse_as_of
+
+    dates = [parse_as_of(d) for d in args.as_of]
+    crm = _read_export(args)
+    answer = backtest(
+        crm,
+        dates,
+        args.horizon_days,
+        runs=args.runs,
+        seed=args.seed,
+        window_weeks=args.window_weeks,
+        jobs=args.jobs,
+        engine=args.engine,
+    )
+    lines = [
+        f"Backtest over {args.horizon_days:g} days from each date ({args.runs:,} runs, seed {args.seed}).",
+        "",
+        f"{'as of':<12}{'revenue P10':>14}{'P50':>14}{'P90':>14}{'actual':>14}  in band"
+        f"{'deals P10':>11}{'P50':>7}{'P90':>7}{'actual':>8}  in band",
+    ]
+    for row in answer["dates"]:
+        rev, deals = row["forecast"]["revenue"], row["forecast"]["deals"]
+        lines.append(
+            f"{row['as_of']:<12}{_money(rev['p10']):>14}{_money(rev['p50']):>14}{_money(rev['p90']):>14}"
+            f"{_money(row['actual']['revenue']):>14}  {'yes' if row['inside_p10_p90'] else 'no':<7}"
+            f"{deals['p10']:>11,.0f}{deals['p50']:>7,.0f}{deals['p90']:>7,.0f}{row['actual']['deals']:>8,}"
+            f"  {'yes' if row['inside_p10_p90_deals'] else 'no'}"
+        )
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    lines += [
+        "",
+        f"Revenue: actual inside P10-P90 on {pct(answer['coverage'])} of dates (nominal 80%); "
+        f"mean absolute error of P50 {pct(answer['mape_p50'])}.",
+        f"Won deals: inside on {pct(answer['coverage_deals'])}; mean absolute error of P50 "
+        f"{pct(answer['mape_p50_deals'])}.",
+    ]
+    return answer, "\n".join(lines)
+
+
+DATA_COMMANDS = {"calibrate": _calibrate, "backtest": _backtest}
 
 
 def _progress_bar(enabled: bool, total: int):
@@ -230,13 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``funnel-sim`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        scenario = load_scenario(args.scenario)
-        payload, text = COMMANDS[args.command](args, scenario)
+        if args.command in DATA_COMMANDS:
+            payload, text = DATA_COMMANDS[args.command](args)
+        else:
+            scenario = load_scenario(args.scenario)
+            payload, text = COMMANDS[args.command](args, scenario)
     except _NoAnswer as no_answer:
         print(json.dumps(no_answer.payload) if args.json else no_answer.text)
         return EXIT_NO_ANSWER
-    except (ScenarioError, ValueError) as error:
-        problems = error.problems if isinstance(error, ScenarioError) else str(error).splitlines()
+    except ValueError as error:  # InputError (scenario, CRM export, calibration) or a bad option
+        problems = error.problems if isinstance(error, InputError) else str(error).splitlines()
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT

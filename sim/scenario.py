@@ -34,6 +34,7 @@ from pydantic import (
 from scipy import stats
 
 from sim.distributions import FAMILIES, Distribution
+from sim.errors import InputError
 
 MAX_DEALS_PER_RUN = 1_000_000
 """Refuse scenarios whose expected deals per replication exceed this (memory and time)."""
@@ -42,12 +43,8 @@ MAX_HORIZON_DAYS = 3660.0
 MAX_FILE_BYTES = 5_000_000
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario that cannot be used; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 class _Model(BaseModel):

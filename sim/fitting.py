@@ -1,0 +1,675 @@
+"""Fitting scenario parameters to CRM history, with open deals counted as censored.
+
+A CRM export is a snapshot: deals still open have not finished, so their durations are
+only known to be *at least* their age. Fitting durations to closed deals alone keeps the
+quick ones and drops the slow ones, and underestimates how long deals take. Here every
+duration fit is a maximum-likelihood fit to right-censored data
+(``scipy.stats.CensoredData``): a closed deal contributes its density, an open one its
+survival probability at its age.
+
+The functions return :mod:`sim.distributions` and :class:`sim.scenario.BetaRate`
+models, ready for a scenario, plus the numbers a user needs to judge the fit (per-family
+log-likelihood and AIC, a goodness-of-fit distance, notes and warnings on thin data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+
+from sim.distributions import Empirical, Exponential, Gamma, Lognormal, _Distribution
+from sim.scenario import BetaRate
+from sim.streams import p_won_given_age
+
+ZERO_DURATION_DAYS = 0.5
+"""Stand-in for a duration of 0 days in the likelihood.
+
+Dates in CRM exports are usually whole days, so a deal closed the day it was created
+took somewhere between 0 and 1 day; half a day is the middle of that interval. The
+lognormal and gamma densities are 0 (log density -inf) at 0, so 0 itself cannot be used.
+"""
+MIN_COMPLETE_FOR_FIT = 5
+"""Fewer complete durations than this: no parametric fit, resample the observed ones."""
+THIN_DATA = 30
+"""Fewer complete durations than this earns a warning that the fit is uncertain."""
+MAX_EMPIRICAL_VALUES = 100_000
+"""Most values :class:`sim.distributions.Empirical` takes."""
+DURATION_FAMILIES = ("lognormal", "gamma", "exponential")
+_PARAMETERS = {"lognormal": 2, "gamma": 2, "exponential": 1}
+
+
+@dataclass
+class DurationFit:
+    """The result of :func:`fit_duration`.
+
+    Attributes
+    ----------
+    model : Distribution
+        The chosen distribution (Lognormal, Gamma, Exponential, or Empirical as fallback).
+    family : str
+        Its family name.
+    table : pandas.DataFrame
+        One row per parametric family fitted, best AIC first: ``family``,
+        ``parameters`` (scipy's, as a dict), ``mean``, ``sd``, ``log_likelihood``,
+        ``aic``, ``ks_distance`` (as :attr:`ks_distance`, for that family).
+    ks_distance : float
+        Goodness of fit of the chosen model: the largest vertical distance between its
+        cdf and the Kaplan-Meier estimate of the cdf, over the range of the data. With
+        nothing censored Kaplan-Meier is the empirical cdf and this is the plain
+        Kolmogorov-Smirnov statistic. No p-value is given: the parameters were fitted
+        to the same data, so the usual KS p-value would be too kind.
+    n_complete, n_censored : int
+        Closed (complete) durations and open (censored) ages used.
+    note : str
+        How the model was chosen, in words.
+    warnings : list of str
+        Reasons to distrust the fit (thin data, most deals still open, failed families).
+    """
+
+    model: Any
+    family: str
+    table: pd.DataFrame
+    ks_distance: float
+    n_complete: int
+    n_censored: int
+    note: str = ""
+    warnings: list[str] = field(default_factory=list)
+    thetas: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+
+def _as_days(values: Any, what: str) -> np.ndarray:
+    array = np.asarray([] if values is None else values, dtype=float).ravel()
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what}: every value must be a finite number of days")
+    if np.any(array < 0):
+        raise ValueError(f"{what}: durations cannot be negative, got {array[array < 0][0]:g}")
+    return array
+
+
+def _model_from_scipy(family: str, params: tuple[float, ...]) -> _Distribution:
+    """The mean/sd-parameterised model of a scipy fit with location 0."""
+    if family == "lognormal":
+        s, _, scale = params
+        mean = scale * math.exp(s**2 / 2)
+        return Lognormal(dist="lognormal", mean=mean, sd=mean * math.sqrt(math.expm1(s**2)))
+    if family == "gamma":
+        a, _, scale = params
+        return Gamma(dist="gamma", mean=a * scale, sd=math.sqrt(a) * scale)
+    raise ValueError(f"unknown family {family!r}")
+
+
+def _weighted_log_likelihood(frozen: Any, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray) -> float:
+    """Sum of log pdf over complete durations plus weighted log sf over censored ages.
+
+    A censored age with weight 0 contributes nothing, even where its survival
+    probability underflows to 0 (0 * -inf would be nan).
+    """
+    log_sf = np.asarray(frozen.logsf(censored), dtype=float)
+    used = weights > 0
+    return float(np.sum(frozen.logpdf(complete)) + np.sum(weights[used] * np.maximum(log_sf[used], -1e6)))
+
+
+def _family_log_likelihood(family: str, theta: np.ndarray, complete: np.ndarray, censored: np.ndarray, weights):
+    """:func:`_weighted_log_likelihood` written out for lognormal (mu, log s) and gamma (log a, log scale).
+
+    The search evaluates it hundreds of times; freezing a scipy distribution per call
+    would cost more than the arithmetic.
+    """
+    if family == "lognormal":
+        mu, sigma = theta[0], math.exp(theta[1])
+        z = (np.log(complete) - mu) / sigma
+        log_pdf = -0.5 * z**2 - math.log(sigma) - 0.5 * math.log(2 * math.pi) - np.log(complete)
+        log_sf = special.log_ndtr(-(np.log(censored) - mu) / sigma)
+    else:
+        shape, scale = math.exp(theta[0]), math.exp(theta[1])
+        log_pdf = (shape - 1) * np.log(complete) - complete / scale - special.gammaln(shape) - shape * theta[1]
+        with np.errstate(divide="ignore"):
+            log_sf = np.log(special.gammaincc(shape, censored / scale))
+    return float(np.sum(log_pdf) + np.sum(weights * np.maximum(log_sf, -1e6)))
+
+
+def _start(family: str, complete: np.ndarray) -> np.ndarray:
+    """Complete-data estimates, a good start for the censored search."""
+    if family == "lognormal":
+        logs = np.log(complete)
+        return np.array([logs.mean(), math.log(max(logs.std(), 1e-3))])
+    mean, var = complete.mean(), max(complete.var(), 1e-9 * complete.mean() ** 2)
+    return np.array([math.log(mean**2 / var), math.log(var / mean)])
+
+
+def _fit_family(
+    family: str,
+    complete: np.ndarray,
+    censored: np.ndarray,
+    weights: np.ndarray,
+    start: np.ndarray | None = None,
+) -> tuple[_Distribution, dict, np.ndarray]:
+    """Weighted censored maximum likelihood for one family.
+
+    Returns the model, scipy's parameters (location 0) and the log-parameters found, which
+    make a warm start for the next fit of nearly the same data (the EM loop).
+    """
+    if family == "exponential":
+        # The censored MLE of an exponential mean has a closed form (total time on test
+        # / events), weights included.
+        mean = float((complete.sum() + np.dot(weights, censored)) / complete.size)
+        return Exponential(dist="exponential", mean=mean), {"scale": mean}, np.array([math.log(mean)])
+
+    def negative(theta):
+        if np.any(np.abs(theta) > 50):  # far outside any sensible duration or amount
+            return np.inf
+        with np.errstate(all="ignore"):
+            value = -_family_log_likelihood(family, theta, complete, censored, weights)
+        return value if math.isfinite(value) else np.inf
+
+    theta0 = _start(family, complete) if start is None else np.asarray(start, dtype=float)
+    # scipy.stats' CensoredData takes no weights, so the search is done here, in
+    # log-parameters (no bounds needed); Nelder-Mead copes with the flat valleys of
+    # heavily censored data where gradient methods stall.
+    found = optimize.minimize(
+        negative, theta0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 2_000}
+    )
+    if not np.isfinite(found.fun):
+        raise ValueError("the likelihood search found no finite optimum")
+    theta = found.x
+    if family == "lognormal":
+        params = (math.exp(theta[1]), 0.0, math.exp(theta[0]))
+        names = ("s", "loc", "scale")
+    else:
+        params = (math.exp(theta[0]), 0.0, math.exp(theta[1]))
+        names = ("a", "loc", "scale")
+    return _model_from_scipy(family, params), dict(zip(names, params, strict=True)), theta
+
+
+def _log_likelihood(
+    model: _Distribution, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    weights = np.ones(censored.size) if weights is None else weights
+    return _weighted_log_likelihood(model.scipy(), complete, censored, weights)
+
+
+def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The Kaplan-Meier estimate of the cdf, with optionally weighted censored ages.
+
+    Parameters
+    ----------
+    complete : array-like of float
+        Complete durations.
+    censored : array-like of float, optional
+        Right-censored ages (the duration exceeds each).
+    weights : array-like of float, optional
+        A weight in [0, 1] per censored age (default 1): the share of that deal that
+        belongs to this population (the EM weights of :func:`fit_outcomes`).
+
+    Returns
+    -------
+    times, cdf : ndarray
+        The distinct complete durations and the estimated cdf just after each. With
+        unit weights this is ``scipy.stats.ecdf`` of the ``CensoredData``; a censored age
+        tied with a complete duration is counted at risk there, as scipy does.
+    """
+    complete = np.sort(np.asarray(complete, dtype=float))
+    ages = np.asarray([] if censored is None else censored, dtype=float)
+    w = np.ones(ages.size) if weights is None else np.asarray(weights, dtype=float)
+    times, deaths = np.unique(complete, return_counts=True)
+    at_risk_complete = complete.size - np.searchsorted(complete, times, side="left")
+    order = np.argsort(ages)
+    tail = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
+    at_risk_censored = tail[np.searchsorted(ages[order], times, side="left")]
+    survival = np.cumprod(1.0 - deaths / (at_risk_complete + at_risk_censored))
+    return times, 1.0 - survival
+
+
+def _ks_to_kaplan_meier(
+    model: _Distribution, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """Largest |F_model - F_KM| at the Kaplan-Meier jumps, both sides of each step."""
+    times, after = kaplan_meier(complete, censored, weights)
+    before = np.concatenate([[0.0], after[:-1]])
+    fitted = np.asarray(model.cdf(times), dtype=float)
+    return float(max(np.max(np.abs(fitted - after)), np.max(np.abs(fitted - before))))
+
+
+def _empirical(values: np.ndarray) -> Empirical:
+    ordered = np.sort(values)
+    if ordered.size > MAX_EMPIRICAL_VALUES:  # evenly spaced order statistics keep the shape
+        ordered = ordered[np.linspace(0, ordered.size - 1, MAX_EMPIRICAL_VALUES).round().astype(int)]
+    return Empirical(dist="empirical", values=tuple(float(v) for v in ordered))
+
+
+def fit_duration(
+    durations: Any,
+    censored: Any = None,
+    families: tuple[str, ...] = DURATION_FAMILIES,
+    weights: Any = None,
+    *,
+    starts: dict[str, np.ndarray] | None = None,
+    what: str = "durations",
+) -> DurationFit:
+    """Fit a duration distribution to complete and right-censored durations.
+
+    Parameters
+    ----------
+    durations : array-like of float
+        Complete durations in days (deals that closed), >= 0. Zeros are replaced by
+        :data:`ZERO_DURATION_DAYS` in the likelihood (a same-day close, with dates in
+        whole days).
+    censored : array-like of float, optional
+        Ages in days of deals still open: their durations are at least this. Ages of 0
+        carry no information (every duration exceeds 0) and are left out of the fit.
+    families : tuple of str
+        Families to try, among ``lognormal``, ``gamma`` and ``exponential``.
+    weights : array-like of float, optional
+        One weight in [0, 1] per censored age (default 1): how much of that open deal
+        belongs to this population. :func:`fit_outcomes` passes P(won | open at its age)
+        for the won durations and its complement for the lost ones; an unweighted fit is
+        the fit with every weight 1.
+    starts : dict, optional
+        Family -> log-parameters to start the search from (``DurationFit.thetas`` of an
+        earlier fit of similar data); the complete-data estimates otherwise.
+    what : str
+        What the values are, for messages ("durations", "won amounts").
+
+    Returns
+    -------
+    DurationFit
+        The family with the lowest AIC = 2k - 2 log L (k = 2 for lognormal and gamma,
+        1 for exponential), where log L = sum of log pdf over complete durations + sum
+        of weight * log sf over censored ages. With fewer than
+        :data:`MIN_COMPLETE_FOR_FIT` complete durations, or when every family fails,
+        the model is an Empirical distribution of the complete durations (which ignores
+        the open deals, so it is biased short; the note says so).
+
+    Raises
+    ------
+    ValueError
+        If there are no complete durations, a value is negative or not finite, a
+        weight is outside [0, 1] or the weights do not match the censored ages, or a
+        family is unknown.
+    """
+    raw = _as_days(durations, what)
+    ages = _as_days(censored, "censored")
+    w = np.ones(ages.size) if weights is None else np.asarray(weights, dtype=float).ravel()
+    if w.size != ages.size:
+        raise ValueError(f"weights: one per censored age is needed, got {w.size} for {ages.size}")
+    if not np.all((w >= 0) & (w <= 1)):
+        raise ValueError("weights: every weight must be between 0 and 1")
+    unknown = [f for f in families if f not in _PARAMETERS]
+    if unknown:
+        raise ValueError(f"families: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(_PARAMETERS)}")
+    if raw.size == 0:
+        raise ValueError(f"{what}: no complete {what} to fit (no deal has closed)")
+    complete = np.where(raw == 0, ZERO_DURATION_DAYS, raw)
+    keep = (ages > 0) & (w > 0)
+    ages, w = ages[keep], w[keep]
+    n_open = float(w.sum())
+
+    warnings = []
+    if raw.size < THIN_DATA:
+        warnings.append(f"only {raw.size} complete {what} (fewer than {THIN_DATA}): the fit is uncertain")
+    if n_open > raw.size:
+        warnings.append(
+            f"{n_open:.0f} of {n_open + raw.size:.0f} deals are still open: the long tail rests on the fitted family"
+        )
+
+    rows = []
+    models = {}
+    thetas = {}
+    if raw.size >= MIN_COMPLETE_FOR_FIT:
+        for family in families:
+            try:
+                model, params, theta = _fit_family(family, complete, ages, w, (starts or {}).get(family))
+                log_l = _log_likelihood(model, complete, ages, w)
+                if not math.isfinite(log_l):
+                    raise ValueError("log-likelihood is not finite")
+            except (ValueError, RuntimeError, OverflowError, FloatingPointError) as error:
+                # A fit that fails (or lands outside the models' safe sd/mean band) is
+                # left out: the others may still describe the data.
+                warnings.append(f"{family} fit failed: {str(error).splitlines()[0]}")
+                continue
+            models[family], thetas[family] = model, theta
+            rows.append(
+                {
+                    "family": family,
+                    "parameters": params,
+                    "mean": model.mean(),
+                    "sd": model.std(),
+                    "log_likelihood": log_l,
+                    "aic": 2 * _PARAMETERS[family] - 2 * log_l,
+                    "ks_distance": _ks_to_kaplan_meier(model, complete, ages, w),
+                }
+            )
+    columns = ["family", "parameters", "mean", "sd", "log_likelihood", "aic", "ks_distance"]
+    table = pd.DataFrame(rows, columns=columns).sort_values("aic", kind="stable").reset_index(drop=True)
+
+    if table.empty:
+        model = _empirical(raw)
+        family = "empirical"
+        why = (
+            f"fewer than {MIN_COMPLETE_FOR_FIT} complete {what}"
+            if raw.size < MIN_COMPLETE_FOR_FIT
+            else "no parametric family could be fitted"
+        )
+        note = f"{why}: resampling the {raw.size} observed {what} (open deals ignored, so biased short)"
+        ks = _ks_to_kaplan_meier(model, complete, ages, w)
+    else:
+        best = table.iloc[0]
+        family, model, ks = best["family"], models[best["family"]], float(best["ks_distance"])
+        note = f"{family} chosen by AIC among {', '.join(table['family'])}" + (
+            f", with {ages.size} open deals as censored" if ages.size else ""
+        )
+    return DurationFit(
+        model=model,
+        family=family,
+        table=table,
+        ks_distance=ks,
+        n_complete=int(raw.size),
+        n_censored=int(ages.size),
+        note=note,
+        warnings=warnings,
+        thetas=thetas,
+    )
+
+
+VALUE_FAMILIES = ("lognormal", "gamma")
+
+
+def fit_value(amounts: Any) -> DurationFit:
+    """Fit the deal value distribution to the amounts of won deals.
+
+    The same maximum-likelihood machinery as :func:`fit_duration` (nothing censored),
+    over the lognormal and gamma families, chosen by AIC; fewer than
+    :data:`MIN_COMPLETE_FOR_FIT` amounts fall back to resampling them. An amount of 0
+    stands for :data:`ZERO_DURATION_DAYS` in the likelihood only.
+
+    Parameters
+    ----------
+    amounts : array-like of float
+        Won amounts, >= 0.
+
+    Returns
+    -------
+    DurationFit
+    """
+    return fit_duration(amounts, families=VALUE_FAMILIES, what="won amounts")
+
+
+@dataclass
+class OutcomeFit:
+    """The result of :func:`fit_outcomes`: the win rate and both duration models, jointly.
+
+    Attributes
+    ----------
+    rate : BetaRate
+        The conversion rate, with the uncertainty the data leave (see :func:`fit_outcomes`).
+    p : float
+        The maximum-likelihood win rate.
+    won, lost : DurationFit
+        Durations of deals that are won and of deals that are lost; ``lost`` is None
+        when no deal has been lost yet.
+    weights : ndarray
+        P(won | still open at its age) per open age, at the solution.
+    expected_won, expected_lost : float
+        Won (lost) deals plus the open deals' expected share.
+    iterations : int
+        EM iterations done.
+    converged : bool
+        Whether the weights settled within the tolerance.
+    """
+
+    rate: BetaRate
+    p: float
+    won: DurationFit
+    lost: DurationFit | None
+    weights: np.ndarray
+    expected_won: float
+    expected_lost: float
+    iterations: int
+    converged: bool
+
+
+def _beta_rate(converted: float, n: float) -> BetaRate:
+    """Beta posterior of a uniform prior after ``converted`` successes in ``n`` (both may be fractional)."""
+    return BetaRate(mean=(converted + 1) / (n + 2), concentration=n + 2)
+
+
+def fit_outcomes(
+    won: Any,
+    lost: Any,
+    open_ages: Any = None,
+    families: tuple[str, ...] = DURATION_FAMILIES,
+    tol: float = 1e-6,
+    max_iterations: int = 500,
+) -> OutcomeFit:
+    """Fit the win rate and the won and lost duration models together, open deals included.
+
+    An open deal of age ``a`` does not know whether it will be won: its likelihood is
+    ``p S_won(a) + (1 - p) S_lost(a)``. The EM algorithm treats its outcome as missing:
+    each open deal gets the weight ``w = P(won | open at a)`` of
+    :func:`sim.streams.p_won_given_age` (E step); the won durations are fitted with the
+    open ages as censored observations weighted ``w``, the lost ones with weights
+    ``1 - w``, and ``p = (won + sum w) / (won + lost + open)`` (M step); repeat until the
+    weights settle. Each M step keeps the family chosen by AIC and starts from the last
+    parameters; at convergence all families are compared again, and EM goes on with a
+    new choice if AIC now prefers one.
+
+    Parameters
+    ----------
+    won, lost : array-like of float
+        Days from creation to close of won and of lost deals.
+    open_ages : array-like of float, optional
+        Ages in days of deals still open.
+    families : tuple of str
+        Duration families to try.
+    tol : float
+        Stop when no weight moves by more than this.
+    max_iterations : int
+        Give up after this many iterations (``converged`` is then False).
+
+    Returns
+    -------
+    OutcomeFit
+        The rate is a Beta with mean ``(c + 1) / (n + 2)`` and concentration ``n + 2``,
+        where ``n = p (1 - p) I(p)`` is the number of closed deals that would carry the
+        same information ``I(p)`` (the observed information about ``p``) and
+        ``c = p n``. With no open deal this is exactly :func:`fit_rate` (won, lost); an
+        open deal adds between nothing (a fresh one, whose survival says nothing about
+        its outcome) and one closed deal (a zombie that can only be lost).
+
+    Raises
+    ------
+    ValueError
+        If no deal has been won (nothing to fit the won durations to), or a value is
+        bad (as :func:`fit_duration`).
+    """
+    won = _as_days(won, "won durations")
+    lost = _as_days(lost, "lost durations")
+    ages = _as_days(open_ages, "open ages")
+    if won.size == 0:
+        raise ValueError("won durations: no deal has been won yet, so there is nothing to fit how long winning takes")
+    n = won.size + lost.size + ages.size
+    p = (won.size + 0.5 * ages.size) / n  # half of the open deals won: a neutral start
+    w = np.full(ages.size, p)
+    fixed_won = fixed_lost = None
+    starts_won: dict = {}
+    starts_lost: dict = {}
+    iterations, converged = 0, False
+    for _ in range(3):  # rounds of EM with fixed families, then an AIC re-check
+        while iterations < max_iterations:
+            iterations += 1
+            won_fit = fit_duration(won, ages, fixed_won or families, w, starts=starts_won)
+            lost_fit = (
+                fit_duration(lost, ages, fixed_lost or families, 1 - w, starts=starts_lost) if lost.size else None
+            )
+            starts_won, starts_lost = won_fit.thetas, (lost_fit.thetas if lost_fit else {})
+            fixed_won = (won_fit.family,) if won_fit.family != "empirical" else fixed_won
+            fixed_lost = (lost_fit.family,) if lost_fit and lost_fit.family != "empirical" else fixed_lost
+            p = (won.size + w.sum()) / n
+            new_w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
+            change = float(np.max(np.abs(new_w - w))) if w.size else 0.0
+            w = new_w
+            if change < tol:
+                converged = True
+                break
+        won_fit = fit_duration(won, ages, families, w, starts=starts_won)
+        lost_fit = fit_duration(lost, ages, families, 1 - w, starts=starts_lost) if lost.size else None
+        if won_fit.family in (fixed_won or ()) + ("empirical",) and (
+            lost_fit is None or lost_fit.family in (fixed_lost or ()) + ("empirical",)
+        ):
+            break
+        fixed_won = fixed_lost = None
+        converged = False
+    p = (won.size + w.sum()) / n
+    # Observed information about p: closed deals give 1/p^2 or 1/(1-p)^2, an open one
+    # (S_w - S_l)^2 / (p S_w + (1 - p) S_l)^2.
+    s_won = np.asarray(won_fit.model.sf(ages), dtype=float)
+    s_lost = np.asarray(lost_fit.model.sf(ages), dtype=float) if lost_fit else s_won
+    mix = p * s_won + (1 - p) * s_lost
+    open_info = np.divide((s_won - s_lost) ** 2, mix**2, out=np.zeros_like(mix), where=mix > 0)
+    p_inside = min(max(p, 1e-9), 1 - 1e-9)
+    information = won.size / p_inside**2 + lost.size / (1 - p_inside) ** 2 + float(open_info.sum())
+    n_equivalent = p_inside * (1 - p_inside) * information
+    return OutcomeFit(
+        rate=_beta_rate(p * n_equivalent, n_equivalent),
+        p=float(p),
+        won=won_fit,
+        lost=lost_fit,
+        weights=w,
+        expected_won=float(won.size + w.sum()),
+        expected_lost=float(lost.size + (1 - w).sum()),
+        iterations=iterations,
+        converged=converged,
+    )
+
+
+def fit_rate(converted: int, lost: int) -> BetaRate:
+    """An uncertain conversion rate from counts of converted and lost deals.
+
+    The rate is the posterior of a uniform prior after ``converted`` successes and
+    ``lost`` failures, Beta(converted + 1, lost + 1): mean (converted + 1) / (n + 2) and
+    concentration n + 2, with n = converted + lost. The uniform prior keeps the mean
+    strictly inside (0, 1), so 0 wins in 10 is not read as "never".
+
+    Parameters
+    ----------
+    converted, lost : int
+        Counts, >= 0, not both 0.
+
+    Returns
+    -------
+    BetaRate
+
+    Raises
+    ------
+    ValueError
+        For negative or non-integer counts, or when both are 0 (nothing to learn from).
+    """
+    for name, count in (("converted", converted), ("lost", lost)):
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+            raise ValueError(f"{name}: must be a whole number >= 0, got {count!r}")
+    n = int(converted) + int(lost)
+    if n == 0:
+        raise ValueError("fit_rate: no converted or lost deals to estimate a rate from (converted + lost = 0)")
+    return _beta_rate(int(converted), n)
+
+
+def _timestamps(created: Any) -> pd.Series:
+    """Datetimes as a naive Series (UTC for zone-aware input), missing values dropped."""
+    values = pd.Series(pd.to_datetime(pd.Series(created), utc=True)).dt.tz_localize(None)
+    return values.dropna()
+
+
+def _timestamp(as_of: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(as_of)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def weekly_inflow(created: Any, as_of: Any, window_weeks: float = 13) -> float:
+    """New opportunities per week over the trailing window.
+
+    Parameters
+    ----------
+    created : array-like of datetimes
+        Creation dates of all deals (any state). Zone-aware values are compared in UTC.
+    as_of : datetime-like
+        The end of the window (the export's date).
+    window_weeks : float
+        Length of the window, > 0.
+
+    Returns
+    -------
+    float
+        Deals created in (as_of - window, as_of], divided by ``window_weeks``. If the
+        history starts inside the window, the rate is understated.
+    """
+    if not (isinstance(window_weeks, int | float) and math.isfinite(window_weeks) and window_weeks > 0):
+        raise ValueError(f"window_weeks: must be a number > 0, got {window_weeks!r}")
+    end = _timestamp(as_of)
+    start = end - pd.Timedelta(weeks=window_weeks)
+    values = _timestamps(created)
+    return float(((values > start) & (values <= end)).sum() / window_weeks)
+
+
+def seasonality(created: Any, as_of: Any, horizon_weeks: float, min_years: int = 2) -> list[float] | None:
+    """Per-month multipliers of the weekly inflow, from past years' creation dates.
+
+    The history used is the whole years of full calendar months ending with the month
+    before ``as_of``'s (the first month of the data counts as full only if its first
+    deal was created on the 1st). For each calendar month the creation rate per day is
+    averaged over those years; a month's multiplier is its rate over the mean of the
+    twelve. Rates per day, not counts, so February is not read as quiet for having
+    fewer days.
+
+    Parameters
+    ----------
+    created : array-like of datetimes
+        Creation dates of all deals.
+    as_of : datetime-like
+        The start of the forecast.
+    horizon_weeks : float
+        Length of the forecast, > 0.
+    min_years : int
+        Whole years of history required, >= 1.
+
+    Returns
+    -------
+    list of float or None
+        One multiplier per calendar month the horizon touches, starting with
+        ``as_of``'s month and ending with the month of ``as_of + horizon``; None when
+        fewer than ``min_years`` years of history (or no deal at all) are available.
+
+    Notes
+    -----
+    The multipliers are relative to the yearly average. A baseline such as
+    :func:`weekly_inflow` measured over a busy or quiet quarter already carries that
+    season; divide it by the mean multiplier of its window before applying these.
+    """
+    if not (isinstance(horizon_weeks, int | float) and math.isfinite(horizon_weeks) and horizon_weeks > 0):
+        raise ValueError(f"horizon_weeks: must be a number > 0, got {horizon_weeks!r}")
+    if isinstance(min_years, bool) or not isinstance(min_years, int) or min_years < 1:
+        raise ValueError(f"min_years: must be a whole number >= 1, got {min_years!r}")
+    end = _timestamp(as_of)
+    values = _timestamps(created)
+    values = values[values <= end]
+    if values.empty:
+        return None
+    first = values.min()
+    first_full = first.to_period("M") + (0 if first.day == 1 else 1)
+    last_full = end.to_period("M") - 1
+    years = (last_full.ordinal - first_full.ordinal + 1) // 12
+    if years < min_years:
+        return None
+    months = pd.period_range(end=last_full, periods=12 * years, freq="M")
+    counts = values.dt.to_period("M").value_counts().reindex(months, fill_value=0)
+    per_day = counts / months.days_in_month
+    profile = per_day.groupby(months.month).mean()
+    if profile.mean() == 0:
+        return None
+    multiplier = profile / profile.mean()
+    horizon = pd.period_range(end.to_period("M"), (end + pd.Timedelta(weeks=horizon_weeks)).to_period("M"), freq="M")
+    return [float(multiplier[month]) for month in horizon.month]

@@ -1,0 +1,147 @@
+"""Synthetic CRM exports from a known world, for the calibration and backtest tests.
+
+A :class:`World` is the truth: opportunities created by a Poisson process (optionally
+seasonal, one factor per calendar month), each won with probability ``p`` after a
+lognormal time, or lost after another lognormal time, with a lognormal amount. It is
+exactly the single-stage scenario :mod:`sim.calibrate` writes (:meth:`World.scenario`),
+so a calibration of its exports is correctly specified. :func:`export_csv` writes what a
+CRM would show on a given day: closed deals with their close date, open deals with a
+blank or expected close date and an open stage name, in Salesforce's column names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.scenario import Scenario, scenario_from_dict
+
+OPEN_STAGES = ("Prospecting", "Negotiation")
+
+
+def lognormal_params(mean: float, sd: float) -> tuple[float, float]:
+    """(mu, sigma) of log X for a lognormal with this mean and sd."""
+    sigma2 = math.log1p((sd / mean) ** 2)
+    return math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+
+
+@dataclass(frozen=True)
+class World:
+    """The truth behind a synthetic export (days, deals per week, money)."""
+
+    per_week: float = 20.0
+    p: float = 0.3
+    won_mean: float = 40.0
+    won_sd: float = 25.0
+    lost_mean: float = 25.0
+    lost_sd: float = 20.0
+    value_mean: float = 20_000.0
+    value_sd: float = 12_000.0
+    start: str = "2021-01-01"
+    monthly: tuple[float, ...] | None = None
+    """Inflow factor per calendar month (January first), mean 1; None for a flat inflow."""
+
+    def deals(self, end: str, seed: int) -> pd.DataFrame:
+        """Every deal created from ``start`` to ``end`` with its true fate.
+
+        Columns ``id``, ``created``, ``won`` (bool), ``close`` (the true close time,
+        possibly after ``end``) and ``amount``.
+        """
+        rng = np.random.default_rng(seed)
+        start, stop = pd.Timestamp(self.start), pd.Timestamp(end)
+        days = (stop - start) / pd.Timedelta(days=1)
+        peak = max(self.monthly) if self.monthly else 1.0
+        n = rng.poisson(self.per_week / 7 * peak * days)
+        offsets = np.sort(rng.uniform(0, days, n))
+        created = start + pd.to_timedelta(offsets, unit="D")
+        if self.monthly:  # thinning: keep each arrival with its month's factor / peak
+            keep = rng.uniform(0, peak, n) < np.asarray(self.monthly)[created.month - 1]
+            created, n = created[keep], int(keep.sum())
+        won = rng.uniform(size=n) < self.p
+        won_mu, won_sigma = lognormal_params(self.won_mean, self.won_sd)
+        lost_mu, lost_sigma = lognormal_params(self.lost_mean, self.lost_sd)
+        duration = np.where(won, rng.lognormal(won_mu, won_sigma, n), rng.lognormal(lost_mu, lost_sigma, n))
+        value_mu, value_sigma = lognormal_params(self.value_mean, self.value_sd)
+        return pd.DataFrame(
+            {
+                "id": [f"006{seed:03d}{i:07d}" for i in range(n)],
+                "created": created,
+                "won": won,
+                "close": created + pd.to_timedelta(duration, unit="D"),
+                "amount": np.round(rng.lognormal(value_mu, value_sigma, n), 2),
+            }
+        )
+
+    def scenario(self, horizon_days: float = 91) -> Scenario:
+        """The truth as a single-stage scenario (flat inflow, no open deals)."""
+        return scenario_from_dict(
+            {
+                "name": "synthetic truth",
+                "horizon_days": horizon_days,
+                "quota": {"deals": 1},
+                "inflow": {"per_week": self.per_week},
+                "deal_value": {"dist": "lognormal", "mean": self.value_mean, "sd": self.value_sd},
+                "stages": [
+                    {
+                        "name": "Open pipeline",
+                        "conversion": self.p,
+                        "duration": {"dist": "lognormal", "mean": self.won_mean, "sd": self.won_sd},
+                        "lost_duration": {"dist": "lognormal", "mean": self.lost_mean, "sd": self.lost_sd},
+                    }
+                ],
+            }
+        )
+
+
+def export_frame(
+    deals: pd.DataFrame, export_date: str, zombies: int = 0, zombie_age_days: float = 1_000
+) -> pd.DataFrame:
+    """The CRM's view on ``export_date``, with Salesforce column names.
+
+    Deals created after the export are absent; closed ones show ``Closed Won`` /
+    ``Closed Lost`` and their close time; open ones an open stage and an *expected*
+    close date 30 days ahead (as Salesforce does: the reader must ignore it). ``zombies``
+    adds that many deals created ``zombie_age_days`` before the export and still open.
+    """
+    end = pd.Timestamp(export_date)
+    known = deals[deals["created"] <= end]
+    closed = known["close"] <= end
+    stage = np.where(known["won"], "Closed Won", "Closed Lost").astype(object)
+    stage[~closed.to_numpy()] = [OPEN_STAGES[i % 2] for i in range(int((~closed).sum()))]
+    close = known["close"].where(closed, end + pd.Timedelta(days=30))
+    frame = pd.DataFrame(
+        {
+            "Id": known["id"],
+            "CreatedDate": known["created"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "CloseDate": close.dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "StageName": stage,
+            "Amount": known["amount"],
+            "OwnerId": "005A",
+        }
+    )
+    if zombies:
+        created = (end - pd.Timedelta(days=zombie_age_days)).strftime("%Y-%m-%dT%H:%M:%S")
+        extra = pd.DataFrame(
+            {
+                "Id": [f"zombie{i}" for i in range(zombies)],
+                "CreatedDate": created,
+                "CloseDate": "",
+                "StageName": "Negotiation",
+                "Amount": 50_000.0,
+                "OwnerId": "005B",
+            }
+        )
+        frame = pd.concat([frame, extra], ignore_index=True)
+    return frame
+
+
+def export_csv(deals: pd.DataFrame, export_date: str, path=None, **options) -> str:
+    """:func:`export_frame` as CSV text, also written to ``path`` when given."""
+    text = export_frame(deals, export_date, **options).to_csv(index=False)
+    if path is not None:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    return text

@@ -1,0 +1,101 @@
+"""Backtests of a correctly specified synthetic world: the P10-P90 band covers about 80%.
+
+The world of tests/crm_synth.py is exactly the single-stage model the calibration
+writes, so over many cut-offs the actual revenue should fall inside the forecast's
+P10-P90 band at close to the nominal 80% rate. The cut-offs are spaced one horizon
+apart, so the forecast windows do not overlap; they are still not independent (the
+calibrations share history, and a deal open at one cut-off may close in the next
+window), and the band's quantiles come from a few hundred runs, so the binomial SE
+sqrt(0.8 * 0.2 / K) is a lower bound on the real one. With ``Z = 4`` the check still
+catches a badly miscalibrated band (say 50% or 100%).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from sim.backtest import actual_wins, backtest
+from sim.calibrate import CalibrationError
+from sim.cli import main
+from sim.crm import read_deals
+from tests.conftest import Z
+from tests.crm_synth import World, export_csv
+
+HORIZON = 35
+CUTOFFS = [str(d.date()) for d in pd.date_range("2021-03-01", periods=36, freq=f"{HORIZON}D")]
+
+
+@pytest.fixture(scope="module")
+def world_crm():
+    world = World(per_week=8, start="2020-01-01")
+    return read_deals(export_csv(world.deals("2024-12-31", seed=8), "2024-12-31").encode())
+
+
+def test_coverage_is_near_nominal_for_a_correct_model(world_crm):
+    answer = backtest(world_crm, CUTOFFS, HORIZON, runs=200, seed=2)
+    k = len(answer["dates"])
+    se = math.sqrt(0.8 * 0.2 / k)
+    assert abs(answer["coverage"] - 0.8) <= Z * se, answer["coverage"]
+    assert abs(answer["coverage_deals"] - 0.8) <= Z * se, answer["coverage_deals"]
+    assert 0 < answer["mape_p50"] < 1
+
+
+def test_actual_counts_wins_closed_in_the_window_whenever_created(world_crm):
+    deals = world_crm.deals
+    as_of = pd.Timestamp("2022-06-01")
+    got = actual_wins(deals, as_of, 30)
+    window = (deals["closed"] > as_of) & (deals["closed"] <= as_of + pd.Timedelta(days=30))
+    won = deals[window & (deals["outcome"] == "won")]
+    assert got == {"revenue": pytest.approx(won["amount"].sum()), "deals": len(won)}
+    assert (won["created"] > as_of).any()  # some were created after the cut-off and still count
+
+
+def test_dates_past_the_data_are_refused_by_name(world_crm):
+    with pytest.raises(CalibrationError) as error:
+        backtest(world_crm, ["2022-01-01", "2024-12-20", "2025-06-01"], 30)
+    lines = error.value.problems
+    assert len(lines) == 2
+    assert lines[0].startswith("--as-of 2024-12-20: cannot be backtested") and "2025-06-01" in lines[1]
+
+
+def test_cli_json_has_exactly_the_documented_keys(tmp_path, world_crm, capsys):
+    path = tmp_path / "deals.csv"
+    path.write_text(export_csv(World(per_week=8, start="2020-01-01").deals("2024-12-31", seed=8), "2024-12-31"))
+    args = ["backtest", str(path), "--as-of", "2023-01-01", "--as-of", "2023-06-01", "--horizon-days", "30"]
+    assert main([*args, "--runs", "100", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert {"dates", "coverage", "mape_p50"} <= set(answer)
+    assert isinstance(answer["coverage"], float) and 0 <= answer["coverage"] <= 1
+    assert [d["as_of"] for d in answer["dates"]] == ["2023-01-01", "2023-06-01"]
+    for entry in answer["dates"]:
+        assert {"as_of", "forecast", "actual", "inside_p10_p90"} <= set(entry)
+        assert set(entry["forecast"]) == {"revenue", "deals"} == set(entry["actual"])
+        for measure in ("revenue", "deals"):
+            assert set(entry["forecast"][measure]) == {"p10", "p50", "p90"}
+        assert isinstance(entry["inside_p10_p90"], bool)
+    assert main([*args, "--runs", "100"]) == 0
+    assert "inside P10-P90" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--as-of", "2030-01-01", "--horizon-days", "30"], "--as-of 2030-01-01: cannot be backtested"),
+        (["--as-of", "01/02/2023", "--horizon-days", "30"], "--as-of: not a date"),
+    ],
+)
+def test_cli_bad_backtest_input(tmp_path, capsys, extra, message):
+    path = tmp_path / "deals.csv"
+    path.write_text(export_csv(World(per_week=5, start="2022-01-01").deals("2023-06-01", seed=9), "2023-06-01"))
+    assert main(["backtest", str(path), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_backtest_needs_a_horizon(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["backtest", str(tmp_path / "x.csv"), "--as-of", "2023-01-01"])
+    assert exit_.value.code == 2

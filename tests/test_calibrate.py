@@ -1,0 +1,238 @@
+"""Calibration from synthetic CRM exports whose truth is known (tests/crm_synth.py).
+
+Recovered parameters are checked within ``Z`` standard errors, each SE from a closed
+form for the counts it rests on: Poisson for the inflow, binomial for the win rate, and
+the lognormal MLE of a mean (Var(mu) = s^2/n, Var(s) = s^2/(2n), delta method) for
+durations and amounts, with n the complete observations (open deals add information,
+so this SE is if anything too wide).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.calibrate import (
+    OPEN_STAGE,
+    CalibrationError,
+    calibrate,
+    naive_duration_fit,
+    snapshot,
+    write_scenario,
+)
+from sim.cli import main
+from sim.crm import read_deals
+from sim.scenario import load_scenario
+from sim.streams import aged_conversion
+from tests.conftest import Z, within
+from tests.crm_synth import World, export_csv, lognormal_params
+
+
+def lognormal_mean_se(mean: float, sd: float, n: int) -> float:
+    """SE of the lognormal MLE of the mean from n complete observations."""
+    _, sigma = lognormal_params(mean, sd)
+    return mean * sigma * math.sqrt((1 + sigma**2 / 2) / n)
+
+
+@pytest.fixture(scope="module")
+def world_export():
+    world = World(per_week=20, start="2023-06-01")  # one year: too short for seasonality
+    return world, read_deals(export_csv(world.deals("2024-06-01", seed=3), "2024-06-01").encode())
+
+
+def test_calibration_recovers_the_truth(world_export):
+    world, crm = world_export
+    cal = calibrate(crm, "2024-06-01")
+    scenario, report = cal.scenario, cal.report
+    stage = scenario.stages[0]
+    assert stage.name == OPEN_STAGE and len(scenario.stages) == 1
+    within(scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
+    assert scenario.inflow.multipliers is None and report["seasonality"] is None
+    closed = report["counts"]["won"] + report["counts"]["lost"]
+    within(stage.conversion.mean(), world.p, math.sqrt(world.p * (1 - world.p) / closed))
+    assert report["won_duration"]["family"] == "lognormal"
+    within(
+        stage.duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, cal.snapshot.won.size)
+    )
+    within(
+        stage.lost_duration.mean(),
+        world.lost_mean,
+        lognormal_mean_se(world.lost_mean, world.lost_sd, cal.snapshot.lost.size),
+    )
+    within(
+        scenario.deal_value.mean(),
+        world.value_mean,
+        lognormal_mean_se(world.value_mean, world.value_sd, cal.snapshot.won_amounts.size),
+    )
+    # Every open deal is listed with its age, amount and CRM id.
+    assert len(scenario.open_deals) == report["counts"]["open"] > 0
+    assert all(d.stage == OPEN_STAGE and d.amount is not None and d.name for d in scenario.open_deals)
+    for key in ("family", "parameters", "aic", "ks_distance"):
+        assert key in report["won_duration"] and key in report["lost_duration"] and key in report["deal_value"]
+    assert report["rate"]["converged"]
+
+
+def test_censoring_removes_the_bias_of_closed_deals_only():
+    # A young pipeline: deals only started 150 days ago and take two months, give or take.
+    world = World(per_week=80, won_mean=60, won_sd=50, lost_mean=45, lost_sd=40, start="2024-01-01")
+    as_of = "2024-05-30"
+    crm = read_deals(export_csv(world.deals(as_of, seed=4), as_of).encode())
+    cal = calibrate(crm, as_of)
+    naive = naive_duration_fit(cal.snapshot)
+    n_won = cal.snapshot.won.size
+    naive_se = lognormal_mean_se(naive.model.mean(), naive.model.std(), n_won)
+    naive_gap = (world.won_mean - naive.model.mean()) / naive_se
+    assert naive_gap > 2 * Z, f"closed deals alone should look much shorter ({naive_gap:.1f} SE)"
+    # The EM fit also uses the open deals; its SE from the complete ones alone is generous.
+    within(
+        cal.scenario.stages[0].duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, n_won)
+    )
+    within(cal.scenario.stages[0].conversion.mean(), world.p, math.sqrt(world.p * (1 - world.p) / n_won * 2))
+
+
+def test_zombies_come_out_unlikely_to_win(world_export):
+    world, _ = world_export
+    text = export_csv(world.deals("2024-06-01", seed=3), "2024-06-01", zombies=5, zombie_age_days=700)
+    cal = calibrate(read_deals(text.encode()), "2024-06-01")
+    stage = cal.scenario.stages[0]
+    zombies = [d for d in cal.scenario.open_deals if d.name.startswith("zombie")]
+    assert len(zombies) == 5 and all(d.age_days == pytest.approx(700) for d in zombies)
+    # The zombies, counted as censored lost deals, fatten the lost tail a little, so their
+    # chance is small rather than nil: under 1%, against about 30% for a fresh deal.
+    assert np.all(aged_conversion(stage, stage.conversion.mean(), [d.age_days for d in zombies]) < 0.01)
+    fresh = aged_conversion(stage, stage.conversion.mean(), 0.0)
+    assert float(fresh) == pytest.approx(stage.conversion.mean())
+    assert cal.report["open_pipeline"]["zombies"] == 5
+    assert any("zombie" in w for w in cal.report["warnings"])
+
+
+def test_only_what_was_known_on_the_date_is_used():
+    deals = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "created": pd.to_datetime(["2024-01-01", "2024-01-10", "2024-02-01", "2024-03-01"]),
+            "closed": pd.to_datetime(["2024-01-21", "2024-02-20", pd.NaT, "2024-03-05"]),
+            "outcome": ["won", "lost", "open", "won"],
+            "stage": ["", "", "Demo", ""],
+            "amount": [100.0, 50.0, np.nan, 70.0],
+            "owner": "",
+        }
+    )
+    snap = snapshot(deals, pd.Timestamp("2024-02-10"))
+    assert snap.won.tolist() == [20.0] and snap.lost.size == 0
+    assert snap.open["id"].tolist() == ["b", "c"]  # b closed later: open on the date
+    assert snap.open["age_days"].tolist() == [31.0, 9.0]
+    assert snap.unknown == 1
+
+
+def test_seasonal_inflow_has_one_multiplier_per_month_and_round_trips(tmp_path):
+    monthly = (0.6, 0.7, 1.0, 1.2, 1.2, 1.1, 0.8, 0.7, 1.1, 1.3, 1.4, 0.9)
+    world = World(per_week=15, start="2021-01-01", monthly=monthly)
+    crm = read_deals(export_csv(world.deals("2024-03-01", seed=6), "2024-03-01").encode())
+    cal = calibrate(crm, "2024-03-01", horizon_days=91)
+    multipliers = cal.scenario.inflow.multipliers
+    assert multipliers is not None and len(multipliers) == cal.scenario.n_months == 3
+    # March to May are busier than the December to February window: the forecast says so.
+    assert min(multipliers) > cal.report["inflow"]["window_factor"]
+    path = write_scenario(cal.scenario, tmp_path / "s.toml")
+    assert load_scenario(path) == cal.scenario
+
+
+def test_write_refuses_to_overwrite_without_force(tmp_path, world_export):
+    _, crm = world_export
+    scenario = calibrate(crm, "2024-06-01").scenario
+    path = tmp_path / "out.toml"
+    path.write_text("keep me")
+    with pytest.raises(CalibrationError, match="already exists"):
+        write_scenario(scenario, path)
+    assert path.read_text() == "keep me"
+    write_scenario(scenario, path, force=True)
+    assert load_scenario(path) == scenario
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("as_of", "message"), [("2020-01-01", "no deal was created by then"), ("2023-06-05", "no deal had been won")]
+)
+def test_nothing_to_calibrate_from(world_export, as_of, message):
+    _, crm = world_export
+    with pytest.raises(CalibrationError, match=message):
+        calibrate(crm, as_of)
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def export_file(tmp_path_factory, world_export):
+    world, _ = world_export
+    path = tmp_path_factory.mktemp("crm") / "deals.csv"
+    export_csv(world.deals("2024-06-01", seed=3), "2024-06-01", path=path)
+    return path
+
+
+def test_cli_calibrate_writes_a_loadable_scenario_and_reports(tmp_path, export_file, capsys):
+    out = tmp_path / "out.toml"
+    code = main(["calibrate", str(export_file), "--as-of", "2024-06-01", "-o", str(out), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("rows", "counts", "rate", "won_duration", "lost_duration", "deal_value", "inflow", "warnings"):
+        assert key in report
+    assert set(report["counts"]) >= {"won", "lost", "open", "created_in_window"}
+    assert load_scenario(out).stages[0].name == OPEN_STAGE
+
+
+def test_cli_calibrate_quota_options(tmp_path, export_file, capsys):
+    out = tmp_path / "out.toml"
+    assert main(["calibrate", str(export_file), "--as-of", "2024-06-01", "-o", str(out), "--quota-deals", "40"]) == 0
+    assert load_scenario(out).quota.deals == 40
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_cli_refuses_to_overwrite_and_force_overwrites(tmp_path, export_file, capsys):
+    out = tmp_path / "out.toml"
+    out.write_text("precious")
+    args = ["calibrate", str(export_file), "--as-of", "2024-06-01", "-o", str(out)]
+    assert main(args) == 2
+    assert "out.toml already exists" in capsys.readouterr().err
+    assert out.read_text() == "precious"
+    assert main([*args, "--force"]) == 0
+    load_scenario(out)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--as-of", "2024-13-01"], "--as-of: not a date"),
+        (["--as-of", "yesterday"], "--as-of: not a date"),
+        (["--as-of", "2024-06-01", "--column", "price=Amount"], "--column: unknown role 'price'"),
+        (["--as-of", "2024-06-01", "--column", "amount=Price"], "column 'Price' given for amount is not in the file"),
+        (["--as-of", "2019-01-01"], "no deal was created by then"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_a_named_problem(tmp_path, export_file, capsys, extra, message):
+    code = main(["calibrate", str(export_file), *extra, "-o", str(tmp_path / "o.toml")])
+    captured = capsys.readouterr()
+    assert code == 2 and message in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "o.toml").exists()
+
+
+def test_cli_missing_file_and_no_usable_rows(tmp_path, capsys):
+    out = str(tmp_path / "o.toml")
+    assert main(["calibrate", str(tmp_path / "nope.csv"), "--as-of", "2024-01-01", "-o", out]) == 2
+    assert "nope.csv: no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Id,CreatedDate,CloseDate,StageName,Amount\n1,not a date,,Open,5\n2,,,Open,5\n")
+    assert main(["calibrate", str(bad), "--as-of", "2024-01-01", "-o", out]) == 2
+    assert "no usable rows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [["--horizon-days", "0"], ["--window-weeks", "-1"], ["--quota-deals", "x"]])
+def test_cli_bad_numbers_are_usage_errors(tmp_path, export_file, capsys, extra):
+    with pytest.raises(SystemExit) as exit_:
+        main(["calibrate", str(export_file), "--as-of", "2024-06-01", "-o", str(tmp_path / "o.toml"), *extra])
+    assert exit_.value.code == 2
