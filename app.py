@@ -4,6 +4,7 @@ Run with ``make run`` (or ``streamlit run app.py -- [SCENARIO.toml]``). The page
 the inputs, validates them into a scenario with :func:`sim.scenario.scenario_from_dict`,
 keeps the last valid one when they are wrong, writes the what-if into the URL and draws
 the open page only: the tabs track which one is open, so hidden pages compute nothing.
+The six pages of :mod:`ui.pages` are followed by Calibrate (:mod:`ui.calibrate_page`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import sys
 
 import streamlit as st
 
-from ui import inputs
+from ui import form, inputs
+from ui.calibrate_page import calibrate_page, carried_inputs
 from ui.form import stage_names
 from ui.pages import PAGES, Context
+
+ALL_PAGES = {**PAGES, "Calibrate": calibrate_page}
 
 st.set_page_config(page_title="funnel-sim: the odds of hitting quota", page_icon=":material/filter_alt:", layout="wide")
 inputs.start(sys.argv[1:])
@@ -32,9 +36,11 @@ with st.expander("**The funnel**: stages in order, conversion rates, days in eac
         "that move on; a deal that moves on from the last stage is won. Days: how long a deal stays in the stage."
     )
     frame = inputs.stage_editor()
+    carried = carried_inputs()  # listed open deals, seasonal inflow: kept though no input shows them
     slots.stages = st.container()
 
-scenario, problems = inputs.validate(inputs.read_values(), frame)
+scenario, problems = inputs.validate(inputs.read_values() | carried, frame)
+problems = form.condense_problems(problems)
 if scenario is None:
     scenario = st.session_state["last_valid"]
     inputs.show_problems(problems, slots, stage_names(frame))
@@ -50,7 +56,7 @@ inputs.offer_download(slots.download, scenario, stale=bool(problems))
 
 st.caption(f"**{scenario.name}**" + (f": {scenario.description}" if scenario.description else ""))
 context = Context(scenario, settings.runs, settings.seed, settings.engine)
-for tab, page in zip(st.tabs(list(PAGES), key="page", bind="query-params"), PAGES.values(), strict=True):
+for tab, page in zip(st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.values(), strict=True):
     if tab.open:
         with tab:
             page(context)

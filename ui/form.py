@@ -8,6 +8,12 @@ problem`` lines as the command line. The other direction (:func:`widget_values`,
 :func:`stages_frame`) fills the inputs from a loaded scenario, and the two directions
 are exact inverses: a scenario loaded into the inputs and read back is equal to itself.
 
+Some of a scenario has no input: the listed ``[[open_deals]]``, a stage's
+``lost_duration`` and the inflow's seasonal ``multipliers`` (what a calibration from a
+CRM export writes). :func:`carried` takes them from the scenario as loaded and
+:func:`scenario_document` puts them back, so editing the inputs never drops them; a
+stage's ``lost_duration`` follows its table row (through renames and reordering).
+
 The link: :func:`encode_scenario` packs the scenario's TOML into one URL-safe string
 (zlib, then base64) and :func:`decode_scenario` unpacks and validates it.
 
@@ -174,13 +180,22 @@ def stages_frame(scenario: Scenario) -> pd.DataFrame:
     return frame
 
 
+ROW = "_row"
+"""Key of :func:`ordered_rows`' entries holding the row's index label in the edited table."""
+
+
 def ordered_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows sorted by the ``order`` column (blank order last; ties keep table order)."""
+    """Rows sorted by the ``order`` column (blank order last; ties keep table order).
+
+    Each row also holds its index label under :data:`ROW`: the data editor keeps the
+    labels of the loaded rows, so the label says which loaded stage a row was.
+    """
+    labels = list(frame.index)
     frame = frame.reset_index(drop=True)
     order = pd.to_numeric(frame["order"], errors="coerce") if "order" in frame else pd.Series(dtype=float)
     key = order.astype("float64").fillna(math.inf) if len(order) else order
     positions = sorted(range(len(frame)), key=lambda i: (key.iloc[i], i)) if len(key) else range(len(frame))
-    return [frame.iloc[i].to_dict() for i in positions]
+    return [{**frame.iloc[i].to_dict(), ROW: _number(labels[i])} for i in positions]
 
 
 def stage_document(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,6 +256,8 @@ def widget_values(scenario: Scenario) -> dict[str, Any]:
         "process": scenario.inflow.process,
         "value_dist": fields["dist"],
         **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
+        "keep_open_deals": True,
+        "keep_multipliers": True,
     }
 
 
@@ -260,13 +277,122 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     inflow: dict[str, Any] = {"process": values.get("process", "poisson")}
     if not _blank(values.get("per_week")):
         inflow["per_week"] = _number(values["per_week"])
+    if values.get("multipliers"):
+        inflow["multipliers"] = list(values["multipliers"])
     document["inflow"] = inflow
     document["deal_value"] = distribution_document(
         values.get("value_dist"), {key: values.get(f"value_{key}") for key in PARAMETER_NAMES}
     )
-    document["stages"] = [stage_document(row) for row in ordered_rows(frame)]
+    lost = values.get("lost_durations") or {}
+    stages = []
+    for row in ordered_rows(frame):
+        stage = stage_document(row)
+        if lost.get(row[ROW]) is not None:
+            stage["lost_duration"] = lost[row[ROW]]
+        stages.append(stage)
+    document["stages"] = stages
+    if values.get("open_deals"):
+        document["open_deals"] = [dict(deal) for deal in values["open_deals"]]
     # None means "left blank": drop it so the validator says "missing (required)".
     return {key: value for key, value in document.items() if value is not None}
+
+
+def carried(
+    scenario: Scenario,
+    deleted_rows: Any = (),
+    keep_open_deals: bool = True,
+    keep_multipliers: bool = True,
+) -> dict[str, Any]:
+    """The parts of a loaded scenario that no input shows, as extra values for :func:`scenario_document`.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The scenario as loaded into the inputs (its stages are the table's rows 0, 1, ...).
+    deleted_rows : sequence of int
+        Rows of the loaded table deleted in the editor: their ``lost_duration`` goes with
+        them (a row added later may reuse a deleted row's index label).
+    keep_open_deals, keep_multipliers : bool
+        False drops the listed open deals (the seasonal multipliers).
+
+    Returns
+    -------
+    dict
+        ``open_deals`` (file-form list, or None), ``multipliers`` (list, or None) and
+        ``lost_durations`` (table row label -> file-form distribution).
+    """
+    document = scenario_to_dict(scenario)
+    gone = {int(i) for i in deleted_rows or ()}
+    lost = {
+        i: stage["lost_duration"]
+        for i, stage in enumerate(document["stages"])
+        if "lost_duration" in stage and i not in gone
+    }
+    multipliers = scenario.inflow.multipliers
+    return {
+        "open_deals": document.get("open_deals") if keep_open_deals else None,
+        "multipliers": list(multipliers) if multipliers and keep_multipliers else None,
+        "lost_durations": lost,
+    }
+
+
+def carried_summary(scenario: Scenario) -> list[str]:
+    """Plain sentences on what the inputs do not show but the scenario keeps (for a caption)."""
+    lines = []
+    deals = scenario.open_deals
+    if deals:
+        ages = [deal.age_days for deal in deals]
+        stages = sorted({deal.stage for deal in deals})
+        priced = sum(deal.amount is not None for deal in deals)
+        lines.append(
+            f"Plus {len(deals):,} listed open deal{'s' if len(deals) != 1 else ''} (one by one, as a CRM export "
+            f"lists them), ages {min(ages):,.0f}–{max(ages):,.0f} days, in {', '.join(stages)}"
+            + (f"; {priced:,} with their own amount" if priced else "")
+            + ". An old deal counts as less likely to be won than a new one."
+        )
+    for stage in scenario.stages:
+        if stage.lost_duration is not None:
+            lost = stage.lost_duration
+            lines.append(
+                f"{stage.name}: deals that are lost take their own time before they are marked lost "
+                f"({lost.model_dump(by_alias=True)['dist']}, {lost.mean():,.0f} days on average)."
+            )
+    multipliers = scenario.inflow.multipliers
+    if multipliers:
+        per = "week" if len(multipliers) == scenario.n_weeks else "month"
+        lines.append(
+            f"The inflow is seasonal: one factor per {per} ({len(multipliers)}), from {min(multipliers):.2f} to "
+            f"{max(multipliers):.2f} times the weekly new opportunities."
+        )
+    return lines
+
+
+_UNKNOWN_DEAL_STAGE = re.compile(r"^open_deals\[\d+\]\.stage: unknown stage (?P<stage>.*?); ")
+
+
+def condense_problems(problems: list[str]) -> list[str]:
+    """One line per missing stage instead of one per listed open deal in it.
+
+    A renamed or deleted stage that holds 40 listed deals would otherwise give 40
+    identical lines; the first is kept with a count of the rest.
+    """
+    out: list[str] = []
+    first: dict[str, int] = {}
+    more: dict[str, int] = {}
+    for line in problems:
+        match = _UNKNOWN_DEAL_STAGE.match(line)
+        if match is None:
+            out.append(line)
+        elif match["stage"] in first:
+            more[match["stage"]] += 1
+        else:
+            first[match["stage"]], more[match["stage"]] = len(out), 0
+            out.append(line)
+    for stage, i in first.items():
+        if more[stage]:
+            n = more[stage]
+            out[i] += f" (and {n} more listed open deal{'s' if n > 1 else ''} in {stage})"
+    return out
 
 
 def stage_names(frame: pd.DataFrame) -> list[str]:
@@ -345,6 +471,9 @@ __all__ = [
     "PROCESSES",
     "QUOTA_UNITS",
     "STAGE_COLUMNS",
+    "carried",
+    "carried_summary",
+    "condense_problems",
     "decode_scenario",
     "differences",
     "distribution_document",

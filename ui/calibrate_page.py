@@ -1,0 +1,735 @@
+"""The Calibrate page: a scenario from a CRM export, the evidence behind it, and a backtest.
+
+The user uploads a CSV of deals, checks which column plays which role (pre-filled by
+:func:`sim.crm.recognise_columns`), picks the date to calibrate as of, and sees what
+:func:`sim.calibrate.calibrate` made of it: the report in words and numbers, the fitted
+distributions over the data they were fitted to, and a button that makes the result
+the current scenario of every page. The backtest (:func:`sim.backtest.backtest`) asks
+whether the method would have forecast the past well. Bad files are reported with the
+library's problem lines and leave the current scenario alone.
+
+The reads, fits and backtests are cached here by the file's bytes and plain options
+(``st.cache_data``), in the manner of :mod:`ui.compute`. :func:`carried_inputs` also
+lives here: the inputs for the parts of a scenario the sidebar and the stage table do
+not show (listed open deals, seasonal inflow), which calibration is what writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from sim.backtest import backtest
+from sim.calibrate import Calibration, CalibrationError, calibrate
+from sim.crm import DEAL_ROLES, MAX_CSV_BYTES, REQUIRED_DEAL_ROLES, ROLE_HELP, CrmData, CrmError, read_deals
+from sim.crm import recognise_columns as recognise
+from sim.fitting import kaplan_meier
+from sim.scenario import Scenario, scenario_to_toml
+from ui import charts, form, inputs
+from ui import explain as say
+from ui.pages import Context, show_chart
+
+ROLE_LABELS = {
+    "id": "Deal id",
+    "created": "Created date",
+    "closed": "Close date",
+    "outcome": "Stage or outcome",
+    "amount": "Amount",
+    "owner": "Owner (optional)",
+}
+NO_COLUMN = "(none)"
+BACKTEST_RUNS = 500
+"""Replications per backtest date: enough for P10 and P90 to a few percent, in about a second a date."""
+MAX_BACKTEST_DATES = 24
+DATA = "#4C78A8"
+FIT = "#D62728"
+NAIVE = "#A0A0A0"
+ACTUAL = "#F58518"
+
+Columns = tuple[tuple[str, str], ...]
+"""A column mapping as sorted ``(role, column)`` pairs: hashable, so it can be a cache key."""
+
+
+# --- cached calls into sim ----------------------------------------------------------------------
+
+
+def csv_header(data: bytes) -> list[str]:
+    """The column names of an uploaded CSV (empty when it is not readable text).
+
+    The same rules as :func:`sim.crm.read_deals`: UTF-8 (with or without a byte-order
+    mark), the header is the first non-blank line, and its commas, semicolons or tabs
+    decide the delimiter. A file this cannot read is left for ``read_deals`` to explain.
+    """
+    head = data[:1_000_000]
+    head = head[: head.rfind(b"\n") + 1] or head  # whole lines only: never cut a character in two
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return []
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    delimiter = max(counts, key=counts.get) if max(counts.values()) else ","
+    try:
+        fields = next(csv.reader([first], delimiter=delimiter), [])
+    except csv.Error:
+        return []
+    return [f.strip() for f in fields if f.strip()]
+
+
+def _source(data: bytes, name: str) -> io.BytesIO:
+    source = io.BytesIO(data)
+    source.name = name  # read_deals names the file in its messages
+    return source
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the export...")
+def read(data: bytes, name: str, columns: Columns) -> CrmData | list[str]:
+    """:func:`sim.crm.read_deals` of an upload, or its problem lines (cached too)."""
+    try:
+        return read_deals(_source(data, name), dict(columns))
+    except CrmError as error:
+        return error.problems
+
+
+@st.cache_data(max_entries=32, show_spinner="Fitting the funnel to the export...")
+def calibrated(
+    data: bytes, name: str, columns: Columns, as_of: str, window_weeks: float, horizon_days: float
+) -> Calibration | list[str]:
+    """:func:`sim.calibrate.calibrate` of an upload as of a date, or the problem lines."""
+    crm = read(data, name, columns)
+    if isinstance(crm, list):
+        return crm
+    try:
+        return calibrate(crm, as_of, window_weeks=window_weeks, horizon_days=horizon_days)
+    except CalibrationError as error:
+        return error.problems
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def backtested(
+    data: bytes,
+    name: str,
+    columns: Columns,
+    dates: tuple[str, ...],
+    horizon_days: float,
+    window_weeks: float,
+    runs: int,
+    seed: int,
+) -> dict | list[str]:
+    """:func:`sim.backtest.backtest` of an upload at the given dates, or the problem lines."""
+    crm = read(data, name, columns)
+    if isinstance(crm, list):
+        return crm
+    try:
+        return backtest(crm, list(dates), horizon_days, runs=runs, seed=seed, window_weeks=window_weeks)
+    except CalibrationError as error:
+        return error.problems
+
+
+# --- the parts of a scenario with no other input -------------------------------------------------
+
+
+def carried_inputs() -> dict[str, Any]:
+    """Under the stage table: what the loaded scenario keeps that no input shows, with a way to drop it.
+
+    Returns the extra values for :func:`ui.form.scenario_document` (see :func:`ui.form.carried`).
+    """
+    state = st.session_state
+    loaded: Scenario = state["loaded"]
+    for line in form.carried_summary(loaded):
+        st.caption(line)
+    if loaded.open_deals or loaded.inflow.multipliers:
+        left, right = st.columns(2)
+        if loaded.open_deals:
+            left.checkbox(
+                f"Include the {len(loaded.open_deals):,} listed open deals",
+                key="keep_open_deals",
+                help="Untick to forecast without them (new opportunities and the Open column only).",
+            )
+        if loaded.inflow.multipliers:
+            right.checkbox(
+                "Keep the seasonal inflow",
+                key="keep_multipliers",
+                help="There is one factor per week or month of the period: untick it to change the period's length.",
+            )
+    edits = state.get(state["stages_key"]) or {}
+    return form.carried(
+        loaded,
+        deleted_rows=edits.get("deleted_rows", ()),
+        keep_open_deals=bool(state.get("keep_open_deals", True)),
+        keep_multipliers=bool(state.get("keep_multipliers", True)),
+    )
+
+
+def _use(scenario: Scenario, origin: str) -> None:
+    inputs._load(scenario, origin)
+
+
+# --- charts -------------------------------------------------------------------------------------
+
+
+def _legend(domain: list[str], colours: list[str]) -> alt.Color:
+    return alt.Color("what:N", scale=alt.Scale(domain=domain, range=colours), legend=charts.LEGEND)
+
+
+def fit_histogram(values: np.ndarray, model, data_label: str, x_title: str, x_format: str) -> alt.LayerChart:
+    """A histogram of the data with the fitted distribution's expected share per bin as a line."""
+    values = np.asarray(values, dtype=float)
+    bins = charts.histogram_frame(values, max_bins=30)
+    bins["what"] = data_label
+    width = float((bins["end"] - bins["start"]).iloc[0]) if len(bins) else 1.0
+    fit_label = "Fitted distribution"
+    bars = (
+        alt.Chart(bins)
+        .mark_bar(opacity=0.75, binSpacing=1)
+        .encode(
+            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
+            alt.X2("end:Q"),
+            alt.Y("share:Q", title="share of deals", axis=alt.Axis(format="%")),
+            alt.Y2(datum=0),
+            _legend([data_label, fit_label], [DATA, FIT]),
+            tooltip=[
+                alt.Tooltip("start:Q", title="from", format=",.0f"),
+                alt.Tooltip("end:Q", title="to", format=",.0f"),
+                alt.Tooltip("runs:Q", title="deals"),
+                alt.Tooltip("share:Q", format=".1%"),
+            ],
+        )
+    )
+    try:
+        density = model.scipy().pdf
+    except (TypeError, AttributeError):  # a resampled (empirical) fit has no density to draw
+        return bars.properties(height=charts.HEIGHT)
+    top = max(float(values.max()) if values.size else 1.0, float(model.ppf(0.98)))
+    x = np.linspace(0.0, top, 200)
+    curve = pd.DataFrame({"x": x, "share": np.asarray(density(x), dtype=float) * width, "what": fit_label})
+    line = (
+        alt.Chart(curve)
+        .mark_line(strokeWidth=2.5)
+        .encode(alt.X("x:Q"), alt.Y("share:Q"), _legend([data_label, fit_label], [DATA, FIT]))
+    )
+    return alt.layer(bars, line).properties(height=charts.HEIGHT)
+
+
+def fit_cumulative(
+    closed: np.ndarray,
+    model,
+    x_title: str,
+    x_format: str,
+    open_ages: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> alt.LayerChart:
+    """The fitted cdf against the data's (Kaplan-Meier with open deals; closed deals alone for comparison)."""
+    closed = np.sort(np.asarray(closed, dtype=float))
+    lines = []
+    if open_ages is not None and len(open_ages):
+        times, cdf = kaplan_meier(closed, open_ages, weights)
+        lines.append(("Data, open deals counted as still going", times, cdf))
+        lines.append(("Closed deals only (looks too quick)", closed, np.arange(1, closed.size + 1) / closed.size))
+    else:
+        lines.append(("Data", closed, np.arange(1, closed.size + 1) / closed.size))
+    top = max(float(closed.max()) if closed.size else 1.0, float(model.ppf(0.98)))
+    grid = np.linspace(0.0, top, 200)
+    frames = [pd.DataFrame({"x": x, "cdf": y, "what": label}) for label, x, y in lines]
+    fitted = pd.DataFrame({"x": grid, "cdf": np.asarray(model.cdf(grid), dtype=float), "what": "Fitted distribution"})
+    domain = [label for label, _, _ in lines] + ["Fitted distribution"]
+    colours = [DATA, NAIVE][: len(lines)] + [FIT]
+    legend = _legend(domain, colours)
+    steps = (
+        alt.Chart(pd.concat(frames, ignore_index=True))
+        .mark_line(interpolate="step-after", strokeWidth=2)
+        .encode(
+            alt.X("x:Q", title=x_title, axis=alt.Axis(format=x_format)),
+            alt.Y("cdf:Q", title="share of deals closed by then", axis=alt.Axis(format="%")),
+            legend,
+            alt.Detail("what:N"),
+        )
+    )
+    curve = alt.Chart(fitted).mark_line(strokeWidth=2.5, strokeDash=[6, 3]).encode(alt.X("x:Q"), alt.Y("cdf:Q"), legend)
+    return alt.layer(steps, curve).properties(height=charts.HEIGHT)
+
+
+def backtest_chart(frame: pd.DataFrame, y_title: str, y_format: str) -> alt.LayerChart:
+    """Per as-of date: the forecast's P10-P90 band (a bar), its P50 (a tick) and the actual (a dot)."""
+    domain = ["Forecast P10–P90", "Forecast P50", "Actual"]
+    colours = [charts.BAND, charts.SIMULATION, ACTUAL]
+    base = alt.Chart(frame).encode(
+        alt.X("as_of:T", title="forecast made on", axis=alt.Axis(format="%Y-%m-%d"), scale=alt.Scale(padding=24))
+    )
+    tooltip = [
+        alt.Tooltip("as_of:T", title="as of", format="%Y-%m-%d"),
+        alt.Tooltip("p10:Q", format=",.0f"),
+        alt.Tooltip("p50:Q", format=",.0f"),
+        alt.Tooltip("p90:Q", format=",.0f"),
+        alt.Tooltip("actual:Q", format=",.0f"),
+    ]
+    band = base.mark_rule(strokeWidth=14, opacity=0.8).encode(
+        alt.Y("p10:Q", title=y_title, axis=alt.Axis(format=y_format)),
+        alt.Y2("p90:Q"),
+        alt.Color("band:N", scale=alt.Scale(domain=domain, range=colours), legend=charts.LEGEND),
+        tooltip=tooltip,
+    )
+    middle = base.mark_tick(thickness=3, size=22).encode(
+        alt.Y("p50:Q"), alt.Color("middle:N", scale=alt.Scale(domain=domain, range=colours)), tooltip=tooltip
+    )
+    actual = base.mark_point(filled=True, size=90, opacity=1).encode(
+        alt.Y("actual:Q"), alt.Color("seen:N", scale=alt.Scale(domain=domain, range=colours)), tooltip=tooltip
+    )
+    return alt.layer(band, middle, actual).properties(height=charts.HEIGHT)
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+INTRO = (
+    "Start from your own history instead of guesses. Upload an export of your deals from the CRM and the app "
+    "works out, from the deals that already closed, how often a deal is won, how long winning and losing take, "
+    "what a won deal is worth and how many new deals come in a week. The deals still open are listed one by one "
+    "with their age. Then use the result as the scenario on every other page."
+)
+WHAT_TO_UPLOAD = (
+    "**What to upload**: a CSV file with one row per opportunity (deal) and these columns, under any of their "
+    "usual names: an **id**, the **created date**, the **close date** (blank while open), the **stage or outcome** "
+    "(won, lost, or the stage an open deal is in) and the **amount**; an **owner** is optional. Salesforce "
+    "(`Id, CreatedDate, CloseDate, StageName, Amount, OwnerId`) and HubSpot exports are recognised as they come; "
+    "for other names you pick the columns after uploading. Dates as 2024-03-05 or 3/5/2024. Rows that cannot be "
+    "used are skipped and listed with their line numbers."
+)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()[:12]
+
+
+def _column_boxes(header: list[str], digest: str) -> dict[str, str | None]:
+    """One select box per role, pre-filled by recognition (keyed by the file, so a new file starts afresh)."""
+    found = recognise(header)
+    chosen: dict[str, str | None] = {}
+    boxes = st.columns(len(DEAL_ROLES))
+    for box, role in zip(boxes, DEAL_ROLES, strict=True):
+        options = header if role in REQUIRED_DEAL_ROLES else [NO_COLUMN, *header]
+        default = found.get(role, None if role in REQUIRED_DEAL_ROLES else NO_COLUMN)
+        value = box.selectbox(
+            ROLE_LABELS[role],
+            options,
+            index=options.index(default) if default in options else None,
+            key=f"crm_column_{role}_{digest}",
+            placeholder="choose a column",
+            help=ROLE_HELP[role].capitalize() + ".",
+        )
+        chosen[role] = None if value == NO_COLUMN else value
+    return chosen
+
+
+def _mapping_problems(chosen: dict[str, str | None]) -> list[str]:
+    problems = [
+        f"No column chosen for {ROLE_LABELS[role].lower()} ({ROLE_HELP[role]}): pick it above."
+        for role in REQUIRED_DEAL_ROLES
+        if chosen.get(role) is None
+    ]
+    used: dict[str, str] = {}
+    for role, column in chosen.items():
+        if column is None:
+            continue
+        if column in used:
+            problems.append(f"The column {column!r} is chosen for both {used[column]} and {role}: pick one each.")
+        used.setdefault(column, role)
+    return problems
+
+
+def _date_range(crm: CrmData) -> tuple[pd.Timestamp, pd.Timestamp]:
+    deals = crm.deals
+    return deals["created"].min(), max(deals["created"].max(), deals["closed"].max())
+
+
+def _days(x: float) -> str:
+    return f"{x:,.0f} days"
+
+
+def summary_words(cal: Calibration, name: str) -> str:
+    """What the calibration did, in plain words."""
+    report = cal.report
+    counts, rate = report["counts"], report["rate"]
+    won, lost, value = report["won_duration"], report["lost_duration"], report["deal_value"]
+    inflow, pipe, quota = report["inflow"], report["open_pipeline"], report["quota"]
+    later = counts["created_after_as_of"]
+    season = (
+        f" (the history shows seasons, so the weekly rate is adjusted month by month over the "
+        f"{report['horizon_days']:g} days ahead)"
+        if report["seasonality"]
+        else ""
+    )
+    lost_words = f", a lost one about **{_days(lost['mean'])}**" if lost else ""
+    return (
+        f"**What the calibration did.** It read the deals in *{name}* and used only what was known on "
+        f"**{report['as_of']}**: {counts['won']:,} deals won, {counts['lost']:,} lost and {counts['open']:,} still "
+        f"open" + (f" ({later:,} created later were left out)" if later else "") + ". From them it learned that "
+        f"about **{say.percent(rate['mean'], 0)}** of deals are won; a deal that is won takes about "
+        f"**{_days(won['mean'])}** from creation to close{lost_words}; a won deal is worth about "
+        f"**{say.money(value['mean'])}**; and **{inflow['observed_per_week']:,.1f}** new deals came in a week over "
+        f"the last {report['window_weeks']:g} weeks{season}.\n\n"
+        "Deals that are still open were counted as *not closed yet* rather than ignored: leaving them out keeps "
+        "only the quick deals and makes the sales cycle look shorter than it is. Each of the "
+        f"{pipe['deals']:,} open deals is kept with its age, and an old deal counts as less likely to be won: "
+        f"together they should bring about **{pipe['expected_wins']:,.1f}** wins. The quota is "
+        f"{say.amount(quota['target'], quota['unit'])} ({quota['basis']}).\n\n"
+        "The scenario has one stage, *Open pipeline*, from creation to close: the export says whether each deal "
+        "was won, not which stages it went through."
+    )
+
+
+def _parameters(summary: dict) -> str:
+    return ", ".join(f"{key} = {value:,.4g}" for key, value in summary["parameters"].items() if value != 0.0)
+
+
+def fits_table(report: dict) -> pd.DataFrame:
+    """One row per fit: what, the family chosen by AIC, its numbers, and how well it matches the data."""
+    rows = []
+    for label, key, unit in (
+        ("Days to win", "won_duration", "days"),
+        ("Days to lose", "lost_duration", "days"),
+        ("Won deal value", "deal_value", "$"),
+    ):
+        fit = report[key]
+        if fit is None:
+            continue
+        rows.append(
+            {
+                "what": label,
+                "family": fit["family"],
+                "mean": fit["mean"],
+                "sd": fit["sd"],
+                "unit": unit,
+                "scipy parameters": _parameters(fit),
+                "AIC": fit["aic"],
+                "KS distance": fit["ks_distance"],
+                "closed deals": fit["n_complete"],
+                "open deals counted": fit["n_censored"],
+                "how chosen": fit["note"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _report_section(cal: Calibration) -> None:
+    report = cal.report
+    rows, counts, rate = report["rows"], report["counts"], report["rate"]
+    a, b, c, d = st.columns(4)
+    a.metric("Deals used", f"{rows['rows_used']:,}", border=True)
+    a.caption(f"of {rows.get('rows_read', rows['rows_used']):,} rows read; {rows.get('skipped', 0):,} skipped.")
+    b.metric("Win rate", say.percent(rate["mean"]), border=True)
+    b.caption(f"{counts['won']:,} won, {counts['lost']:,} lost, {counts['open']:,} open on {report['as_of']}.")
+    c.metric("Days to win", f"{report['won_duration']['mean']:,.0f}", border=True)
+    lost = report["lost_duration"]
+    c.caption("on average; " + (f"{lost['mean']:,.0f} to lose." if lost else "no deal lost yet."))
+    d.metric("New deals a week", f"{report['inflow']['observed_per_week']:,.1f}", border=True)
+    d.caption(f"over the last {report['window_weeks']:g} weeks; {say.money(report['deal_value']['mean'])} a won deal.")
+    for line in report["warnings"]:
+        st.warning(line, icon=":material/warning:")
+
+
+def _charts_section(cal: Calibration) -> None:
+    snap, outcomes = cal.snapshot, cal.outcomes
+    st.subheader("The fits against the data")
+    view = st.segmented_control(
+        "Show",
+        ["Histogram", "Cumulative"],
+        default="Histogram",
+        key="crm_view",
+        required=True,
+        help="Histogram: closed deals as bars, the fitted distribution as a line. Cumulative: the share of deals "
+        "closed by each day, where the data line also counts the open deals as still going.",
+    )
+    ages = snap.open["age_days"].to_numpy(dtype=float)
+    stem = "calibrate"
+    pairs = [("won", "Days from creation to a win", snap.won, outcomes.won, outcomes.weights)]
+    if outcomes.lost is not None:
+        pairs.append(("lost", "Days from creation to a loss", snap.lost, outcomes.lost, 1 - outcomes.weights))
+    left, right = st.columns(2)
+    for column, (key, title, values, fit, weights) in zip([left, right], pairs, strict=False):
+        with column:
+            st.markdown(f"**{title}** ({fit.family}, mean {fit.model.mean():,.0f} days)")
+            if view == "Cumulative":
+                chart = fit_cumulative(values, fit.model, "days", ",.0f", ages, weights)
+            else:
+                chart = fit_histogram(values, fit.model, f"{key.capitalize()} deals (closed)", "days", ",.0f")
+            show_chart(chart, f"{stem}_{key}_days", f"{title}: data and fit")
+    st.caption(
+        "The bars hold only the deals that closed; the fit also counts the deals still open, which have lasted at "
+        "least their age so far. So when many deals are open the fitted line sits to the right of the bars: the "
+        "deals that have not closed yet are the slow ones."
+    )
+    st.markdown(f"**Value of a won deal** ({cal.value.family}, mean {say.money(cal.value.model.mean())})")
+    amounts = snap.won_amounts
+    if view == "Cumulative":
+        chart = fit_cumulative(amounts, cal.value.model, "won deal value ($)", charts.MONEY_AXIS)
+    else:
+        chart = fit_histogram(amounts, cal.value.model, "Won deals", "won deal value ($)", charts.MONEY_AXIS)
+    show_chart(chart, f"{stem}_deal_value", "Value of a won deal: data and fit")
+
+
+def _details_section(cal: Calibration) -> None:
+    report = cal.report
+    st.subheader("The report")
+    st.caption(
+        "Each fit is the family (lognormal, gamma or exponential) with the lowest AIC, a score of fit that "
+        "penalises extra parameters. The KS distance is the largest gap between the fitted and the observed "
+        "share of deals closed by a given day (0 = perfect; below about 0.05 is a close fit)."
+    )
+    table = fits_table(report)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "mean": st.column_config.NumberColumn(format="%.1f"),
+            "sd": st.column_config.NumberColumn(format="%.1f"),
+            "AIC": st.column_config.NumberColumn(format="%.1f"),
+            "KS distance": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    rows = report["rows"]
+    skipped = rows.get("skipped_by_reason", {})
+    st.markdown(
+        f"**Rows**: {rows.get('rows_read', rows['rows_used']):,} read, {rows['rows_used']:,} used, "
+        f"{rows.get('skipped', 0):,} skipped"
+        + (" (below, with the file's line numbers; the header is line 1)." if skipped else ".")
+    )
+    if skipped:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "reason": reason,
+                        "rows": entry["count"],
+                        "lines": ", ".join(map(str, entry["lines"])) + (", ..." if entry["count"] > 10 else ""),
+                    }
+                    for reason, entry in skipped.items()
+                ]
+            ),
+            hide_index=True,
+        )
+    counts = report["counts"]
+    st.markdown(
+        f"**Counts on {report['as_of']}**: {counts['known']:,} deals known, {counts['won']:,} won, "
+        f"{counts['lost']:,} lost, {counts['open']:,} open; {counts['created_in_window']:,} created in the last "
+        f"{report['window_weeks']:g} weeks; {counts['created_after_as_of']:,} created after {report['as_of']} "
+        "(left out)."
+    )
+    with st.expander("All candidate fits, and the scenario file"):
+        candidates = [
+            {"what": label, **candidate}
+            for label, key in (
+                ("Days to win", "won_duration"),
+                ("Days to lose", "lost_duration"),
+                ("Value", "deal_value"),
+            )
+            if report[key]
+            for candidate in report[key]["candidates"]
+        ]
+        st.dataframe(pd.DataFrame(candidates), hide_index=True)
+        text = scenario_to_toml(cal.scenario)
+        st.download_button(
+            "Download the calibrated scenario (TOML)",
+            data=text,
+            file_name=f"calibrated_{report['as_of']}.toml",
+            mime="application/toml",
+            key="crm_toml",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+        st.code(text[:20_000] + ("\n# ... (cut here; the download has it all)" if len(text) > 20_000 else ""), "toml")
+
+
+def backtest_dates(
+    first: pd.Timestamp, last: pd.Timestamp, every_weeks: int, count: int, window_weeks: float, horizon_days: float
+) -> list[str]:
+    """As-of dates every ``every_weeks`` weeks back from the last one the data can judge.
+
+    The latest is ``horizon_days`` before the end of the data (so what happened next is
+    known), the earliest a full inflow window after the first deal; at most ``count``.
+    """
+    latest = (last - pd.Timedelta(days=horizon_days)).normalize()
+    earliest = first + pd.Timedelta(weeks=window_weeks)
+    dates = [latest - pd.Timedelta(weeks=every_weeks * k) for k in range(count)]
+    return sorted(d.strftime("%Y-%m-%d") for d in dates if d >= earliest)
+
+
+def _start_backtest() -> None:
+    st.session_state["crm_backtest_on"] = True
+
+
+def _backtest_section(
+    data: bytes, name: str, columns: Columns, crm: CrmData, window: float, horizon: float, seed: int
+) -> None:
+    st.subheader("Would it have worked? A backtest")
+    st.caption(
+        "Go back to past dates, calibrate on what was known then, forecast the next "
+        f"{horizon:g} days, and compare with what the file shows really happened. Every date uses "
+        f"{BACKTEST_RUNS:,} simulated periods."
+    )
+    first, last = _date_range(crm)
+    left, middle, right = st.columns(3)
+    every = left.number_input("A forecast every ... weeks", 1, 104, 8, step=1, key="crm_every")
+    count = middle.number_input("How many dates (at most)", 1, MAX_BACKTEST_DATES, 6, step=1, key="crm_count")
+    measure = right.segmented_control(
+        "Compare",
+        ["revenue", "deals"],
+        default="revenue",
+        key="crm_measure",
+        required=True,
+        format_func=lambda m: "won revenue" if m == "revenue" else "won deals",
+    )
+    dates = backtest_dates(first, last, int(every), int(count), window, horizon)
+    if not dates:
+        st.info(
+            f"The file is too short to backtest: it needs {window:g} weeks of history before a date and "
+            f"{horizon:g} days after it (the data run from {first:%Y-%m-%d} to {last:%Y-%m-%d})."
+        )
+        return
+    st.caption(f"Dates: {', '.join(dates)}.")
+    if not st.session_state.get("crm_backtest_on"):
+        st.button("Run the backtest", on_click=_start_backtest, icon=":material/history:")
+        return
+    with st.spinner(f"Calibrating and simulating {len(dates)} past dates...", show_time=True):
+        result = backtested(data, name, columns, tuple(dates), float(horizon), float(window), BACKTEST_RUNS, seed)
+    if isinstance(result, list):
+        for line in result:
+            st.error(line)
+        return
+    suffix = "" if measure == "revenue" else "_deals"
+    coverage, mape = result[f"coverage{suffix}"], result[f"mape_p50{suffix}"]
+    inside = sum(r[f"inside_p10_p90{suffix}"] for r in result["dates"])
+    a, b = st.columns(2)
+    a.metric("Coverage of the P10–P90 band", say.percent(coverage, 0), border=True)
+    a.caption(f"{inside} of {len(result['dates'])} dates; about 80% is right.")
+    b.metric("Typical miss of P50 (MAPE)", "-" if mape is None else say.percent(mape, 0), border=True)
+    b.caption("Mean |P50 − actual| ÷ actual.")
+    st.caption(
+        "Coverage is the share of dates whose actual result fell inside the forecast's middle-80% band: about 80% "
+        "means the forecast is honest about its uncertainty, much less that it was overconfident. The MAPE says "
+        "how far the middle forecast (P50) landed from what happened, as a share of what happened."
+    )
+    frame = pd.DataFrame(
+        [
+            {
+                "as_of": pd.Timestamp(r["as_of"]),
+                **{q: r["forecast"][measure][q] for q in ("p10", "p50", "p90")},
+                "actual": r["actual"][measure],
+                "inside": r[f"inside_p10_p90{suffix}"],
+            }
+            for r in result["dates"]
+        ]
+    ).assign(band="Forecast P10–P90", middle="Forecast P50", seen="Actual")
+    y_title = "won revenue ($)" if measure == "revenue" else "won deals"
+    show_chart(
+        backtest_chart(frame, y_title, charts.axis_format(measure)),
+        f"backtest_{measure}",
+        f"Backtest: {y_title} over {horizon:g} days, forecast vs actual",
+    )
+
+
+def calibrate_page(ctx: Context) -> None:
+    """The Calibrate page."""
+    st.caption(INTRO)
+    upload = st.file_uploader(
+        "A CSV export of your deals (one row per opportunity)",
+        type=["csv", "txt"],
+        key="crm_upload",
+        max_upload_size=MAX_CSV_BYTES // 1_000_000,
+        help="UTF-8 text, separated by commas, semicolons or tabs, with a header row.",
+    )
+    if upload is None:
+        st.info(WHAT_TO_UPLOAD, icon=":material/upload_file:")
+        return
+    data, name = upload.getvalue(), upload.name
+    digest = _digest(data)
+    header = csv_header(data)
+    if header:
+        st.markdown("**Which column is which** (recognised from the names; change any that are wrong)")
+        chosen = _column_boxes(header, digest)
+        problems = _mapping_problems(chosen)
+        if problems:
+            for line in problems:
+                st.error(line)
+            return
+    else:
+        chosen = {}
+    columns: Columns = tuple(sorted((role, column) for role, column in chosen.items() if column is not None))
+    crm = read(data, name, columns)
+    if isinstance(crm, list):
+        for line in crm:
+            st.error(line)
+        st.caption("Nothing was changed: the current scenario is as it was.")
+        return
+
+    first, last = _date_range(crm)
+    a, b, c = st.columns(3)
+    as_of = a.date_input(
+        "Calibrate as of (the start of that day)",
+        value=last.date(),
+        min_value=dt.date(1970, 1, 1),
+        max_value=(last + pd.Timedelta(days=3660)).date(),
+        key=f"crm_as_of_{digest}",
+        help=f"Only what was known then is used. The file runs from {first:%Y-%m-%d} to {last:%Y-%m-%d}.",
+    )
+    window = b.number_input(
+        "New deals a week: measured over the last ... weeks",
+        min_value=1.0,
+        max_value=520.0,
+        value=13.0,
+        step=1.0,
+        format="%g",
+        key="crm_window",
+    )
+    horizon = c.number_input(
+        "Period to forecast (days)",
+        min_value=1.0,
+        max_value=3660.0,
+        value=91.0,
+        step=1.0,
+        format="%g",
+        key="crm_horizon",
+    )
+    cal = calibrated(data, name, columns, as_of.isoformat(), float(window), float(horizon))
+    if isinstance(cal, list):
+        for line in cal:
+            st.error(line)
+        st.caption("Nothing was changed: the current scenario is as it was.")
+        return
+
+    st.markdown(summary_words(cal, name))
+    if ctx.scenario == cal.scenario:
+        st.success("This calibration is the current scenario: every page now shows it.", icon=":material/check:")
+    else:
+        st.button(
+            "Use as the current scenario",
+            type="primary",
+            on_click=_use,
+            args=(cal.scenario, f"a CRM export ({name}, as of {cal.report['as_of']})"),
+            icon=":material/input:",
+            help="Load it into the inputs: every page then shows it, and the link and the TOML download carry it.",
+        )
+    _report_section(cal)
+    _charts_section(cal)
+    _details_section(cal)
+    _backtest_section(data, name, columns, crm, float(window), float(horizon), ctx.seed)
+
+
+__all__ = [
+    "backtest_dates",
+    "calibrate_page",
+    "carried_inputs",
+    "csv_header",
+    "fit_cumulative",
+    "fit_histogram",
+    "fits_table",
+    "summary_words",
+]
