@@ -91,9 +91,10 @@ def solve_magic_number(
 
     With one seed for every evaluation, P(hit) is a non-decreasing step function of the
     inflow. On the vectorised engine one simulation gives each replication's critical
-    inflow and the answer is exact (their ``target`` quantile, checked by one ordinary
-    simulation); on the SimPy engine Brent's method (``scipy.optimize.brentq``) finds the
-    step where P(hit) crosses the target, bracketed from the average-math answer.
+    inflow (:func:`sim.runner.critical_inflows`) and the answer is exact: their
+    ``target`` quantile. On the SimPy engine Brent's method (``scipy.optimize.brentq``)
+    finds the step where P(hit) crosses the target, bracketed from the average-math
+    answer, to ``relative_tolerance``.
 
     Parameters
     ----------
@@ -103,7 +104,7 @@ def solve_magic_number(
     runs, seed, jobs, engine
         As for :func:`sim.runner.simulate`.
     relative_tolerance : float
-        Width of the final bracket relative to the answer.
+        Width of the final bracket relative to the answer (SimPy engine).
 
     Returns
     -------
@@ -117,68 +118,140 @@ def solve_magic_number(
     """
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
+    limits = _Limits.of(scenario, target, runs)
+    if choose_engine(scenario, engine) == "vectorized":
+        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, seed, jobs)
+    else:
+        solution, p_hit, simulations, curve = _solve_by_root_finding(
+            scenario, limits, runs, seed, jobs, engine, relative_tolerance
+        )
+    return MagicNumber(
+        weekly_opportunities=solution,
+        p_hit_at_solution=p_hit,
+        target=target,
+        deterministic_weekly_opportunities=limits.deterministic,
+        activity_per_stage=analysis.activity_per_stage(scenario, solution),
+        evaluations=simulations,
+        curve=curve,
+    )
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What bounds the magic number before any simulation: the target in runs, and the inflows that can matter."""
+
+    target: float
+    needed_hits: int
+    deterministic: float
+    ceiling: float
+    weeks: float
+    win_bound: float
+
+    @classmethod
+    def of(cls, scenario: Scenario, target: float, runs: int) -> _Limits:
+        return cls(
+            target=target,
+            # P(hit) moves in steps of 1 / runs: count hits, so that comparisons sit exactly
+            # at the step that reaches the target (0.7 * 100 runs is 70 hits, not 70.0000001).
+            needed_hits=math.ceil(target * runs - 1e-9),
+            deterministic=analysis.deterministic_weekly_opportunities(scenario),
+            ceiling=max_weekly_inflow(scenario),
+            weeks=scenario.inflow_weight / 7.0,  # the horizon in weeks, weighted by seasonality
+            win_bound=new_deal_win_bound(scenario),
+        )
+
+    def first_guess(self) -> float:
+        """An inflow to start from: a little above the average-math answer."""
+        guess = 1.25 * self.deterministic if math.isfinite(self.deterministic) else 1.0
+        return min(self.ceiling, max(1.0, guess))
+
+    def check(self, p_hit_without_inflow: float, runs: int) -> float:
+        """Refuse hopeless questions; return the least inflow that can reach the target.
+
+        P(hit) <= P(the pipeline alone hits) + P(some new deal is won)
+               <= p_hit(0) + E[new wins]                              (Markov),
+        and E[new wins] <= weekly inflow * weeks * win_bound: below the returned inflow
+        the target cannot be reached, and if the size limit is below it, no inflow can.
+        """
+        if round(p_hit_without_inflow * runs) >= self.needed_hits:
+            raise Unreachable(
+                f"the open pipeline alone already hits the quota with probability {p_hit_without_inflow:.1%} "
+                f">= the target {self.target:.0%}: no new opportunities are needed"
+            )
+        if self.win_bound <= 0 or p_hit_without_inflow + self.ceiling * self.weeks * self.win_bound < self.target:
+            raise Unreachable(
+                "no new opportunity can be won within the horizon often enough (the stages take "
+                "longer than the horizon, or a conversion rate is 0), so no inflow reaches the target"
+            )
+        return min(self.ceiling, (self.target - p_hit_without_inflow) / (self.weeks * self.win_bound))
+
+    def beyond(self, p_hit_at_ceiling: float) -> Unreachable:
+        """The answer when even the size limit's inflow falls short."""
+        return Unreachable(
+            f"even {self.ceiling:,.0f} new opportunities a week (the size limit) reach only "
+            f"P(hit) = {p_hit_at_ceiling:.1%} < the target {self.target:.0%}: deals cannot close in time"
+        )
+
+
+CURVE_POINTS = 61
+"""Points of the P(hit)-by-inflow curve reported with an exact magic number."""
+TIE_MARGIN = 1e-9
+"""Relative margin above a critical inflow, so floating-point rounding cannot undo a tie."""
+
+
+def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, runs: int, seed: int, jobs: int):
+    """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
+
+    Each replication hits the quota from its critical inflow on, so the smallest inflow
+    at which ``needed_hits`` replications hit needs no root finding. The simulation
+    looks as far as ``top`` a week, raised until the answer is found or the size limit
+    is reached.
+    """
+    top, simulations = limits.first_guess(), 0
+    while True:
+        critical = np.sort(critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs))
+        simulations += 1
+        least = limits.check(float(np.mean(critical <= 0.0)), runs)
+        solution = float(critical[limits.needed_hits - 1])
+        if math.isfinite(solution):
+            break
+        if top >= limits.ceiling:
+            raise limits.beyond(float(np.mean(critical <= limits.ceiling)))
+        top = min(limits.ceiling, max(2.0 * top, 1.1 * least))
+    # A hair above the step, where the simulation's own arithmetic agrees (see TIE_MARGIN).
+    solution = min(top, solution * (1.0 + TIE_MARGIN))
+    grid = np.unique(np.concatenate([np.linspace(0.0, min(top, 2.0 * solution), CURVE_POINTS), [solution]]))
+    share = np.searchsorted(critical, grid, side="right") / runs
+    p_hit = float(share[np.searchsorted(grid, solution)])
+    return solution, p_hit, simulations, list(zip(grid.tolist(), share.tolist(), strict=True))
+
+
+def _solve_by_root_finding(
+    scenario: Scenario, limits: _Limits, runs: int, seed: int, jobs: int, engine: Engine, relative_tolerance: float
+):
+    """The magic number by Brent's method on P(hit), one simulation per evaluation (any engine)."""
     curve: dict[float, float] = {}
 
     def p_hit(per_week: float) -> float:
         if per_week not in curve:
-            curve[per_week] = simulate(
-                with_inflow(scenario, per_week), runs=runs, seed=seed, jobs=jobs, engine=engine
-            ).p_hit
+            variant = with_inflow(scenario, per_week)
+            curve[per_week] = simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine).p_hit
         return curve[per_week]
 
-    # P(hit) moves in steps of 1 / runs: count hits, so that the comparisons and the root
-    # finder's sign change sit exactly at the step that reaches the target.
-    needed_hits = math.ceil(target * runs - 1e-9)
-
     def reaches(p: float) -> bool:
-        return round(p * runs) >= needed_hits
+        return round(p * runs) >= limits.needed_hits
 
-    deterministic = analysis.deterministic_weekly_opportunities(scenario)
-    if reaches(p_hit(0.0)):
-        raise Unreachable(
-            f"the open pipeline alone already hits the quota with probability {curve[0.0]:.1%} "
-            f">= the target {target:.0%}: no new opportunities are needed"
-        )
-    # P(hit) <= P(the pipeline alone hits) + P(some new deal is won)
-    #        <= p_hit(0) + E[new wins]                                   (Markov),
-    # and E[new wins] <= weekly inflow * weeks * win_bound: below this inflow the target
-    # cannot be reached, and if the size limit is below it no inflow can reach it.
-    ceiling = max_weekly_inflow(scenario)
-    win_bound = new_deal_win_bound(scenario)
-    weeks = scenario.inflow_weight / 7.0  # the horizon in weeks, weighted by seasonality
-    if win_bound <= 0 or curve[0.0] + ceiling * weeks * win_bound < target:
-        raise Unreachable(
-            "no new opportunity can be won within the horizon often enough (the stages take "
-            "longer than the horizon, or a conversion rate is 0), so no inflow reaches the target"
-        )
-    low = min(ceiling, (target - curve[0.0]) / (weeks * win_bound))
-    high = min(ceiling, max(1.0, low, 1.25 * deterministic if math.isfinite(deterministic) else 1.0))
-    if choose_engine(scenario, engine) == "vectorized":
-        solution, evaluations, points = _solve_by_critical_inflows(
-            scenario, needed_hits, runs, seed, jobs, high, ceiling
-        )
-        # One ordinary simulation at the answer: the figure reported is what simulate() says.
-        curve[solution] = p_hit(solution)
-        if reaches(curve[solution]):
-            return MagicNumber(
-                weekly_opportunities=solution,
-                p_hit_at_solution=curve[solution],
-                target=target,
-                deterministic_weekly_opportunities=deterministic,
-                activity_per_stage=analysis.activity_per_stage(scenario, solution),
-                evaluations=evaluations + len(curve),
-                curve=points,
-            )
-        low = max(low, solution / 2)  # only a floating-point tie at the step: search for it
+    low = limits.check(p_hit(0.0), runs)
+    high = min(limits.ceiling, max(low, limits.first_guess()))
     while not reaches(p_hit(high)):
-        if high >= ceiling:
-            raise Unreachable(_beyond_the_size_limit(ceiling, curve[high], target))
-        low, high = high, min(ceiling, 2.0 * high)
-    if reaches(p_hit(low)):  # only if the bound above is tight: low is the answer
+        if high >= limits.ceiling:
+            raise limits.beyond(curve[high])
+        low, high = high, min(limits.ceiling, 2.0 * high)
+    if reaches(p_hit(low)):  # only if the Markov bound is tight: low is the answer
         answer = low
     else:
         answer = optimize.brentq(
-            lambda x: round(p_hit(x) * runs) - needed_hits + 0.5,
+            lambda x: round(p_hit(x) * runs) - limits.needed_hits + 0.5,
             low,
             high,
             xtol=relative_tolerance * high,
@@ -188,58 +261,7 @@ def solve_magic_number(
     solution = min(
         (x for x, p in curve.items() if reaches(p) and x >= answer - relative_tolerance * high), default=high
     )
-    return MagicNumber(
-        weekly_opportunities=solution,
-        p_hit_at_solution=curve[solution],
-        target=target,
-        deterministic_weekly_opportunities=deterministic,
-        activity_per_stage=analysis.activity_per_stage(scenario, solution),
-        evaluations=len(curve),
-        curve=sorted(curve.items()),
-    )
-
-
-def _beyond_the_size_limit(ceiling: float, p_hit: float, target: float) -> str:
-    return (
-        f"even {ceiling:,.0f} new opportunities a week (the size limit) reach only "
-        f"P(hit) = {p_hit:.1%} < the target {target:.0%}: deals cannot close in time"
-    )
-
-
-CURVE_POINTS = 61
-"""Points of the P(hit)-by-inflow curve reported with a magic number found from critical inflows."""
-
-
-def _solve_by_critical_inflows(
-    scenario: Scenario, needed_hits: int, runs: int, seed: int, jobs: int, start: float, ceiling: float
-) -> tuple[float, int, list[tuple[float, float]]]:
-    """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
-
-    Each replication hits the quota from its critical inflow on (see
-    :func:`sim.runner.critical_inflows`), so the smallest inflow at which ``needed_hits``
-    replications hit is exact, with no root finding. The simulation looks as far as
-    ``top`` a week, doubled until the answer is found or the size limit is reached.
-
-    Returns
-    -------
-    solution, simulations, curve
-        The inflow, the number of simulations it took, and P(hit) on a grid up to twice
-        the answer.
-    """
-    top, simulations = start, 0
-    while True:
-        critical = np.sort(critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs))
-        simulations += 1
-        solution = float(critical[needed_hits - 1])
-        if math.isfinite(solution):
-            break
-        if top >= ceiling:
-            p_at_ceiling = float(np.mean(critical <= ceiling))
-            raise Unreachable(_beyond_the_size_limit(ceiling, p_at_ceiling, needed_hits / runs))
-        top = min(ceiling, 2.0 * top)
-    grid = np.unique(np.concatenate([np.linspace(0.0, min(top, 2.0 * solution), CURVE_POINTS), [solution]]))
-    share = np.searchsorted(critical, grid, side="right") / runs
-    return solution, simulations, list(zip(grid.tolist(), share.tolist(), strict=True))
+    return solution, curve[solution], len(curve), sorted(curve.items())
 
 
 # --- a realistic quota ----------------------------------------------------------------
