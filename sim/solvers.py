@@ -9,6 +9,7 @@ P(hit) is monotone in the inflow, and differences between variants are paired.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -398,12 +399,16 @@ def sensitivity(
     seed: int = 0,
     jobs: int = 1,
     engine: Engine = "auto",
+    run: Callable[[Scenario], SimulationResult] | None = None,
 ) -> dict:
     """Change in P(hit) and mean revenue when each lever improves by ``step``.
 
     All variants run with the same seed (common random numbers), so each change is a
     paired difference with its own standard error. Levers come sorted by the size of
     their effect on P(hit), then on revenue: the bars of a tornado chart.
+
+    ``run`` (optional) simulates a variant with these settings instead of
+    :func:`sim.runner.simulate`: the app passes its cached runner.
 
     Returns
     -------
@@ -412,10 +417,15 @@ def sensitivity(
         of dicts with ``lever``, ``kind``, ``stage``, ``from``, ``to``, ``p_hit_change``,
         ``p_hit_change_se``, ``revenue_change`` and ``revenue_change_se``.
     """
-    base = simulate(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
+    if run is None:
+
+        def run(variant: Scenario) -> SimulationResult:
+            return simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
+
+    base = run(scenario)
     rows = []
     for description, variant in levers(scenario, step):
-        result = simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
+        result = run(variant)
         d_hit, se_hit = paired_difference(result.hit, base.hit)
         d_rev, se_rev = paired_difference(result.outcomes.revenue, base.outcomes.revenue)
         rows.append(

@@ -12,18 +12,35 @@ from __future__ import annotations
 import streamlit as st
 
 from sim import Scenario, SimulationResult, simulate
+from sim.outcomes import Outcomes
 from sim.runner import choose_engine
+from sim.scenario import Quota
 from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
 
 LONG_RUNS = 20_000
 """From this many runs (or on the SimPy engine) a simulation shows a progress bar."""
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+NO_QUOTA = Quota(deals=1)
+"""A stand-in quota: what a simulation produces does not depend on the quota."""
+
+
 def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResult:
-    """Simulate ``runs`` periods of the scenario (a progress bar for long runs)."""
+    """Simulate ``runs`` periods of the scenario (cached; a progress bar for long runs).
+
+    The replications do not depend on the quota (only whether each one hits it does),
+    so they are cached under the scenario with a stand-in quota: changing the quota, the
+    input leaders drag most, reruns no simulation on any page but the magic number.
+    """
+    outcomes, engine_name = _outcomes(scenario.model_copy(update={"quota": NO_QUOTA}), runs, seed, engine)
+    return SimulationResult(scenario, seed, engine_name, outcomes)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _outcomes(scenario: Scenario, runs: int, seed: int, engine: str) -> tuple[Outcomes, str]:
     if runs < LONG_RUNS and choose_engine(scenario, engine) != "simpy":
-        return simulate(scenario, runs=runs, seed=seed, engine=engine)
+        result = simulate(scenario, runs=runs, seed=seed, engine=engine)
+        return result.outcomes, result.engine
     # Created inside the cached function, so a cache hit replays it (already emptied).
     bar = st.progress(0.0, text=f"Simulating {runs:,} periods...")
     shown = [-1]
@@ -36,13 +53,12 @@ def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResu
 
     result = simulate(scenario, runs=runs, seed=seed, engine=engine, progress=tick)
     bar.empty()
-    return result
+    return result.outcomes, result.engine
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
 def p_hit_at(scenario: Scenario, per_week: float, runs: int, seed: int, engine: str) -> float:
     """P(hit) with another weekly inflow and the same seed (a point of the magic-number curve)."""
-    return simulate(with_inflow(scenario, per_week), runs=runs, seed=seed, engine=engine).p_hit
+    return run(with_inflow(scenario, per_week), runs, seed, engine).p_hit
 
 
 @st.cache_data(
@@ -59,4 +75,6 @@ def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine
 @st.cache_data(max_entries=64, show_spinner="Trying each lever: one simulation per lever...", show_time=True)
 def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
     """:func:`sim.solvers.sensitivity` of the scenario."""
-    return sensitivity(scenario, step=step, runs=runs, seed=seed, engine=engine)
+    return sensitivity(
+        scenario, step=step, runs=runs, seed=seed, engine=engine, run=lambda v: run(v, runs, seed, engine)
+    )
