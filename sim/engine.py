@@ -16,6 +16,17 @@ Speed comes from two things, neither of which changes a result:
   only thing with a time stamp is a win, so the stage counters are updated at entry,
   a deal that will be lost (or that is still in the funnel at the horizon) needs no
   event at all, and a winning deal needs its arrival and a single timeout to its win.
+
+Shared rep capacity (``[capacity]`` with ``per_rep`` on some stage) makes deals
+interact: when a deal gets a slot depends on every deal before it. Then each deal is a
+process that goes stage by stage (:meth:`FunnelModel.worked_deal`), waiting first in,
+first out for a slot of a ``simpy.Resource`` in each limited stage. The draws stay those
+of the basic model (the same conversion uniforms, so the same deals convert and a
+converting deal works a stage for the same number of days); a deal that is lost in a
+limited stage holds its slot while it is being worked, for a time drawn from the
+stage's ``lost_duration`` (its ``duration`` when none is given) at a uniform of the
+deal's own from a separate stream (:class:`LostDraws`). Without capacity none of this
+runs and the basic model's numbers do not change.
 """
 
 from __future__ import annotations
@@ -66,6 +77,52 @@ class DealDraws:
         row = self._rows[self._next]
         self._next += 1
         return row
+
+
+class LostDraws:
+    """Days a deal that is lost in a stage is worked there, for deal 0, 1, 2, ... (capacity runs only).
+
+    Deal *k* takes the *k*-th uniform of its own stream, one per deal (a deal is lost at
+    most once), and its days in stage *j* are the quantile of that stage's
+    ``lost_duration`` (``duration`` when none is given) at it. A separate stream keeps
+    the conversion uniforms, and so which deals convert, those of the basic model.
+    """
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator):
+        self._models = [
+            stage.duration if stage.lost_duration is None else stage.lost_duration for stage in scenario.stages
+        ]
+        self._rng = rng
+        self._rows: list[list[float]] = []
+        self._next = 0
+
+    def next(self) -> list[float]:
+        """Days in each stage for the next deal, were it lost there."""
+        if self._next == len(self._rows):
+            u = self._rng.random(DRAW_BLOCK)
+            self._rows = np.column_stack([model.ppf(u) for model in self._models]).tolist()
+            self._next = 0
+        row = self._rows[self._next]
+        self._next += 1
+        return row
+
+
+def listed_lost_days(scenario: Scenario, listed: ListedDeals, uniforms: np.ndarray) -> list[list[float]]:
+    """Days each listed open deal is worked in each stage were it lost there (capacity runs only).
+
+    In its own stage the deal has already been open ``age`` days, so its time to being
+    marked lost is the lost-time model conditioned on exceeding the age (the same rule as
+    :meth:`ListedDeals.remaining` for converting deals); in later stages it is fresh.
+    """
+    days = np.empty((len(listed), len(scenario.stages)))
+    for j, stage in enumerate(scenario.stages):
+        model = stage.duration if stage.lost_duration is None else stage.lost_duration
+        days[:, j] = model.ppf(uniforms)
+        here = listed.stage == j
+        if here.any():
+            start = model.cdf(listed.age[here])
+            days[here, j] = np.maximum(model.ppf(start + uniforms[here] * (1.0 - start)) - listed.age[here], 0.0)
+    return days.tolist()
 
 
 class ValueDraws:
@@ -158,6 +215,28 @@ class FunnelModel:
         self.entered = [0] * n_stages
         self.converted = [0] * n_stages
         self.wins: list[tuple[float, float]] = []
+        self.slots = [None] * n_stages
+        if scenario.has_capacity_limits:
+            self._set_up_capacity(seed_sequence)
+
+    def _set_up_capacity(self, seed_sequence: np.random.SeedSequence) -> None:
+        """Resources, lost-time draws and the capacity recorder (only when reps are limited)."""
+        scenario, n_stages = self.scenario, len(self.scenario.stages)
+        # The next two children of the replication's seed (5 and 6: spawning continues where
+        # __init__ left off), so the basic model's five streams are untouched.
+        lost_rng, listed_lost_rng = generators(seed_sequence, 2)
+        self.lost = LostDraws(scenario, lost_rng)
+        self._listed_lost = listed_lost_days(scenario, self.listed, listed_lost_rng.random(len(self.listed)))
+        self.slots = [None if n is None else simpy.Resource(self.env, capacity=n) for n in scenario.slots()]
+        self.max_wait = scenario.capacity.max_wait_days
+        self.served = [0] * n_stages
+        self.queued = [0] * n_stages
+        self.neglected = [0] * n_stages
+        self.wait_days = [0.0] * n_stages
+        # Slot use as (start, end) intervals clipped to the horizon, and the queue length
+        # after each change as (day, length): summarised once at the end of the run.
+        self.service: list[list[tuple[float, float]]] = [[] for _ in range(n_stages)]
+        self.queue_log: list[list[tuple[float, int]]] = [[] for _ in range(n_stages)]
 
     def follow(self, stage: int, day: float, days: list[float | None] | None = None) -> float | None:
         """Count a deal entering ``stage`` at ``day`` along its path; return its win day.
@@ -199,8 +278,147 @@ class FunnelModel:
                 yield env.timeout(day - env.now)
                 env.process(self.deal(win_day))
 
+    def _through_free_stages(self, j: int, day: float, days: list[float | None]) -> tuple[int, float] | None:
+        """Step a deal that reaches stage ``j`` at ``day`` through the stages without a rep limit.
+
+        Nothing can delay a deal there, so this is arithmetic, as in :meth:`follow`, and
+        needs no event. Returns the next limited stage (or ``len(days)``: won) and the day
+        the deal gets there, or None if it is lost first or the horizon comes first.
+        """
+        horizon, n = self.horizon, len(days)
+        while j < n and self.slots[j] is None:
+            self.entered[j] += 1
+            self.served[j] += 1
+            if days[j] is None or day + days[j] > horizon:
+                return None
+            day += days[j]
+            self.converted[j] += 1
+            j += 1
+        return j, day
+
+    def _start(self, stage: int, day: float, days: list[float | None], lost_days: list[float], amount=None) -> None:
+        """Let a deal reach ``stage`` at ``day`` (now or later); a process only if a rep or a win awaits it."""
+        reached = self._through_free_stages(stage, day, days)
+        if reached is not None:
+            self.env.process(self.worked_deal(*reached, days, lost_days, amount))
+
+    def worked_deal(
+        self, stage: int, day: float, days: list[float | None], lost_days: list[float], amount: float | None = None
+    ):
+        """SimPy process: a deal works its way through the funnel, waiting for a rep where reps are limited.
+
+        The deal reaches ``stage`` (a limited stage, or ``len(days)``: won) at ``day``.
+        ``days`` is its path as in the basic model (None where it is lost) and
+        ``lost_days`` its time in each stage were it lost there. In a limited stage it
+        asks for a slot (first in, first out), gives up after ``max_wait_days``
+        (neglected, lost), and holds the slot while it is worked, whether it then
+        converts or is lost; stages without a limit in between take no event
+        (:meth:`_through_free_stages`).
+        """
+        env, horizon, n = self.env, self.horizon, len(days)
+        j = stage
+        if day > env.now:
+            yield env.timeout(day - env.now)
+        while j < n:
+            slots = self.slots[j]
+            self.entered[j] += 1
+            stay = lost_days[j] if days[j] is None else days[j]
+            with slots.request() as request:
+                if not request.triggered:  # every slot taken: wait in line
+                    arrived = env.now
+                    self.queued[j] += 1
+                    self._queue_changed(j, slots)
+                    yield request if self.max_wait is None else request | env.timeout(self.max_wait)
+                    # Granted at the very moment the patience ran out still counts as granted.
+                    if not request.triggered:
+                        self.neglected[j] += 1
+                        # It leaves the line as the with block ends, which withdraws the request.
+                        self.queue_log[j].append((env.now, len(slots.queue) - 1))
+                        return
+                    self._queue_changed(j, slots)
+                    self.wait_days[j] += env.now - arrived
+                self.served[j] += 1
+                self.service[j].append((env.now, min(env.now + stay, horizon)))
+                yield env.timeout(stay)
+            if days[j] is None:
+                return
+            self.converted[j] += 1
+            reached = self._through_free_stages(j + 1, env.now, days)
+            if reached is None:
+                return
+            j, day = reached
+            if day > env.now:
+                yield env.timeout(day - env.now)
+        value = self.values.next()
+        self.wins.append((env.now, value if amount is None else amount))
+
+    def _queue_changed(self, j: int, slots: simpy.Resource) -> None:
+        self.queue_log[j].append((self.env.now, len(slots.queue)))
+
+    def _worked_source(self):
+        """SimPy process: new opportunities arrive and start working through the funnel (capacity runs)."""
+        env = self.env
+        for day in self._arrivals:
+            yield env.timeout(day - env.now)
+            self._start(0, env.now, self.paths.next(), self.lost.next())
+
+    def _run_with_capacity(self) -> None:
+        """Simulate the horizon with limited reps: every deal is a process, in arrival order."""
+        env = self.env
+        # Open deals are already being worked at day 0 and take slots before any new deal,
+        # anonymous ones first, then listed ones; more than the slots wait in line like any deal.
+        for j, stage in enumerate(self.scenario.stages):
+            for _ in range(stage.open):
+                self._start(j, 0.0, self.paths.next(), self.lost.next())
+        listed = self.listed
+        for k, uniforms in enumerate(self._listed_uniforms.tolist()):
+            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms)
+            amount = float(listed.amount[k])
+            self._start(int(listed.stage[k]), 0.0, path, self._listed_lost[k], None if amount != amount else amount)
+        env.process(self._worked_source())
+        # Deals wait and are worked past the horizon, so the run must stop there. run(until=)
+        # stops before the events due exactly at the horizon; those (a win at the horizon
+        # counts) are processed one by one afterwards.
+        env.run(until=self.horizon)
+        while env.peek() <= self.horizon:
+            env.step()
+
+    def capacity_figures(self) -> dict[str, np.ndarray]:
+        """This replication's waits, queues and slot use: arrays per stage, and per stage and week."""
+        horizon, n_weeks = self.horizon, self.scenario.n_weeks
+        week_ends = np.minimum(7.0 * np.arange(1, n_weeks + 1), horizon)
+        edges = np.concatenate([[0.0], week_ends])
+        n_stages = len(self.slots)
+        busy_by_week = np.zeros((n_stages, n_weeks))
+        queue_by_week = np.zeros((n_stages, n_weeks), dtype=np.int64)
+        mean_queue = np.zeros(n_stages)
+        for j in range(n_stages):
+            if self.service[j]:
+                start, end = np.array(self.service[j]).T
+                # Slot-days used by day t: sum of min(t, end) - min(t, start) over the services.
+                used = _sum_of_minimum(end, edges) - _sum_of_minimum(start, edges)
+                busy_by_week[j] = np.diff(used)
+            if self.queue_log[j]:
+                day, length = np.array(self.queue_log[j]).T
+                after = np.searchsorted(day, week_ends, side="right") - 1
+                queue_by_week[j] = np.where(after >= 0, length[np.maximum(after, 0)], 0)
+                mean_queue[j] = float(np.sum(length * np.diff(np.append(day, horizon)))) / horizon
+        return {
+            "served": np.array(self.served, dtype=np.int64),
+            "queued": np.array(self.queued, dtype=np.int64),
+            "neglected": np.array(self.neglected, dtype=np.int64),
+            "wait_days": np.array(self.wait_days),
+            "busy_days": busy_by_week.sum(axis=1),
+            "mean_queue": mean_queue,
+            "queue_by_week": queue_by_week,
+            "busy_by_week": busy_by_week,
+        }
+
     def run(self) -> None:
         """Simulate the horizon: open deals (anonymous, then listed) enter at day 0, then new ones arrive."""
+        if self.scenario.has_capacity_limits:
+            self._run_with_capacity()
+            return
         for j, stage in enumerate(self.scenario.stages):
             for _ in range(stage.open):
                 win_day = self.follow(j, 0.0)
@@ -238,10 +456,14 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     rates = np.zeros((n, n_stages))
     win_rep, win_day, win_value = [], [], []
     listed = ListedDeals.of(scenario)  # worked out once for all replications
+    capacity: dict[str, list[np.ndarray]] = {}
     for i, seed in enumerate(seeds):
         model = FunnelModel(scenario, seed, listed)
         model.run()
         entered[i], converted[i], rates[i] = model.entered, model.converted, model.rates
+        if scenario.has_capacity_limits:
+            for name, figures in model.capacity_figures().items():
+                capacity.setdefault(name, []).append(figures)
         win_rep.extend([i] * len(model.wins))
         for day, value in model.wins:
             win_day.append(day)
@@ -255,4 +477,13 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
         entered=entered,
         converted=converted,
         rates=rates,
+        **{name: np.stack(rows) for name, rows in capacity.items()},
     )
+
+
+def _sum_of_minimum(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``sum(min(t_k, x))`` for each ``t_k``: sorted prefix sums instead of a (len(x), len(t)) table."""
+    x = np.sort(x)
+    below = np.searchsorted(x, t, side="left")
+    prefix = np.concatenate([[0.0], np.cumsum(x)])
+    return prefix[below] + (len(x) - below) * t

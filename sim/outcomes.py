@@ -29,6 +29,30 @@ class Outcomes:
     rates : ndarray of float, shape (n, stages)
         The conversion rate each replication used (drawn once per replication for a
         Beta rate).
+
+    The rest is recorded only when the scenario limits rep capacity (``[capacity]`` with
+    ``per_rep`` on some stage; SimPy engine). Left out (None), each becomes an empty
+    array with no stage columns, shape (n, 0) or (n, 0, 0), so that every field is an
+    array that stacks, slices and compares like the others. Every figure counts
+    what happened within [0, horizon]; a stage without a limit serves every deal at once
+    (``served`` = ``entered``, no wait, no queue) and has no slot-time (``busy_days`` 0).
+
+    served : ndarray of int, shape (n, stages)
+        Deals that got a slot in the stage.
+    queued : ndarray of int, shape (n, stages)
+        Deals that found every slot taken and had to wait (some may still wait at the horizon).
+    neglected : ndarray of int, shape (n, stages)
+        Deals lost because they waited longer than ``capacity.max_wait_days``.
+    wait_days : ndarray of float, shape (n, stages)
+        Total days waited by the deals that got a slot.
+    busy_days : ndarray of float, shape (n, stages)
+        Slot-days in use (a deal holds its slot until it converts or is lost).
+    mean_queue : ndarray of float, shape (n, stages)
+        Time-average number of deals waiting over [0, horizon].
+    queue_by_week : ndarray of int, shape (n, stages, weeks)
+        Deals waiting at the end of each week (the last week ends at the horizon).
+    busy_by_week : ndarray of float, shape (n, stages, weeks)
+        Slot-days in use during each week.
     """
 
     won_deals: np.ndarray
@@ -37,9 +61,28 @@ class Outcomes:
     entered: np.ndarray
     converted: np.ndarray
     rates: np.ndarray
+    served: np.ndarray | None = None
+    queued: np.ndarray | None = None
+    neglected: np.ndarray | None = None
+    wait_days: np.ndarray | None = None
+    busy_days: np.ndarray | None = None
+    mean_queue: np.ndarray | None = None
+    queue_by_week: np.ndarray | None = None
+    busy_by_week: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.revenue)
+
+    def __post_init__(self):
+        n = len(self.revenue)
+        for name, shape, dtype in _CAPACITY_FIELDS:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros((n, *shape), dtype=dtype))  # frozen: set once, here
+
+    @property
+    def has_capacity(self) -> bool:
+        """Whether the capacity figures (waits, queues, slot use) were recorded."""
+        return self.served.shape[1] > 0
 
     @classmethod
     def concat(cls, parts: list[Outcomes]) -> Outcomes:
@@ -49,6 +92,19 @@ class Outcomes:
     def head(self, n: int) -> Outcomes:
         """The first ``n`` replications."""
         return Outcomes(**{f.name: getattr(self, f.name)[:n] for f in fields(self)})
+
+
+_CAPACITY_FIELDS = (
+    ("served", (0,), np.int64),
+    ("queued", (0,), np.int64),
+    ("neglected", (0,), np.int64),
+    ("wait_days", (0,), float),
+    ("busy_days", (0,), float),
+    ("mean_queue", (0,), float),
+    ("queue_by_week", (0, 0), np.int64),
+    ("busy_by_week", (0, 0), float),
+)
+"""The optional capacity figures: their shape after the replication axis when absent, and dtype."""
 
 
 def weekly_cumulative(

@@ -83,11 +83,45 @@ class SimulationResult:
             "revenue": o.revenue,
             "hit": self.hit,
         }
+        slots = self.scenario.slots()
         for j, name in enumerate(self.scenario.stage_names):
             columns[f"entered[{name}]"] = o.entered[:, j]
             columns[f"converted[{name}]"] = o.converted[:, j]
             columns[f"rate[{name}]"] = o.rates[:, j]
+            if o.has_capacity and slots[j] is not None:
+                columns[f"served[{name}]"] = o.served[:, j]
+                columns[f"wait_days[{name}]"] = o.wait_days[:, j]
+                columns[f"neglected[{name}]"] = o.neglected[:, j]
+                columns[f"busy_days[{name}]"] = o.busy_days[:, j]
         return pd.DataFrame(columns)
+
+    def stage_capacity(self) -> list[dict] | None:
+        """Per stage, waits and slot use over all replications; None when reps were not limited.
+
+        ``mean_wait_days`` is the total wait of the deals that got a slot divided by
+        their number (None if none did); ``utilisation`` is busy slot-days divided by
+        available slot-days (slots x horizon), both within [0, horizon]; ``mean_queue``
+        the time-average number of deals waiting; ``neglected`` the mean deals per run
+        lost to waiting longer than ``max_wait_days``. A stage without ``per_rep`` has
+        no wait and no queue, and ``utilisation`` None: it has no slots to fill.
+        """
+        o = self.outcomes
+        if not o.has_capacity:
+            return None
+        rows = []
+        for j, slots in enumerate(self.scenario.slots()):
+            served = int(o.served[:, j].sum())
+            rows.append(
+                {
+                    "mean_wait_days": float(o.wait_days[:, j].sum() / served) if served else None,
+                    "utilisation": None
+                    if slots is None
+                    else float(o.busy_days[:, j].sum() / (slots * self.scenario.horizon * self.runs)),
+                    "mean_queue": float(o.mean_queue[:, j].mean()),
+                    "neglected": float(o.neglected[:, j].mean()),
+                }
+            )
+        return rows
 
     def summary(self) -> dict:
         """The figures people ask for, as a JSON-ready dictionary.
@@ -95,10 +129,13 @@ class SimulationResult:
         Keys: ``scenario``, ``runs``, ``seed``, ``engine``, ``quota`` (unit and
         target), ``p_hit`` and its 95% Wilson interval ``p_hit_ci``, ``deals`` and
         ``revenue`` (mean, sd, p10, p50, p90), ``stages`` (mean deals entering and
-        converting per replication: the expected funnel) and ``average_math``.
+        converting per replication: the expected funnel) and ``average_math``. When reps
+        are limited, each ``stages`` entry also has ``mean_wait_days``, ``utilisation``,
+        ``mean_queue`` and ``neglected`` (:meth:`stage_capacity`).
         """
         o = self.outcomes
-        return {
+        capacity = self.stage_capacity()
+        summary = {
             "scenario": self.scenario.name,
             "runs": self.runs,
             "seed": self.seed,
@@ -118,13 +155,31 @@ class SimulationResult:
             ],
             "average_math": analysis.average_math(self.scenario),
         }
+        if capacity is not None:
+            for stage, figures in zip(summary["stages"], capacity, strict=True):
+                stage.update(figures)
+        return summary
+
+
+def _vectorized_runs(scenario: Scenario) -> bool:
+    """Whether the vectorised engine can run the scenario.
+
+    Limited rep capacity makes deals wait for each other, which only the SimPy engine
+    models; a ``[capacity]`` section without any ``per_rep`` limits nothing.
+    """
+    return not scenario.has_capacity_limits and vectorized.supports(scenario)
 
 
 def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
     """The engine that will run: ``auto`` means vectorised whenever the model allows it."""
     if engine not in ENGINES:
         raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine != "simpy" and not vectorized.supports(scenario):
+    if engine == "vectorized" and scenario.has_capacity_limits:
+        raise ValueError(
+            "engine: the vectorised engine cannot run this scenario (reps are limited by [capacity] and "
+            "per_rep, so deals wait for each other); use engine simpy or auto"
+        )
+    if engine != "simpy" and not _vectorized_runs(scenario):
         if engine == "vectorized":
             raise ValueError(
                 "engine: the vectorised engine cannot run this scenario (listed open deals or seasonal "
@@ -162,6 +217,8 @@ def _blocks(runs: int):
 def result_bytes(scenario: Scenario, runs: int) -> int:
     """Memory the per-replication results of ``runs`` replications take."""
     per_run = scenario.n_weeks + 3 * len(scenario.stages) + 2
+    if scenario.has_capacity_limits:  # six figures per stage, and two per stage and week
+        per_run += len(scenario.stages) * (6 + 2 * scenario.n_weeks)
     return 8 * per_run * runs
 
 
@@ -246,7 +303,7 @@ def critical_inflows(
     -------
     ndarray of float, shape (runs,)
     """
-    if not vectorized.supports(scenario):
+    if not _vectorized_runs(scenario):
         raise ValueError("engine: the whole curve needs the vectorised engine, which cannot run this scenario")
     calls = [delayed(_critical_task)(scenario, int(seed), b, keep, float(max_per_week)) for b, keep in _blocks(runs)]
     return np.concatenate(Parallel(n_jobs=jobs)(calls))

@@ -109,6 +109,17 @@ Conversion = Annotated[
 ]
 
 
+def _whole_at_least_one(value):
+    """A count of at least 1 given as a whole number (``2.0`` is taken as 2; ``2.5`` or ``"2"`` is refused)."""
+    if value is None:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    return value
+
+
 def rate_mean(conversion: float | BetaRate) -> float:
     """Expected value of a conversion rate, fixed or Beta."""
     return conversion.mean() if isinstance(conversion, BetaRate) else float(conversion)
@@ -124,6 +135,9 @@ class Stage(_Model):
     lost_duration: Distribution | None = Field(
         default=None, description="days a deal that will be lost stays before it is marked lost"
     )
+    per_rep: int | None = Field(
+        default=None, description="deals one rep can work at once in this stage (needs [capacity]); no limit if absent"
+    )
 
     @field_validator("conversion")
     @classmethod
@@ -131,6 +145,11 @@ class Stage(_Model):
         if isinstance(value, float):
             _check_probability(value)
         return value
+
+    @field_validator("per_rep", mode="before")
+    @classmethod
+    def _whole_per_rep(cls, value):
+        return _whole_at_least_one(value)
 
     @field_validator("name")
     @classmethod
@@ -202,6 +221,30 @@ class OpenDeal(_Model):
         return value
 
 
+class Capacity(_Model):
+    """Reps shared by the funnel: how many deals can be worked at once.
+
+    A stage with ``per_rep`` serves at most ``reps * per_rep`` deals at a time; a deal
+    that finds every slot taken waits first in, first out, and with ``max_wait_days`` a
+    deal that has waited longer than that is lost (neglected).
+    """
+
+    reps: int
+    max_wait_days: float | None = None
+
+    @field_validator("reps", mode="before")
+    @classmethod
+    def _whole_reps(cls, value):
+        return _whole_at_least_one(value)
+
+    @field_validator("max_wait_days")
+    @classmethod
+    def _positive_wait(cls, value):
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise ValueError(f"must be a finite number > 0, got {value}")
+        return value
+
+
 class Quota(_Model):
     """The target: revenue or a number of won deals, exactly one of the two."""
 
@@ -242,6 +285,7 @@ class Scenario(_Model):
     deal_value: Distribution
     stages: tuple[Stage, ...] = Field(min_length=1, max_length=30)
     open_deals: tuple[OpenDeal, ...] = Field(default=(), max_length=MAX_DEALS_PER_RUN)
+    capacity: Capacity | None = None
 
     @model_validator(mode="after")
     def _whole(self):
@@ -257,6 +301,13 @@ class Scenario(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"stages: names must be unique, repeated: {', '.join(duplicates)}")
+        if self.capacity is None:
+            for i, stage in enumerate(self.stages):
+                if stage.per_rep is not None:
+                    raise ValueError(
+                        f"stages[{i}].per_rep: needs a [capacity] section with reps (how many reps share the "
+                        "funnel); add capacity.reps or remove per_rep"
+                    )
         known = set(names)
         for i, deal in enumerate(self.open_deals):
             if deal.stage not in known:
@@ -330,6 +381,16 @@ class Scenario(_Model):
     def stage_names(self) -> list[str]:
         """Stage names in funnel order."""
         return [stage.name for stage in self.stages]
+
+    def slots(self) -> list[int | None]:
+        """Deals each stage can work at once (``reps * per_rep``), None where there is no limit."""
+        reps = None if self.capacity is None else self.capacity.reps
+        return [None if reps is None or stage.per_rep is None else reps * stage.per_rep for stage in self.stages]
+
+    @property
+    def has_capacity_limits(self) -> bool:
+        """Whether some stage has a limited number of slots (deals then interact)."""
+        return any(n is not None for n in self.slots())
 
 
 # --- reading and writing -------------------------------------------------------------
