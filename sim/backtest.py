@@ -55,6 +55,7 @@ def backtest(
     window_weeks: float = 13,
     jobs: int = 1,
     engine: str = "auto",
+    history: pd.DataFrame | None = None,
 ) -> dict:
     """Backtest calibrated forecasts at several past dates.
 
@@ -70,6 +71,9 @@ def backtest(
         As :func:`sim.runner.simulate`; every date uses the same seed.
     window_weeks : float
         Trailing window of the inflow (as :func:`sim.calibrate.calibrate`).
+    history : pandas.DataFrame, optional
+        A stage history (:func:`sim.crm.read_stage_history`): each date's calibration
+        then has one stage per stage name, from the rows entered by that date.
 
     Returns
     -------
@@ -107,7 +111,9 @@ def backtest(
             )
             continue
         try:
-            calibrations.append(calibrate(crm, as_of, window_weeks=window_weeks, horizon_days=horizon_days))
+            calibrations.append(
+                calibrate(crm, as_of, window_weeks=window_weeks, horizon_days=horizon_days, history=history)
+            )
         except CalibrationError as error:
             problems += error.problems
     if problems:

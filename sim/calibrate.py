@@ -12,6 +12,13 @@ jointly with the open deals as censored observations (:func:`sim.fitting.fit_out
 fitting closed deals alone keeps the quick ones and makes the cycle look short. The open
 pipeline becomes ``[[open_deals]]`` with each deal's age and amount, so old "zombie"
 deals, which have outlived the deals that close, come out unlikely to win.
+
+With a stage history (:func:`sim.crm.read_stage_history`: which stage each deal entered,
+and when) the funnel has one stage per stage name, in the order deals usually enter them
+(:func:`stage_order`), and each stage is fitted the same way from its own episodes
+(:func:`stage_episodes`): a deal that entered the stage by the as-of date either moved on
+(entered a later stage, or was won from it), was lost in it, or is still in it, aged
+from its entry to the stage. Open deals are listed in their current stage with that age.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from sim.crm import CrmData
+from sim.crm import CrmData, outcome_of_stage
 from sim.errors import InputError
 from sim.fitting import THIN_DATA, DurationFit, OutcomeFit, fit_duration, fit_outcomes, fit_value, seasonality
 from sim.scenario import (
@@ -161,6 +168,167 @@ def naive_duration_fit(snap: Snapshot) -> DurationFit:
 
 
 @dataclass
+class StageEpisodes:
+    """What the deals did in one stage, as known on the as-of date.
+
+    Attributes
+    ----------
+    name : str
+    converted, lost : ndarray
+        Days from entering the stage to moving on (entering a later stage, or a win),
+        and to a loss in it.
+    open : pandas.DataFrame
+        Deals in the stage on the as-of date: ``id``, ``age_days`` (days since they
+        entered it), ``amount``.
+    skipped : int
+        Deals that went from an earlier stage straight to a later one (or to a win)
+        without entering this one; they are not among its observations.
+    """
+
+    name: str
+    converted: np.ndarray
+    lost: np.ndarray
+    open: pd.DataFrame
+    skipped: int = 0
+
+
+def _history_known(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """History rows entered by ``as_of``, without the closing rows (``Closed Won``/``Lost``)."""
+    keep = (history["entered"] <= as_of) & (history["stage"].map(outcome_of_stage) == "open")
+    return history.loc[keep, ["id", "stage", "entered"]]
+
+
+def stage_order(history: pd.DataFrame) -> list[str]:
+    """The funnel's stages in the order deals usually enter them.
+
+    Each deal's stages are ranked by the date it first entered them (0 for its first);
+    stages are ordered by the median of their ranks over the deals that entered them,
+    ties broken by the mean rank, then by more deals first, then by name. The median
+    keeps a few deals that skip a stage or move back from reordering the funnel.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        ``id``, ``stage``, ``entered`` (as :func:`sim.crm.read_stage_history`); closing
+        stages (won or lost, by :func:`sim.crm.outcome_of_stage`) are left out.
+    """
+    open_rows = history[history["stage"].map(outcome_of_stage) == "open"]
+    first = open_rows.sort_values(["id", "entered"], kind="stable").drop_duplicates(["id", "stage"])
+    ranks = pd.DataFrame({"stage": first["stage"], "rank": first.groupby("id").cumcount()})
+    stats = ranks.groupby("stage")["rank"].agg(["median", "mean", "size"]).reset_index()
+    stats = stats.sort_values(["median", "mean", "size", "stage"], ascending=[True, True, False, True])
+    return stats["stage"].tolist()
+
+
+def stage_episodes(
+    deals: pd.DataFrame, history: pd.DataFrame, as_of: Any, order: list[str] | None = None
+) -> tuple[list[StageEpisodes], dict[str, int]]:
+    """Each stage's converted, lost and open observations on ``as_of``, from a stage history.
+
+    Only what was known on ``as_of`` is used: deals created by then, history rows
+    entered by then, outcomes of deals closed by then.
+
+    A deal's stages are taken in funnel order (``order``), each at the first date it
+    entered it; a stage ends when the deal enters the next stage it visits (at the
+    earliest on the day it entered this one: moving back is not modelled). After its
+    last stage a deal is won (that stage converted, after ``closed - entered`` days),
+    lost (lost in that stage) or open in it, aged ``as_of - entered``. Stages a deal
+    passed over are *ignored* for it (counted in :attr:`StageEpisodes.skipped`): each
+    stage's rate and durations are those of the deals that entered it. A known deal
+    with no history row by ``as_of`` is taken to have entered the first stage when it was
+    created. History rows after a deal's close, and closing rows (``Closed Won``), are
+    dropped.
+
+    Parameters
+    ----------
+    deals : pandas.DataFrame
+        :attr:`sim.crm.CrmData.deals`.
+    history : pandas.DataFrame
+        :func:`sim.crm.read_stage_history`.
+    as_of : datetime-like
+    order : list of str, optional
+        Stage names in funnel order; by default :func:`stage_order` of the known history.
+
+    Returns
+    -------
+    (list of StageEpisodes, dict)
+        One entry per stage in funnel order, and counts: ``deals_with_history``,
+        ``deals_without_history``, ``entries_used`` (stage entries, closing rows and
+        rows after a close left out), ``rows_after_close``.
+    """
+    as_of = parse_as_of(as_of) if isinstance(as_of, str) else pd.Timestamp(as_of)
+    known = deals[deals["created"] <= as_of]
+    closed_known = known["closed"].where(known["outcome"].isin(["won", "lost"]) & (known["closed"] <= as_of))
+    info = pd.DataFrame(
+        {
+            "id": known["id"].astype(str),
+            "created": known["created"],
+            "closed": closed_known,
+            "outcome": known["outcome"].where(closed_known.notna(), "open"),
+            "amount": known["amount"].astype(float),
+        }
+    ).set_index("id")
+    rows = _history_known(history, as_of)
+    rows = rows[rows["id"].isin(info.index)]
+    if order is None:
+        order = stage_order(rows)
+    rows = rows[rows["stage"].isin(order)]
+    close = info["closed"].reindex(rows["id"]).to_numpy()
+    after_close = pd.notna(close) & (rows["entered"].to_numpy() > close)
+    rows = rows[~after_close]
+    missing = info.index.difference(rows["id"].unique())
+    if len(missing) and order:
+        start = pd.DataFrame({"id": missing, "stage": order[0], "entered": info.loc[missing, "created"].to_numpy()})
+        rows = pd.concat([rows, start], ignore_index=True)
+    position = {name: j for j, name in enumerate(order)}
+    visits = rows.sort_values(["id", "entered"], kind="stable").drop_duplicates(["id", "stage"]).copy()
+    visits["pos"] = visits["stage"].map(position).astype(int)
+    visits = visits.sort_values(["id", "pos"], kind="stable").reset_index(drop=True)
+    same = visits["id"].shift(-1) == visits["id"]
+    next_entered = visits["entered"].shift(-1).where(same)
+    next_pos = visits["pos"].shift(-1).where(same)
+    last = ~same
+    deal = info.reindex(visits["id"])
+    outcome = deal["outcome"].to_numpy()
+    end = pd.Series(np.where(last, deal["closed"].to_numpy(), next_entered.to_numpy()), dtype="datetime64[us]")
+    days = np.maximum(((end - visits["entered"]) / DAY).to_numpy(dtype=float), 0.0)
+    converted = (~last).to_numpy() | (last.to_numpy() & (outcome == "won"))
+    lost = last.to_numpy() & (outcome == "lost")
+    still = last.to_numpy() & (outcome == "open")
+    # Stages jumped over: between a stage and the next one visited, or after a win from before the last.
+    jump_to = np.where(last, np.where(outcome == "won", len(order), visits["pos"] + 1), next_pos.fillna(0))
+    skipped = np.zeros(len(order), dtype=int)
+    for pos, to in zip(visits["pos"].to_numpy(), jump_to.astype(int), strict=True):
+        skipped[pos + 1 : to] += 1
+    episodes = []
+    for j, name in enumerate(order):
+        here = (visits["pos"] == j).to_numpy()
+        opened = here & still
+        episodes.append(
+            StageEpisodes(
+                name=name,
+                converted=days[here & converted],
+                lost=days[here & lost],
+                open=pd.DataFrame(
+                    {
+                        "id": visits.loc[opened, "id"].astype(str).to_numpy(),
+                        "age_days": ((as_of - visits.loc[opened, "entered"]) / DAY).to_numpy(dtype=float),
+                        "amount": deal["amount"].to_numpy(dtype=float)[opened],
+                    }
+                ),
+                skipped=int(skipped[j]),
+            )
+        )
+    counts = {
+        "deals_with_history": int(len(info) - len(missing)),
+        "deals_without_history": int(len(missing)),
+        "entries_used": int(len(rows) - len(missing)),
+        "rows_after_close": int(after_close.sum()),
+    }
+    return episodes, counts
+
+
+@dataclass
 class Calibration:
     """The result of :func:`calibrate`: the scenario, the fits behind it, and the report."""
 
@@ -169,6 +337,10 @@ class Calibration:
     snapshot: Snapshot
     outcomes: OutcomeFit
     value: DurationFit
+    stages: list[StageEpisodes] = field(default_factory=list)
+    """Each stage's observations, in funnel order (one stage without a history)."""
+    stage_outcomes: list[OutcomeFit] = field(default_factory=list)
+    """Each stage's joint fit, in funnel order; ``outcomes`` is the first."""
 
 
 def fit_summary(fit: DurationFit) -> dict:
@@ -190,6 +362,19 @@ def fit_summary(fit: DurationFit) -> dict:
             {"family": r["family"], "aic": float(r["aic"]), "ks_distance": float(r["ks_distance"])}
             for _, r in table.iterrows()
         ],
+    }
+
+
+def _rate_summary(fit: OutcomeFit) -> dict:
+    """A JSON-ready summary of a joint fit's rate."""
+    return {
+        "mean": fit.rate.mean(),
+        "concentration": fit.rate.concentration,
+        "p_mle": fit.p,
+        "expected_won": fit.expected_won,
+        "expected_lost": fit.expected_lost,
+        "em_iterations": fit.iterations,
+        "converged": fit.converged,
     }
 
 
@@ -234,8 +419,9 @@ def calibrate(
     quota_deals: int | None = None,
     seasonal: bool = True,
     name: str | None = None,
+    history: pd.DataFrame | None = None,
 ) -> Calibration:
-    """Calibrate a single-stage scenario from a CRM export as known on ``as_of``.
+    """Calibrate a scenario from a CRM export as known on ``as_of``.
 
     Parameters
     ----------
@@ -255,6 +441,12 @@ def calibrate(
         of history.
     name : str, optional
         The scenario's name.
+    history : pandas.DataFrame, optional
+        A stage history (:func:`sim.crm.read_stage_history`). Without it the funnel is
+        the one stage :data:`OPEN_STAGE`; with it, one stage per stage name in the order
+        of :func:`stage_order`, each fitted from :func:`stage_episodes`, and the report's
+        top-level ``rate``, ``won_duration`` and ``lost_duration`` are None (see its
+        ``stages``).
 
     Returns
     -------
@@ -263,8 +455,8 @@ def calibrate(
     Raises
     ------
     CalibrationError
-        When nothing can be fitted (no deal created by ``as_of``, none won) or an option
-        is bad, one ``field: problem`` line each.
+        When nothing can be fitted (no deal created by ``as_of``, none won, a stage that
+        no deal has left yet) or an option is bad, one ``field: problem`` line each.
     """
     deals = crm.deals if isinstance(crm, CrmData) else crm
     source = crm.source if isinstance(crm, CrmData) else "deals"
@@ -297,18 +489,47 @@ def calibrate(
             "taken to be still open on it"
         )
 
-    outcomes = fit_outcomes(snap.won, snap.lost, snap.open["age_days"])
+    if history is None:
+        episodes, history_counts = [StageEpisodes(OPEN_STAGE, snap.won, snap.lost, snap.open)], None
+    else:
+        episodes, history_counts = stage_episodes(deals, history, as_of)
+        if not episodes:
+            raise CalibrationError([f"--history: no deal had entered a stage by {label}"])
+    multi = history is not None
+    problems = [
+        f"--history: stage {e.name!r}: no deal had moved on from it by {label}, so there is nothing to fit "
+        "how long it takes"
+        for e in episodes
+        if e.converted.size == 0
+    ]
+    if problems:
+        raise CalibrationError(problems)
+    fits = [fit_outcomes(e.converted, e.lost, e.open["age_days"]) for e in episodes]
     value = fit_value(snap.won_amounts)
-    for what, fit in (("won duration", outcomes.won), ("lost duration", outcomes.lost), ("deal value", value)):
-        if fit is not None:
-            warnings += [f"{what}: {w}" for w in fit.warnings]
-    if snap.lost.size == 0:
-        warnings.append("no deal had been lost: lost deals are taken to last as long as won ones")
-    closed = snap.won.size + snap.lost.size
-    if closed < THIN_DATA:
-        warnings.append(f"only {closed} won or lost deals (fewer than {THIN_DATA}): the win rate is uncertain")
-    if not outcomes.converged:
-        warnings.append(f"the joint fit did not settle in {outcomes.iterations} iterations: treat it with care")
+    for e, fit in zip(episodes, fits, strict=True):
+        where = f"stage {e.name!r}: " if multi else ""
+        moved = "moved on" if multi else "won"
+        for what, part in ((f"{moved} duration", fit.won), ("lost duration", fit.lost)):
+            if part is not None:
+                warnings += [f"{where}{what}: {w}" for w in part.warnings]
+        if e.lost.size == 0:
+            warnings.append(f"{where}no deal had been lost: lost deals are taken to last as long as {moved} ones")
+        closed = e.converted.size + e.lost.size
+        if closed < THIN_DATA:
+            warnings.append(
+                f"{where}only {closed} {moved} or lost deals (fewer than {THIN_DATA}): the "
+                f"{'conversion' if multi else 'win'} rate is uncertain"
+            )
+        if not fit.converged:
+            warnings.append(f"{where}the joint fit did not settle in {fit.iterations} iterations: treat it with care")
+        passed = e.skipped + e.converted.size
+        if multi and e.skipped and e.skipped >= 0.05 * passed:
+            warnings.append(
+                f"stage {e.name!r}: {e.skipped} deals went past it without entering it; its rate and durations are "
+                "those of the deals that entered it, and the scenario sends every deal through it"
+            )
+    warnings += [f"deal value: {w}" for w in value.warnings]
+    outcomes = fits[0]
 
     # Inflow: the trailing window's rate, deseasonalised when seasonality is known.
     window_start = as_of - pd.Timedelta(weeks=window_weeks)
@@ -325,15 +546,20 @@ def calibrate(
         window_factor, multipliers = season
         per_week = observed / window_factor if window_factor > 0 else observed
 
-    # Zombies: older than nearly every deal that closed, won or lost.
-    limit = float(outcomes.won.model.ppf(ZOMBIE_QUANTILE))
-    if outcomes.lost is not None:
-        limit = max(limit, float(outcomes.lost.model.ppf(ZOMBIE_QUANTILE)))
-    zombies = snap.open[snap.open["age_days"] > limit]
+    # Zombies: older than nearly every deal that left their stage, won (moved on) or lost.
+    zombie_parts, limits = [], []
+    for e, fit in zip(episodes, fits, strict=True):
+        limit = float(fit.won.model.ppf(ZOMBIE_QUANTILE))
+        if fit.lost is not None:
+            limit = max(limit, float(fit.lost.model.ppf(ZOMBIE_QUANTILE)))
+        limits.append(limit)
+        zombie_parts.append(e.open[e.open["age_days"] > limit])
+    zombies = pd.concat(zombie_parts, ignore_index=True)
     if len(zombies):
         examples = ", ".join(zombies["id"].head(5))
+        days = f"{limits[0]:.0f} days" if not multi else "their stage allows"
         warnings.append(
-            f"{len(zombies)} open deals are older than {limit:.0f} days (the {ZOMBIE_QUANTILE:.0%} point of both "
+            f"{len(zombies)} open deals are older than {days} (the {ZOMBIE_QUANTILE:.0%} point of both "
             f"won and lost durations), e.g. {examples}: zombies, nearly certain not to be won; close them in the CRM"
         )
 
@@ -355,12 +581,13 @@ def calibrate(
 
     open_deals = [
         OpenDeal(
-            stage=OPEN_STAGE,
+            stage=e.name,
             age_days=float(row.age_days),
             amount=None if not math.isfinite(row.amount) else float(row.amount),
             name=str(row.id),
         )
-        for row in snap.open.itertuples(index=False)
+        for e in episodes
+        for row in e.open.itertuples(index=False)
     ]
     try:
         scenario = Scenario(
@@ -374,13 +601,14 @@ def calibrate(
             quota=quota,
             inflow=Inflow(per_week=per_week, multipliers=tuple(multipliers) if multipliers else None),
             deal_value=value.model,
-            stages=(
+            stages=tuple(
                 Stage(
-                    name=OPEN_STAGE,
-                    conversion=outcomes.rate,
-                    duration=outcomes.won.model,
-                    lost_duration=outcomes.lost.model if outcomes.lost is not None else None,
-                ),
+                    name=e.name,
+                    conversion=fit.rate,
+                    duration=fit.won.model,
+                    lost_duration=fit.lost.model if fit.lost is not None else None,
+                )
+                for e, fit in zip(episodes, fits, strict=True)
             ),
             open_deals=tuple(open_deals),
         )
@@ -389,8 +617,32 @@ def calibrate(
     except ScenarioError as error:  # pragma: no cover - the models above are validated already
         raise CalibrationError(error.problems) from None
 
-    stage = scenario.stages[0]
-    p_open = np.asarray(aged_conversion(stage, outcomes.rate.mean(), snap.open["age_days"].to_numpy()))
+    # An open deal is won if it leaves its stage forwards, then passes every later stage.
+    means = [fit.rate.mean() for fit in fits]
+    p_open = np.concatenate(
+        [
+            np.asarray(aged_conversion(stage, means[j], e.open["age_days"].to_numpy()), dtype=float).ravel()
+            * float(np.prod(means[j + 1 :]))
+            for j, (stage, e) in enumerate(zip(scenario.stages, episodes, strict=True))
+        ]
+    )
+    stage_reports = [
+        {
+            "name": e.name,
+            "counts": {
+                "entered": int(e.converted.size + e.lost.size + len(e.open)),
+                "converted": int(e.converted.size),
+                "lost": int(e.lost.size),
+                "open": int(len(e.open)),
+                "skipped": e.skipped,
+            },
+            "rate": _rate_summary(fit),
+            "duration": fit_summary(fit.won),
+            "lost_duration": fit_summary(fit.lost) if fit.lost is not None else None,
+            "zombie_age_days": limit,
+        }
+        for e, fit, limit in zip(episodes, fits, limits, strict=True)
+    ]
     report = {
         "source": source,
         "as_of": label,
@@ -405,17 +657,13 @@ def calibrate(
             "created_in_window": in_window,
             "created_after_as_of": snap.unknown,
         },
-        "rate": {
-            "mean": outcomes.rate.mean(),
-            "concentration": outcomes.rate.concentration,
-            "p_mle": outcomes.p,
-            "expected_won": outcomes.expected_won,
-            "expected_lost": outcomes.expected_lost,
-            "em_iterations": outcomes.iterations,
-            "converged": outcomes.converged,
-        },
-        "won_duration": fit_summary(outcomes.won),
-        "lost_duration": fit_summary(outcomes.lost) if outcomes.lost is not None else None,
+        "rate": None if multi else _rate_summary(outcomes),
+        "won_duration": None if multi else fit_summary(outcomes.won),
+        "lost_duration": None if multi or outcomes.lost is None else fit_summary(outcomes.lost),
+        "stages": stage_reports,
+        "history": None
+        if history is None
+        else {**history.attrs.get("report", {"rows_used": len(history)}), **history_counts},
         "deal_value": fit_summary(value),
         "inflow": {
             "per_week": per_week,
@@ -429,12 +677,20 @@ def calibrate(
             "with_amount": int(np.isfinite(snap.open["amount"]).sum()),
             "expected_wins": float(p_open.sum()),
             "zombies": int(len(zombies)),
-            "zombie_age_days": limit,
+            "zombie_age_days": limits[0] if not multi else None,
         },
         "quota": {"unit": quota.unit, "target": quota.target, "basis": basis},
         "warnings": warnings,
     }
-    return Calibration(scenario=scenario, report=report, snapshot=snap, outcomes=outcomes, value=value)
+    return Calibration(
+        scenario=scenario,
+        report=report,
+        snapshot=snap,
+        outcomes=outcomes,
+        value=value,
+        stages=episodes,
+        stage_outcomes=fits,
+    )
 
 
 def write_scenario(scenario: Scenario, path: str | Path, force: bool = False) -> Path:

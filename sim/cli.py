@@ -109,6 +109,19 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
         help="the file's column for a role (id, created, closed, outcome, amount, owner) when not recognised",
     )
     parser.add_argument("--window-weeks", type=_positive, default=13, help="trailing weeks for the inflow (default 13)")
+    parser.add_argument(
+        "--history",
+        metavar="STAGES.csv",
+        help="stage history (CSV: deal id, stage, date entered) for a funnel of several stages; "
+        "without it the funnel is one stage from creation to close",
+    )
+    parser.add_argument(
+        "--history-column",
+        action="append",
+        default=[],
+        metavar="ROLE=NAME",
+        help="the history file's column for a role (id, stage, entered) when not recognised",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -149,6 +162,15 @@ def _read_export(args):
     return read_deals(args.deals, parse_column_options(args.column))
 
 
+def _read_history(args, crm):
+    """The ``--history`` file read against the deals, or None without one."""
+    from sim.crm import parse_column_options, read_stage_history
+
+    if args.history is None:
+        return None
+    return read_stage_history(args.history, parse_column_options(args.history_column), deals=crm)
+
+
 def _format_fit(label: str, fit: dict | None) -> str:
     if fit is None:
         return f"  {label:<15}none fitted"
@@ -157,6 +179,34 @@ def _format_fit(label: str, fit: dict | None) -> str:
         f"  {label:<15}{fit['family']}: mean {fit['mean']:,.1f}, sd {fit['sd']:,.1f}{aic}, KS {fit['ks_distance']:.3f}"
         f" ({fit['n_complete']} closed, {fit['n_censored']} open as censored)"
     )
+
+
+def _format_one_stage(r: dict) -> list[str]:
+    return [
+        f"Win rate: {r['rate']['mean']:.1%} (Beta concentration {r['rate']['concentration']:,.0f}).",
+        _format_fit("won in", r["won_duration"]),
+        _format_fit("lost in", r["lost_duration"]),
+    ]
+
+
+def _format_stages(r: dict) -> list[str]:
+    h = r["history"]
+    lines = [
+        f"Stage history: {h['rows_read']:,} rows read, {h['skipped']:,} skipped; {h['deals_with_history']:,} deals "
+        f"with history, {h['deals_without_history']:,} without (taken to enter the first stage on creation).",
+        f"Stages in the order deals enter them ({len(r['stages'])}):",
+    ]
+    for stage in r["stages"]:
+        c = stage["counts"]
+        skipped = f", {c['skipped']:,} went past it" if c["skipped"] else ""
+        lines += [
+            f"{stage['name']}: {c['entered']:,} entered, {c['converted']:,} moved on, {c['lost']:,} lost, "
+            f"{c['open']:,} open{skipped}; conversion {stage['rate']['mean']:.1%} "
+            f"(Beta concentration {stage['rate']['concentration']:,.0f}).",
+            _format_fit("moved on in", stage["duration"]),
+            _format_fit("lost in", stage["lost_duration"]),
+        ]
+    return lines
 
 
 def _calibrate(args) -> tuple[dict, str]:
@@ -173,6 +223,7 @@ def _calibrate(args) -> tuple[dict, str]:
         horizon_days=args.horizon_days,
         quota_revenue=args.quota_revenue,
         quota_deals=args.quota_deals,
+        history=_read_history(args, crm),
     )
     path = write_scenario(calibration.scenario, args.output, force=args.force)
     report = {"output": str(path), **calibration.report}
@@ -183,9 +234,7 @@ def _calibrate(args) -> tuple[dict, str]:
         "skipped.",
         f"Deals known: {c['known']:,} ({c['won']:,} won, {c['lost']:,} lost, {c['open']:,} open); "
         f"{c['created_in_window']:,} created in the last {r['window_weeks']:g} weeks.",
-        f"Win rate: {r['rate']['mean']:.1%} (Beta concentration {r['rate']['concentration']:,.0f}).",
-        _format_fit("won in", r["won_duration"]),
-        _format_fit("lost in", r["lost_duration"]),
+        *(_format_stages(r) if r["history"] else _format_one_stage(r)),
         _format_fit("deal value", r["deal_value"]),
         f"Inflow: {r['inflow']['per_week']:,.2f} a week (observed {r['inflow']['observed_per_week']:,.2f})"
         + (
@@ -208,6 +257,7 @@ def _backtest(args) -> tuple[dict, str]:
 
     dates = [parse_as_of(d) for d in args.as_of]
     crm = _read_export(args)
+    history = _read_history(args, crm)
     answer = backtest(
         crm,
         dates,
@@ -217,6 +267,7 @@ def _backtest(args) -> tuple[dict, str]:
         window_weeks=args.window_weeks,
         jobs=args.jobs,
         engine=args.engine,
+        history=history,
     )
     lines = [
         f"Backtest over {args.horizon_days:g} days from each date ({args.runs:,} runs, seed {args.seed}).",
@@ -280,9 +331,16 @@ def _format_run(summary: dict) -> str:
     for key, fmt in (("revenue", _money), ("deals", lambda x: f"{x:,.1f}")):
         s = summary[key]
         lines.append(f"{key:<10}" + "".join(f"{fmt(s[k]):>14}" for k in ("mean", "sd", "p10", "p50", "p90")))
-    lines += ["", f"{'stage':<24}{'entered':>12}{'converted':>12}   (mean per run)"]
+    capacity = "utilisation" in summary["stages"][0]
+    extra = f"{'wait days':>12}{'utilisation':>13}" if capacity else ""
+    lines += ["", f"{'stage':<24}{'entered':>12}{'converted':>12}{extra}   (mean per run)"]
     for stage in summary["stages"]:
-        lines.append(f"{stage['name']:<24}{stage['entered']:>12,.1f}{stage['converted']:>12,.1f}")
+        line = f"{stage['name']:<24}{stage['entered']:>12,.1f}{stage['converted']:>12,.1f}"
+        if capacity:
+            wait, busy = stage["mean_wait_days"], stage["utilisation"]
+            # A stage without a rep limit has no slots to fill: a dash, not 0%.
+            line += f"{'-' if wait is None else f'{wait:,.2f}':>12}{'-' if busy is None else f'{busy:.1%}':>13}"
+        lines.append(line)
     avg = summary["average_math"]
     lines += [
         "",

@@ -80,6 +80,15 @@ _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
 _CURRENCY = re.compile(r"^[$€£¥]\s*|\s*[$€£¥]$")
 
 
+def outcome_of_stage(name: str) -> str:
+    """``"won"``, ``"lost"`` or ``"open"`` for a stage name, as :func:`read_deals` reads outcomes.
+
+    ``Closed Won``, ``closedwon``, ``WON`` and the like are won; the same for lost.
+    """
+    key = re.sub(r"[^0-9a-z]", "", str(name).casefold())
+    return "won" if key in _WON else "lost" if key in _LOST else "open"
+
+
 class CrmError(InputError):
     """A CRM export that cannot be used; ``problems`` holds one line per problem."""
 

@@ -145,3 +145,112 @@ def export_csv(deals: pd.DataFrame, export_date: str, path=None, **options) -> s
         with open(path, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
     return text
+
+
+# --- a multi-stage world, with a stage history ------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageTruth:
+    """One true stage: conversion rate, lognormal days to move on and to be lost."""
+
+    name: str
+    p: float
+    won_mean: float
+    won_sd: float
+    lost_mean: float
+    lost_sd: float
+
+
+DEFAULT_STAGES = (
+    StageTruth("Discovery", 0.6, 12.0, 8.0, 10.0, 8.0),
+    StageTruth("Proposal", 0.5, 20.0, 12.0, 15.0, 10.0),
+    StageTruth("Negotiation", 0.7, 10.0, 6.0, 12.0, 9.0),
+)
+
+
+@dataclass(frozen=True)
+class StageWorld:
+    """A funnel of known stages: each deal enters the first on creation and goes stage by stage.
+
+    In stage ``j`` a deal moves on with probability ``p_j`` after a lognormal time, or is
+    lost after another; moving on from the last stage is a win. This is exactly the
+    multi-stage scenario calibration writes, so calibration is correctly specified.
+    """
+
+    stages: tuple[StageTruth, ...] = DEFAULT_STAGES
+    per_week: float = 25.0
+    value_mean: float = 20_000.0
+    value_sd: float = 12_000.0
+    start: str = "2023-06-01"
+
+    def deals(self, end: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every deal created from ``start`` to ``end`` with its true fate, and its stage entries.
+
+        Returns the deals (as :meth:`World.deals`) and the history: ``id``, ``stage``,
+        ``entered`` for every stage entry, possibly after ``end``.
+        """
+        rng = np.random.default_rng(seed)
+        start, stop = pd.Timestamp(self.start), pd.Timestamp(end)
+        days = (stop - start) / pd.Timedelta(days=1)
+        n = rng.poisson(self.per_week / 7 * days)
+        created = start + pd.to_timedelta(np.sort(rng.uniform(0, days, n)), unit="D")
+        ids = np.array([f"006{seed:03d}{i:07d}" for i in range(n)])
+        clock = np.zeros(n)
+        alive = np.ones(n, dtype=bool)
+        rows = []
+        for stage in self.stages:
+            rows.append(pd.DataFrame({"id": ids[alive], "stage": stage.name, "entered": clock[alive]}))
+            moves = rng.uniform(size=n) < stage.p
+            won_mu, won_sigma = lognormal_params(stage.won_mean, stage.won_sd)
+            lost_mu, lost_sigma = lognormal_params(stage.lost_mean, stage.lost_sd)
+            stay = np.where(moves, rng.lognormal(won_mu, won_sigma, n), rng.lognormal(lost_mu, lost_sigma, n))
+            clock = np.where(alive, clock + stay, clock)
+            alive &= moves
+        value_mu, value_sigma = lognormal_params(self.value_mean, self.value_sd)
+        deals = pd.DataFrame(
+            {
+                "id": ids,
+                "created": created,
+                "won": alive,
+                "close": created + pd.to_timedelta(clock, unit="D"),
+                "amount": np.round(rng.lognormal(value_mu, value_sigma, n), 2),
+            }
+        )
+        history = pd.concat(rows, ignore_index=True)
+        offset = pd.Series(created, index=ids)
+        history["entered"] = offset.reindex(history["id"]).to_numpy() + pd.to_timedelta(history["entered"], unit="D")
+        return deals, history
+
+
+def history_frame(deals: pd.DataFrame, history: pd.DataFrame, export_date: str) -> pd.DataFrame:
+    """The CRM's stage history on ``export_date``, as Salesforce's OpportunityHistory.
+
+    Stage entries up to the export, plus a ``Closed Won`` / ``Closed Lost`` row at each
+    close up to it (which calibration must not take for a stage).
+    """
+    end = pd.Timestamp(export_date)
+    known = deals[deals["created"] <= end]
+    closed = known[known["close"] <= end]
+    closing = pd.DataFrame(
+        {"id": closed["id"], "stage": np.where(closed["won"], "Closed Won", "Closed Lost"), "entered": closed["close"]}
+    )
+    rows = pd.concat([history[history["entered"] <= end], closing], ignore_index=True)
+    rows = rows.sort_values(["entered", "id"], kind="stable")
+    return pd.DataFrame(
+        {
+            "Id": [f"008{i:08d}" for i in range(len(rows))],
+            "OpportunityId": rows["id"].to_numpy(),
+            "StageName": rows["stage"].to_numpy(),
+            "CreatedDate": rows["entered"].dt.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(),
+        }
+    )
+
+
+def history_csv(deals: pd.DataFrame, history: pd.DataFrame, export_date: str, path=None) -> str:
+    """:func:`history_frame` as CSV text, also written to ``path`` when given."""
+    text = history_frame(deals, history, export_date).to_csv(index=False)
+    if path is not None:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    return text

@@ -21,9 +21,9 @@ import pytest
 from sim.backtest import actual_wins, backtest
 from sim.calibrate import CalibrationError
 from sim.cli import main
-from sim.crm import read_deals
+from sim.crm import read_deals, read_stage_history
 from tests.conftest import Z
-from tests.crm_synth import World, export_csv
+from tests.crm_synth import StageWorld, World, export_csv, history_csv
 
 HORIZON = 35
 CUTOFFS = [str(d.date()) for d in pd.date_range("2021-03-01", periods=36, freq=f"{HORIZON}D")]
@@ -99,3 +99,21 @@ def test_cli_backtest_needs_a_horizon(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["backtest", str(tmp_path / "x.csv"), "--as-of", "2023-01-01"])
     assert exit_.value.code == 2
+
+
+def test_backtest_with_a_stage_history(tmp_path, capsys):
+    world = StageWorld(per_week=10, start="2022-01-01")
+    deals, history = world.deals("2024-06-01", seed=5)
+    export_csv(deals, "2024-06-01", path=tmp_path / "deals.csv")
+    history_csv(deals, history, "2024-06-01", path=tmp_path / "stages.csv")
+    dates = ["2023-06-01", "2023-09-01", "2023-12-01"]
+    args = ["backtest", str(tmp_path / "deals.csv"), "--history", str(tmp_path / "stages.csv")]
+    args += [a for d in dates for a in ("--as-of", d)] + ["--horizon-days", "60", "--runs", "300", "--json"]
+    assert main(args) == 0
+    answer = json.loads(capsys.readouterr().out)
+    crm = read_deals(tmp_path / "deals.csv")
+    stages = read_stage_history(tmp_path / "stages.csv", deals=crm)
+    assert answer == json.loads(json.dumps(backtest(crm, dates, 60, runs=300, history=stages)))
+    without = backtest(crm, dates, 60, runs=300)
+    assert [r["actual"] for r in answer["dates"]] == [r["actual"] for r in without["dates"]]
+    assert [r["forecast"] for r in answer["dates"]] != [r["forecast"] for r in without["dates"]]

@@ -22,14 +22,16 @@ from sim.calibrate import (
     calibrate,
     naive_duration_fit,
     snapshot,
+    stage_episodes,
+    stage_order,
     write_scenario,
 )
 from sim.cli import main
-from sim.crm import read_deals
+from sim.crm import read_deals, read_stage_history
 from sim.scenario import load_scenario
 from sim.streams import aged_conversion
 from tests.conftest import Z, within
-from tests.crm_synth import World, export_csv, lognormal_params
+from tests.crm_synth import StageWorld, World, export_csv, history_csv, lognormal_params
 
 
 def lognormal_mean_se(mean: float, sd: float, n: int) -> float:
@@ -236,3 +238,164 @@ def test_cli_bad_numbers_are_usage_errors(tmp_path, export_file, capsys, extra):
     with pytest.raises(SystemExit) as exit_:
         main(["calibrate", str(export_file), "--as-of", "2024-06-01", "-o", str(tmp_path / "o.toml"), *extra])
     assert exit_.value.code == 2
+
+
+# --- several stages, from a stage history -----------------------------------------------
+
+AS_OF = "2024-06-01"
+
+
+@pytest.fixture(scope="module")
+def stage_world(tmp_path_factory):
+    """A three-stage world, its export and stage history as files, and both read back."""
+    world = StageWorld()
+    deals, history = world.deals(AS_OF, seed=11)
+    folder = tmp_path_factory.mktemp("stages")
+    export_csv(deals, AS_OF, path=folder / "deals.csv")
+    history_csv(deals, history, AS_OF, path=folder / "stages.csv")
+    crm = read_deals(folder / "deals.csv")
+    read = read_stage_history(folder / "stages.csv", deals=crm)
+    return world, deals, history, crm, read, folder
+
+
+def test_stage_history_recovers_each_stage(stage_world):
+    world, _, _, crm, history, _ = stage_world
+    cal = calibrate(crm, AS_OF, history=history)
+    assert [s.name for s in cal.scenario.stages] == [t.name for t in world.stages]  # "Closed Won" is no stage
+    assert cal.report["rate"] is None and len(cal.report["stages"]) == 3
+    for stage, report, episodes, truth in zip(
+        cal.scenario.stages, cal.report["stages"], cal.stages, world.stages, strict=True
+    ):
+        counts = report["counts"]
+        closed = counts["converted"] + counts["lost"]
+        assert closed > 100 and counts["skipped"] == 0
+        within(stage.conversion.mean(), truth.p, math.sqrt(truth.p * (1 - truth.p) / closed))
+        within(
+            stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts["converted"])
+        )
+        within(
+            stage.lost_duration.mean(),
+            truth.lost_mean,
+            lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts["lost"]),
+        )
+        assert episodes.converted.size == counts["converted"]
+    # Deals enter the first stage on creation: the inflow is the creation rate.
+    within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
+    # Each stage passes on to the next the deals it converted.
+    entered = [r["counts"]["entered"] for r in cal.report["stages"]]
+    converted = [r["counts"]["converted"] for r in cal.report["stages"]]
+    assert entered[1:] == converted[:-1] and converted[-1] == cal.report["counts"]["won"]
+
+
+def test_stage_history_lists_open_deals_in_their_stage_with_its_age(stage_world):
+    _, deals, history, crm, read, _ = stage_world
+    as_of = pd.Timestamp(AS_OF)
+    cal = calibrate(crm, AS_OF, history=read)
+    open_ids = set(deals.loc[(deals["created"] <= as_of) & (deals["close"] > as_of), "id"])
+    now = history[(history["entered"] <= as_of) & history["id"].isin(open_ids)].sort_values("entered")
+    current = now.groupby("id").last()
+    expected = {i: (row.stage, (as_of - row.entered) / pd.Timedelta(days=1)) for i, row in current.iterrows()}
+    listed = {d.name: (d.stage, d.age_days) for d in cal.scenario.open_deals}
+    assert set(listed) == set(expected) and len(listed) > 30
+    for name, (stage, age) in expected.items():
+        assert listed[name][0] == stage
+        assert listed[name][1] == pytest.approx(age, abs=1e-3)  # dates are written to the second
+    assert {d.stage for d in cal.scenario.open_deals} == {s.name for s in cal.scenario.stages}
+    amounts = deals.set_index("id")["amount"]
+    assert all(d.amount == pytest.approx(amounts[d.name]) for d in cal.scenario.open_deals)
+
+
+def test_stage_episodes_skips_late_rows_and_deals_without_history():
+    day = pd.Timestamp("2024-01-01")
+    deals = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e"],
+            "created": [day] * 5,
+            "closed": [day + pd.Timedelta(days=30), day + pd.Timedelta(days=8), pd.NaT, pd.NaT, pd.NaT],
+            "outcome": ["won", "lost", "open", "open", "open"],
+            "stage": "",
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+            "owner": "",
+        }
+    )
+    rows = [
+        ("a", "One", 0),
+        ("a", "Three", 10),  # a skips Two
+        ("a", "Closed Won", 30),
+        ("b", "One", 0),
+        ("b", "Two", 5),
+        ("b", "Three", 20),  # after b was lost on day 8: not known to have happened
+        ("c", "One", 0),
+        ("c", "Two", 4),
+        ("c", "One", 6),  # moved back: its first entry counts
+        ("c", "Two", 9),
+        ("e", "Two", 50),  # after the as-of date
+    ]
+    history = pd.DataFrame(
+        {
+            "id": [r[0] for r in rows],
+            "stage": [r[1] for r in rows],
+            "entered": [day + pd.Timedelta(days=r[2]) for r in rows],
+        }
+    )
+    episodes, counts = stage_episodes(deals, history, day + pd.Timedelta(days=40))
+    one, two, three = episodes
+    assert [e.name for e in episodes] == ["One", "Two", "Three"]
+    assert sorted(one.converted.tolist()) == [4.0, 5.0, 10.0] and one.lost.size == 0
+    assert one.open["id"].tolist() == ["d", "e"]  # no known history: in the first stage since creation
+    assert one.open["age_days"].tolist() == [40.0, 40.0]
+    assert two.lost.tolist() == [3.0] and two.converted.size == 0 and two.skipped == 1
+    assert two.open["id"].tolist() == ["c"] and two.open["age_days"].tolist() == [36.0]
+    assert three.converted.tolist() == [20.0] and three.open.empty
+    assert counts["rows_after_close"] == 1 and counts["deals_without_history"] == 2
+
+
+def test_stage_order_is_by_median_rank():
+    day = pd.Timestamp("2024-01-01")
+    paths = [["A", "B", "C"]] * 5 + [["A", "C"], ["B", "A", "C"]]
+    history = pd.DataFrame(
+        [(str(i), s, day + pd.Timedelta(days=k)) for i, path in enumerate(paths) for k, s in enumerate(path)],
+        columns=["id", "stage", "entered"],
+    )
+    assert stage_order(history) == ["A", "B", "C"]
+
+
+def test_cli_history_writes_stages_that_load_back_equal(stage_world, tmp_path, capsys):
+    _, _, _, crm, history, folder = stage_world
+    out = tmp_path / "funnel.toml"
+    args = ["calibrate", str(folder / "deals.csv"), "--history", str(folder / "stages.csv"), "--as-of", AS_OF]
+    assert main([*args, "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in report["stages"]] == ["Discovery", "Proposal", "Negotiation"]
+    loaded = load_scenario(out)
+    assert len(loaded.stages) == 3
+    assert loaded == calibrate(crm, AS_OF, history=history).scenario
+    assert main([*args, "-o", str(tmp_path / "text.toml")]) == 0
+    text = capsys.readouterr().out
+    assert "Stages in the order deals enter them (3)" in text and "Negotiation:" in text
+
+
+def test_cli_bad_history_file(stage_world, tmp_path, capsys):
+    _, _, _, _, _, folder = stage_world
+    deals_csv = str(folder / "deals.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("OpportunityId,CreatedDate\n1,2024-01-01\n")
+    out = str(tmp_path / "o.toml")
+    assert main(["calibrate", deals_csv, "--history", str(bad), "--as-of", AS_OF, "-o", out]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "stage" in err and "Traceback" not in err
+    # Rows for deals not in the export are skipped and reported with their lines.
+    text = (folder / "stages.csv").read_text().splitlines()
+    extra = tmp_path / "extra.csv"
+    extra.write_text("\n".join([*text, "x1,nobody,Discovery,2024-01-02T00:00:00"]) + "\n")
+    code = main(["calibrate", deals_csv, "--history", str(extra), "--as-of", AS_OF, "-o", out, "--json"])
+    assert code == 0
+    skipped = json.loads(capsys.readouterr().out)["history"]["skipped_by_reason"]
+    assert skipped == {"id not among the deals": {"count": 1, "lines": [len(text) + 1]}}
+
+
+def test_a_stage_nobody_left_is_a_named_problem(stage_world):
+    _, _, _, crm, history, _ = stage_world
+    late = pd.DataFrame({"id": [crm.deals["id"].iloc[-1]], "stage": ["Legal review"], "entered": [pd.Timestamp(AS_OF)]})
+    with pytest.raises(CalibrationError, match="'Legal review': no deal had moved on"):
+        calibrate(crm, AS_OF, history=pd.concat([history, late], ignore_index=True))
