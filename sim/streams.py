@@ -25,10 +25,12 @@ The rules (NumPy's "Parallel random number generation" guide):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import special
 
+from sim.distributions import QuantileTable
 from sim.scenario import BetaRate, Scenario, Stage
 
 
@@ -70,16 +72,52 @@ def conversion_rates(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray, shape (stages, reps)
+
+    Notes
+    -----
+    The Beta's inverse cdf comes from :func:`beta_quantile_table`: exact quantiles on a
+    grid of :data:`BETA_TABLE_INTERVALS` intervals, linear in between and exact in the
+    64 intervals at each end. It is several times cheaper than ``betaincinv`` (about
+    0.8 microseconds a value), and both engines use it, so they draw the same rates.
     """
     rates = np.empty_like(uniforms, dtype=float)
     for j, stage in enumerate(scenario.stages):
         conversion = stage.conversion
         if isinstance(conversion, BetaRate):
-            a, b = conversion.beta_parameters()
-            rates[j] = special.betaincinv(a, b, uniforms[j])  # the Beta's ppf, minus checks
+            rates[j] = beta_quantile_table(*conversion.beta_parameters())(uniforms[j])
         else:
             rates[j] = conversion
     return rates
+
+
+BETA_TABLE_INTERVALS = 1 << 12
+"""Grid intervals of the Beta quantile tables (:func:`beta_quantile_table`)."""
+
+
+@lru_cache(maxsize=256)
+def beta_quantile_table(a: float, b: float) -> QuantileTable:
+    """The inverse cdf of Beta(a, b) as a :class:`sim.distributions.QuantileTable`.
+
+    Exact ``betaincinv`` at ``u = i / n`` and for ``u < 2^-6`` or ``u >= 1 - 2^-6`` (64
+    intervals at each end, where the quantile function bends most), linear in between.
+    For ``u`` fixed, a better rate (a higher Beta mean) has higher exact quantiles at
+    every grid point, and the chord between them uses the same weight, so the tabulated
+    rate is monotone in the mean as the exact one is: under common random numbers a
+    better rate can still only add wins. It is monotone in ``u`` as well.
+
+    Error: measured over 10^6 uniforms, the largest difference from ``betaincinv`` is
+    7e-7 on the rate (1.1e-5 of the Beta's sd) for the reference scenario's
+    Beta(32.5, 17.5), 1.1e-6 (3.4e-5 sd) for a skewed Beta(0.5, 20);
+    :mod:`tests.test_tables` holds it to 1e-4 sd.
+
+    Built once per (a, b) in a process (about 3 ms; a solver that varies a rate builds
+    one per rate it tries).
+    """
+
+    def ppf(u):
+        return special.betaincinv(a, b, u)  # the Beta's ppf, minus scipy's checks
+
+    return QuantileTable(ppf, BETA_TABLE_INTERVALS)
 
 
 def unit_rate_cap(scenario: Scenario) -> float:

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from sim.distributions import Lognormal
+from sim.distributions import Lognormal, tabulated_ppf
 from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
 from sim.streams import ListedDeals, arrival_days, conversion_rates, generators, unit_rate_cap
@@ -107,7 +107,9 @@ class _Block:
                 deals, row = listed
                 day += deals.remaining(self.scenario, row.take(cell // width), u)
             else:
-                day += self.scenario.stages[j].duration.ppf(u)
+                # Tabulated quantiles (sim.distributions.tabulated_ppf): about a third the cost
+                # of the exact ones for a lognormal, monotone in u, so the same ordering.
+                day += tabulated_ppf(self.scenario.stages[j].duration, u)
             cell, day = _keep(day <= horizon, cell, day)
             col = cell & column
             counts = np.bincount(col, minlength=width)
