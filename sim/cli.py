@@ -350,10 +350,51 @@ def _format_run(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _format_team(team: dict) -> str:
+    fmt = _money if team["unit"] == "revenue" else (lambda x: f"{x:,.0f} deals")
+    low, high = team["p_team_hit_ci"]
+
+    def figures(group: dict, label: str) -> list[str]:
+        a, v = group["attainment"], group["value_ratio"]
+        lines = [
+            f"{label:<13}{group['share_at_quota']:>8.1%} at quota;  attainment mean {a['mean']:.0%}, "
+            f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}"
+        ]
+        if v is not None:
+            lines.append(
+                f"{'':<13}value ratio mean {v['mean']:.1f}, P10 {v['p10']:.1f}, P50 {v['p50']:.1f}, P90 {v['p90']:.1f}"
+            )
+        return lines
+
+    new = f", {team['new_reps']} new ({team['ramp_months']:g}-month ramp)" if team["new_reps"] else ""
+    avg = team["average_rep"]
+    lines = [
+        "",
+        f"Team: {team['reps']} reps{new}; rep quota {fmt(team['rep_quota'])}, team quota {fmt(team['team_quota'])}.",
+        f"P(team hits its quota): {team['p_team_hit']:.1%}  (95% CI {low:.1%} to {high:.1%})",
+        *figures(team, "all reps"),
+    ]
+    for name, group in team.get("by_group", {}).items():
+        lines += figures(group, name)
+    made = avg["revenue"] if team["unit"] == "revenue" else avg["won_deals"]
+    lines.append(
+        f"The average rep on average math makes {fmt(made)}: {'at or above' if avg['hit'] else 'below'} the rep quota."
+    )
+    return "\n".join(lines)
+
+
 def _run(args, scenario: Scenario) -> tuple[dict, str]:
-    update, close = _progress_bar(not args.json, args.runs)
+    team = scenario.team is not None
+    reps = scenario.team.reps if team else 1
+    update, close = _progress_bar(not args.json, args.runs * reps)
     try:
-        result: SimulationResult = simulate(
+        if team:  # rep by rep; the usual figures are the team total's, the team's in `team`
+            from sim.team import simulate_team
+
+            run = simulate_team
+        else:
+            run = simulate
+        result: SimulationResult = run(
             scenario,
             runs=args.runs,
             seed=args.seed,
@@ -364,7 +405,10 @@ def _run(args, scenario: Scenario) -> tuple[dict, str]:
     finally:
         close()
     summary = result.summary()
-    return summary, _format_run(summary)
+    text = _format_run(summary)
+    if team:
+        text += "\n" + _format_team(summary["team"])
+    return summary, text
 
 
 def _solve(args, scenario: Scenario) -> tuple[dict, str]:
@@ -397,21 +441,37 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
 
 
 def _quota(args, scenario: Scenario) -> tuple[dict, str]:
-    result = simulate(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
+    team = None
+    if scenario.team is not None:  # the team quota from the team total, and `per_rep`
+        from sim.team import realistic_rep_quota, simulate_team
+
+        team = simulate_team(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
+        result = team.total
+    else:
+        result = simulate(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
     answer = realistic_quota(result, args.confidence)
     payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, **answer}
     fmt = _money if answer["unit"] == "revenue" else (lambda x: f"{x:,.0f} deals")
     a = answer["attainment"]
-    text = "\n".join(
-        [
-            f"{scenario.name}: a quota of {fmt(answer['quota'])} is hit in "
-            f"{answer['p_hit_at_quota']:.1%} of runs (wanted {args.confidence:.0%}).",
-            f"At the current quota of {fmt(answer['current_quota'])}, P(hit) is "
-            f"{answer['p_hit_at_current_quota']:.1%}; attainment mean {a['mean']:.0%}, "
-            f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
-        ]
-    )
-    return payload, text
+    lines = [
+        f"{scenario.name}: a quota of {fmt(answer['quota'])} is hit in "
+        f"{answer['p_hit_at_quota']:.1%} of runs (wanted {args.confidence:.0%}).",
+        f"At the current quota of {fmt(answer['current_quota'])}, P(hit) is "
+        f"{answer['p_hit_at_current_quota']:.1%}; attainment mean {a['mean']:.0%}, "
+        f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
+    ]
+    if team is not None:
+        per_rep = payload["per_rep"] = realistic_rep_quota(team, args.confidence)
+        lines.append(
+            f"Per rep: {args.confidence:.0%} of reps make {fmt(per_rep['quota'])}; at the rep quota of "
+            f"{fmt(per_rep['rep_quota'])}, {per_rep['share_at_rep_quota']:.1%} of reps make it."
+        )
+        for name, group in per_rep.get("by_group", {}).items():
+            lines.append(
+                f"  {name} reps: {args.confidence:.0%} make {fmt(group['quota'])}; "
+                f"{group['share_at_rep_quota']:.1%} make the rep quota."
+            )
+    return payload, "\n".join(lines)
 
 
 def _sensitivity(args, scenario: Scenario) -> tuple[dict, str]:

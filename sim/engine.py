@@ -261,7 +261,8 @@ class FunnelModel:
         Every win takes the next value of the value stream; a listed deal with an
         amount is worth its amount instead.
         """
-        yield self.env.timeout(win_day - self.env.now)
+        # max(): a path of 0-day stages can land a rounding error before "now".
+        yield self.env.timeout(max(0.0, win_day - self.env.now))
         value = self.values.next()
         self.wins.append((self.env.now, value if amount is None else amount))
 

@@ -250,6 +250,8 @@ def simulate(
     Returns
     -------
     SimulationResult
+        For a scenario with ``[team]``, the team total against the team quota (the reps'
+        own results: :func:`sim.team.simulate_team`).
     """
     if not isinstance(runs, int | np.integer) or not 1 <= runs <= MAX_RUNS:
         raise ValueError(f"runs: must be a whole number from 1 to {MAX_RUNS:,}, got {runs}")
@@ -263,6 +265,12 @@ def simulate(
             f"{result_bytes(scenario, runs) / 2**30:.1f} GiB of results "
             f"(limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); ask for fewer runs"
         )
+    if scenario.team is not None:
+        # A team is the sum of its reps' funnels, each simulated as a scenario of its own
+        # (sim.team); its total against the team quota is the result.
+        from sim.team import simulate_team  # sim.team builds on this module
+
+        return simulate_team(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine, progress=progress).total
     engine_name = choose_engine(scenario, engine)
     sizes, calls = zip(*_tasks(scenario, int(runs), int(seed), engine_name), strict=True)
     parts, done = [], 0
@@ -303,7 +311,9 @@ def critical_inflows(
     -------
     ndarray of float, shape (runs,)
     """
-    if not _vectorized_runs(scenario):
-        raise ValueError("engine: the whole curve needs the vectorised engine, which cannot run this scenario")
+    if not _vectorized_runs(scenario) or scenario.team is not None:
+        raise ValueError(
+            "engine: the whole curve needs one funnel on the vectorised engine, which this scenario is not"
+        )
     calls = [delayed(_critical_task)(scenario, int(seed), b, keep, float(max_per_week)) for b, keep in _blocks(runs)]
     return np.concatenate(Parallel(n_jobs=jobs)(calls))

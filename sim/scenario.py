@@ -245,6 +245,67 @@ class Capacity(_Model):
         return value
 
 
+MAX_TEAM_REPS = 1000
+"""A team is simulated rep by rep: beyond this the run time is out of proportion."""
+
+
+class Team(_Model):
+    """A team of reps, each with its own funnel drawn from a population.
+
+    With a ``[team]`` section, ``[inflow] per_week`` is each rep's inflow and ``[quota]``
+    is the team's. Each stage's conversion rate is drawn per rep (and per replication)
+    from Beta(m * c, (1 - m) * c), with m the stage's mean rate and c
+    ``rate_concentration``. The last ``new_reps`` reps are new: their inflow rises
+    linearly from 0 at day 0 to full after ``ramp_months`` months (of
+    :data:`DAYS_PER_MONTH` days). ``cost_per_year`` is what one rep costs a year
+    (salary, taxes, expenses): the denominator of the value ratio. See :mod:`sim.team`.
+    """
+
+    reps: int
+    rep_quota: float
+    rate_concentration: float
+    new_reps: int = 0
+    ramp_months: float | None = None
+    cost_per_year: float | None = None
+
+    @field_validator("reps", mode="before")
+    @classmethod
+    def _whole_reps(cls, value):
+        value = _whole_at_least_one(value)
+        if value > MAX_TEAM_REPS:
+            raise ValueError(f"must be at most {MAX_TEAM_REPS:,}, got {value}")
+        return value
+
+    @field_validator("new_reps", mode="before")
+    @classmethod
+    def _whole_new_reps(cls, value):
+        # As _whole_at_least_one, but 0 (no new reps) is allowed.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"must be a whole number >= 0, got {value!r}")
+        return value
+
+    @field_validator("rep_quota", "rate_concentration", "ramp_months", "cost_per_year")
+    @classmethod
+    def _positive(cls, value):
+        # cost_per_year > 0 too: the value ratio divides by it.
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise ValueError(f"must be a finite number > 0, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _new_reps_fit(self):
+        if self.new_reps > self.reps:
+            raise ValueError(f"new_reps: must be <= team.reps ({self.reps}), got {self.new_reps}")
+        if self.new_reps and self.ramp_months is None:
+            raise ValueError(
+                "ramp_months: new reps need ramp_months (months until a new rep's inflow is full); "
+                "set it, or set new_reps = 0"
+            )
+        return self
+
+
 class Quota(_Model):
     """The target: revenue or a number of won deals, exactly one of the two."""
 
@@ -286,6 +347,7 @@ class Scenario(_Model):
     stages: tuple[Stage, ...] = Field(min_length=1, max_length=30)
     open_deals: tuple[OpenDeal, ...] = Field(default=(), max_length=MAX_DEALS_PER_RUN)
     capacity: Capacity | None = None
+    team: Team | None = None
 
     @model_validator(mode="after")
     def _whole(self):
@@ -325,6 +387,22 @@ class Scenario(_Model):
             raise ValueError(
                 f"inflow.per_week: about {expected:,.0f} deals per replication is too many to simulate "
                 f"(limit {MAX_DEALS_PER_RUN:,}); lower inflow.per_week, the horizon or open deals"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _team_fits(self):
+        """A ``[team]`` section against the rest: its quota's unit, and no shared capacity."""
+        if self.team is None:
+            return self
+        if self.capacity is not None:
+            raise ValueError(
+                "team: cannot be combined with [capacity] (a team's reps each work their own deals, "
+                "there is no shared capacity); remove one of the two sections"
+            )
+        if self.quota.unit == "deals" and not float(self.team.rep_quota).is_integer():
+            raise ValueError(
+                f"team.rep_quota: the quota counts won deals, so give a whole number, got {self.team.rep_quota:g}"
             )
         return self
 
@@ -535,6 +613,8 @@ def scenario_to_dict(scenario: Scenario) -> dict:
             stage["lost_duration"] = _distribution_entry(stage["lost_duration"])
     if not scenario.open_deals:
         document.pop("open_deals")
+    if scenario.team is not None and scenario.team.new_reps == 0:
+        document["team"].pop("new_reps")
     for deal in document.get("open_deals", []):
         if not deal["name"]:
             deal.pop("name")

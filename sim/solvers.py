@@ -120,7 +120,8 @@ def solve_magic_number(
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
     limits = _Limits.of(scenario, target, runs)
-    if choose_engine(scenario, engine) == "vectorized":
+    # The critical inflows are one funnel's; a team (a sum of funnels) takes the root finder.
+    if choose_engine(scenario, engine) == "vectorized" and scenario.team is None:
         solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, seed, jobs)
     else:
         solution, p_hit, simulations, curve = _solve_by_root_finding(
