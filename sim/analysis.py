@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from sim.scenario import Scenario, rate_mean
+from sim.streams import effective_conversion, mean_extra_days
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -56,8 +57,15 @@ def hits(scenario: Scenario, won_deals: np.ndarray, revenue: np.ndarray) -> np.n
 
 
 def funnel_rates(scenario: Scenario) -> list[float]:
-    """Mean conversion rate of each stage."""
-    return [rate_mean(stage.conversion) for stage in scenario.stages]
+    """Mean effective conversion rate of each stage.
+
+    The stage's mean rate times P(the touches a deal needs are within ``max_touches``)
+    times P(its meeting is held): ``p * F(max_touches) * ((1 - ns) + ns * r * (1 - l))``
+    (:func:`sim.streams.effective_conversion`); the plain mean rate for a stage without
+    follow-ups or no-shows. ``stale_after_days`` is left out: average math ignores timing
+    beyond mean durations, and at the mean a deal never stalls.
+    """
+    return [effective_conversion(stage, rate_mean(stage.conversion)) for stage in scenario.stages]
 
 
 def average_math(scenario: Scenario) -> dict:
@@ -66,7 +74,10 @@ def average_math(scenario: Scenario) -> dict:
     New opportunities arrive at the mean rate; one that arrives at day t is won at
     t + (sum of mean stage durations) with probability (product of mean rates), so only
     those arriving early enough count. An open deal in stage j is won if the mean
-    remaining time fits in the horizon. Deals are worth the mean deal value.
+    remaining time fits in the horizon. Deals are worth the mean deal value. Rates are
+    the effective ones of :func:`funnel_rates`, and a stage's mean time adds what
+    follow-ups and reschedules add for a converting deal
+    (:func:`sim.streams.mean_extra_days`).
 
     Returns
     -------
@@ -75,7 +86,7 @@ def average_math(scenario: Scenario) -> dict:
         ``stages`` (deals entering and converting per stage, in the same plan).
     """
     rates = funnel_rates(scenario)
-    means = [stage.duration.mean() for stage in scenario.stages]
+    means = [stage.duration.mean() + mean_extra_days(stage) for stage in scenario.stages]
     horizon, per_day = scenario.horizon, scenario.inflow.per_week / 7.0
     n = len(rates)
 

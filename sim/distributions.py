@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from scipy import special, stats
 
 MIN_SD_RATIO = 1e-6
@@ -84,16 +84,22 @@ def _frozen(distribution: _Distribution) -> Any:
     return distribution._build_scipy()
 
 
-def _non_negative(value: float, info) -> float:
+def _non_negative(value: float, info=None) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"must be a finite number >= 0, got {value}")
     return value
 
 
-def _positive(value: float, info) -> float:
+def _positive(value: float, info=None) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"must be a finite number > 0, got {value}")
     return value
+
+
+NonNegative = Annotated[float, AfterValidator(_non_negative)]
+"""A float field that must be finite and >= 0 (the message names the bad value)."""
+Positive = Annotated[float, AfterValidator(_positive)]
+"""A float field that must be finite and > 0."""
 
 
 class Fixed(_Distribution):

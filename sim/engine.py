@@ -27,6 +27,12 @@ limited stage holds its slot while it is being worked, for a time drawn from the
 stage's ``lost_duration`` (its ``duration`` when none is given) at a uniform of the
 deal's own from a separate stream (:class:`LostDraws`). Without capacity none of this
 runs and the basic model's numbers do not change.
+
+Follow-ups, no-shows and stalls (the optional stage keys of :class:`sim.scenario.Stage`)
+are part of a deal's path: :class:`DealDraws` applies :func:`sim.streams.stage_effects`,
+the same function the vectorised engine uses, to each block of deals, with two more
+uniforms per deal and stage from streams of their own (replication seed children 7 and
+8). A deal that fails them is lost in that stage; one that passes stays the longer time.
 """
 
 from __future__ import annotations
@@ -36,7 +42,22 @@ import simpy
 
 from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
-from sim.streams import ListedDeals, arrival_days, conversion_rates, generators, unit_rate_cap
+from sim.streams import (
+    ListedDeals,
+    arrival_days,
+    child,
+    conversion_rates,
+    generators,
+    stage_effects,
+    unit_rate_cap,
+)
+
+EFFECTS_CHILD = 7
+"""Replication seed child of the follow-up and meeting uniforms of new and anonymous open deals.
+
+Children 0 to 4 are the basic model's streams and 5 and 6 the capacity streams; 8 holds
+those of listed open deals.
+"""
 
 DRAW_BLOCK = 128
 """Deals (or values) whose random numbers are drawn in one go."""
@@ -47,25 +68,39 @@ class DealDraws:
 
     Deal *k* always receives the *k*-th row of conversion uniforms, however many deals
     come before or after it; from them follow, for each stage, whether the deal
-    converts and how long it stays (``None`` where it is lost).
+    converts and how long it stays (``None`` where it is lost). With ``effects_rngs``
+    (touch and meeting streams, for scenarios with stage behaviour keys) deal *k* also
+    takes their *k*-th rows, and :func:`sim.streams.stage_effects` decides the rest.
     """
 
-    def __init__(self, scenario: Scenario, rates: np.ndarray, rng: np.random.Generator):
+    def __init__(
+        self,
+        scenario: Scenario,
+        rates: np.ndarray,
+        rng: np.random.Generator,
+        effects_rngs: tuple[np.random.Generator, np.random.Generator] | None = None,
+    ):
         self._stages = scenario.stages
         self._rates = rates
         self._rng = rng
+        self._effects_rngs = effects_rngs
         self._rows: list[list[float | None]] = []
         self._next = 0
 
     def _refill(self) -> None:
         with np.errstate(divide="ignore", over="ignore"):  # a rate of 0 (or 5e-324): u / p = inf, never converts
             conditional = self._rng.random((DRAW_BLOCK, len(self._stages))) / self._rates
+        if self._effects_rngs is not None:
+            u_touch, u_meeting = (rng.random((DRAW_BLOCK, len(self._stages))) for rng in self._effects_rngs)
         columns = []
         for j, stage in enumerate(self._stages):
             q = conditional[:, j]
             moves = q < 1.0
             days = np.full(DRAW_BLOCK, np.nan)
             days[moves] = stage.duration.ppf(q[moves])
+            if stage.has_behaviour:
+                kept, stay = stage_effects(stage, days[moves], u_touch[moves, j], u_meeting[moves, j])
+                days[moves] = np.where(kept, stay, np.nan)
             columns.append(days)
         self._rows = [[None if d != d else d for d in row] for row in np.column_stack(columns).tolist()]
         self._next = 0
@@ -85,13 +120,17 @@ class LostDraws:
     Deal *k* takes the *k*-th uniform of its own stream, one per deal (a deal is lost at
     most once), and its days in stage *j* are the quantile of that stage's
     ``lost_duration`` (``duration`` when none is given) at it. A separate stream keeps
-    the conversion uniforms, and so which deals convert, those of the basic model.
+    the conversion uniforms, and so which deals convert, those of the basic model. A deal
+    still in a stage with ``stale_after_days`` after that many days is marked lost then.
     """
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator):
         self._models = [
             stage.duration if stage.lost_duration is None else stage.lost_duration for stage in scenario.stages
         ]
+        self._stale = np.array(
+            [np.inf if st.stale_after_days is None else st.stale_after_days for st in scenario.stages]
+        )
         self._rng = rng
         self._rows: list[list[float]] = []
         self._next = 0
@@ -100,7 +139,7 @@ class LostDraws:
         """Days in each stage for the next deal, were it lost there."""
         if self._next == len(self._rows):
             u = self._rng.random(DRAW_BLOCK)
-            self._rows = np.column_stack([model.ppf(u) for model in self._models]).tolist()
+            self._rows = np.minimum(np.column_stack([model.ppf(u) for model in self._models]), self._stale).tolist()
             self._next = 0
         row = self._rows[self._next]
         self._next += 1
@@ -122,6 +161,11 @@ def listed_lost_days(scenario: Scenario, listed: ListedDeals, uniforms: np.ndarr
         if here.any():
             start = model.cdf(listed.age[here])
             days[here, j] = np.maximum(model.ppf(start + uniforms[here] * (1.0 - start)) - listed.age[here], 0.0)
+        if stage.stale_after_days is not None:
+            # Marked lost on going stale (in its own stage, counted from the deal's age).
+            stale = np.full(len(listed), stage.stale_after_days)
+            stale[here] = np.maximum(stage.stale_after_days - listed.age[here], 0.0)
+            days[:, j] = np.minimum(days[:, j], stale)
     return days.tolist()
 
 
@@ -166,12 +210,20 @@ def arrival_times(scenario: Scenario, rng: np.random.Generator):
 
 
 def listed_deal_path(
-    scenario: Scenario, listed: ListedDeals, k: int, rates: list[float], uniforms: list[float]
+    scenario: Scenario,
+    listed: ListedDeals,
+    k: int,
+    rates: list[float],
+    uniforms: list[float],
+    effects: tuple[list[float], list[float]] | None = None,
 ) -> list[float | None]:
     """Days in each stage for listed open deal ``k`` (None where it is lost, or before its stage).
 
     Its own stage uses its age (:class:`sim.streams.ListedDeals`); later stages are as
-    for any deal: the same rules as the vectorised engine.
+    for any deal: the same rules as the vectorised engine. Follow-ups, no-shows and
+    stalls (``effects``: the deal's touch and meeting uniforms per stage) apply to the
+    later stages only: its age-conditioned chance in its own stage already reflects what
+    has happened to it there.
     """
     path: list[float | None] = [None] * len(scenario.stages)
     first = int(listed.stage[k])
@@ -183,7 +235,16 @@ def listed_deal_path(
         if j == first:
             path[j] = float(listed.remaining(scenario, np.array([k]), np.array([v]))[0])
         else:
-            path[j] = float(scenario.stages[j].duration.ppf(v))
+            stage = scenario.stages[j]
+            days = float(stage.duration.ppf(v))
+            if stage.has_behaviour:
+                kept, stay = stage_effects(
+                    stage, np.array([days]), np.array([effects[0][j]]), np.array([effects[1][j]])
+                )
+                if not kept[0]:
+                    break
+                days = float(stay[0])
+            path[j] = days
     return path
 
 
@@ -206,10 +267,20 @@ class FunnelModel:
         self.horizon = scenario.horizon
         rates = conversion_rates(scenario, rates_rng.random((n_stages, 1)))[:, 0]
         self.rates = rates.tolist()
-        self.paths = DealDraws(scenario, rates, deals_rng)
+        effects_rngs = None
+        self.listed = ListedDeals.of(scenario) if listed is None else listed
+        self._listed_effects = [None] * len(self.listed)
+        if any(stage.has_behaviour for stage in scenario.stages):
+            # Fixed children after the others (see EFFECTS_CHILD): the streams above keep their numbers.
+            effects_rngs = tuple(generators(child(seed_sequence, EFFECTS_CHILD), 2))
+            touch, meeting = (
+                rng.random((len(self.listed), n_stages)).tolist()
+                for rng in generators(child(seed_sequence, EFFECTS_CHILD + 1), 2)
+            )
+            self._listed_effects = list(zip(touch, meeting, strict=True))
+        self.paths = DealDraws(scenario, rates, deals_rng, effects_rngs)
         self.values = ValueDraws(scenario, values_rng)
         self._arrivals = arrival_times(scenario, arrivals_rng)
-        self.listed = ListedDeals.of(scenario) if listed is None else listed
         self._listed_uniforms = listed_rng.random((len(self.listed), n_stages))
         # The recorder: plain counters and a list of (day, value) wins.
         self.entered = [0] * n_stages
@@ -373,7 +444,7 @@ class FunnelModel:
                 self._start(j, 0.0, self.paths.next(), self.lost.next())
         listed = self.listed
         for k, uniforms in enumerate(self._listed_uniforms.tolist()):
-            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms)
+            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms, self._listed_effects[k])
             amount = float(listed.amount[k])
             self._start(int(listed.stage[k]), 0.0, path, self._listed_lost[k], None if amount != amount else amount)
         env.process(self._worked_source())
@@ -427,7 +498,7 @@ class FunnelModel:
                     self.env.process(self.deal(win_day))
         listed = self.listed
         for k, uniforms in enumerate(self._listed_uniforms.tolist()):
-            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms)
+            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms, self._listed_effects[k])
             win_day = self.follow(int(listed.stage[k]), 0.0, path)
             if win_day is not None:
                 amount = float(listed.amount[k])

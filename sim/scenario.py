@@ -33,7 +33,7 @@ from pydantic import (
 )
 from scipy import stats
 
-from sim.distributions import FAMILIES, Distribution
+from sim.distributions import FAMILIES, Distribution, NonNegative, Positive
 from sim.errors import InputError
 
 MAX_DEALS_PER_RUN = 1_000_000
@@ -65,20 +65,13 @@ class BetaRate(_Model):
     """
 
     mean_: float = Field(alias="mean")
-    concentration: float
+    concentration: Positive
 
     @field_validator("mean_")
     @classmethod
     def _mean_inside(cls, value):
         if not (0.0 < value < 1.0):
             raise ValueError(f"must be strictly between 0 and 1, got {value}")
-        return value
-
-    @field_validator("concentration")
-    @classmethod
-    def _positive(cls, value):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"must be a finite number > 0, got {value}")
         return value
 
     def mean(self) -> float:
@@ -126,7 +119,24 @@ def rate_mean(conversion: float | BetaRate) -> float:
 
 
 class Stage(_Model):
-    """One funnel stage: how long deals stay in it and how many move on."""
+    """One funnel stage: how long deals stay in it and how many move on.
+
+    Optional behaviour keys (see :func:`sim.streams.stage_effects` for the draws):
+
+    * follow-ups: ``touches_needed`` is how many follow-ups a deal needs before it
+      converts (``ceil`` of a draw, at least 1), ``max_touches`` how many the rep makes
+      before giving up (a deal that needs more is lost), ``touch_interval_days`` the
+      days between touches (a converting deal needing ``k`` touches stays
+      ``(k - 1) * touch_interval_days`` days longer);
+    * no-shows: ``no_show`` is the chance the meeting that ends the stage does not
+      happen; after a no-show the deal is rescheduled with chance ``reschedule`` (once at
+      most, adding ``reschedule_days``), and a rescheduled deal is never heard from again
+      with chance ``lost_after_reschedule``; a no-show that is not rescheduled is lost;
+    * stalls: a deal still in the stage after ``stale_after_days`` days is lost.
+
+    A deal converts when its conversion draw says so *and* its touches are within the
+    rep's persistence, its meeting happens, and it does not go stale.
+    """
 
     name: str = Field(min_length=1, max_length=80)
     conversion: Conversion
@@ -137,6 +147,18 @@ class Stage(_Model):
     )
     per_rep: int | None = Field(
         default=None, description="deals one rep can work at once in this stage (needs [capacity]); no limit if absent"
+    )
+    touches_needed: Distribution | None = Field(
+        default=None, description="follow-ups a deal needs before it converts (ceil of a draw, at least 1)"
+    )
+    max_touches: int | None = Field(default=None, description="follow-ups the rep makes before giving up")
+    touch_interval_days: NonNegative = Field(default=0.0, description="days between follow-ups")
+    no_show: float | None = Field(default=None, description="chance the meeting that ends the stage is a no-show")
+    reschedule: float | None = Field(default=None, description="chance a no-show is rescheduled (once)")
+    lost_after_reschedule: float = Field(default=0.0, description="chance a rescheduled deal is never heard from again")
+    reschedule_days: NonNegative = Field(default=7.0, description="days a reschedule adds")
+    stale_after_days: Positive | None = Field(
+        default=None, description="a deal still here after this many days is lost"
     )
 
     @field_validator("conversion")
@@ -158,6 +180,38 @@ class Stage(_Model):
             raise ValueError("must not be blank")
         return value.strip()
 
+    @field_validator("max_touches", mode="before")
+    @classmethod
+    def _whole_touches(cls, value):
+        return _whole_at_least_one(value)
+
+    @field_validator("no_show", "reschedule", "lost_after_reschedule")
+    @classmethod
+    def _probability(cls, value):
+        return value if value is None else _check_probability(value)
+
+    @model_validator(mode="after")
+    def _behaviour_fits(self):
+        """Keys that only mean something with another key."""
+        if self.touches_needed is None:
+            if self.max_touches is not None:
+                raise ValueError("max_touches: needs touches_needed (how many follow-ups a deal needs); add it")
+            if self.touch_interval_days != 0:
+                raise ValueError("touch_interval_days: needs touches_needed (how many follow-ups a deal needs); add it")
+        if self.no_show is None and self.reschedule is not None:
+            raise ValueError("reschedule: needs no_show (the chance of a no-show); add it")
+        if self.reschedule is None:
+            if self.lost_after_reschedule != 0:
+                raise ValueError("lost_after_reschedule: needs reschedule (the chance a no-show is rescheduled)")
+            if self.reschedule_days != 7.0:
+                raise ValueError("reschedule_days: needs reschedule (the chance a no-show is rescheduled)")
+        return self
+
+    @property
+    def has_behaviour(self) -> bool:
+        """Whether follow-ups, no-shows or stalls change which deals convert here, or when."""
+        return self.touches_needed is not None or self.no_show is not None or self.stale_after_days is not None
+
 
 DAYS_PER_MONTH = 365.25 / 12
 """Length of a month for inflow multipliers given per month."""
@@ -171,16 +225,9 @@ class Inflow(_Model):
     ``per_week`` times the factor.
     """
 
-    per_week: float
+    per_week: NonNegative
     process: Literal["poisson", "fixed"] = "poisson"
     multipliers: tuple[float, ...] | None = Field(default=None, min_length=1, max_length=600)
-
-    @field_validator("per_week")
-    @classmethod
-    def _non_negative(cls, value):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"must be a finite number >= 0, got {value}")
-        return value
 
     @field_validator("multipliers")
     @classmethod
@@ -202,23 +249,9 @@ class OpenDeal(_Model):
     """
 
     stage: str
-    age_days: float = 0.0
-    amount: float | None = None
+    age_days: NonNegative = 0.0
+    amount: NonNegative | None = None
     name: str = ""
-
-    @field_validator("age_days")
-    @classmethod
-    def _age(cls, value):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"must be a finite number >= 0, got {value}")
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, value):
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise ValueError(f"must be a finite number >= 0, got {value}")
-        return value
 
 
 class Capacity(_Model):
@@ -230,19 +263,12 @@ class Capacity(_Model):
     """
 
     reps: int
-    max_wait_days: float | None = None
+    max_wait_days: Positive | None = None
 
     @field_validator("reps", mode="before")
     @classmethod
     def _whole_reps(cls, value):
         return _whole_at_least_one(value)
-
-    @field_validator("max_wait_days")
-    @classmethod
-    def _positive_wait(cls, value):
-        if value is not None and (not math.isfinite(value) or value <= 0):
-            raise ValueError(f"must be a finite number > 0, got {value}")
-        return value
 
 
 MAX_TEAM_REPS = 1000
@@ -262,11 +288,11 @@ class Team(_Model):
     """
 
     reps: int
-    rep_quota: float
-    rate_concentration: float
+    rep_quota: Positive
+    rate_concentration: Positive
     new_reps: int = 0
-    ramp_months: float | None = None
-    cost_per_year: float | None = None
+    ramp_months: Positive | None = None
+    cost_per_year: Positive | None = None  # > 0: the value ratio divides by it
 
     @field_validator("reps", mode="before")
     @classmethod
@@ -284,14 +310,6 @@ class Team(_Model):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"must be a whole number >= 0, got {value!r}")
-        return value
-
-    @field_validator("rep_quota", "rate_concentration", "ramp_months", "cost_per_year")
-    @classmethod
-    def _positive(cls, value):
-        # cost_per_year > 0 too: the value ratio divides by it.
-        if value is not None and (not math.isfinite(value) or value <= 0):
-            raise ValueError(f"must be a finite number > 0, got {value}")
         return value
 
     @model_validator(mode="after")
@@ -611,6 +629,11 @@ def scenario_to_dict(scenario: Scenario) -> dict:
         stage["duration"] = _distribution_entry(stage["duration"])
         if "lost_duration" in stage:
             stage["lost_duration"] = _distribution_entry(stage["lost_duration"])
+        if "touches_needed" in stage:
+            stage["touches_needed"] = _distribution_entry(stage["touches_needed"])
+        for key, default in (("touch_interval_days", 0.0), ("lost_after_reschedule", 0.0), ("reschedule_days", 7.0)):
+            if getattr(model, key) == default:
+                stage.pop(key)
     if not scenario.open_deals:
         document.pop("open_deals")
     if scenario.team is not None and scenario.team.new_reps == 0:

@@ -19,11 +19,18 @@ The rules (NumPy's "Parallel random number generation" guide):
   cannot matter;
 * deal values are i.i.d. and independent of everything else, so the *k*-th win of a
   replication takes the *k*-th value of the replication's value stream: revenue can
-  only grow with the number of wins.
+  only grow with the number of wins;
+* a stage with follow-ups, no-shows or stalls (:attr:`sim.scenario.Stage.has_behaviour`)
+  gives each deal two more uniforms there, from streams of their own (spawned after the
+  existing ones, so scenarios without these keys draw exactly the numbers they drew
+  before): one for the touches it needs, one for its meeting
+  (:func:`stage_effects`). Both only ever take wins away through thresholds that move
+  one way, so more persistence or fewer no-shows can only add wins.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,6 +64,123 @@ def generators(
         bound by raw draws asks for a faster one such as SFC64.
     """
     return [np.random.Generator(bit_generator(child)) for child in seed_sequence.spawn(n)]
+
+
+def child(seed_sequence: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
+    """Child ``index`` of a seed sequence, as ``spawn`` would make it, without spawning.
+
+    ``spawn`` counts the children made so far; building the child from its spawn key
+    gives the same stream whatever else has been spawned, so a new kind of draw can take
+    a fixed index after the existing ones and leave their numbers alone.
+    """
+    return np.random.SeedSequence(
+        seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, index), pool_size=seed_sequence.pool_size
+    )
+
+
+def touches(stage: Stage, u_touch: np.ndarray) -> np.ndarray:
+    """Follow-ups each deal needs in the stage: ``ceil`` of ``touches_needed`` at ``u_touch``, at least 1."""
+    return np.maximum(1.0, np.ceil(np.asarray(stage.touches_needed.ppf(u_touch), dtype=float)))
+
+
+def meeting_thresholds(stage: Stage) -> tuple[float, float]:
+    """Where ``u_meeting`` splits: below the first the deal is lost, below the second (``no_show``) rescheduled.
+
+    ``[0, ns (1 - r))`` is a no-show never rescheduled, ``[ns (1 - r), ns (1 - r) + ns r l)``
+    a reschedule never heard from again (both lost), ``[.., ns)`` a reschedule that is held
+    and ``[ns, 1)`` a meeting held the first time.
+    """
+    ns = stage.no_show or 0.0
+    r = stage.reschedule or 0.0
+    return ns * (1.0 - r) + ns * r * stage.lost_after_reschedule, ns
+
+
+def stage_effects(
+    stage: Stage, days: np.ndarray, u_touch: np.ndarray | None, u_meeting: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Follow-ups, no-shows and stalls for deals that would convert out of ``stage`` (both engines).
+
+    Parameters
+    ----------
+    stage : Stage
+    days : ndarray
+        Each deal's days in the stage from its conversion uniform, ``ppf(u / p)``.
+    u_touch, u_meeting : ndarray or None
+        Each deal's two behaviour uniforms for the stage (ignored, and may be None, where
+        the stage has no follow-ups or no no-shows).
+
+    Returns
+    -------
+    kept : ndarray of bool
+        Whether the deal still converts: the touches it needs are at most ``max_touches``,
+        its meeting is held (at the first try or after one reschedule), and its time in
+        the stage is at most ``stale_after_days``.
+    days : ndarray of float
+        Its time in the stage: ``days + touch_interval_days * (touches - 1)``, plus
+        ``reschedule_days`` if the meeting was rescheduled (meaningful where ``kept``).
+    """
+    days = np.asarray(days, dtype=float)
+    kept = np.ones(days.shape, dtype=bool)
+    if stage.touches_needed is not None:
+        needed = touches(stage, u_touch)
+        if stage.touch_interval_days:
+            days = days + stage.touch_interval_days * (needed - 1.0)
+        if stage.max_touches is not None:
+            kept &= needed <= stage.max_touches
+    if stage.no_show is not None:
+        lost_below, rescheduled_below = meeting_thresholds(stage)
+        kept &= u_meeting >= lost_below
+        days = np.where(u_meeting < rescheduled_below, days + stage.reschedule_days, days)
+    if stage.stale_after_days is not None:
+        kept &= days <= stage.stale_after_days
+    return kept, days
+
+
+def touch_ok_probability(stage: Stage) -> float:
+    """P(the touches a deal needs are at most ``max_touches``): ``F(max_touches)`` (1 without a limit)."""
+    if stage.touches_needed is None or stage.max_touches is None:
+        return 1.0
+    # ceil(x) <= m exactly when x <= m for a whole m >= 1 (and the floor of 1 is below m).
+    return float(stage.touches_needed.cdf(float(stage.max_touches)))
+
+
+def meeting_held_probability(stage: Stage) -> float:
+    """P(the meeting happens): ``(1 - ns) + ns * r * (1 - l)`` (1 without ``no_show``)."""
+    lost_below, _ = meeting_thresholds(stage)
+    return 1.0 - lost_below
+
+
+def effective_conversion(stage: Stage, rate: float) -> float:
+    """``rate * P(touches within persistence) * P(meeting held)``: stalls are left out (they are timing)."""
+    return rate * touch_ok_probability(stage) * meeting_held_probability(stage)
+
+
+MAX_TOUCH_TERMS = 10_000
+"""Touch counts summed over in :func:`mean_extra_days` (beyond it the tail is ignored)."""
+
+
+def mean_extra_days(stage: Stage) -> float:
+    """Mean days follow-ups and reschedules add to the time of a deal that converts (stalls ignored).
+
+    ``touch_interval_days * (E[touches | touches <= max_touches] - 1)`` plus
+    ``reschedule_days * P(rescheduled | meeting held)``.
+    """
+    extra = 0.0
+    if stage.touches_needed is not None and stage.touch_interval_days:
+        top = stage.max_touches
+        if top is None:
+            top = int(min(MAX_TOUCH_TERMS, max(1.0, math.ceil(float(stage.touches_needed.ppf(1.0 - 1e-12))))))
+        k = np.arange(1, top + 1, dtype=float)
+        cdf = np.asarray(stage.touches_needed.cdf(k), dtype=float)  # P(needed <= k): the floor of 1 folds in
+        mass = np.diff(np.concatenate([[0.0], cdf]))
+        if cdf[-1] > 0:
+            extra += stage.touch_interval_days * (float(np.sum(k * mass)) / float(cdf[-1]) - 1.0)
+    if stage.no_show is not None and stage.reschedule:
+        lost_below, rescheduled_below = meeting_thresholds(stage)
+        held = 1.0 - lost_below
+        if held > 0:
+            extra += stage.reschedule_days * (rescheduled_below - lost_below) / held
+    return extra
 
 
 def conversion_rates(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray:
@@ -115,7 +239,11 @@ def beta_quantile_table(a: float, b: float) -> QuantileTable:
     """
 
     def ppf(u):
-        return special.betaincinv(a, b, u)  # the Beta's ppf, minus scipy's checks
+        rate = special.betaincinv(a, b, u)  # the Beta's ppf, minus scipy's checks
+        # Where the true quantile underflows, betaincinv answers 0 or the smallest normal
+        # number depending on (a, b), which would break monotonicity in the mean; both
+        # mean "never converts", so both become 0.
+        return np.where(rate < np.finfo(float).tiny, 0.0, rate)
 
     return QuantileTable(ppf, BETA_TABLE_INTERVALS)
 

@@ -14,6 +14,13 @@ gaps, each stage's conversion uniforms, for new and open deals apart, and deal v
 has its own stream, read row after row: deal *k* of replication *i* always gets the
 same numbers, so a higher inflow only adds deals at the end, and chunking the rows
 (which bounds memory) changes nothing.
+
+Follow-ups, no-shows and stalls (optional stage keys) keep deals independent, so they
+are here too: each stage that has them gives each deal two more uniforms (touch and
+meeting) from streams of their own under the block's seed child :data:`EFFECTS_CHILD`,
+one set per kind of deal (anonymous open, listed, new), and
+:func:`sim.streams.stage_effects`, shared with the SimPy engine, decides which
+converting deals are kept and how long they stay.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ import numpy as np
 from sim.distributions import Lognormal, tabulated_ppf
 from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
-from sim.streams import ListedDeals, arrival_days, conversion_rates, generators, unit_rate_cap
+from sim.streams import ListedDeals, arrival_days, child, conversion_rates, generators, stage_effects, unit_rate_cap
 
+EFFECTS_CHILD = 6
+"""Block seed child of the follow-up and meeting uniforms (0 to 5 are the basic streams)."""
 BLOCK = 512
 """Replications simulated together; one seed child each (a power of two)."""
 MAX_CELLS = 1 << 15
@@ -61,6 +70,7 @@ class _Block:
         live: np.ndarray | None,
         uniforms,
         listed: tuple[ListedDeals, np.ndarray] | None = None,
+        effects: list | None = None,
     ) -> np.ndarray:
         """Move a chunk of deals through the funnel and record what happens by the horizon.
 
@@ -77,6 +87,10 @@ class _Block:
         listed : (ListedDeals, ndarray of int), optional
             For listed open deals: the scenario's listed deals and which one each row is.
             Their first stage then uses their age (:class:`sim.streams.ListedDeals`).
+        effects : list of (ndarray, ndarray) or None, optional
+            Per stage, the touch and meeting uniforms of these rows (shape (rows, width)),
+            None for stages without follow-ups, no-shows or stalls. A listed deal's own
+            stage ignores them: its age-conditioned chance already reflects its history.
 
         Returns
         -------
@@ -109,7 +123,12 @@ class _Block:
             else:
                 # Tabulated quantiles (sim.distributions.tabulated_ppf): about a third the cost
                 # of the exact ones for a lognormal, monotone in u, so the same ordering.
-                day += tabulated_ppf(self.scenario.stages[j].duration, u)
+                stay = tabulated_ppf(self.scenario.stages[j].duration, u)
+                if effects is not None and effects[j] is not None:
+                    u_touch, u_meeting = (grid.ravel().take(cell) for grid in effects[j])
+                    kept, stay = stage_effects(self.scenario.stages[j], stay, u_touch, u_meeting)
+                    cell, day, stay = _keep(kept, cell, day, stay)
+                day += stay
             cell, day = _keep(day <= horizon, cell, day)
             col = cell & column
             counts = np.bincount(col, minlength=width)
@@ -224,6 +243,23 @@ def _exponential_rows(rng: np.random.Generator, rows: int, width: int) -> np.nda
     return np.negative(gaps, out=gaps)
 
 
+def _effect_rows(
+    scenario: Scenario, rngs: list[np.random.Generator] | None, first: int, rows: int, width: int
+) -> list | None:
+    """Touch and meeting uniforms of ``rows`` deals entering stage ``first``, for stages with behaviour keys.
+
+    ``rngs`` holds two streams per stage (touch, meeting); streams of other stages are not read.
+    """
+    if rngs is None:
+        return None
+    return [
+        (rngs[2 * j].random((rows, width)), rngs[2 * j + 1].random((rows, width)))
+        if j >= first and stage.has_behaviour
+        else None
+        for j, stage in enumerate(scenario.stages)
+    ]
+
+
 def _uniform_rows(rngs: list[np.random.Generator], first: int, rows: int, width: int) -> list[np.ndarray | None]:
     """Conversion uniforms of ``rows`` deals entering stage ``first``: one grid per stage.
 
@@ -265,25 +301,42 @@ def _run_block(
     rates = conversion_rates(scenario, _generators(rates_seed, 1)[0].random((n_stages, width)))
     block = _Block(scenario, rates)
     max_rows = max(1, MAX_CELLS // width)
+    # Touch and meeting streams, two per stage for each kind of deal, only when some stage
+    # needs them: a fixed child after the basic ones, whose numbers are then unchanged.
+    open_fx = listed_fx = new_fx = None
+    if any(stage.has_behaviour for stage in scenario.stages):
+        open_fx, listed_fx, new_fx = (
+            _generators(kind, 2 * n_stages) for kind in child(seed_sequence, EFFECTS_CHILD).spawn(3)
+        )
 
     # Deals already in the pipeline at day 0, one row per deal, stage by stage.
     open_rngs = _generators(open_seed, n_stages)
     for j, stage in enumerate(scenario.stages):
         for lo in range(0, stage.open, max_rows):
             rows = min(max_rows, stage.open - lo)
-            block.add_deals(j, np.zeros((rows, width)), None, _uniform_rows(open_rngs, j, rows, width))
+            block.add_deals(
+                j,
+                np.zeros((rows, width)),
+                None,
+                _uniform_rows(open_rngs, j, rows, width),
+                effects=_effect_rows(scenario, open_fx, j, rows, width),
+            )
 
     # Listed open deals, stage by stage, each with its own age (and amount).
     listed = ListedDeals.of(scenario)
     if len(listed):
         listed_rngs = _generators(listed_seed, n_stages)
         grids = [rng.random((len(listed), width)) for rng in listed_rngs]  # row k: listed deal k
+        effect_grids = _effect_rows(scenario, listed_fx, 0, len(listed), width)
         for j in range(n_stages):
             in_stage = np.flatnonzero(listed.stage == j)
             for lo in range(0, len(in_stage), max_rows):
                 rows = in_stage[lo : lo + max_rows]
                 uniforms = [grid.take(rows, axis=0) for grid in grids]
-                block.add_deals(j, np.zeros((len(rows), width)), None, uniforms, listed=(listed, rows))
+                effects = None
+                if effect_grids is not None:
+                    effects = [None if g is None else tuple(x.take(rows, axis=0) for x in g) for g in effect_grids]
+                block.add_deals(j, np.zeros((len(rows), width)), None, uniforms, listed=(listed, rows), effects=effects)
 
     # New opportunities: cumulative unit-rate gaps, turned into days by the rate, until
     # every replication of the block has passed the horizon.
@@ -309,11 +362,12 @@ def _run_block(
             unit_time = arrival[-1].copy()
             live = arrival <= cap
             uniforms = _uniform_rows(new_rngs, 0, rows, width)
+            effects = _effect_rows(scenario, new_fx, 0, rows, width)
             if new_at_day_zero:
-                won = block.add_deals(0, np.zeros((rows, width)), live, uniforms)
+                won = block.add_deals(0, np.zeros((rows, width)), live, uniforms, effects=effects)
                 win_unit.append(arrival.ravel().take(won))
             else:
-                block.add_deals(0, arrival_days(scenario, arrival), live, uniforms)
+                block.add_deals(0, arrival_days(scenario, arrival), live, uniforms, effects=effects)
             if unit_time.min() > cap:
                 break
             planned -= rows
