@@ -39,7 +39,15 @@ with st.expander("**The funnel**: stages in order, conversion rates, days in eac
     carried = carried_inputs()  # listed open deals, seasonal inflow: kept though no input shows them
     slots.stages = st.container()
 
-scenario, problems = inputs.validate(inputs.read_values() | carried, frame)
+with st.expander(
+    "**Optional**: rep capacity, a team of reps, follow-ups, no-shows, stalled deals",
+    expanded=inputs.uses_optional(st.session_state["loaded"]),
+):
+    optional = inputs.optional_sections(frame)
+    slots.capacity, slots.team, slots.behaviour = (optional["slots"][k] for k in ("capacity", "team", "behaviour"))
+
+values = inputs.read_values() | carried | {"behaviours": optional["behaviours"]}
+scenario, problems = inputs.validate(values, frame)
 problems = form.condense_problems(problems)
 if scenario is None:
     scenario = st.session_state["last_valid"]
@@ -55,7 +63,7 @@ else:
 inputs.offer_download(slots.download, scenario, stale=bool(problems))
 
 st.caption(f"**{scenario.name}**" + (f": {scenario.description}" if scenario.description else ""))
-context = Context(scenario, settings.runs, settings.seed, settings.engine)
+context = Context(scenario, form.runs_for(settings.runs, scenario), settings.seed, settings.engine)
 for tab, page in zip(st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.values(), strict=True):
     if tab.open:
         with tab:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from sim.scenario import Scenario, rate_mean
+from sim.scenario import DAYS_PER_MONTH, Scenario, rate_mean
 from sim.streams import effective_conversion, mean_extra_days
 
 
@@ -125,13 +125,31 @@ def average_math(scenario: Scenario) -> dict:
     }
 
 
+def team_inflow_reps(scenario: Scenario) -> float:
+    """How many full reps' inflow a ``[team]`` brings over the horizon (1 without a team).
+
+    A new rep's inflow rises linearly from 0 at day 0 to full at ``R = ramp_months``
+    months (:mod:`sim.team`), so over a horizon ``H`` it brings ``H / (2 R)`` of a full
+    rep's inflow when ``H <= R`` and ``1 - R / (2 H)`` after.
+    """
+    team = scenario.team
+    if team is None:
+        return 1.0
+    if not team.new_reps:
+        return float(team.reps)
+    ramp, horizon = team.ramp_months * DAYS_PER_MONTH, scenario.horizon
+    share = horizon / (2 * ramp) if horizon <= ramp else 1 - ramp / (2 * horizon)
+    return team.reps - team.new_reps + team.new_reps * share
+
+
 def deterministic_weekly_opportunities(scenario: Scenario) -> float:
     """DOMAIN.md's magic number: weekly new opportunities that average math says it takes.
 
     Quota divided by the mean deal value (for a revenue quota) and by the product of
     the mean conversion rates, spread over the weeks of the horizon; timing and the
     open pipeline are ignored, as in the worked example ($5M / $100,000 / 25% = 200 a
-    year, about 3.85 a week).
+    year, about 3.85 a week). With a ``[team]`` the inflow is each rep's, so the number
+    is per rep: divided by :func:`team_inflow_reps`.
     """
     deals = scenario.quota.target
     if scenario.quota.unit == "revenue":
@@ -139,7 +157,7 @@ def deterministic_weekly_opportunities(scenario: Scenario) -> float:
     product = math.prod(funnel_rates(scenario))
     if product <= 0:
         return math.inf
-    return deals / product / (scenario.horizon / 7.0)
+    return deals / product / (scenario.horizon / 7.0) / team_inflow_reps(scenario)
 
 
 def activity_per_stage(scenario: Scenario, weekly_opportunities: float) -> list[dict]:

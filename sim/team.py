@@ -414,8 +414,21 @@ def simulate_team(
         results.append(
             simulate(rep_scenario, runs=runs, seed=rep_seed(seed, rep), jobs=jobs, engine=engine, progress=report)
         )
-    total = SimulationResult(scenario, int(seed), results[0].engine, _team_total([r.outcomes for r in results]))
-    return TeamResult(scenario, int(seed), results[0].engine, tuple(results), total)
+    return team_result(scenario, seed, results[0].engine, [r.outcomes for r in results])
+
+
+def team_result(scenario: Scenario, seed: int, engine: str, rep_outcomes: list[Outcomes]) -> TeamResult:
+    """A :class:`TeamResult` from each rep's outcomes (as :func:`simulate_team` makes them).
+
+    The outcomes do not depend on the quotas, so outcomes simulated once can be judged
+    against other team or rep quotas (the app's cache does this).
+    """
+    reps = tuple(
+        SimulationResult(rep_scenario, rep_seed(seed, rep), engine, outcomes)
+        for rep, (rep_scenario, outcomes) in enumerate(zip(rep_scenarios(scenario), rep_outcomes, strict=True))
+    )
+    total = SimulationResult(scenario, int(seed), engine, _team_total(list(rep_outcomes)))
+    return TeamResult(scenario, int(seed), engine, reps, total)
 
 
 def realistic_rep_quota(result: TeamResult, confidence: float) -> dict:

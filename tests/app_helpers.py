@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.toml"))
-PAGES = ("Forecast", "Magic number", "Quota setting", "Sensitivity", "Compare", "Funnel math")
+PAGES = ("Forecast", "Magic number", "Quota setting", "Sensitivity", "Compare", "Funnel math", "Team")
 TIMEOUT = 60
 
 
@@ -60,6 +60,16 @@ def edit_stages(at: AppTest, edited_rows=None, added_rows=None, deleted_rows=Non
         "edited_rows": edited_rows or {},
         "added_rows": added_rows or [],
         "deleted_rows": deleted_rows or [],
+    }
+    return at.run()
+
+
+def edit_behaviour(at: AppTest, edited_rows: dict) -> AppTest:
+    """Apply edits to the optional stage table (rows in funnel order, ``{column: value}``) and run."""
+    at.session_state[at.session_state["behaviour_key"]] = {
+        "edited_rows": edited_rows,
+        "added_rows": [],
+        "deleted_rows": [],
     }
     return at.run()
 

@@ -160,10 +160,8 @@ def carried_inputs() -> dict[str, Any]:
                 key="keep_multipliers",
                 help="There is one factor per week or month of the period: untick it to change the period's length.",
             )
-    edits = state.get(state["stages_key"]) or {}
     return form.carried(
         loaded,
-        deleted_rows=edits.get("deleted_rows", ()),
         keep_open_deals=bool(state.get("keep_open_deals", True)),
         keep_multipliers=bool(state.get("keep_multipliers", True)),
     )

@@ -68,6 +68,7 @@ def distribution_chart(
     x_format: str,
     whole: bool = False,
     color: str = SIMULATION,
+    y_title: str = "share of simulated periods",
 ) -> alt.LayerChart:
     """Histogram of a result per run (revenue, deals, attainment) with labelled reference lines."""
     frame = histogram_frame(values, whole=whole)
@@ -77,7 +78,7 @@ def distribution_chart(
         .encode(
             alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
             alt.X2("end:Q"),
-            alt.Y("share:Q", title="share of simulated periods", axis=alt.Axis(format="%")),
+            alt.Y("share:Q", title=y_title, axis=alt.Axis(format="%")),
             alt.Y2(datum=0),
             tooltip=[
                 alt.Tooltip("start:Q", title="from", format=x_format),
@@ -230,9 +231,15 @@ def tornado(frame: pd.DataFrame) -> alt.LayerChart:
 
 
 def overlaid_distributions(
-    samples: dict[str, np.ndarray], unit: str, x_title: str, markers: list[tuple[str, float, str]]
+    samples: dict[str, np.ndarray],
+    unit: str,
+    x_title: str,
+    markers: list[tuple[str, float, str]],
+    x_format: str | None = None,
+    y_title: str = "share of simulated periods",
 ) -> alt.LayerChart:
-    """Two (or more) results' histograms on common bins, drawn over each other."""
+    """Two (or more) results' histograms on common bins, drawn over each other (x in the unit's format)."""
+    x_format = x_format or axis_format(unit)
     pooled = np.concatenate(list(samples.values()))
     whole = unit == "deals" and pooled.max() - pooled.min() <= 60
     if whole:
@@ -251,16 +258,16 @@ def overlaid_distributions(
         alt.Chart(frame)
         .mark_bar(opacity=0.55, binSpacing=0)
         .encode(
-            alt.X("start:Q", title=x_title, axis=alt.Axis(format=axis_format(unit))),
+            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
             alt.X2("end:Q"),
-            alt.Y("share:Q", title="share of simulated periods", axis=alt.Axis(format="%"), stack=None),
+            alt.Y("share:Q", title=y_title, axis=alt.Axis(format="%"), stack=None),
             alt.Y2(datum=0),
             color=alt.Color(
                 "scenario:N",
                 scale=alt.Scale(domain=names, range=[BASELINE, SIMULATION][: len(names)]),
                 legend=LEGEND,
             ),
-            tooltip=["scenario:N", alt.Tooltip("start:Q", format=",.0f"), alt.Tooltip("share:Q", format=".1%")],
+            tooltip=["scenario:N", alt.Tooltip("start:Q", format=x_format), alt.Tooltip("share:Q", format=".1%")],
         )
     )
     layers = [bars]
@@ -269,15 +276,89 @@ def overlaid_distributions(
         layers.append(
             alt.Chart(rules)
             .mark_rule(strokeWidth=2.5, strokeDash=[6, 3], color=QUOTA)
-            .encode(x="value:Q", tooltip=["label:N", alt.Tooltip("value:Q", format=",.0f")])
+            .encode(x="value:Q", tooltip=["label:N", alt.Tooltip("value:Q", format=x_format)])
         )
     return alt.layer(*layers).properties(height=HEIGHT)
+
+
+STAGE_COLOURS = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#9D755D", "#EECA3B"]
+
+
+def week_ends(weeks: int, horizon_days: float) -> np.ndarray:
+    """The day each week ends on: 7, 14, ..., and the horizon for a last, partial week."""
+    return np.minimum(7.0 * np.arange(1, weeks + 1), horizon_days)
+
+
+def capacity_frame(
+    queue_by_week: np.ndarray, busy_by_week: np.ndarray, slots: list[int | None], names: list[str], horizon_days: float
+) -> pd.DataFrame:
+    """Queue and utilisation by week of the limited stages: percentiles over the runs, one row per stage and week.
+
+    ``queue_by_week`` and ``busy_by_week`` are runs x stages x weeks (deals waiting at
+    each week's end; slot-days in use during the week). A week's utilisation is its
+    busy slot-days over the slot-days it had: slots x its days (the last week may be
+    shorter than 7). Columns: ``stage``, ``measure`` (``queue`` or ``utilisation``),
+    ``week`` (its end, in weeks), ``p10``, ``p50``, ``p90``.
+    """
+    ends = week_ends(queue_by_week.shape[2], horizon_days)
+    days = np.diff(np.concatenate([[0.0], ends]))
+    frames = []
+    for j, (n, name) in enumerate(zip(slots, names, strict=True)):
+        if n is None:
+            continue
+        for measure, values in (("queue", queue_by_week[:, j, :]), ("utilisation", busy_by_week[:, j, :] / (n * days))):
+            p10, p50, p90 = np.percentile(values, [10, 50, 90], axis=0)
+            frames.append(
+                pd.DataFrame(
+                    {"stage": name, "measure": measure, "week": ends / 7.0, "p10": p10, "p50": p50, "p90": p90}
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
+    """Two panels over the weeks: deals waiting (queue) and the share of slots in use, per limited stage.
+
+    ``frame`` is :func:`capacity_frame`'s: each stage's median line with its P10-P90 band.
+    """
+    stages = list(dict.fromkeys(frame["stage"]))
+    color = alt.Color(
+        "stage:N",
+        scale=alt.Scale(domain=stages, range=(STAGE_COLOURS * len(stages))[: len(stages)]),
+        legend=alt.Legend(title="Stage (line: median run, band: P10 to P90)", orient="top", labelLimit=0, titleLimit=0),
+    )
+    x = alt.X("week:Q", title="week", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(domainMin=0))
+
+    def panel(measure: str, title: str, fmt: str) -> alt.LayerChart:
+        data = alt.Chart(frame[frame["measure"] == measure])
+        tooltip = [
+            "stage:N",
+            alt.Tooltip("week:Q", format=".1f"),
+            alt.Tooltip("p10:Q", title="P10", format=fmt),
+            alt.Tooltip("p50:Q", title="median", format=fmt),
+            alt.Tooltip("p90:Q", title="P90", format=fmt),
+        ]
+        axis = alt.Axis(format=".0%") if measure == "utilisation" else alt.Axis(format=",d", tickMinStep=1)
+        scale = alt.Scale(domain=[0, 1]) if measure == "utilisation" else alt.Scale()
+        y = alt.Y("p50:Q", title=title, axis=axis, scale=scale)
+        band = data.mark_area(opacity=0.2).encode(x, alt.Y("p10:Q"), alt.Y2("p90:Q"), color=color)
+        line = data.mark_line(strokeWidth=2.5, point=True).encode(x, y, color=color, tooltip=tooltip)
+        return alt.layer(band, line).properties(height=int(HEIGHT * 0.75))
+
+    return alt.vconcat(
+        panel("queue", "deals waiting at the week's end", ",.1f"),
+        panel("utilisation", "slots in use during the week", ".0%"),
+    ).resolve_scale(color="shared")
 
 
 # --- export ---------------------------------------------------------------------------------
 
 
 def _export_spec(chart, title: str) -> dict:
+    if isinstance(chart, alt.VConcatChart):  # a stack of panels has no width of its own: each panel gets it
+        chart = chart.copy()
+        chart.vconcat = [panel.properties(width=EXPORT_WIDTH) for panel in chart.vconcat]
+        return chart.properties(title=title).to_dict()
     return chart.properties(title=title, width=EXPORT_WIDTH).to_dict()
 
 

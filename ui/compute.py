@@ -9,6 +9,8 @@ is returned as its message rather than raised, so it is cached too.
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from sim import Scenario, SimulationResult, simulate
@@ -16,13 +18,24 @@ from sim.outcomes import Outcomes
 from sim.runner import choose_engine
 from sim.scenario import Quota
 from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
+from sim.team import TeamResult, simulate_team, team_result
 
 LONG_RUNS = 20_000
 """From this many runs (or on the SimPy engine) a simulation shows a progress bar."""
+SIMPY_JOBS = min(2, os.cpu_count() or 1)
+"""Worker processes for the SimPy engine (the numbers do not depend on them); the vectorised one needs none."""
 
 
 NO_QUOTA = Quota(deals=1)
 """A stand-in quota: what a simulation produces does not depend on the quota."""
+
+
+def _quota_free(scenario: Scenario) -> Scenario:
+    """The scenario with stand-in quotas (the team's rep quota too): the cache key of its simulation."""
+    update = {"quota": NO_QUOTA}
+    if scenario.team is not None:
+        update["team"] = scenario.team.model_copy(update={"rep_quota": 1.0})
+    return scenario.model_copy(update=update)
 
 
 def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResult:
@@ -30,30 +43,51 @@ def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResu
 
     The replications do not depend on the quota (only whether each one hits it does),
     so they are cached under the scenario with a stand-in quota: changing the quota, the
-    input leaders drag most, reruns no simulation on any page but the magic number.
+    input leaders drag most, reruns no simulation on any page but the magic number. A
+    team scenario's result is its team total (:func:`team`).
     """
-    outcomes, engine_name = _outcomes(scenario.model_copy(update={"quota": NO_QUOTA}), runs, seed, engine)
+    if scenario.team is not None:
+        return team(scenario, runs, seed, engine).total
+    outcomes, engine_name = _outcomes(_quota_free(scenario), runs, seed, engine)
     return SimulationResult(scenario, seed, engine_name, outcomes)
 
 
+def team(scenario: Scenario, runs: int, seed: int, engine: str) -> TeamResult:
+    """Every rep's replications and the team figures (cached without the quotas, as :func:`run`)."""
+    rep_outcomes, engine_name = _outcomes(_quota_free(scenario), runs, seed, engine)
+    return team_result(scenario, seed, engine_name, rep_outcomes)
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
-def _outcomes(scenario: Scenario, runs: int, seed: int, engine: str) -> tuple[Outcomes, str]:
-    if runs < LONG_RUNS and choose_engine(scenario, engine) != "simpy":
-        result = simulate(scenario, runs=runs, seed=seed, engine=engine)
+def _outcomes(scenario: Scenario, runs: int, seed: int, engine: str) -> tuple[Outcomes | list[Outcomes], str]:
+    """The outcomes of a simulation (a list of each rep's for a team) and the engine that ran."""
+    simpy = choose_engine(scenario, engine) == "simpy"
+    size = runs * (scenario.team.reps if scenario.team is not None else 1)
+    jobs = SIMPY_JOBS if simpy else 1
+
+    def simulated(progress=None):
+        if scenario.team is not None:
+            result = simulate_team(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine, progress=progress)
+            return [rep.outcomes for rep in result.reps], result.engine
+        result = simulate(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine, progress=progress)
         return result.outcomes, result.engine
+
+    if size < LONG_RUNS and not simpy:
+        return simulated()
     # Created inside the cached function, so a cache hit replays it (already emptied).
-    bar = st.progress(0.0, text=f"Simulating {runs:,} periods...")
+    what = "rep-periods" if scenario.team is not None else "periods"
+    bar = st.progress(0.0, text=f"Simulating {size:,} {what}...")
     shown = [-1]
 
     def tick(done: int, total: int) -> None:
         percent = 100 * done // total
         if percent >= shown[0] + 5:
             shown[0] = percent
-            bar.progress(done / total, text=f"Simulating: {done:,} of {total:,} periods")
+            bar.progress(done / total, text=f"Simulating: {done:,} of {total:,} {what}")
 
-    result = simulate(scenario, runs=runs, seed=seed, engine=engine, progress=tick)
+    answer = simulated(tick)
     bar.empty()
-    return result.outcomes, result.engine
+    return answer
 
 
 def p_hit_at(scenario: Scenario, per_week: float, runs: int, seed: int, engine: str) -> float:

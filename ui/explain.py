@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sim.analysis import activity_per_stage, deterministic_weekly_opportunities, funnel_rates
+from sim.analysis import activity_per_stage, deterministic_weekly_opportunities, funnel_rates, team_inflow_reps
 from sim.scenario import Scenario
 
 WORKING_DAYS_PER_WEEK = 5
@@ -108,6 +108,84 @@ def why_they_differ(average: dict, p_hit: float, median: float, unit: str, runs:
     )
 
 
+def wait_days(days: float | None) -> str:
+    """A mean wait in days: ``3.2 days``, ``under 0.1 days``; a dash when no deal got a slot."""
+    if days is None:
+        return "-"
+    return "under 0.1 days" if 0 < days < 0.05 else f"{days:,.1f} days"
+
+
+def capacity_caption(scenario: Scenario) -> str:
+    """What the rep-capacity figures mean, for the Forecast page's section."""
+    capacity = scenario.capacity
+    reps = f"{capacity.reps:,} rep{'s' if capacity.reps != 1 else ''}"
+    lost = (
+        f" A deal left waiting more than {count(capacity.max_wait_days, 1)} days is lost: neglected."
+        if capacity.max_wait_days
+        else " Deals wait as long as it takes; one still waiting at the end of the period is not won."
+    )
+    return (
+        f"The funnel is worked by {reps}, and each rep works only so many deals at a time in a limited stage. "
+        "A deal that arrives when every rep in its stage is full waits its turn, and its days in the stage start "
+        "when a rep takes it up." + lost
+    )
+
+
+def neglect_caption(max_wait_days: float | None) -> str:
+    """Under the neglected-deals metric."""
+    if max_wait_days:
+        return f"Deals lost per period because nobody took them up within {count(max_wait_days, 1)} days."
+    return "No wait limit is set (max_wait_days), so no deal is lost to waiting: it waits instead."
+
+
+def capacity_cost(p_hit: float, p_hit_unlimited: float, reps: int) -> str:
+    """One sentence on what the rep limit costs in P(hit), against the same funnel with no limit."""
+    gap = p_hit_unlimited - p_hit
+    if gap <= 0.005:
+        return (
+            f"With as many reps as the deals need, P(hit) would be {percent(p_hit_unlimited)}, the same as with "
+            f"{reps:,}: the limits rarely bind here."
+        )
+    return (
+        f"With as many reps as the deals need, P(hit) would be {percent(p_hit_unlimited)} instead of "
+        f"{percent(p_hit)} (the same luck in both): deals waiting for a rep cost {points(gap)}."
+    )
+
+
+CAPACITY_MAGIC = (
+    "This funnel is worked by a limited number of reps, so more new opportunities mostly wait in line and some "
+    "are neglected: past a point they add little or nothing, and no weekly number may reach the chance you want. "
+    "The magic-number search is not run for it; the average-math number and the chance at your own pace (below) "
+    "still are. The Forecast page's Rep capacity section shows where the reps run short."
+)
+
+
+CAPACITY_CHART = (
+    "Deals wait when reps have more than they can work: the top panel counts the deals waiting for a rep at "
+    "each week's end, the bottom the share of the stage's slots in use during the week (line: the median run; "
+    "band: the middle 80% of runs). A stage that sits near 100% with a queue is where another rep would pay."
+)
+
+
+NO_TEAM = (
+    "This scenario is one funnel. Turn on **A team of reps** under *Optional* (below the funnel table) to see a "
+    "team: reps differ from one another, so some make their quota and some miss it even when the team as a whole "
+    "is on plan. The page then shows each rep's attainment, the share of reps at quota, the team's chance and, "
+    "with a cost per rep, each rep's value ratio."
+)
+
+
+def team_reading(share: float, average_rep_hits: bool, p_team: float) -> str:
+    """One paragraph on why a quota set from the average rep is missed by many reps."""
+    plan = "makes" if average_rep_hits else "misses"
+    return (
+        f"On averages, the typical rep {plan} the rep quota. In the simulation {percent(share, 0)} of reps make it "
+        f"in a typical period, and the team makes its own quota in {percent(p_team, 0)} of periods: reps differ, "
+        "so a quota that the average rep just makes is missed by many of them (surveys find about half of reps at "
+        "quota)."
+    )
+
+
 def lever_sentence(row: dict, step: float, unit: str) -> str:
     """A sensitivity row in words: "Raising Proposal conversion by 10% (50% → 55%) adds 7 points of P(hit)"."""
     kind, by = row["kind"], f"{step:.0%}"
@@ -151,6 +229,9 @@ class FunnelMath:
     """Per stage from first to last: (name, mean conversion rate, deals that must enter it)."""
     weeks: float
     per_week: float
+    """Per rep, with a team (see ``reps``)."""
+    reps: float
+    """Full reps' inflow the plan is shared by (:func:`sim.analysis.team_inflow_reps`; 1 without a team)."""
     activity: list[dict]
     """Weekly volume entering each stage, and won (:func:`sim.analysis.activity_per_stage`)."""
 
@@ -188,6 +269,7 @@ def funnel_math(scenario: Scenario) -> FunnelMath:
         entering=entering,
         weeks=weeks,
         per_week=per_week,
+        reps=team_inflow_reps(scenario),
         activity=activity_per_stage(scenario, per_week) if math.isfinite(per_week) else [],
     )
 
@@ -213,9 +295,22 @@ def funnel_math_steps(scenario: Scenario) -> list[str]:
         "**Work back through the funnel**, last stage first: each stage's conversion rate says how many "
         "must enter it to get the number out of it.  \n" + "  \n".join(f"- {line}" for line in chain)
     )
+    if m.reps == 1:
+        steps.append(
+            f"**Spread over the period.** {count(m.opportunities)} new opportunities ÷ {count(m.weeks)} weeks = "
+            f"**{count(m.per_week)} a week**: the magic number"
+            + (f" (about {count(m.per_week / WORKING_DAYS_PER_WEEK)} each working day)." if m.per_week else ".")
+        )
+        return steps
+    team = m.opportunities / m.weeks
+    ramp = " (new reps count for part of a rep while they ramp up)" if scenario.team.new_reps else ""
     steps.append(
         f"**Spread over the period.** {count(m.opportunities)} new opportunities ÷ {count(m.weeks)} weeks = "
-        f"**{count(m.per_week)} a week**: the magic number"
+        f"{count(team)} a week for the team."
+    )
+    steps.append(
+        f"**Per rep.** {count(team)} ÷ {count(m.reps)} reps{ramp} = **{count(m.per_week)} a week each**: "
+        "the magic number"
         + (f" (about {count(m.per_week / WORKING_DAYS_PER_WEEK)} each working day)." if m.per_week else ".")
     )
     return steps

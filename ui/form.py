@@ -8,11 +8,16 @@ problem`` lines as the command line. The other direction (:func:`widget_values`,
 :func:`stages_frame`) fills the inputs from a loaded scenario, and the two directions
 are exact inverses: a scenario loaded into the inputs and read back is equal to itself.
 
-Some of a scenario has no input: the listed ``[[open_deals]]``, a stage's
-``lost_duration`` and the inflow's seasonal ``multipliers`` (what a calibration from a
-CRM export writes). :func:`carried` takes them from the scenario as loaded and
-:func:`scenario_document` puts them back, so editing the inputs never drops them; a
-stage's ``lost_duration`` follows its table row (through renames and reordering).
+The optional parts of a stage (rep limit, follow-ups, no-shows, stalls, lost
+duration) have a second table, one row per stage (:func:`behaviour_cells`,
+:func:`behaviour_document`); a distribution there is written as short text
+(:func:`distribution_text`, :func:`parse_distribution_text`). Rep ``[capacity]`` and
+the ``[team]`` are widget values like the rest.
+
+Two parts of a scenario have no input: the listed ``[[open_deals]]`` and the inflow's
+seasonal ``multipliers`` (what a calibration from a CRM export writes).
+:func:`carried` takes them from the scenario as loaded and :func:`scenario_document`
+puts them back, so editing the inputs never drops them.
 
 The link: :func:`encode_scenario` packs the scenario's TOML into one URL-safe string
 (zlib, then base64) and :func:`decode_scenario` unpacks and validates it.
@@ -60,6 +65,8 @@ HORIZON_UNITS = ("weeks", "days")
 PROCESSES = ("poisson", "fixed")
 ENGINES = ("auto", "vectorized", "simpy")
 DEFAULT_RUNS = 2_000
+DEFAULT_SIMPY_RUNS = 500
+"""What the default runs mean for a scenario that needs the SimPy engine (rep capacity): 15x slower a run."""
 DEFAULT_SEED = 0
 DEFAULT_ENGINE = "auto"
 MIN_RUNS, MAX_RUNS = 100, 200_000
@@ -181,7 +188,7 @@ def stages_frame(scenario: Scenario) -> pd.DataFrame:
 
 
 ROW = "_row"
-"""Key of :func:`ordered_rows`' entries holding the row's index label in the edited table."""
+"""Key of :func:`ordered_rows`' entries holding the row's index label (as text) in the edited table."""
 
 
 def ordered_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -195,7 +202,7 @@ def ordered_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     order = pd.to_numeric(frame["order"], errors="coerce") if "order" in frame else pd.Series(dtype=float)
     key = order.astype("float64").fillna(math.inf) if len(order) else order
     positions = sorted(range(len(frame)), key=lambda i: (key.iloc[i], i)) if len(key) else range(len(frame))
-    return [{**frame.iloc[i].to_dict(), ROW: _number(labels[i])} for i in positions]
+    return [{**frame.iloc[i].to_dict(), ROW: str(labels[i])} for i in positions]
 
 
 def stage_document(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,6 +222,115 @@ def stage_document(row: Mapping[str, Any]) -> dict[str, Any]:
     if not _blank(row.get("open")):
         document["open"] = _whole(row["open"])
     return document
+
+
+# --- the optional stage table -----------------------------------------------------------
+
+BEHAVIOUR_COLUMNS = (
+    "per_rep",
+    "touches_needed",
+    "max_touches",
+    "touch_interval_days",
+    "no_show",
+    "reschedule",
+    "lost_after_reschedule",
+    "reschedule_days",
+    "stale_after_days",
+    "lost_duration",
+)
+"""The optional stage keys, as columns of the second stage table (blank: not used)."""
+DISTRIBUTION_COLUMNS = ("touches_needed", "lost_duration")
+WHOLE_COLUMNS = ("per_rep", "max_touches")
+BEHAVIOUR_DEFAULTS = {"touch_interval_days": 0.0, "lost_after_reschedule": 0.0, "reschedule_days": 7.0}
+"""Keys with a default in the file format: a blank cell means the default."""
+
+
+def distribution_text(document: Any) -> str:
+    """A distribution in file form as short text: ``5``, ``1, 3, 5`` or ``lognormal(mean=20, sd=10)``.
+
+    A bare number is a fixed value and a list an empirical one, as people type them;
+    :func:`parse_distribution_text` reads any of the three back to the same document.
+    """
+    if isinstance(document, int | float):
+        return format_values([document])
+    family = document["dist"]
+    if family == "empirical":
+        return format_values(document["values"])
+    parameters = ", ".join(f"{key}={format_values([value])}" for key, value in document.items() if key != "dist")
+    return f"{family}({parameters})"
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$", re.DOTALL)
+
+
+def parse_distribution_text(text: Any) -> Any:
+    """Text of :func:`distribution_text` back to a file-form distribution (None when blank).
+
+    Text that reads as neither numbers nor ``family(key=value, ...)`` becomes
+    ``{"dist": text}``, so the validator names the field and lists the families.
+    """
+    if _blank(text):
+        return None
+    numbers = parse_values(text)
+    if isinstance(numbers, list):
+        return {"dist": "fixed", "value": numbers[0]} if len(numbers) == 1 else {"dist": "empirical", "values": numbers}
+    call = _CALL.match(str(text))
+    if call is None:
+        return {"dist": str(text).strip()}
+    document: dict[str, Any] = {"dist": call.group(1).lower()}
+    for part in (p for p in call.group(2).split(",") if p.strip()):
+        key, _, value = part.partition("=")
+        try:
+            document[key.strip()] = float(value)
+        except ValueError:
+            document[key.strip()] = value.strip()  # the validator names it
+    return document
+
+
+def behaviour_cells(scenario: Scenario) -> list[dict[str, Any]]:
+    """Each stage's optional keys as table cells (None where unused or at the default)."""
+    rows = []
+    for stage in scenario_to_dict(scenario)["stages"]:
+        cells: dict[str, Any] = {}
+        for key in BEHAVIOUR_COLUMNS:
+            value = stage.get(key)
+            cells[key] = distribution_text(value) if key in DISTRIBUTION_COLUMNS and value is not None else value
+        rows.append(cells)
+    return rows
+
+
+def behaviour_document(cells: Mapping[str, Any], capacity: bool) -> dict[str, Any]:
+    """One stage's optional cells in file form; ``per_rep`` only when rep capacity is on."""
+    document: dict[str, Any] = {}
+    for key in BEHAVIOUR_COLUMNS:
+        value = cells.get(key)
+        if _blank(value) or (key == "per_rep" and not capacity):
+            continue
+        if key in DISTRIBUTION_COLUMNS:
+            document[key] = parse_distribution_text(value)
+        else:
+            document[key] = _whole(value) if key in WHOLE_COLUMNS else _number(value)
+    return document
+
+
+def behaviour_frame(names: list[str], rows: list[Mapping[str, Any]], labels: list[Any]) -> pd.DataFrame:
+    """The optional stage table: one row per stage in funnel order, indexed by the stage table's row labels."""
+    frame = pd.DataFrame(
+        [
+            {"stage": name, **{key: row.get(key) for key in BEHAVIOUR_COLUMNS}}
+            for name, row in zip(names, rows, strict=True)
+        ],
+        columns=["stage", *BEHAVIOUR_COLUMNS],
+        index=pd.Index(labels, name="row"),
+    )
+    for key in BEHAVIOUR_COLUMNS:
+        if key in DISTRIBUTION_COLUMNS:
+            frame[key] = frame[key].astype("object")
+        elif key in WHOLE_COLUMNS:
+            frame[key] = frame[key].astype("Int64")
+        else:
+            frame[key] = frame[key].astype("float64")
+    return frame
 
 
 # --- widget values ----------------------------------------------------------------------
@@ -258,7 +374,79 @@ def widget_values(scenario: Scenario) -> dict[str, Any]:
         **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
         "keep_open_deals": True,
         "keep_multipliers": True,
+        **capacity_values(scenario),
+        **team_values(scenario),
     }
+
+
+def capacity_values(scenario: Scenario) -> dict[str, Any]:
+    """The rep-capacity inputs: on or off, reps, and the wait after which a deal is lost (0: no limit)."""
+    capacity = scenario.capacity
+    wait = capacity.max_wait_days if capacity is not None else None
+    return {
+        "capacity_on": capacity is not None,
+        "capacity_reps": capacity.reps if capacity is not None else 2,
+        "max_wait_days": 0.0 if wait is None else float(wait),
+    }
+
+
+def team_values(scenario: Scenario) -> dict[str, Any]:
+    """The team inputs (a cost of 0: none given); with no ``[team]``, 8 reps sharing the quota."""
+    team = scenario.team
+    if team is None:
+        quota = scenario.quota.target
+        share = quota / 8 if scenario.quota.unit == "revenue" else max(1, math.ceil(quota / 8))
+        return {
+            "team_on": False,
+            "team_reps": 8,
+            "rep_quota": float(share),
+            "rate_concentration": 20.0,
+            "new_reps": 0,
+            "ramp_months": 3.0,
+            "cost_per_year": 0.0,
+        }
+    return {
+        "team_on": True,
+        "team_reps": team.reps,
+        "rep_quota": float(team.rep_quota),
+        "rate_concentration": float(team.rate_concentration),
+        "new_reps": team.new_reps,
+        "ramp_months": 3.0 if team.ramp_months is None else float(team.ramp_months),
+        "cost_per_year": 0.0 if team.cost_per_year is None else float(team.cost_per_year),
+    }
+
+
+CAPACITY_KEYS = ("capacity_on", "capacity_reps", "max_wait_days")
+TEAM_KEYS = ("team_on", "team_reps", "rep_quota", "rate_concentration", "new_reps", "ramp_months", "cost_per_year")
+
+
+def _capacity_document(values: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not values.get("capacity_on"):
+        return None
+    document = {"reps": _whole(values.get("capacity_reps"))}
+    if not _blank(values.get("max_wait_days")) and values["max_wait_days"] != 0:  # 0: no limit
+        document["max_wait_days"] = _number(values["max_wait_days"])
+    return document
+
+
+def _team_document(values: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not values.get("team_on"):
+        return None
+    document: dict[str, Any] = {}
+    for file_key, key in (("reps", "team_reps"), ("rep_quota", "rep_quota"), ("rate_concentration", None)):
+        value = values.get(key or file_key)
+        if not _blank(value):
+            document[file_key] = _whole(value) if file_key == "reps" else _number(value)
+    new_reps = _whole(values.get("new_reps") or 0)
+    if new_reps:
+        document["new_reps"] = new_reps
+        if not _blank(values.get("ramp_months")):
+            document["ramp_months"] = _number(values["ramp_months"])
+    if not _blank(values.get("cost_per_year")) and values["cost_per_year"] != 0:  # 0: not given
+        document["cost_per_year"] = _number(values["cost_per_year"])
+    if values.get("quota_unit") == "deals" and isinstance(document.get("rep_quota"), float):
+        document["rep_quota"] = _whole(document["rep_quota"])
+    return document
 
 
 def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
@@ -283,56 +471,42 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     document["deal_value"] = distribution_document(
         values.get("value_dist"), {key: values.get(f"value_{key}") for key in PARAMETER_NAMES}
     )
-    lost = values.get("lost_durations") or {}
+    behaviours = values.get("behaviours") or {}
+    capacity = _capacity_document(values)
     stages = []
     for row in ordered_rows(frame):
         stage = stage_document(row)
-        if lost.get(row[ROW]) is not None:
-            stage["lost_duration"] = lost[row[ROW]]
+        stage.update(behaviour_document(behaviours.get(row[ROW], {}), capacity is not None))
         stages.append(stage)
     document["stages"] = stages
     if values.get("open_deals"):
         document["open_deals"] = [dict(deal) for deal in values["open_deals"]]
+    document["capacity"] = capacity
+    document["team"] = _team_document(values)
     # None means "left blank": drop it so the validator says "missing (required)".
     return {key: value for key, value in document.items() if value is not None}
 
 
-def carried(
-    scenario: Scenario,
-    deleted_rows: Any = (),
-    keep_open_deals: bool = True,
-    keep_multipliers: bool = True,
-) -> dict[str, Any]:
+def carried(scenario: Scenario, keep_open_deals: bool = True, keep_multipliers: bool = True) -> dict[str, Any]:
     """The parts of a loaded scenario that no input shows, as extra values for :func:`scenario_document`.
 
     Parameters
     ----------
     scenario : Scenario
-        The scenario as loaded into the inputs (its stages are the table's rows 0, 1, ...).
-    deleted_rows : sequence of int
-        Rows of the loaded table deleted in the editor: their ``lost_duration`` goes with
-        them (a row added later may reuse a deleted row's index label).
+        The scenario as loaded into the inputs.
     keep_open_deals, keep_multipliers : bool
         False drops the listed open deals (the seasonal multipliers).
 
     Returns
     -------
     dict
-        ``open_deals`` (file-form list, or None), ``multipliers`` (list, or None) and
-        ``lost_durations`` (table row label -> file-form distribution).
+        ``open_deals`` (file-form list, or None) and ``multipliers`` (list, or None).
     """
     document = scenario_to_dict(scenario)
-    gone = {int(i) for i in deleted_rows or ()}
-    lost = {
-        i: stage["lost_duration"]
-        for i, stage in enumerate(document["stages"])
-        if "lost_duration" in stage and i not in gone
-    }
     multipliers = scenario.inflow.multipliers
     return {
         "open_deals": document.get("open_deals") if keep_open_deals else None,
         "multipliers": list(multipliers) if multipliers and keep_multipliers else None,
-        "lost_durations": lost,
     }
 
 
@@ -350,13 +524,6 @@ def carried_summary(scenario: Scenario) -> list[str]:
             + (f"; {priced:,} with their own amount" if priced else "")
             + ". An old deal counts as less likely to be won than a new one."
         )
-    for stage in scenario.stages:
-        if stage.lost_duration is not None:
-            lost = stage.lost_duration
-            lines.append(
-                f"{stage.name}: deals that are lost take their own time before they are marked lost "
-                f"({lost.model_dump(by_alias=True)['dist']}, {lost.mean():,.0f} days on average)."
-            )
     multipliers = scenario.inflow.multipliers
     if multipliers:
         per = "week" if len(multipliers) == scenario.n_weeks else "month"
@@ -398,6 +565,11 @@ def condense_problems(problems: list[str]) -> list[str]:
 def stage_names(frame: pd.DataFrame) -> list[str]:
     """Stage names in the order the scenario will use (for pointing at rows in messages)."""
     return [str(row.get("name") or "(no name)") for row in ordered_rows(frame)]
+
+
+def runs_for(runs: int, scenario: Scenario) -> int:
+    """The runs to simulate: the default means :data:`DEFAULT_SIMPY_RUNS` when reps are limited (SimPy engine)."""
+    return DEFAULT_SIMPY_RUNS if runs == DEFAULT_RUNS and scenario.has_capacity_limits else runs
 
 
 def settings_from_query(query: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,10 @@ def _load(scenario: Scenario, origin: str) -> None:
     state["stages_base"] = form.stages_frame(scenario)
     state["stages_version"] = state.get("stages_version", 0) + 1
     state["stages_key"] = f"stages_{state['stages_version']}"
+    # The optional stage keys, by stage-table row (see stage_editor for the row identities).
+    state["behaviours"] = {str(i): cells for i, cells in enumerate(form.behaviour_cells(scenario))}
+    state["behaviour_key"] = f"behaviour_{state['stages_version']}"
+    state["behaviour_rows"] = []
     state["loaded"] = scenario
     state["last_valid"] = scenario
     state["origin"] = origin
@@ -184,6 +188,9 @@ class Slots:
     stages: Any
     about: Any
     download: Any
+    capacity: Any = None
+    team: Any = None
+    behaviour: Any = None
 
 
 def sidebar() -> tuple[Slots, Settings]:
@@ -268,7 +275,9 @@ def sidebar() -> tuple[Slots, Settings]:
             max_value=form.MAX_RUNS,
             step=1000,
             key="runs",
-            help="More runs give steadier numbers but take longer. 2,000 answers in about a second.",
+            help=f"More runs give steadier numbers but take longer. The default, {form.DEFAULT_RUNS:,}, answers in "
+            f"well under a second; with limited reps (the slower SimPy engine) the default means "
+            f"{form.DEFAULT_SIMPY_RUNS:,}.",
         )
         st.number_input(
             "Seed",
@@ -298,6 +307,13 @@ def sidebar() -> tuple[Slots, Settings]:
         download=download,
     )
     return slots, Settings(runs=int(state["runs"]), seed=int(state["seed"]), engine=str(state["engine"]))
+
+
+def _table_editor(frame: pd.DataFrame, key: str, num_rows: str, config: dict) -> pd.DataFrame:
+    """An editable table as both stage tables draw it: full width, no index, blank cells left blank."""
+    return st.data_editor(
+        frame, key=key, num_rows=num_rows, hide_index=True, column_config=config, width="stretch", placeholder=""
+    )
 
 
 def stage_editor() -> pd.DataFrame:
@@ -344,15 +360,168 @@ def stage_editor() -> pd.DataFrame:
         ),
         "open": number("Open", help="Deals already in this stage on day 0.", step=1, format="%d", default=0, width=64),
     }
-    return st.data_editor(
-        st.session_state["stages_base"],
-        key=st.session_state["stages_key"],
-        num_rows="dynamic",
-        hide_index=True,
-        column_config=config,
-        width="stretch",
-        placeholder="",
+    state = st.session_state
+    base = state["stages_base"]
+    frame = _table_editor(base, state["stages_key"], "dynamic", config)
+    # Row identities that survive edits: a loaded row keeps its label ("0", "1", ...), an
+    # added one is "new k". (The editor drops deleted rows before it appends added ones,
+    # and may give an added row the label of a deleted one, so labels alone would mix them.)
+    deleted = set((state.get(state["stages_key"]) or {}).get("deleted_rows") or ())
+    kept = len(base) - len(deleted)
+    frame = frame.copy()
+    frame.index = [str(label) for label in frame.index[:kept]] + [f"new {k}" for k in range(len(frame) - kept)]
+    return frame
+
+
+BEHAVIOUR_HELP = {
+    "per_rep": "Rep capacity: deals one rep can work at once in this stage (blank: no limit). Needs rep capacity on.",
+    "touches_needed": "Follow-ups a deal needs before it converts: a number (5), past counts to resample "
+    "(1, 3, 5, 5, 8), or a distribution such as lognormal(mean=4, sd=2). Blank: no follow-ups.",
+    "max_touches": "Follow-ups the rep makes before giving up: a deal that needs more is lost.",
+    "touch_interval_days": "Days between follow-ups: a deal that needs k touches stays (k - 1) x this longer.",
+    "no_show": "Chance the meeting that ends this stage is a no-show (0 to 1).",
+    "reschedule": "Chance a no-show is rescheduled, once (0 to 1); a no-show that is not rescheduled is lost.",
+    "lost_after_reschedule": "Chance a rescheduled deal is never heard from again (DOMAIN: 4 in 5 when the seller "
+    "moved the meeting).",
+    "reschedule_days": "Days a reschedule adds (blank: 7).",
+    "stale_after_days": "A deal still in this stage after this many days is lost (a stalled deal).",
+    "lost_duration": "How long a deal that will be lost stays before it is marked lost (matters when reps are "
+    "limited: it holds a slot), e.g. lognormal(mean=20, sd=10). Blank: as long as a deal that moves on.",
+}
+
+
+def behaviour_editor(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The optional stage table, one row per stage of the (edited) stage table; returns the cells by row.
+
+    The cells live in ``behaviours`` (row identity -> cells), so they follow a stage
+    through renames, reordering and deletions of others. The editor's own edits are
+    folded in on every run; they are given as values, so folding them twice is harmless.
+    """
+    state = st.session_state
+    store: dict[str, dict[str, Any]] = state["behaviours"]
+    drawn = state.get("behaviour_rows") or []
+    for position, change in ((state.get(state["behaviour_key"]) or {}).get("edited_rows") or {}).items():
+        if int(position) < len(drawn):
+            store.setdefault(drawn[int(position)], {}).update(change)
+    rows = form.ordered_rows(frame)
+    identities = [row[form.ROW] for row in rows]
+    if identities != drawn:
+        # Other rows, or another order: the editor starts afresh under a new key (its edits are
+        # in the store), so edits by position can never land on the wrong stage.
+        state["behaviour_version"] = state.get("behaviour_version", 0) + 1
+        state["behaviour_key"] = f"behaviour_{state['stages_version']}_{state['behaviour_version']}"
+    state["behaviour_rows"] = identities
+    table = form.behaviour_frame(form.stage_names(frame), [store.get(i, {}) for i in identities], identities)
+    number, text = st.column_config.NumberColumn, st.column_config.TextColumn
+    config = {
+        "stage": text("Stage", disabled=True, width="medium"),
+        "per_rep": number("Deals per rep", help=BEHAVIOUR_HELP["per_rep"], step=1, format="%d", min_value=1),
+        "touches_needed": text("Touches needed", help=BEHAVIOUR_HELP["touches_needed"]),
+        "max_touches": number(
+            "Rep gives up after", help=BEHAVIOUR_HELP["max_touches"], step=1, format="%d", min_value=1
+        ),
+        "touch_interval_days": number(
+            "Days between touches", help=BEHAVIOUR_HELP["touch_interval_days"], step=0.5, format="%g"
+        ),
+        "no_show": number("No-show chance", help=BEHAVIOUR_HELP["no_show"], step=0.05, format="%.2f"),
+        "reschedule": number("Rescheduled chance", help=BEHAVIOUR_HELP["reschedule"], step=0.05, format="%.2f"),
+        "lost_after_reschedule": number(
+            "Lost after reschedule", help=BEHAVIOUR_HELP["lost_after_reschedule"], step=0.05, format="%.2f"
+        ),
+        "reschedule_days": number("Reschedule adds (days)", help=BEHAVIOUR_HELP["reschedule_days"], format="%g"),
+        "stale_after_days": number("Stale after (days)", help=BEHAVIOUR_HELP["stale_after_days"], format="%g"),
+        "lost_duration": text("Days to a loss", help=BEHAVIOUR_HELP["lost_duration"]),
+    }
+    _table_editor(table, state["behaviour_key"], "fixed", config)
+    return {identity: dict(store.get(identity, {})) for identity in identities}
+
+
+def uses_optional(scenario: Scenario) -> bool:
+    """Whether the scenario uses rep capacity, a team or any optional stage key (its section opens)."""
+    cells = form.behaviour_cells(scenario)
+    return (
+        scenario.capacity is not None
+        or scenario.team is not None
+        or any(v is not None for c in cells for v in c.values())
     )
+
+
+def optional_sections(frame: pd.DataFrame) -> dict[str, Any]:
+    """Rep capacity, a team, and the optional stage table; returns their values for the scenario.
+
+    Each is off unless the scenario uses it; its problems are shown in the slots returned
+    with the values (``capacity``, ``team``, ``behaviour``).
+    """
+    state = st.session_state
+    left, right = st.columns(2)
+    with left:
+        st.toggle(
+            "**Rep capacity**: reps can only work so many deals at once",
+            key="capacity_on",
+            help="Deals that find every rep in a stage busy wait their turn (first in, first out). Set how many "
+            "deals one rep works at once per stage in the table below (Per rep). Runs on the SimPy engine.",
+        )
+        if state.get("capacity_on"):
+            a, b = st.columns(2)
+            a.number_input("Reps sharing the funnel", key="capacity_reps", min_value=1, step=1)
+            b.number_input(
+                "A deal waiting longer is lost (days)",
+                key="max_wait_days",
+                min_value=0.0,
+                step=1.0,
+                format="%g",
+                help="Neglected deals: one left waiting for a rep longer than this is lost. 0: it waits.",
+            )
+        capacity_slot = st.container()
+    with right:
+        st.toggle(
+            "**A team of reps**, each with a funnel of their own",
+            key="team_on",
+            help="Reps differ: each stage's rate is drawn per rep around the stage's rate. New opportunities per "
+            "week are then each rep's, and the quota is the team's. Cannot be combined with rep capacity.",
+        )
+        if state.get("team_on"):
+            a, b, c = st.columns(3)
+            a.number_input("Reps", key="team_reps", min_value=1, step=1)
+            b.number_input("Each rep's quota", key="rep_quota", min_value=0.0, step=1000.0, format="%g")
+            c.number_input(
+                "How alike (c)",
+                key="rate_concentration",
+                min_value=0.0,
+                step=5.0,
+                format="%g",
+                help="Each rep's rate ~ Beta(m c, (1 - m) c) around the stage's rate m: 5 = reps differ a lot, "
+                "100 = nearly the same.",
+            )
+            a, b, c = st.columns(3)
+            a.number_input("New reps (ramping)", key="new_reps", min_value=0, step=1)
+            b.number_input(
+                "Months to full speed",
+                key="ramp_months",
+                min_value=0.0,
+                step=1.0,
+                format="%g",
+                help="A new rep's inflow rises from 0 to full over this many months.",
+            )
+            c.number_input(
+                "Cost per rep a year ($)",
+                key="cost_per_year",
+                min_value=0.0,
+                step=10_000.0,
+                format="%.0f",
+                help="Salary, taxes, expenses: gives each rep's value ratio (won value a year / cost). 0: not given.",
+            )
+        team_slot = st.container()
+    st.markdown(
+        "**Per stage** (blank = not used): rep limits, follow-ups and persistence, no-shows and reschedules, "
+        "stalled deals, and how long lost deals take. Hover a column title for what it means."
+    )
+    behaviours = behaviour_editor(frame)
+    behaviour_slot = st.container()
+    return {
+        "behaviours": behaviours,
+        "slots": {"capacity": capacity_slot, "team": team_slot, "behaviour": behaviour_slot},
+    }
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -372,6 +541,8 @@ def read_values() -> dict[str, Any]:
         "process",
         "value_dist",
         *(f"value_{key}" for key in form.PARAMETER_NAMES),
+        *form.CAPACITY_KEYS,
+        *form.TEAM_KEYS,
     )
     return {name: st.session_state.get(name) for name in names}
 
@@ -395,8 +566,14 @@ def show_problems(problems: list[str], slots: Slots, names: list[str]) -> None:
         if match and int(match.group(1)) < len(names):
             i = int(match.group(1))
             line = f"{line} (row {i + 1} in funnel order: {names[i]})"
-        if path.startswith("stages"):
+        if path.startswith("stages") and path.split(".")[1:2] and path.split(".")[1] in form.BEHAVIOUR_COLUMNS:
+            slot = slots.behaviour or slots.stages
+        elif path.startswith("stages"):
             slot = slots.stages
+        elif path.startswith("capacity"):
+            slot = slots.capacity or slots.scenario
+        elif path.startswith("team"):
+            slot = slots.team or slots.scenario
         elif path.startswith("quota"):
             slot = slots.quota
         elif path.startswith("horizon"):

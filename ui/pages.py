@@ -1,4 +1,4 @@
-"""The six pages. Each takes the scenario and the settings and draws itself.
+"""The seven pages. Each takes the scenario and the settings and draws itself.
 
 A page asks :mod:`ui.compute` for what it needs (cached by value), words it with
 :mod:`ui.explain` and draws it with :mod:`ui.charts`. ``app.py`` calls only the page
@@ -19,6 +19,7 @@ from sim import Scenario
 from sim.analysis import activity_per_stage, deterministic_weekly_opportunities, quota_result, wilson_interval
 from sim.distributions import Fixed
 from sim.solvers import p_hit_by_quota, paired_difference, realistic_quota, with_inflow
+from sim.team import realistic_rep_quota, team_average_math
 from ui import charts, compute
 from ui import explain as say
 from ui.form import differences
@@ -60,6 +61,20 @@ def show_chart(chart, name: str, title: str) -> None:
             )
 
 
+def csv_download(label: str, table: Callable[[], pd.DataFrame], file_name: str, help: str | None = None) -> None:
+    """A CSV download of a table, built only when clicked."""
+    st.download_button(
+        label,
+        data=lambda: table().to_csv(index=False),
+        file_name=file_name,
+        mime="text/csv",
+        key=f"csv_{file_name}",
+        on_click="ignore",
+        icon=":material/download:",
+        help=help,
+    )
+
+
 def _result_title(unit: str) -> str:
     return "won revenue in the period ($)" if unit == "revenue" else "won deals in the period"
 
@@ -73,7 +88,8 @@ def forecast(ctx: Context) -> None:
     summary = result.summary()
     low, high = summary["p_hit_ci"]
     spread = summary["revenue" if unit == "revenue" else "deals"]
-    average = summary["average_math"]
+    # A team's plan is the sum of its reps' plans (a new rep's inflow ramps up).
+    average = summary["average_math"] if scenario.team is None else team_average_math(scenario)
     planned = average["revenue"] if unit == "revenue" else average["won_deals"]
     st.caption(
         f"We played {say.period(scenario)} out {ctx.runs:,} times. In each run new opportunities arrive at random, "
@@ -161,17 +177,52 @@ def forecast(ctx: Context) -> None:
         hide_index=True,
         column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns[1:]},
     )
-    st.download_button(
+    if scenario.has_capacity_limits and result.outcomes.has_capacity:
+        _rep_capacity(ctx, result, summary)
+    csv_download(
         f"Download all {ctx.runs:,} runs (CSV)",
-        data=lambda: result.table().to_csv(index=False),
-        file_name="funnel_sim_runs.csv",
-        mime="text/csv",
-        key="csv_forecast",
-        on_click="ignore",
-        icon=":material/download:",
+        result.table,
+        "funnel_sim_runs.csv",
         help="One row per simulated period: deals won, revenue, hit, and per stage the deals that entered and "
-        "moved on and the conversion rate that run used.",
+        "moved on and the conversion rate that run used (with rep capacity: deals served, days waited, deals "
+        "neglected and busy slot-days).",
     )
+
+
+def _rep_capacity(ctx: Context, result, summary: dict) -> None:
+    """Forecast's section on limited reps: waits, slot use and neglect per stage, and by week."""
+    scenario = ctx.scenario
+    capacity = scenario.capacity
+    st.subheader("Rep capacity")
+    st.caption(say.capacity_caption(scenario))
+    for stage, figures, slots in zip(scenario.stages, summary["stages"], scenario.slots(), strict=True):
+        if slots is None:
+            continue
+        a, b, c = st.columns(3)
+        a.metric(f"{stage.name}: mean wait", say.wait_days(figures["mean_wait_days"]), border=True)
+        a.caption(
+            f"Days a deal waits for a free rep before work starts; {say.count(figures['mean_queue'], 1)} deals "
+            "wait at any moment, on average."
+        )
+        b.metric(f"{stage.name}: utilisation", say.percent(figures["utilisation"], 0), border=True)
+        b.caption(
+            f"Share of the {slots:,} slots ({capacity.reps:,} reps × {stage.per_rep:,} deals) in use over the period."
+        )
+        c.metric(f"{stage.name}: neglected", f"{say.count(figures['neglected'], 1)} deals a period", border=True)
+        c.caption(say.neglect_caption(capacity.max_wait_days))
+    unlimited = ctx.run(scenario.model_copy(update={"capacity": None, "stages": _unlimited(scenario)}))
+    st.info(say.capacity_cost(result.p_hit, unlimited.p_hit, capacity.reps), icon=":material/groups:")
+    st.caption(say.CAPACITY_CHART)
+    o = result.outcomes
+    frame = charts.capacity_frame(
+        o.queue_by_week, o.busy_by_week, scenario.slots(), scenario.stage_names, scenario.horizon
+    )
+    show_chart(charts.capacity_chart(frame), "forecast_capacity", f"{scenario.name}: queue and rep utilisation by week")
+
+
+def _unlimited(scenario: Scenario) -> tuple:
+    """The stages without their per-rep limits (the same funnel worked by as many reps as it needs)."""
+    return tuple(stage.model_copy(update={"per_rep": None}) for stage in scenario.stages)
 
 
 # --- 2. Magic number --------------------------------------------------------------------------
@@ -203,11 +254,17 @@ def magic_number(ctx: Context) -> None:
         )
         / 100
     )
-    magic = compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine)
+    # With limited reps more inflow mostly queues and is neglected, so P(hit) may never reach the target and the
+    # search would simulate ever larger inflows on the slow SimPy engine: it is not run (see the note shown).
+    limited = scenario.has_capacity_limits
+    magic = say.CAPACITY_MAGIC if limited else compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine)
     average = deterministic_weekly_opportunities(scenario)
     current = scenario.inflow.per_week
     a, b, c = st.columns(3)
-    if isinstance(magic, str):
+    if limited:
+        st.info(magic, icon=":material/groups:")
+        number = None
+    elif isinstance(magic, str):
         st.info(f"There is no magic number for a {target:.0%} chance here: {magic}.", icon=":material/info:")
         number = None
     else:
@@ -468,15 +525,7 @@ def compare(ctx: Context) -> None:
             "current_hit": now.hit,
         }
     )
-    st.download_button(
-        "Download the paired runs (CSV)",
-        data=lambda: paired.to_csv(index=False),
-        file_name="funnel_sim_compare.csv",
-        mime="text/csv",
-        key="csv_compare",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    csv_download("Download the paired runs (CSV)", lambda: paired, "funnel_sim_compare.csv")
 
 
 def _show(value) -> str:
@@ -501,7 +550,9 @@ def funnel_math(ctx: Context) -> None:
     if not math.isfinite(math_.per_week):
         st.warning("A conversion rate of 0 means no number of opportunities reaches the target.")
         return
-    st.markdown("**Weekly activity the plan needs, stage by stage**")
+    st.markdown(
+        "**Weekly activity the plan needs, stage by stage**" + (" (each rep)" if scenario.team is not None else "")
+    )
     st.dataframe(_activity_table(scenario, math_.per_week), hide_index=True)
     open_deals = sum(stage.open for stage in scenario.stages)
     st.caption(
@@ -543,6 +594,118 @@ def funnel_math(ctx: Context) -> None:
     )
 
 
+# --- 7. Team -------------------------------------------------------------------------------------
+
+
+def team(ctx: Context) -> None:
+    """Each rep's attainment, the share of reps at quota, the team's chance, value ratios, a rep quota."""
+    scenario, unit = ctx.scenario, ctx.unit
+    if scenario.team is None:
+        st.info(say.NO_TEAM, icon=":material/groups:")
+        return
+    setup = scenario.team
+    result = compute.team(scenario, ctx.runs, ctx.seed, ctx.engine)
+    summary = result.team_summary()
+    st.caption(
+        f"{setup.reps:,} reps, each with their own funnel: every stage's rate is drawn per rep around the stage's "
+        f"rate (how alike: {setup.rate_concentration:g}), {say.count(scenario.inflow.per_week, 1)} new opportunities "
+        f"a week each, and a rep quota of {say.amount(setup.rep_quota, unit)}"
+        + (f"; {setup.new_reps} new reps ramp up over {setup.ramp_months:g} months" if setup.new_reps else "")
+        + f". The team quota is {say.amount(scenario.quota.target, unit)}."
+    )
+    share, share_se = summary["share_at_quota"], summary["share_at_quota_se"]
+    low, high = summary["p_team_hit_ci"]
+    attainment = summary["attainment"]
+    a, b, c = st.columns(3)
+    a.metric("Reps at quota", say.percent(share), border=True)
+    a.caption(f"The share of reps who make their own quota in a period, on average (±{say.percent(2 * share_se)}).")
+    b.metric("P(team hits the team quota)", say.percent(summary["p_team_hit"]), border=True)
+    b.caption(f"95% sure it lies between {say.percent(low)} and {say.percent(high)}.")
+    c.metric("Median rep attainment", f"{attainment['p50']:.0%}", border=True)
+    c.caption(f"8 rep-periods in 10 between {attainment['p10']:.0%} and {attainment['p90']:.0%} of the rep quota.")
+    st.info(say.team_reading(share, summary["average_rep"]["hit"], summary["p_team_hit"]), icon=":material/lightbulb:")
+
+    st.subheader("Attainment across reps")
+    st.caption("Every rep in every simulated period: the share of them by attainment. Right of the line made quota.")
+    marker = [("100% of rep quota", 1.0, charts.QUOTA)]
+    if setup.new_reps:
+        chart = charts.overlaid_distributions(
+            {
+                "Experienced reps": result.attainment[:, ~result.is_new].ravel(),
+                "New reps": result.attainment[:, result.is_new].ravel(),
+            },
+            "attainment",  # a ratio, never whole-number bins
+            "rep attainment (result ÷ rep quota)",
+            marker,
+            x_format="%",
+            y_title="share of reps",
+        )
+    else:
+        chart = charts.distribution_chart(
+            result.attainment.ravel(), marker, "rep attainment (result ÷ rep quota)", "%", y_title="share of reps"
+        )
+    show_chart(chart, "team_attainment", f"{scenario.name}: attainment across reps")
+    if setup.new_reps:
+        groups = summary["by_group"]
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "reps": [name for name in groups],
+                    "how many": [g["reps"] for g in groups.values()],
+                    "at quota": [say.percent(g["share_at_quota"]) for g in groups.values()],
+                    "median attainment": [f"{g['attainment']['p50']:.0%}" for g in groups.values()],
+                }
+            ),
+            hide_index=True,
+        )
+
+    st.subheader("A rep quota most reps make")
+    share_wanted = (
+        st.slider(
+            "Share of reps who should make it",
+            30,
+            95,
+            70,
+            step=5,
+            format="%d%%",
+            key="rep_share",
+            persist_state="session",
+        )
+        / 100
+    )
+    answer = realistic_rep_quota(result, share_wanted)
+    a, b = st.columns(2)
+    a.metric(
+        f"Rep quota that {share_wanted:.0%} of reps make", say.amount(answer["quota"], unit, short=True), border=True
+    )
+    a.caption(f"Made in {say.percent(answer['share_at_quota'])} of rep-periods.")
+    b.metric("Current rep quota", say.amount(setup.rep_quota, unit, short=True), border=True)
+    b.caption(f"Made in {say.percent(answer['share_at_rep_quota'])} of rep-periods.")
+
+    ratio = summary["value_ratio"]
+    if ratio is not None:
+        st.subheader("Value ratio per rep")
+        st.caption(
+            f"Won value over a year (the period's wins scaled to 12 months) ÷ the rep's yearly cost of "
+            f"{say.money(setup.cost_per_year)}: above 1 the rep pays for themselves."
+        )
+        show_chart(
+            charts.distribution_chart(
+                result.value_ratio.ravel(),
+                [("Pays for itself", 1.0, charts.QUOTA)],
+                "value ratio (won value a year ÷ cost)",
+                ".1f",
+                y_title="share of reps",
+            ),
+            "team_value_ratio",
+            f"{scenario.name}: value ratio per rep",
+        )
+        st.caption(f"Median value ratio {ratio['p50']:.1f}; 8 in 10 between {ratio['p10']:.1f} and {ratio['p90']:.1f}.")
+    csv_download(
+        f"Download every rep's runs (CSV, {result.runs * setup.reps:,} rows)", result.table, "funnel_sim_team.csv"
+    )
+
+
 PAGES: dict[str, Callable[[Context], None]] = {
     "Forecast": forecast,
     "Magic number": magic_number,
@@ -550,4 +713,5 @@ PAGES: dict[str, Callable[[Context], None]] = {
     "Sensitivity": sensitivity,
     "Compare": compare,
     "Funnel math": funnel_math,
+    "Team": team,
 }
