@@ -16,6 +16,7 @@ import pytest
 from scipy import integrate, stats
 
 from sim import simulate
+from sim.analysis import deterministic_weekly_opportunities, team_inflow_reps
 from sim.cli import main
 from sim.scenario import DAYS_PER_MONTH, ScenarioError, scenario_from_toml, scenario_to_toml
 from sim.team import ramp_multipliers, realistic_rep_quota, rep_scenarios, rep_seed, simulate_team
@@ -125,6 +126,26 @@ def test_ramp_multipliers_integrate_exactly_with_seasonality():
     breaks = sorted({*(DAYS_PER_MONTH * k for k in range(1, 4)), ramp_days})
     exact, _ = integrate.quad(integrand, 0, 100, points=breaks, limit=200)
     assert got == pytest.approx(exact, rel=1e-12)
+
+
+@pytest.mark.parametrize("ramp_months", [2.0, 4.0])
+def test_average_math_for_a_team_is_per_rep(ramp_months):
+    # The deterministic magic number of a team is per rep: the single-funnel number shared by
+    # the reps' inflow, a new rep counting for the ramp's share of a full one (its multipliers).
+    team = {"reps": 4, "rep_quota": 20, "new_reps": 1, "ramp_months": ramp_months}
+    scenario = team_scenario(team, horizon_days=91)
+    ramp_share = float(np.sum(np.asarray(ramp_multipliers(scenario, ramp_months)) * np.diff(week_edges(91.0))))
+    reps = team_inflow_reps(scenario)
+    assert reps == pytest.approx(3 + ramp_share / 91.0, rel=1e-12)
+    alone = scenario.model_copy(update={"team": None})
+    assert deterministic_weekly_opportunities(scenario) == pytest.approx(
+        deterministic_weekly_opportunities(alone) / reps
+    )
+    assert team_inflow_reps(alone) == 1.0
+
+
+def week_edges(horizon: float) -> np.ndarray:
+    return np.minimum(np.arange(math.ceil(horizon / 7) + 1) * 7.0, horizon)
 
 
 def test_value_ratio_is_annualised_revenue_over_cost():
