@@ -649,6 +649,7 @@ def calibrate(
         "horizon_days": float(horizon_days),
         "window_weeks": float(window_weeks),
         "rows": crm.report() if isinstance(crm, CrmData) else {"rows_used": len(deals)},
+        "columns": dict(crm.mapping) if isinstance(crm, CrmData) else None,
         "counts": {
             "known": int(len(snap.created)),
             "won": int(snap.won.size),
@@ -693,6 +694,26 @@ def calibrate(
     )
 
 
+def check_output(path: str | Path, force: bool = False) -> Path:
+    """Refuse an output path that cannot be written, before any work is done for it.
+
+    Raises
+    ------
+    CalibrationError
+        ``-o: ...`` for a directory, a file that exists (without ``force``), or a
+        folder that does not exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CalibrationError([f"-o: {path} is a directory, not a file"])
+    if path.exists() and not force:
+        raise CalibrationError([f"-o: {path} already exists; use --force to overwrite it"])
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise CalibrationError([f"-o: cannot write in {directory} (no such folder)"])
+    return path
+
+
 def write_scenario(scenario: Scenario, path: str | Path, force: bool = False) -> Path:
     """Write the scenario as TOML, atomically, refusing to replace a file unless ``force``.
 
@@ -704,11 +725,7 @@ def write_scenario(scenario: Scenario, path: str | Path, force: bool = False) ->
     CalibrationError
         ``-o: ...`` when the file exists (without ``force``) or cannot be written.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise CalibrationError([f"-o: {path} is a directory"])
-    if path.exists() and not force:
-        raise CalibrationError([f"-o: {path} already exists; use --force to overwrite it"])
+    path = check_output(path, force)
     text = scenario_to_toml(scenario)
     directory = path.parent if str(path.parent) else Path(".")
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 
@@ -171,6 +170,21 @@ def _read_history(args, crm):
     return read_stage_history(args.history, parse_column_options(args.history_column), deals=crm)
 
 
+def _format_rows(what: str, rows: dict) -> list[str]:
+    """A rows-read line, then one line per reason rows were skipped, with their line numbers."""
+    reasons = rows.get("skipped_by_reason", {})
+    lines = [
+        f"{what}: {rows.get('rows_read', rows['rows_used']):,} read, {rows['rows_used']:,} used, "
+        f"{rows.get('skipped', 0):,} skipped" + (" (by line of the file; the header is line 1):" if reasons else ".")
+    ]
+    for reason, entry in reasons.items():
+        count, shown = entry["count"], entry["lines"]
+        more = f" and {count - len(shown):,} more" if count > len(shown) else ""
+        plural = "s" if count > 1 else ""
+        lines.append(f"  {reason}: {count:,} row{plural} (line{plural} {', '.join(map(str, shown))}{more})")
+    return lines
+
+
 def _format_fit(label: str, fit: dict | None) -> str:
     if fit is None:
         return f"  {label:<15}none fitted"
@@ -192,8 +206,9 @@ def _format_one_stage(r: dict) -> list[str]:
 def _format_stages(r: dict) -> list[str]:
     h = r["history"]
     lines = [
-        f"Stage history: {h['rows_read']:,} rows read, {h['skipped']:,} skipped; {h['deals_with_history']:,} deals "
-        f"with history, {h['deals_without_history']:,} without (taken to enter the first stage on creation).",
+        *_format_rows("Stage history rows", h),
+        f"Deals with a stage history: {h['deals_with_history']:,}; without: {h['deals_without_history']:,} (taken "
+        "to enter the first stage on creation).",
         f"Stages in the order deals enter them ({len(r['stages'])}):",
     ]
     for stage in r["stages"]:
@@ -210,11 +225,10 @@ def _format_stages(r: dict) -> list[str]:
 
 
 def _calibrate(args) -> tuple[dict, str]:
-    from sim.calibrate import calibrate, parse_as_of, write_scenario
+    from sim.calibrate import calibrate, check_output, parse_as_of, write_scenario
 
     as_of = parse_as_of(args.as_of)
-    if os.path.exists(args.output) and not args.force:  # say so before the work, not after
-        raise ValueError(f"-o: {args.output} already exists; use --force to overwrite it")
+    check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
     calibration = calibrate(
         crm,
@@ -230,8 +244,8 @@ def _calibrate(args) -> tuple[dict, str]:
     r, c = report, report["counts"]
     lines = [
         f"Wrote {path}: calibrated from {r['source']} as of {r['as_of']} ({r['horizon_days']:g}-day horizon).",
-        f"Rows: {r['rows']['rows_read']:,} read, {r['rows']['rows_used']:,} used, {r['rows'].get('skipped', 0):,} "
-        "skipped.",
+        "Columns: " + ", ".join(f"{role} = {column}" for role, column in r["columns"].items()) + ".",
+        *_format_rows("Rows", r["rows"]),
         f"Deals known: {c['known']:,} ({c['won']:,} won, {c['lost']:,} lost, {c['open']:,} open); "
         f"{c['created_in_window']:,} created in the last {r['window_weeks']:g} weeks.",
         *(_format_stages(r) if r["history"] else _format_one_stage(r)),
@@ -271,6 +285,8 @@ def _backtest(args) -> tuple[dict, str]:
     )
     lines = [
         f"Backtest over {args.horizon_days:g} days from each date ({args.runs:,} runs, seed {args.seed}).",
+        *_format_rows(f"Rows of {crm.source}", crm.report()),
+        *(_format_rows("Stage history rows", history.attrs["report"]) if history is not None else ()),
         "",
         f"{'as of':<12}{'revenue P10':>14}{'P50':>14}{'P90':>14}{'actual':>14}  in band"
         f"{'deals P10':>11}{'P50':>7}{'P90':>7}{'actual':>8}  in band",

@@ -416,7 +416,10 @@ def _parse_dates(values: pd.Series, lines: pd.Series, column: str, name: str) ->
             )
         numbers = parts[["year", "month", "day", "hour", "minute", "second"]].apply(pd.to_numeric).fillna(0)
         ampm = parts["ampm"].str.lower()
-        bad_clock = ampm.notna() & ~numbers["hour"].between(1, 12)
+        # pandas carries an hour of 25 or a minute of 60 over into the next day or hour;
+        # such a time is a typo, so the row is skipped rather than moved.
+        bad_clock = (ampm.notna() & ~numbers["hour"].between(1, 12)) | (numbers["hour"] > 23)
+        bad_clock |= (numbers["minute"] > 59) | (numbers["second"] > 59)
         numbers["hour"] = numbers["hour"].where(ampm.isna(), numbers["hour"] % 12 + 12 * (ampm == "pm"))
         parsed = pd.to_datetime(numbers, errors="coerce").astype("datetime64[us]")
         out[mdy] = parsed.where(~bad_clock)

@@ -3,9 +3,11 @@
 A CRM export is a snapshot: deals still open have not finished, so their durations are
 only known to be *at least* their age. Fitting durations to closed deals alone keeps the
 quick ones and drops the slow ones, and underestimates how long deals take. Here every
-duration fit is a maximum-likelihood fit to right-censored data
-(``scipy.stats.CensoredData``): a closed deal contributes its density, an open one its
-survival probability at its age.
+duration fit is a maximum-likelihood fit to right-censored data: a closed deal
+contributes its density, an open one its survival probability at its age. That is the
+likelihood ``scipy.stats`` maximises for ``CensoredData``, written out here because an
+open deal may count only in part (the EM weights of :func:`fit_outcomes`); with unit
+weights the fits agree with scipy's (tests/test_fitting.py).
 
 The functions return :mod:`sim.distributions` and :class:`sim.scenario.BetaRate`
 models, ready for a scenario, plus the numbers a user needs to judge the fit (per-family
@@ -228,11 +230,18 @@ def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tu
 def _ks_to_kaplan_meier(
     model: _Distribution, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
 ) -> float:
-    """Largest |F_model - F_KM| at the Kaplan-Meier jumps, both sides of each step."""
+    """Largest |F_model - F_KM| at the Kaplan-Meier jumps, both sides of each step.
+
+    Each side is compared with the model on the same side: F(t) with the estimate just
+    after t, and F just below t with the estimate just before. For a continuous model the
+    two values of F are one; for the empirical fallback, which jumps where the data do,
+    comparing F(t) with the estimate before the jump would count the jump itself as misfit.
+    """
     times, after = kaplan_meier(complete, censored, weights)
     before = np.concatenate([[0.0], after[:-1]])
     fitted = np.asarray(model.cdf(times), dtype=float)
-    return float(max(np.max(np.abs(fitted - after)), np.max(np.abs(fitted - before))))
+    fitted_before = np.asarray(model.cdf(np.nextafter(times, -np.inf)), dtype=float)
+    return float(max(np.max(np.abs(fitted - after)), np.max(np.abs(fitted_before - before))))
 
 
 def _empirical(values: np.ndarray) -> Empirical:
@@ -356,7 +365,8 @@ def fit_duration(
             else "no parametric family could be fitted"
         )
         note = f"{why}: resampling the {raw.size} observed {what} (open deals ignored, so biased short)"
-        ks = _ks_to_kaplan_meier(model, complete, ages, w)
+        # Against the values it resamples (zeros as zeros), not the likelihood's stand-ins.
+        ks = _ks_to_kaplan_meier(model, raw, ages, w)
     else:
         best = table.iloc[0]
         family, model, ks = best["family"], models[best["family"]], float(best["ks_distance"])
@@ -619,11 +629,11 @@ def seasonality(created: Any, as_of: Any, horizon_weeks: float, min_years: int =
     """Per-month multipliers of the weekly inflow, from past years' creation dates.
 
     The history used is the whole years of full calendar months ending with the month
-    before ``as_of``'s (the first month of the data counts as full only if its first
-    deal was created on the 1st). For each calendar month the creation rate per day is
-    averaged over those years; a month's multiplier is its rate over the mean of the
-    twelve. Rates per day, not counts, so February is not read as quiet for having
-    fewer days.
+    before ``as_of``'s and starting after the last month in which no deal was created
+    (the first month of the data counts as full only if its first deal was created on
+    the 1st). For each calendar month the creation rate per day is averaged over those
+    years; a month's multiplier is its rate over the mean of the twelve. Rates per day,
+    not counts, so February is not read as quiet for having fewer days.
 
     Parameters
     ----------
@@ -641,7 +651,9 @@ def seasonality(created: Any, as_of: Any, horizon_weeks: float, min_years: int =
     list of float or None
         One multiplier per calendar month the horizon touches, starting with
         ``as_of``'s month and ending with the month of ``as_of + horizon``; None when
-        fewer than ``min_years`` years of history (or no deal at all) are available.
+        fewer than ``min_years`` such years (or no deal at all) are available. So a
+        few deals left open for years do not make a short history look long, nor the
+        empty months between them a quiet season.
 
     Notes
     -----
@@ -661,11 +673,19 @@ def seasonality(created: Any, as_of: Any, horizon_weeks: float, min_years: int =
     first = values.min()
     first_full = first.to_period("M") + (0 if first.day == 1 else 1)
     last_full = end.to_period("M") - 1
-    years = (last_full.ordinal - first_full.ordinal + 1) // 12
+    if last_full < first_full:
+        return None
+    covered = pd.period_range(first_full, last_full, freq="M")
+    counts = values.dt.to_period("M").value_counts().reindex(covered, fill_value=0)
+    # A month without one new deal is a gap in the history, not a season: CRM exports
+    # keep a few deals open for years, long before the rest of the data starts.
+    empty = np.flatnonzero(counts.to_numpy() == 0)
+    run = len(covered) - (empty[-1] + 1 if empty.size else 0)
+    years = run // 12
     if years < min_years:
         return None
-    months = pd.period_range(end=last_full, periods=12 * years, freq="M")
-    counts = values.dt.to_period("M").value_counts().reindex(months, fill_value=0)
+    months = covered[-12 * years :]
+    counts = counts.reindex(months)
     per_day = counts / months.days_in_month
     profile = per_day.groupby(months.month).mean()
     if profile.mean() == 0:

@@ -93,7 +93,9 @@ def test_censoring_removes_the_bias_of_closed_deals_only():
     within(
         cal.scenario.stages[0].duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, n_won)
     )
-    within(cal.scenario.stages[0].conversion.mean(), world.p, math.sqrt(world.p * (1 - world.p) / n_won * 2))
+    # The rate's SE is the Beta's sd: its concentration is the observed information in closed-deal units.
+    rate = cal.scenario.stages[0].conversion
+    within(rate.mean(), world.p, float(rate.scipy().std()))
 
 
 def test_zombies_come_out_unlikely_to_win(world_export):
@@ -110,6 +112,23 @@ def test_zombies_come_out_unlikely_to_win(world_export):
     assert float(fresh) == pytest.approx(stage.conversion.mean())
     assert cal.report["open_pipeline"]["zombies"] == 5
     assert any("zombie" in w for w in cal.report["warnings"])
+
+
+def test_a_later_export_calibrates_as_the_export_of_that_day_did():
+    # The file of 2024-12-31 knows how the deals open on 2024-06-01 ended, and has deals
+    # created since; calibrated as of 2024-06-01 it must give the very scenario the
+    # export made on 2024-06-01 gives (which showed those deals open, with expected close
+    # dates in the future).
+    deals = World(per_week=20, start="2023-06-01").deals("2024-12-31", seed=3)
+    later = read_deals(export_csv(deals, "2024-12-31").encode())
+    then = read_deals(export_csv(deals, "2024-06-01").encode())
+    from_later, from_then = calibrate(later, "2024-06-01"), calibrate(then, "2024-06-01")
+    assert from_later.report["counts"]["created_after_as_of"] > 0
+    assert (
+        len(later.deals) > len(then.deals)
+        and (later.deals["outcome"] != "open").sum() > (then.deals["outcome"] != "open").sum()
+    )
+    assert from_later.scenario == from_then.scenario
 
 
 def test_only_what_was_known_on_the_date_is_used():
@@ -131,15 +150,55 @@ def test_only_what_was_known_on_the_date_is_used():
     assert snap.unknown == 1
 
 
+def test_a_few_ancient_open_deals_do_not_make_seasons(world_export):
+    # One year of a flat world, plus deals left open for 1,000 days: the calendar spans
+    # almost three years, but the empty months are no quiet season.
+    world, _ = world_export
+    text = export_csv(world.deals("2024-06-01", seed=3), "2024-06-01", zombies=3, zombie_age_days=1_000)
+    cal = calibrate(read_deals(text.encode()), "2024-06-01")
+    assert cal.report["seasonality"] is None and cal.scenario.inflow.multipliers is None
+    within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
+
+
+def test_thin_data_is_warned_about():
+    # Ten weeks of three deals a week: a handful of outcomes for every fit.
+    world = World(per_week=3, start="2024-01-01")
+    cal = calibrate(read_deals(export_csv(world.deals("2024-03-11", seed=5), "2024-03-11").encode()), "2024-03-11")
+    counts, warnings = cal.report["counts"], "\n".join(cal.report["warnings"])
+    closed = counts["won"] + counts["lost"]
+    assert 0 < counts["won"] < 30 and closed < 30
+    assert f"only {closed} won or lost deals (fewer than 30): the win rate is uncertain" in warnings
+    assert f"won duration: only {counts['won']} complete durations (fewer than 30)" in warnings
+    assert f"deal value: only {counts['won']} complete won amounts (fewer than 30)" in warnings
+    if counts["lost"]:
+        assert f"lost duration: only {counts['lost']} complete durations (fewer than 30)" in warnings
+    # A year and a half of the same world is enough: none of this is said then.
+    longer = read_deals(export_csv(world.deals("2025-06-01", seed=5), "2025-06-01").encode())
+    assert not any("fewer than 30" in w for w in calibrate(longer, "2025-06-01").report["warnings"])
+
+
 def test_seasonal_inflow_has_one_multiplier_per_month_and_round_trips(tmp_path):
     monthly = (0.6, 0.7, 1.0, 1.2, 1.2, 1.1, 0.8, 0.7, 1.1, 1.3, 1.4, 0.9)
     world = World(per_week=15, start="2021-01-01", monthly=monthly)
-    crm = read_deals(export_csv(world.deals("2024-03-01", seed=6), "2024-03-01").encode())
+    deals = world.deals("2024-03-01", seed=6)
+    crm = read_deals(export_csv(deals, "2024-03-01").encode())
     cal = calibrate(crm, "2024-03-01", horizon_days=91)
     multipliers = cal.scenario.inflow.multipliers
     assert multipliers is not None and len(multipliers) == cal.scenario.n_months == 3
     # March to May are busier than the December to February window: the forecast says so.
     assert min(multipliers) > cal.report["inflow"]["window_factor"]
+    # The expected arrivals over the horizon against the truth's. The estimate is the
+    # window's count times the ratio of the history's rates in the horizon's months to
+    # those in the window's (the yearly mean cancels), so its relative variance is about
+    # 1/N for each of the three Poisson counts (the window and the history's Dec-Feb
+    # overlap, which only narrows it).
+    days = pd.date_range("2024-03-01", periods=91, freq="D")
+    truth = world.per_week / 7 * sum(monthly[d.month - 1] for d in days)
+    history = deals["created"][(deals["created"] >= "2021-03-01") & (deals["created"] < "2024-03-01")].dt.month
+    n_window = cal.report["counts"]["created_in_window"]
+    n_horizon_months, n_window_months = history.isin([3, 4, 5]).sum(), history.isin([12, 1, 2]).sum()
+    relative_se = math.sqrt(1 / n_window + 1 / n_horizon_months + 1 / n_window_months)
+    within(cal.report["inflow"]["expected_over_horizon"], truth, truth * relative_se)
     path = write_scenario(cal.scenario, tmp_path / "s.toml")
     assert load_scenario(path) == cal.scenario
 
@@ -164,6 +223,21 @@ def test_nothing_to_calibrate_from(world_export, as_of, message):
     _, crm = world_export
     with pytest.raises(CalibrationError, match=message):
         calibrate(crm, as_of)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"window_weeks": 0}, "--window-weeks: must be a number > 0, got 0"),
+        ({"horizon_days": 0}, "--horizon-days: must be a number of days from 1 to 3660, got 0"),
+        ({"quota_revenue": 1e6, "quota_deals": 3}, "--quota-revenue: give at most one of"),
+    ],
+)
+def test_bad_options_are_named(world_export, options, message):
+    _, crm = world_export
+    with pytest.raises(CalibrationError) as error:
+        calibrate(crm, "2024-06-01", **options)
+    assert any(line.startswith(message) for line in error.value.problems), error.value.problems
 
 
 # --- the command line ------------------------------------------------------------------
@@ -233,7 +307,92 @@ def test_cli_missing_file_and_no_usable_rows(tmp_path, capsys):
     assert "no usable rows" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra", [["--horizon-days", "0"], ["--window-weeks", "-1"], ["--quota-deals", "x"]])
+def test_cli_column_option_names_a_column_recognition_misses(tmp_path, export_file, capsys):
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(export_file.read_text().replace("CreatedDate", "Opened On", 1))
+    args = ["calibrate", str(renamed), "--as-of", "2024-06-01", "-o", str(tmp_path / "o.toml"), "--json"]
+    assert main(args) == 2
+    assert "no column for created" in capsys.readouterr().err
+    assert main([*args, "--column", "created=Opened On", "--column", "owner=OwnerId"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["columns"] == {
+        "id": "Id",
+        "created": "Opened On",
+        "closed": "CloseDate",
+        "outcome": "StageName",
+        "amount": "Amount",
+        "owner": "OwnerId",
+    }
+    written, expected = load_scenario(tmp_path / "o.toml"), calibrate(read_deals(export_file), "2024-06-01").scenario
+    assert written == expected.model_copy(update={"name": written.name, "description": written.description})
+
+
+def test_cli_reports_skipped_rows_with_their_line_numbers(tmp_path, export_file, capsys):
+    lines = export_file.read_text().splitlines()
+    bad = [
+        "X1,2024-01-05T00:00:00,2024-02-01T00:00:00,Closed Won,-5,005A",
+        "X2,soon,,Prospecting,10,005A",
+        lines[1],  # a duplicate of the first deal
+        "X3,2024-03-01T00:00:00,2024-02-01T00:00:00,Closed Lost,10,005A",
+    ]
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join([*lines, *bad]) + "\n")
+    n = len(lines)  # the header is line 1, so the first bad row is line n + 1
+    args = ["calibrate", str(path), "--as-of", "2024-06-01", "-o", str(tmp_path / "o.toml")]
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows["rows_read"] == n - 1 + 4 and rows["rows_used"] == n - 1 and rows["skipped"] == 4
+    assert rows["skipped_by_reason"] == {
+        "negative amount in Amount": {"count": 1, "lines": [n + 1]},
+        "unparseable date in CreatedDate": {"count": 1, "lines": [n + 2]},
+        "duplicate id": {"count": 1, "lines": [n + 3]},
+        "close date before create date": {"count": 1, "lines": [n + 4]},
+    }
+    assert main([*args, "--force"]) == 0
+    text = capsys.readouterr().out
+    assert f"Rows: {n + 3:,} read, {n - 1:,} used, 4 skipped" in text
+    assert f"  duplicate id: 1 row (line {n + 3})" in text
+
+
+def test_cli_whole_file_problems_exit_2_without_a_traceback(tmp_path, export_file, capsys, monkeypatch):
+    out = tmp_path / "o.toml"
+
+    def refused(content: bytes | None, message: str, path=None) -> None:
+        if path is None:
+            path = tmp_path / "in.csv"
+            path.write_bytes(content)
+        assert main(["calibrate", str(path), "--as-of", "2024-06-01", "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert not out.exists()
+
+    refused(b"Id,Name,CloseDate,StageName,Amount\n1,a,2024-01-01,Closed Won,1\n", "no column for created")
+    refused(b"Id,CreatedDate,CloseDate,StageName,Amount\n", "no data rows below the header")
+    refused(b"", "the file is empty")
+    refused("Id,CreatedDate,CloseDate,StageName,Amount\n1,2024-01-01,,Café,\n".encode("latin-1"), "not a UTF-8")
+    refused(b"Id,CreatedDate,CloseDate,StageName,Amount\n1,someday,,Open,\n", "no usable rows")
+    monkeypatch.setattr("sim.crm.MAX_CSV_BYTES", 1_000)
+    refused(None, "file is larger than 1,000 bytes", path=export_file)
+
+
+def test_cli_refuses_an_output_it_cannot_write_before_reading(tmp_path, capsys):
+    # The export does not exist: the output is checked first, so that is not what is said.
+    missing = str(tmp_path / "nope.csv")
+    assert main(["calibrate", missing, "--as-of", "2024-06-01", "-o", str(tmp_path), "--force"]) == 2
+    assert "is a directory, not a file" in capsys.readouterr().err
+    assert main(["calibrate", missing, "--as-of", "2024-06-01", "-o", str(tmp_path / "no" / "o.toml")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--horizon-days", "0"],
+        ["--window-weeks", "-1"],
+        ["--quota-deals", "x"],
+        ["--quota-revenue", "1000", "--quota-deals", "2"],
+    ],
+)
 def test_cli_bad_numbers_are_usage_errors(tmp_path, export_file, capsys, extra):
     with pytest.raises(SystemExit) as exit_:
         main(["calibrate", str(export_file), "--as-of", "2024-06-01", "-o", str(tmp_path / "o.toml"), *extra])

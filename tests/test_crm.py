@@ -221,6 +221,19 @@ def test_us_dates_with_clock_times(tmp_path):
     assert list(deals["closed"]) == [pd.Timestamp("2024-12-01 12:30"), pd.Timestamp("2024-03-06 23:59")]
 
 
+def test_impossible_clock_times_are_skipped_not_carried_over(tmp_path):
+    # pandas would read 25:00 as 01:00 the next day; a typo is not a date to move.
+    text = "id,created,closed,outcome,amount\n" + "".join(
+        f"{i},{created},3/1/2024,won,1\n"
+        for i, created in enumerate(
+            ["1/2/2024 23:59:59", "1/2/2024 25:00", "1/2/2024 10:60", "1/2/2024 10:59:60", "1/2/2024 13:00 PM"]
+        )
+    )
+    data = read_deals(write(tmp_path, text))
+    assert data.deals["created"].tolist() == [pd.Timestamp("2024-01-02 23:59:59")]
+    assert data.skipped == [(line, "unparseable date in created") for line in (3, 4, 5, 6)]
+
+
 def test_a_column_mixing_date_formats_is_refused(tmp_path):
     text = "id,created,closed,outcome,amount\n1,2024-03-05,,open,1\n2,2024-03-05,,open,1\n3,3/5/2024,,open,1\n"
     with pytest.raises(CrmError) as error:
@@ -351,6 +364,19 @@ def test_no_usable_rows_says_how_many_and_why(tmp_path):
         f"{tmp_path / 'deals.csv'}: no usable rows: all 3 rows were skipped; most common reasons: "
         "unparseable date in created (2 rows); won/lost without close date (1 row)"
     ]
+
+
+def test_a_column_named_twice_in_the_header_is_refused():
+    with pytest.raises(CrmError) as error:
+        read_deals(b"Id,Created,Closed,Stage,Amount,Amount\n1,2024-01-01,,open,1,2\n")
+    assert error.value.problems == ["upload: column 'Amount' (for amount) appears 2 times in the header"]
+
+
+def test_malformed_csv_names_the_line():
+    # A quote left open swallows the rest of the file into one field, past the csv limit.
+    text = 'id,created,closed,outcome,amount\n1,2024-01-01,,open,\n2,"' + "x" * 200_000 + "\n"
+    with pytest.raises(CrmError, match=r"^upload: line 3: malformed CSV \(field larger than field limit"):
+        read_deals(text.encode())
 
 
 def test_not_utf8(tmp_path):

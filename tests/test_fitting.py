@@ -195,6 +195,34 @@ def test_few_durations_fall_back_to_empirical():
     assert fit.table.empty
 
 
+def sup_distance_to_kaplan_meier(model, complete, censored) -> float:
+    """sup |F_model - F_KM| over the data's range, by brute force on every jump and just below it.
+
+    The Kaplan-Meier estimate is scipy's, so this checks :func:`fit_duration`'s figure
+    against an independent computation.
+    """
+    km = stats.ecdf(stats.CensoredData(uncensored=complete, right=censored)).cdf if len(censored) else None
+    jumps = np.unique(np.concatenate([complete, np.asarray(getattr(model, "values", ()), dtype=float)]))
+    grid = np.unique(np.concatenate([jumps, np.nextafter(jumps, -np.inf)]))
+    grid = grid[grid <= complete.max()]
+    observed = (
+        km.evaluate(grid) if km is not None else np.searchsorted(np.sort(complete), grid, "right") / complete.size
+    )
+    return float(np.max(np.abs(np.asarray(model.cdf(grid), dtype=float) - observed)))
+
+
+@pytest.mark.parametrize("censored", [[], [6.0, 50.0, 60.0]])
+def test_ks_distance_of_the_empirical_fallback(censored):
+    # The resampled values are the data, so without censoring the distance is 0: the
+    # fallback's jumps sit where the data's do (the zero included), and are no misfit.
+    complete = np.array([3.0, 0.0, 4.0, 4.0])
+    fit = fit_duration(complete, censored=censored or None)
+    assert fit.family == "empirical"
+    expected = sup_distance_to_kaplan_meier(fit.model, complete, np.asarray(censored))
+    assert fit.ks_distance == pytest.approx(expected, abs=1e-12)
+    assert (fit.ks_distance == 0) == (not censored)
+
+
 def test_no_families_falls_back_to_empirical():
     fit = fit_duration(np.arange(1, 50), families=())
     assert isinstance(fit.model, Empirical)
@@ -284,6 +312,18 @@ def test_seasonality_needs_enough_years():
     # One whole year (March 2023 to February 2024); 4 weeks from March 15 reach April.
     assert seasonality(created, as_of, horizon_weeks=4, min_years=1) == pytest.approx([2 / mean, 2 / mean])
     assert seasonality([], as_of, horizon_weeks=4) is None
+
+
+def test_seasonality_starts_after_a_gap_in_the_history():
+    # A year and a half of deals, plus two left open since 2020: the empty months between
+    # are a gap in the history, not a quiet season, and one year is all there is.
+    as_of = pd.Timestamp("2024-03-15")
+    recent = daily_arrivals("2022-09-10", "2024-03-15")
+    created = pd.concat([pd.Series(pd.to_datetime(["2020-02-01", "2020-06-20"])), recent], ignore_index=True)
+    assert seasonality(created, as_of, horizon_weeks=4) is None
+    assert seasonality(created, as_of, horizon_weeks=4, min_years=1) == seasonality(
+        recent, as_of, horizon_weeks=4, min_years=1
+    )
 
 
 # --- open deals of a given age -------------------------------------------------------
