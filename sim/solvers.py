@@ -228,6 +228,20 @@ def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, runs: int, s
     return solution, p_hit, simulations, list(zip(grid.tolist(), share.tolist(), strict=True))
 
 
+CAPACITY_FLAT_DOUBLINGS = 2
+"""With limited reps, doublings of the inflow that win no more runs before the search stops."""
+
+
+def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
+    """With limited reps P(hit) levels off: more new opportunities only wait in line or are neglected."""
+    best_inflow, best = max(curve.items(), key=lambda item: (item[1], -item[0]))
+    return Unreachable(
+        f"the reps' capacity caps P(hit): it levels off at {best:.1%} (from about {best_inflow:,.1f} new "
+        f"opportunities a week; twice and four times as many win no more) < the target {target:.0%}. More "
+        "opportunities only wait in line or are neglected: add reps or raise per_rep"
+    )
+
+
 def _solve_by_root_finding(
     scenario: Scenario, limits: _Limits, runs: int, seed: int, jobs: int, engine: Engine, relative_tolerance: float
 ):
@@ -245,9 +259,16 @@ def _solve_by_root_finding(
 
     low = limits.check(p_hit(0.0), runs)
     high = min(limits.ceiling, max(low, limits.first_guess()))
+    flat = 0  # doublings in a row that won no more runs
     while not reaches(p_hit(high)):
         if high >= limits.ceiling:
             raise limits.beyond(curve[high])
+        if scenario.has_capacity_limits and curve[high] <= max(p for x, p in curve.items() if x < high):
+            flat += 1
+            if flat == CAPACITY_FLAT_DOUBLINGS:
+                raise _capacity_bound(limits.target, curve)
+        else:
+            flat = 0
         low, high = high, min(limits.ceiling, 2.0 * high)
     if reaches(p_hit(low)):  # only if the Markov bound is tight: low is the answer
         answer = low

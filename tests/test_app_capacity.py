@@ -88,6 +88,15 @@ def test_other_pages_render_a_capacity_scenario(page):
         assert metric(at, "Average-math number").endswith("a week")
 
 
+def test_the_magic_number_search_runs_when_asked_and_says_what_caps_it():
+    at = open_page(open_app(), "Magic number")
+    assert not any(m.label == "Magic number (simulation)" for m in at.metric)
+    at.toggle(key="capacity_magic").set_value(True).run()
+    no_exception(at)
+    # Two reps cannot make 80%: the search stops where more inflow wins no more, and says why.
+    assert any("the reps' capacity caps P(hit)" in i.value and "add reps" in i.value for i in at.info)
+
+
 def test_more_reps_wait_less_and_are_less_busy(shipped):
     at_two, at_three = open_app(), open_app(with_reps(shipped, 3))
     two, three = figures(at_two), figures(at_three)

@@ -413,6 +413,37 @@ def test_stages_far_longer_than_the_horizon_are_refused_without_simulating_huge_
         solve_magic_number(slow, target=0.8, runs=200, seed=0)
 
 
+def one_rep(quota_deals: int) -> Scenario:
+    """One rep who works one deal at a time for 7 days and drops deals left waiting a day: 4 weeks."""
+    doc = {
+        "name": "one rep",
+        "horizon_days": 28,
+        "quota": {"deals": quota_deals},
+        "inflow": {"per_week": 1.0},
+        "deal_value": 1000,
+        "stages": [{"name": "Only", "conversion": 1.0, "duration": 7.0, "per_rep": 1}],
+        "capacity": {"reps": 1, "max_wait_days": 1.0},
+    }
+    return scenario_from_dict(doc)
+
+
+def test_with_limited_reps_a_target_beyond_their_capacity_is_unreachable():
+    # One slot for 28 days at 7 days a deal: 3 wins at most (the first arrival comes after
+    # day 0), so 4 are never won, however many opportunities arrive; the search stops once
+    # doubling the inflow wins no more runs, instead of simulating ever larger inflows.
+    with pytest.raises(Unreachable, match="the reps' capacity caps P\\(hit\\): it levels off at 0.0%"):
+        solve_magic_number(one_rep(4), target=0.5, runs=100, seed=0)
+
+
+def test_with_limited_reps_a_reachable_target_is_solved_on_the_simpy_engine():
+    answer = solve_magic_number(one_rep(2), target=0.7, runs=200, seed=1, relative_tolerance=0.01)
+    assert answer.p_hit_at_solution >= 0.7
+    at = simulate(with_inflow(one_rep(2), answer.weekly_opportunities), runs=200, seed=1)
+    below = simulate(with_inflow(one_rep(2), 0.97 * answer.weekly_opportunities), runs=200, seed=1)
+    assert at.engine == "simpy" and at.p_hit == answer.p_hit_at_solution
+    assert below.p_hit < 0.7 <= at.p_hit
+
+
 def _unreachable(name: str) -> Scenario:
     stages, _ = UNREACHABLE[name]
     return scenario(stages, horizon_days=30, quota={"deals": 3}, per_week=2.0)

@@ -254,15 +254,18 @@ def magic_number(ctx: Context) -> None:
         )
         / 100
     )
-    # With limited reps more inflow mostly queues and is neglected, so P(hit) may never reach the target and the
-    # search would simulate ever larger inflows on the slow SimPy engine: it is not run (see the note shown).
+    # With limited reps every try is a SimPy simulation of more and more deals, most of which only wait in line:
+    # the search takes a minute or more, so it runs only when asked for.
     limited = scenario.has_capacity_limits
-    magic = say.CAPACITY_MAGIC if limited else compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine)
+    search = not limited
+    if limited:
+        st.info(say.CAPACITY_MAGIC, icon=":material/groups:")
+        search = st.toggle("Search for the magic number anyway (a minute or more)", key="capacity_magic")
+    magic = compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine) if search else None
     average = deterministic_weekly_opportunities(scenario)
     current = scenario.inflow.per_week
     a, b, c = st.columns(3)
-    if limited:
-        st.info(magic, icon=":material/groups:")
+    if magic is None:
         number = None
     elif isinstance(magic, str):
         st.info(f"There is no magic number for a {target:.0%} chance here: {magic}.", icon=":material/info:")
