@@ -6,7 +6,7 @@
 - :mod:`ui.charts`: the Altair charts, and their PNG/SVG export (vl-convert, offline).
 - :mod:`ui.compute`: the cached calls into :mod:`sim`.
 - :mod:`ui.inputs`: the sidebar, the stage editor, validation, the URL.
-- :mod:`ui.pages`: the six pages.
+- :mod:`ui.pages`: the seven pages.
 - :mod:`ui.calibrate_page`: the seventh, Calibrate: a scenario from a CRM export, its
   report and fits, a backtest; and the inputs for the scenario keys no other input
   shows (listed open deals, seasonal inflow).
