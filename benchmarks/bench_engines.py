@@ -6,7 +6,7 @@ speed targets are stated in, the cost of solving the magic number in vectorised 
 and the peak memory of a million vectorised replications. Timings are wall-clock on a
 shared machine: read the ratios, which are measured side by side.
 
-    .venv/bin/python benchmarks/bench_engines.py            # full: about 6 minutes
+    .venv/bin/python benchmarks/bench_engines.py            # full: about 2 minutes
     .venv/bin/python benchmarks/bench_engines.py --quick    # fewer baseline runs
 """
 

@@ -247,6 +247,16 @@ class Lognormal(_MeanSd):
         mu, sigma = self._log_params()
         return stats.lognorm(s=sigma, scale=math.exp(mu))
 
+    def rvs(self, size: int | tuple[int, ...] = 1, random_state: np.random.Generator | None = None):
+        if not isinstance(random_state, np.random.Generator):
+            return super().rvs(size, random_state)
+        # scipy's own arithmetic (lognorm draws exp(s * Z) and scales them; the loc of 0
+        # adds nothing), so the values are scipy's to the bit (tests/test_fast_paths.py),
+        # without its per-call argument checks: the SimPy engine draws a block of values
+        # every replication, and the checks cost ten times the draws.
+        mu, sigma = self._log_params()
+        return np.exp(sigma * random_state.standard_normal(size)) * math.exp(mu)
+
     def ppf(self, q):
         # Closed form on the engines' hot path (see Exponential.ppf).
         mu, sigma = self._log_params()

@@ -1,21 +1,24 @@
 """The discrete-event engine: the funnel as a SimPy model, one environment per replication.
 
-A :class:`FunnelModel` holds the environment and a recorder. A *source* process
-releases new opportunities into the first stage; each deal that will be won is a
-process of its own that waits out its time in the funnel and records the win at the
-simulated moment it happens. This is the reference implementation of the model's
-semantics (see the README); the vectorised engine must agree with it, and features
-that make deals interact (such as shared rep capacity) live only here. This is the
-only module that imports SimPy.
+A :class:`FunnelModel` holds the environment and a recorder. Each deal that will be
+won is a process of its own that waits out its time in the funnel and records the win
+at the simulated moment it happens, taking the next deal value then. This is the
+reference implementation of the model's semantics (see the README); the vectorised
+engine must agree with it, and features that make deals interact (such as shared rep
+capacity) live only here. This is the only module that imports SimPy.
 
 Speed comes from two things, neither of which changes a result:
 
-* random numbers are drawn in blocks (:class:`DealDraws`), not one scalar at a time;
+* random numbers are drawn in blocks (:class:`DealDraws`), not one scalar at a time,
+  and the stage arithmetic of a batch of deals is NumPy's (:meth:`FunnelModel.follow`);
 * no event is scheduled that nothing can observe. A deal's path is fixed by its
   draws the moment it enters (see :mod:`sim.streams`), and in the basic model the
-  only thing with a time stamp is a win, so the stage counters are updated at entry,
-  a deal that will be lost (or that is still in the funnel at the horizon) needs no
-  event at all, and a winning deal needs its arrival and a single timeout to its win.
+  only thing with a time stamp is a win, so the stage counters are updated at entry
+  and a deal that will be lost (or that is still in the funnel at the horizon) needs
+  no event at all. Arrival days are draws too, so every deal's path, and every win
+  day, is known at day 0: a winning deal's process starts then and waits for its win
+  (three events: start, timeout, end), so it is won exactly at its arrival day plus
+  its stage days, summed as the vectorised engine sums them.
 
 Shared rep capacity (``[capacity]`` with ``per_rep`` on some stage) makes deals
 interact: when a deal gets a slot depends on every deal before it. Then each deal is a
@@ -48,7 +51,9 @@ from sim.streams import (
     child,
     conversion_rates,
     generators,
+    planned_arrivals,
     stage_effects,
+    stream,
     unit_rate_cap,
 )
 
@@ -60,7 +65,12 @@ those of listed open deals.
 """
 
 DRAW_BLOCK = 128
-"""Deals (or values) whose random numbers are drawn in one go."""
+"""Deals, arrivals or values whose random numbers are drawn in one go, at the least.
+
+A replication draws the paths of all its anonymous open and new deals in one block,
+and nearly every replication's arrivals in the first one; the streams are read in
+order, so block sizes never change a number.
+"""
 
 
 class DealDraws:
@@ -68,9 +78,12 @@ class DealDraws:
 
     Deal *k* always receives the *k*-th row of conversion uniforms, however many deals
     come before or after it; from them follow, for each stage, whether the deal
-    converts and how long it stays (``None`` where it is lost). With ``effects_rngs``
+    converts and how long it stays (NaN where it is lost). With ``effects_rngs``
     (touch and meeting streams, for scenarios with stage behaviour keys) deal *k* also
     takes their *k*-th rows, and :func:`sim.streams.stage_effects` decides the rest.
+    ``block`` deals are drawn at a time; the streams are read in order, so the rows do
+    not depend on it. Deals are taken as arrays (:meth:`take`) or one by one as lists
+    (:meth:`next`, for the capacity runs), from the same rows.
     """
 
     def __init__(
@@ -79,36 +92,54 @@ class DealDraws:
         rates: np.ndarray,
         rng: np.random.Generator,
         effects_rngs: tuple[np.random.Generator, np.random.Generator] | None = None,
+        block: int = DRAW_BLOCK,
     ):
         self._stages = scenario.stages
+        self._block = block
         self._rates = rates
         self._rng = rng
         self._effects_rngs = effects_rngs
-        self._rows: list[list[float | None]] = []
+        self._days = np.empty((0, len(self._stages)))  # the current block: (deals, stages)
+        self._rows: list[list[float | None]] | None = None  # the same block as lists, for next()
         self._next = 0
 
     def _refill(self) -> None:
+        n_stages = len(self._stages)
         with np.errstate(divide="ignore", over="ignore"):  # a rate of 0 (or 5e-324): u / p = inf, never converts
-            conditional = self._rng.random((DRAW_BLOCK, len(self._stages))) / self._rates
+            conditional = self._rng.random((self._block, n_stages)) / self._rates
         if self._effects_rngs is not None:
-            u_touch, u_meeting = (rng.random((DRAW_BLOCK, len(self._stages))) for rng in self._effects_rngs)
-        columns = []
+            u_touch, u_meeting = (rng.random((self._block, n_stages)) for rng in self._effects_rngs)
+        days = np.full((self._block, n_stages), np.nan)
         for j, stage in enumerate(self._stages):
             q = conditional[:, j]
             moves = q < 1.0
-            days = np.full(DRAW_BLOCK, np.nan)
-            days[moves] = stage.duration.ppf(q[moves])
+            stay = stage.duration.ppf(q[moves])
             if stage.has_behaviour:
-                kept, stay = stage_effects(stage, days[moves], u_touch[moves, j], u_meeting[moves, j])
-                days[moves] = np.where(kept, stay, np.nan)
-            columns.append(days)
-        self._rows = [[None if d != d else d for d in row] for row in np.column_stack(columns).tolist()]
-        self._next = 0
+                kept, stay = stage_effects(stage, stay, u_touch[moves, j], u_meeting[moves, j])
+                stay = np.where(kept, stay, np.nan)
+            days[moves, j] = stay
+        self._days, self._rows, self._next = days, None, 0
+
+    def take(self, n: int) -> np.ndarray:
+        """Days in each stage for the next ``n`` deals, shape (n, stages), NaN for the stage where each is lost."""
+        parts = []
+        while n > 0:
+            if self._next == len(self._days):
+                self._refill()
+            part = self._days[self._next : self._next + n]
+            self._next += len(part)
+            n -= len(part)
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty((0, len(self._stages)))
 
     def next(self) -> list[float | None]:
-        """Days in each stage for the next deal, ``None`` for the stage where it is lost."""
-        if self._next == len(self._rows):
+        """Days in each stage for the next deal, ``None`` for the stage where it is lost (one deal at a time)."""
+        if self._next == len(self._days):
             self._refill()
+        if self._rows is None:
+            self._rows = [[None if d != d else d for d in row] for row in self._days.tolist()]
         row = self._rows[self._next]
         self._next += 1
         return row
@@ -184,29 +215,31 @@ class ValueDraws:
         return self._values.pop()
 
 
-def arrival_times(scenario: Scenario, rng: np.random.Generator):
-    """Yield the arrival days of new opportunities over the horizon, in order.
+def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """The arrival days of new opportunities over the horizon, in order.
 
     Poisson arrivals are unit-rate exponential gaps, drawn in blocks and turned into
     days by the rate (and the seasonal multipliers); fixed arrivals are evenly spaced in
-    unit-rate time, the first one interval after day 0.
+    unit-rate time, the first one interval after day 0. The first block holds nearly
+    every replication's arrivals (:func:`sim.streams.planned_arrivals`); the gaps are
+    read in order, so block sizes do not change the days.
     """
     cap = unit_rate_cap(scenario)
-    if cap <= 0:
-        return
+    size = max(DRAW_BLOCK, planned_arrivals(cap)) if cap > 0 else 0
+    blocks = [np.zeros(0)]
     unit_time = 0.0
-    while True:
+    while size:
         if scenario.inflow.process == "fixed":
-            gaps = np.ones(DRAW_BLOCK)
+            gaps = np.ones(size)
         else:
-            gaps = rng.standard_exponential(DRAW_BLOCK)
+            gaps = rng.standard_exponential(size)
         gaps[0] += unit_time
         units = np.cumsum(gaps)
         unit_time = float(units[-1])
         inside = units[units <= cap]
-        yield from arrival_days(scenario, inside).tolist()
-        if len(inside) < DRAW_BLOCK:
-            return
+        blocks.append(arrival_days(scenario, inside))
+        size = DRAW_BLOCK if len(inside) == size else 0
+    return np.concatenate(blocks)
 
 
 def listed_deal_path(
@@ -257,15 +290,28 @@ class FunnelModel:
     seed_sequence : numpy.random.SeedSequence
         This replication's own seed; it is split into streams for rates, arrivals,
         deal paths and deal values.
+    listed : ListedDeals, optional
+        The scenario's listed open deals, if already worked out.
+    rates : ndarray, optional
+        This replication's conversion rates, if already drawn (:func:`replication_rates`).
     """
 
-    def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence, listed: ListedDeals | None = None):
-        rates_rng, arrivals_rng, deals_rng, values_rng, listed_rng = generators(seed_sequence, 5)
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed_sequence: np.random.SeedSequence,
+        listed: ListedDeals | None = None,
+        rates: np.ndarray | None = None,
+    ):
+        # Children 1 to 4 of the replication's seed: arrivals, deal paths, deal values and
+        # listed deals (made only when there are some); child 0 holds the rates.
+        arrivals_rng, deals_rng, values_rng = (stream(seed_sequence, i) for i in range(1, 4))
         n_stages = len(scenario.stages)
         self.scenario = scenario
         self.env = simpy.Environment()
         self.horizon = scenario.horizon
-        rates = conversion_rates(scenario, rates_rng.random((n_stages, 1)))[:, 0]
+        if rates is None:
+            rates = replication_rates(scenario, [seed_sequence])[0]
         self.rates = rates.tolist()
         effects_rngs = None
         self.listed = ListedDeals.of(scenario) if listed is None else listed
@@ -278,10 +324,14 @@ class FunnelModel:
                 for rng in generators(child(seed_sequence, EFFECTS_CHILD + 1), 2)
             )
             self._listed_effects = list(zip(touch, meeting, strict=True))
-        self.paths = DealDraws(scenario, rates, deals_rng, effects_rngs)
-        self.values = ValueDraws(scenario, values_rng)
         self._arrivals = arrival_times(scenario, arrivals_rng)
-        self._listed_uniforms = listed_rng.random((len(self.listed), n_stages))
+        # Anonymous open deals and new ones take paths in turn: one block holds them all.
+        deals = sum(stage.open for stage in scenario.stages) + len(self._arrivals)
+        self.paths = DealDraws(scenario, rates, deals_rng, effects_rngs, block=max(deals, 1))
+        self.values = ValueDraws(scenario, values_rng)
+        self._listed_uniforms = np.zeros((0, n_stages))
+        if len(self.listed):
+            self._listed_uniforms = stream(seed_sequence, 4).random((len(self.listed), n_stages))
         # The recorder: plain counters and a list of (day, value) wins.
         self.entered = [0] * n_stages
         self.converted = [0] * n_stages
@@ -293,9 +343,8 @@ class FunnelModel:
     def _set_up_capacity(self, seed_sequence: np.random.SeedSequence) -> None:
         """Resources, lost-time draws and the capacity recorder (only when reps are limited)."""
         scenario, n_stages = self.scenario, len(self.scenario.stages)
-        # The next two children of the replication's seed (5 and 6: spawning continues where
-        # __init__ left off), so the basic model's five streams are untouched.
-        lost_rng, listed_lost_rng = generators(seed_sequence, 2)
+        # Children 5 and 6 of the replication's seed, after the basic model's five streams.
+        lost_rng, listed_lost_rng = stream(seed_sequence, 5), stream(seed_sequence, 6)
         self.lost = LostDraws(scenario, lost_rng)
         self._listed_lost = listed_lost_days(scenario, self.listed, listed_lost_rng.random(len(self.listed)))
         self.slots = [None if n is None else simpy.Resource(self.env, capacity=n) for n in scenario.slots()]
@@ -309,46 +358,52 @@ class FunnelModel:
         self.service: list[list[tuple[float, float]]] = [[] for _ in range(n_stages)]
         self.queue_log: list[list[tuple[float, int]]] = [[] for _ in range(n_stages)]
 
-    def follow(self, stage: int, day: float, days: list[float | None] | None = None) -> float | None:
-        """Count a deal entering ``stage`` at ``day`` along its path; return its win day.
+    def follow(self, stage: int, day: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Count deals entering ``stage`` at ``day`` along their paths; return which are won, and when.
 
-        ``days`` is the deal's path (days per stage, None where lost); by default the
-        next fresh deal's. Returns None if the deal is lost, or still in the funnel at
-        the horizon.
+        ``days`` holds each deal's path, shape (deals, stages): days per stage, NaN where
+        it is lost. A deal is counted in each stage it reaches by the horizon and as
+        converting out of each it leaves by then; its days are added stage by stage, in
+        the same order as one deal at a time would add them.
+
+        Returns
+        -------
+        won : ndarray of int
+            Positions (in ``day``) of the deals won by the horizon, in order.
+        win_day : ndarray of float
+            Their win days.
         """
-        if days is None:
-            days = self.paths.next()
-        for j in range(stage, len(days)):
-            self.entered[j] += 1
-            if days[j] is None or day + days[j] > self.horizon:
-                return None
-            day += days[j]
-            self.converted[j] += 1
-        return day
+        won = np.arange(len(day))
+        for j in range(stage, days.shape[1]):
+            self.entered[j] += len(won)
+            day = day + days[won, j]  # NaN for a deal lost here: not <= the horizon
+            inside = np.flatnonzero(day <= self.horizon)
+            won, day = won.take(inside), day.take(inside)
+            self.converted[j] += len(won)
+        return won, day
 
     def deal(self, win_day: float, amount: float | None = None):
-        """SimPy process: a deal that will be won waits out the funnel, then is won.
+        """SimPy process: a deal that will be won waits out the funnel, then is won on ``win_day``.
 
-        Every win takes the next value of the value stream; a listed deal with an
-        amount is worth its amount instead.
+        It is started at day 0 (see the module docstring). Every win takes the next value
+        of the value stream, in the order the wins happen; a listed deal with an amount
+        is worth its amount instead.
         """
-        # max(): a path of 0-day stages can land a rounding error before "now".
-        yield self.env.timeout(max(0.0, win_day - self.env.now))
+        yield self.env.timeout(win_day - self.env.now)
         value = self.values.next()
         self.wins.append((self.env.now, value if amount is None else amount))
 
-    def source(self):
-        """SimPy process: new opportunities arrive and enter the first stage.
+    def _start_new_deals(self) -> None:
+        """New opportunities arrive and enter the first stage; a process for each that will be won.
 
-        A deal that will not be won is only counted: nothing later depends on when it
-        arrived, so the source does not wait for it.
+        Their arrival days are drawn (:func:`arrival_times`), so this happens at day 0;
+        a deal that will not be won is only counted, as nothing later depends on when it
+        arrived.
         """
-        env = self.env
-        for day in self._arrivals:
-            win_day = self.follow(0, day)
-            if win_day is not None:
-                yield env.timeout(day - env.now)
-                env.process(self.deal(win_day))
+        arrivals = self._arrivals
+        _, win_days = self.follow(0, arrivals, self.paths.take(len(arrivals)))
+        for win_day in win_days.tolist():
+            self.env.process(self.deal(win_day))
 
     def _through_free_stages(self, j: int, day: float, days: list[float | None]) -> tuple[int, float] | None:
         """Step a deal that reaches stage ``j`` at ``day`` through the stages without a rep limit.
@@ -430,7 +485,7 @@ class FunnelModel:
     def _worked_source(self):
         """SimPy process: new opportunities arrive and start working through the funnel (capacity runs)."""
         env = self.env
-        for day in self._arrivals:
+        for day in self._arrivals.tolist():
             yield env.timeout(day - env.now)
             self._start(0, env.now, self.paths.next(), self.lost.next())
 
@@ -492,21 +547,51 @@ class FunnelModel:
             self._run_with_capacity()
             return
         for j, stage in enumerate(self.scenario.stages):
-            for _ in range(stage.open):
-                win_day = self.follow(j, 0.0)
-                if win_day is not None:
+            if stage.open:
+                _, win_days = self.follow(j, np.zeros(stage.open), self.paths.take(stage.open))
+                for win_day in win_days.tolist():
                     self.env.process(self.deal(win_day))
-        listed = self.listed
-        for k, uniforms in enumerate(self._listed_uniforms.tolist()):
-            path = listed_deal_path(self.scenario, listed, k, self.rates, uniforms, self._listed_effects[k])
-            win_day = self.follow(int(listed.stage[k]), 0.0, path)
-            if win_day is not None:
-                amount = float(listed.amount[k])
-                self.env.process(self.deal(win_day, None if amount != amount else amount))
-        self.env.process(self.source())
+        for win_day, amount in self._listed_wins():
+            self.env.process(self.deal(win_day, amount))
+        self._start_new_deals()
         # Nothing is ever scheduled past the horizon, so the run ends by itself, and
         # a deal won exactly at the horizon still counts.
         self.env.run()
+
+    def _listed_wins(self) -> list[tuple[float, float | None]]:
+        """Win day and amount (None: a drawn value) of each listed open deal that will be won, in list order."""
+        listed = self.listed
+        if not len(listed):
+            return []
+        paths = np.array(
+            [
+                listed_deal_path(self.scenario, listed, k, self.rates, uniforms, self._listed_effects[k])
+                for k, uniforms in enumerate(self._listed_uniforms.tolist())
+            ],
+            dtype=float,  # None (lost) becomes NaN
+        )
+        wins = []
+        for j in np.unique(listed.stage).tolist():
+            deals = np.flatnonzero(listed.stage == j)
+            won, win_days = self.follow(j, np.zeros(len(deals)), paths[deals])
+            wins.extend(zip(deals.take(won).tolist(), win_days.tolist(), strict=True))
+        amounts = listed.amount.tolist()
+        return [(day, None if amounts[k] != amounts[k] else amounts[k]) for k, day in sorted(wins)]
+
+
+def replication_rates(scenario: Scenario, seeds: list[np.random.SeedSequence]) -> np.ndarray:
+    """Each replication's conversion rates, shape (replications, stages).
+
+    Replication *i* draws one uniform per stage from its own stream (child 0 of its
+    seed); the rates of all of them come from one call of
+    :func:`sim.streams.conversion_rates`, which works value by value, so a replication
+    gets the same rates in any company (a Beta quantile lookup costs some 15
+    microseconds a call, whatever its size).
+    """
+    uniforms = np.empty((len(scenario.stages), len(seeds)))
+    for i, seed in enumerate(seeds):
+        uniforms[:, i] = stream(seed, 0).random(len(scenario.stages))
+    return conversion_rates(scenario, uniforms).T
 
 
 def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) -> Outcomes:
@@ -528,9 +613,10 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     rates = np.zeros((n, n_stages))
     win_rep, win_day, win_value = [], [], []
     listed = ListedDeals.of(scenario)  # worked out once for all replications
+    all_rates = replication_rates(scenario, seeds)
     capacity: dict[str, list[np.ndarray]] = {}
     for i, seed in enumerate(seeds):
-        model = FunnelModel(scenario, seed, listed)
+        model = FunnelModel(scenario, seed, listed, all_rates[i])
         model.run()
         entered[i], converted[i], rates[i] = model.entered, model.converted, model.rates
         if scenario.has_capacity_limits:

@@ -78,6 +78,18 @@ def child(seed_sequence: np.random.SeedSequence, index: int) -> np.random.SeedSe
     )
 
 
+def stream(
+    seed_sequence: np.random.SeedSequence, index: int, bit_generator: type[np.random.BitGenerator] = np.random.PCG64
+) -> np.random.Generator:
+    """The generator of child ``index`` of a seed sequence, made on its own.
+
+    It is ``generators(seed_sequence, n)[index]`` for a sequence that has spawned
+    nothing yet, so a model can make only the streams it reads (each costs about 15
+    microseconds, a good part of a short SimPy replication).
+    """
+    return np.random.Generator(bit_generator(child(seed_sequence, index)))
+
+
 def touches(stage: Stage, u_touch: np.ndarray) -> np.ndarray:
     """Follow-ups each deal needs in the stage: ``ceil`` of ``touches_needed`` at ``u_touch``, at least 1."""
     return np.maximum(1.0, np.ceil(np.asarray(stage.touches_needed.ppf(u_touch), dtype=float)))
@@ -238,14 +250,18 @@ def beta_quantile_table(a: float, b: float) -> QuantileTable:
     one per rate it tries).
     """
 
-    def ppf(u):
-        rate = special.betaincinv(a, b, u)  # the Beta's ppf, minus scipy's checks
-        # Where the true quantile underflows, betaincinv answers 0 or the smallest normal
-        # number depending on (a, b), which would break monotonicity in the mean; both
-        # mean "never converts", so both become 0.
-        return np.where(rate < np.finfo(float).tiny, 0.0, rate)
+    return QuantileTable(lambda u: beta_ppf(a, b, u), BETA_TABLE_INTERVALS)
 
-    return QuantileTable(ppf, BETA_TABLE_INTERVALS)
+
+def beta_ppf(a: float, b: float, u):
+    """The exact inverse cdf of Beta(a, b): ``betaincinv``, minus scipy's checks, and 0 where it underflows.
+
+    Where the true quantile is below the smallest normal number, ``betaincinv`` answers
+    0 or that number depending on (a, b), which would break monotonicity in the mean;
+    both mean "never converts", so both become 0.
+    """
+    rate = special.betaincinv(a, b, u)
+    return np.where(rate < np.finfo(float).tiny, 0.0, rate)
 
 
 def unit_rate_cap(scenario: Scenario) -> float:
@@ -254,6 +270,16 @@ def unit_rate_cap(scenario: Scenario) -> float:
     # for the last bit so the arrival exactly at the horizon is not lost to rounding.
     # (The horizon is scenario.inflow_weight with seasonal multipliers: see arrival_days.)
     return scenario.inflow.per_week * scenario.inflow_weight / 7.0 * (1.0 + 1e-12)
+
+
+def planned_arrivals(cap: float) -> int:
+    """Arrivals to make room for at once: enough for nearly every replication.
+
+    Their count over the horizon is Poisson with mean ``cap`` (:func:`unit_rate_cap`)
+    and exceeds ``cap + 4 sqrt(cap) + 4`` in at most one replication in 30,000 (fewer
+    for a small ``cap``); both engines then top up.
+    """
+    return math.ceil(cap + 4 * math.sqrt(cap) + 4)
 
 
 def arrival_days(scenario: Scenario, unit_time: np.ndarray) -> np.ndarray:

@@ -32,7 +32,16 @@ import numpy as np
 from sim.distributions import Lognormal, tabulated_ppf
 from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
-from sim.streams import ListedDeals, arrival_days, child, conversion_rates, generators, stage_effects, unit_rate_cap
+from sim.streams import (
+    ListedDeals,
+    arrival_days,
+    child,
+    conversion_rates,
+    generators,
+    planned_arrivals,
+    stage_effects,
+    unit_rate_cap,
+)
 
 EFFECTS_CHILD = 6
 """Block seed child of the follow-up and meeting uniforms (0 to 5 are the basic streams)."""
@@ -58,10 +67,11 @@ class _Block:
         self.entered = np.zeros((n_stages, width), dtype=np.int64)
         self.converted = np.zeros((n_stages, width), dtype=np.int64)
         # Wins of each chunk, in deal order: replication column, day, and the amount of a
-        # listed deal (NaN: the win takes a drawn value). Chunks of open deals come first.
+        # listed deal (NaN: the win takes a drawn value; None: no listed deals in the
+        # chunk). Chunks of open deals come first.
         self.win_col: list[np.ndarray] = []
         self.win_day: list[np.ndarray] = []
-        self.win_amount: list[np.ndarray] = []
+        self.win_amount: list[np.ndarray | None] = []
 
     def add_deals(
         self,
@@ -141,30 +151,27 @@ class _Block:
                 cell, day, u = _keep(u < 1.0, cell, day, u)
         self.win_col.append(col)
         self.win_day.append(day)
-        amount = np.full(len(cell), np.nan) if listed is None else listed[0].amount.take(listed[1].take(cell // width))
-        self.win_amount.append(amount)
+        self.win_amount.append(None if listed is None else listed[0].amount.take(listed[1].take(cell // width)))
         return cell
 
-    def values(self, values_rng: np.random.Generator) -> np.ndarray:
-        """Each win's value, in the order of the chunks' wins.
+    def values(self, values_rng: np.random.Generator, col: np.ndarray, won: np.ndarray) -> np.ndarray:
+        """Each win's value, in the order of the chunks' wins (``col``: their columns, ``won``: wins per column).
 
         The *k*-th win of a replication, in deal order (chunk after chunk, row after
         row), takes row *k* of the value grid, so more wins only add values; a listed
         deal with an amount is worth its amount instead.
         """
-        col = _joined(self.win_col, np.int64)
-        won = np.bincount(col, minlength=self.width)
-        values = _draw(self.scenario.deal_value, (int(won.max(initial=0)), self.width), values_rng)
-        value = values.ravel().take(_rank_in_column(col, won) * self.width + col)
-        amount = _joined(self.win_amount, float)
-        return np.where(np.isnan(amount), value, amount)
+        shape = (int(won.max(initial=0)), self.width)
+        value = _draw(self.scenario.deal_value, shape, values_rng, at=_rank_in_column(col, won) * self.width + col)
+        return _with_amounts(value, self.win_col, self.win_amount)
 
     def outcomes(self, values_rng: np.random.Generator) -> Outcomes:
         """The block's per-replication outcomes; draws the deal values."""
         col = _joined(self.win_col, np.int64)
-        value = self.values(values_rng)
+        won = np.bincount(col, minlength=self.width)
+        value = self.values(values_rng, col, won)
         return Outcomes(
-            won_deals=np.bincount(col, minlength=self.width),
+            won_deals=won,
             revenue=np.bincount(col, weights=value, minlength=self.width),
             weekly_revenue=weekly_cumulative(
                 col, _joined(self.win_day, float), value, self.width, self.scenario.n_weeks
@@ -173,6 +180,14 @@ class _Block:
             converted=self.converted.T.copy(),
             rates=self.rates.T.copy(),
         )
+
+
+def _with_amounts(value: np.ndarray, cols: list[np.ndarray], amounts: list[np.ndarray | None]) -> np.ndarray:
+    """``value`` (one per win of the chunks) with the amounts of listed deals put in where they have one."""
+    if all(amount is None for amount in amounts):
+        return value
+    amount = _joined([np.full(len(c), np.nan) if a is None else a for c, a in zip(cols, amounts, strict=True)], float)
+    return np.where(np.isnan(amount), value, amount)
 
 
 def _joined(chunks: list[np.ndarray], dtype) -> np.ndarray:
@@ -200,18 +215,23 @@ def _keep(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(array.take(index) for array in arrays)
 
 
-def _draw(distribution, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Random variates of ``distribution``; a lognormal skips scipy's per-call machinery.
+def _draw(distribution, shape: tuple[int, int], rng: np.random.Generator, at: np.ndarray | None = None) -> np.ndarray:
+    """Random variates of ``distribution`` on a grid; a lognormal skips scipy's per-call machinery.
 
-    The closed form is scipy's own (``exp(mu + sigma * Z)``), so the values are the same.
+    The closed form is ``exp(mu + sigma * Z)``. With ``at`` (flat grid positions) only
+    the variates there are returned, in that order: the grid's stream is read all the
+    same, but a lognormal exponentiates only those.
     """
     if isinstance(distribution, Lognormal):
         mu, sigma = distribution._log_params()  # the one place the parameters are worked out
         x = rng.standard_normal(shape)
+        if at is not None:
+            x = x.ravel().take(at)
         x *= sigma
         x += mu
         return np.exp(x, out=x)
-    return distribution.rvs(shape, random_state=rng)
+    grid = distribution.rvs(shape, random_state=rng)
+    return grid if at is None else grid.ravel().take(at)
 
 
 def _cumulate_rows(grid: np.ndarray) -> np.ndarray:
@@ -346,9 +366,9 @@ def _run_block(
         new_rngs = _generators(new_seed, n_stages)
         gaps_rng = _generators(gaps_seed, 1)[0]
         fixed = scenario.inflow.process == "fixed"
-        # Rows for nearly every block (the count is Poisson(cap)), in chunks; the rare
-        # block that needs more gets small top-ups.
-        planned = math.ceil(cap + 4 * math.sqrt(cap) + 4)
+        # Rows for nearly every block, in chunks; the rare block that needs more gets
+        # small top-ups.
+        planned = planned_arrivals(cap)
         rows = min(max_rows, planned)
         top_up = min(max_rows, math.ceil(math.sqrt(cap) + 4))
         unit_time = np.zeros(width)
@@ -360,15 +380,25 @@ def _run_block(
             gaps[0] += unit_time
             arrival = _cumulate_rows(gaps)
             unit_time = arrival[-1].copy()
-            live = arrival <= cap
-            uniforms = _uniform_rows(new_rngs, 0, rows, width)
-            effects = _effect_rows(scenario, new_fx, 0, rows, width)
-            if new_at_day_zero:
-                won = block.add_deals(0, np.zeros((rows, width)), live, uniforms, effects=effects)
-                win_unit.append(arrival.ravel().take(won))
-            else:
-                block.add_deals(0, arrival_days(scenario, arrival), live, uniforms, effects=effects)
-            if unit_time.min() > cap:
+            last_chunk = unit_time.min() > cap
+            arriving, live = rows, None  # None: every deal of the chunk arrives by the horizon
+            if last_chunk:
+                # Arrival times grow down each column, so the rows with an arrival by the
+                # horizon in some replication come first. The rows after them are past it
+                # everywhere: their deals' uniforms are not drawn (nothing reads them).
+                arriving = int(np.searchsorted(arrival.min(axis=1), cap, side="right"))
+                arrival = arrival[:arriving]
+            if unit_time.max() > cap:
+                live = arrival <= cap
+            if arriving:
+                uniforms = _uniform_rows(new_rngs, 0, arriving, width)
+                effects = _effect_rows(scenario, new_fx, 0, arriving, width)
+                if new_at_day_zero:
+                    won = block.add_deals(0, np.zeros((arriving, width)), live, uniforms, effects=effects)
+                    win_unit.append(arrival.ravel().take(won))
+                else:
+                    block.add_deals(0, arrival_days(scenario, arrival), live, uniforms, effects=effects)
+            if last_chunk:
                 break
             planned -= rows
             rows = min(max_rows, max(top_up, planned))
@@ -424,8 +454,7 @@ def critical_inflow_block(scenario: Scenario, seed_sequence: np.random.SeedSeque
         rows = int((open_wins + new_counts).max(initial=0))
         grid = _draw(scenario.deal_value, (rows, width), _generators(values_seed, 1)[0])
         open_value = grid.ravel().take(_rank_in_column(open_col, open_wins) * width + open_col)
-        open_amount = _joined(block.win_amount[:n_open], float)
-        open_value = np.where(np.isnan(open_amount), open_value, open_amount)
+        open_value = _with_amounts(open_value, block.win_col[:n_open], block.win_amount[:n_open])
         open_revenue = np.bincount(open_col, weights=open_value, minlength=width)
         source = np.arange(rows)[:, None] + open_wins[None, :]
         new_values = np.where(source < rows, grid[np.minimum(source, max(rows - 1, 0)), np.arange(width)], 0.0)

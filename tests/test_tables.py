@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from scipy import special
 
 from sim.distributions import Distribution, QuantileTable, tabulated_ppf
-from sim.streams import BETA_TABLE_INTERVALS, beta_quantile_table
+from sim.streams import BETA_TABLE_INTERVALS, beta_ppf, beta_quantile_table
 
 ADAPTER = TypeAdapter(Distribution)
 BETA_TOLERANCE = 1e-4
@@ -56,14 +56,22 @@ def beta_sd(a: float, b: float) -> float:
 
 @pytest.mark.parametrize(("a", "b"), BETAS)
 def test_beta_table_is_close_to_exact(a, b):
-    exact = special.betaincinv(a, b, U)
+    exact = beta_ppf(a, b, U)
     table = beta_quantile_table(a, b)(U)
     assert np.abs(table - exact).max() <= BETA_TOLERANCE * beta_sd(a, b)
     # The exact tails are exact, and so are the grid points.
     tails = (U < 2.0**-6) | (U >= 1 - 2.0**-6)
     np.testing.assert_array_equal(table[tails], exact[tails])
     grid = np.arange(BETA_TABLE_INTERVALS) / BETA_TABLE_INTERVALS
-    np.testing.assert_array_equal(beta_quantile_table(a, b)(grid), special.betaincinv(a, b, grid))
+    np.testing.assert_array_equal(beta_quantile_table(a, b)(grid), beta_ppf(a, b, grid))
+
+
+@pytest.mark.parametrize(("a", "b"), BETAS)
+def test_beta_ppf_is_betaincinv_but_for_underflow(a, b):
+    raw = special.betaincinv(a, b, U)
+    normal = raw >= np.finfo(float).tiny
+    np.testing.assert_array_equal(beta_ppf(a, b, U)[normal], raw[normal])
+    assert np.all(beta_ppf(a, b, U)[~normal] == 0.0)
 
 
 @pytest.mark.parametrize("spec", DURATIONS, ids=[f"{s['dist']}-{i}" for i, s in enumerate(DURATIONS)])
