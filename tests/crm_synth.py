@@ -1,5 +1,10 @@
 """Synthetic CRM exports from a known world, for the calibration and backtest tests.
 
+Two sources of truth. :func:`engine_deals` takes a scenario and lets the SimPy engine
+play it out deal by deal (:func:`sim.history.deal_history`), so calibration is checked
+against the engine itself. The worlds below draw deals of the same model with NumPy,
+independently of the engine, and add what a scenario cannot say (calendar seasonality).
+
 A :class:`World` is the truth: opportunities created by a Poisson process (optionally
 seasonal, one factor per calendar month), each won with probability ``p`` after a
 lognormal time, or lost after another lognormal time, with a lognormal amount. It is
@@ -17,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sim.history import deal_history
 from sim.scenario import Scenario, scenario_from_dict
+from sim.streams import root_children
 
 OPEN_STAGES = ("Prospecting", "Negotiation")
 
@@ -147,6 +154,40 @@ def export_csv(deals: pd.DataFrame, export_date: str, path=None, **options) -> s
     return text
 
 
+# --- deals played out by the engine --------------------------------------------------------
+
+
+def engine_deals(scenario: Scenario, start: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One replication of ``scenario`` deal by deal, from ``start`` on: deals and stage entries.
+
+    The frames of :meth:`StageWorld.deals` (``id``, ``created``, ``won``, ``close``,
+    ``amount``; ``id``, ``stage``, ``entered``). Deals still open at the horizon have no
+    close (NaT): an export at any date up to the horizon shows them open.
+    """
+    history = deal_history(scenario, root_children(seed, 0, 1)[0])
+    origin = pd.Timestamp(start)
+
+    def dates(days) -> pd.Series:
+        return origin + pd.to_timedelta(np.asarray(days, dtype=float), unit="D")
+
+    ids = np.array([f"006{seed:03d}{i:07d}" for i in range(len(history))])
+    deals = pd.DataFrame(
+        {
+            "id": ids,
+            "created": dates(history["created"]),
+            "won": (history["outcome"] == "won").to_numpy(),
+            "close": dates(history["closed"]),
+            "amount": np.round(history["amount"].to_numpy(), 2),
+        }
+    )
+    rows = [
+        pd.DataFrame({"id": ids[entered.notna()], "stage": name, "entered": dates(entered[entered.notna()])})
+        for name in scenario.stage_names
+        for entered in [history[f"entered[{name}]"]]
+    ]
+    return deals, pd.concat(rows, ignore_index=True)
+
+
 # --- a multi-stage world, with a stage history ------------------------------------------
 
 
@@ -221,6 +262,31 @@ class StageWorld:
         offset = pd.Series(created, index=ids)
         history["entered"] = offset.reindex(history["id"]).to_numpy() + pd.to_timedelta(history["entered"], unit="D")
         return deals, history
+
+    def scenario(self, horizon_days: float) -> Scenario:
+        """The truth as a scenario: the stages, lognormal times, flat inflow, no open deals."""
+
+        def lognormal(mean: float, sd: float) -> dict:
+            return {"dist": "lognormal", "mean": mean, "sd": sd}
+
+        return scenario_from_dict(
+            {
+                "name": "synthetic stages",
+                "horizon_days": horizon_days,
+                "quota": {"deals": 1},
+                "inflow": {"per_week": self.per_week},
+                "deal_value": lognormal(self.value_mean, self.value_sd),
+                "stages": [
+                    {
+                        "name": t.name,
+                        "conversion": t.p,
+                        "duration": lognormal(t.won_mean, t.won_sd),
+                        "lost_duration": lognormal(t.lost_mean, t.lost_sd),
+                    }
+                    for t in self.stages
+                ],
+            }
+        )
 
 
 def history_frame(deals: pd.DataFrame, history: pd.DataFrame, export_date: str) -> pd.DataFrame:

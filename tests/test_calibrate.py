@@ -31,7 +31,7 @@ from sim.crm import read_deals, read_stage_history
 from sim.scenario import load_scenario
 from sim.streams import aged_conversion
 from tests.conftest import Z, within
-from tests.crm_synth import StageWorld, World, export_csv, history_csv, lognormal_params
+from tests.crm_synth import StageWorld, World, engine_deals, export_csv, history_csv, lognormal_params
 
 
 def lognormal_mean_se(mean: float, sd: float, n: int) -> float:
@@ -76,6 +76,32 @@ def test_calibration_recovers_the_truth(world_export):
     for key in ("family", "parameters", "aic", "ks_distance"):
         assert key in report["won_duration"] and key in report["lost_duration"] and key in report["deal_value"]
     assert report["rate"]["converged"]
+
+
+def test_an_engine_made_export_calibrates_back_to_its_scenario():
+    # The truth is a scenario; the SimPy engine plays a year of it out deal by deal
+    # (sim.history), and calibration on what the CRM shows at the end must recover it.
+    world = World(per_week=20, start="2023-06-01")
+    as_of = "2024-06-01"
+    span = (pd.Timestamp(as_of) - pd.Timestamp(world.start)) / pd.Timedelta(days=1)
+    deals, _ = engine_deals(world.scenario(horizon_days=span), world.start, seed=21)
+    cal = calibrate(read_deals(export_csv(deals, as_of).encode()), as_of)
+    stage, counts = cal.scenario.stages[0], cal.report["counts"]
+    within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
+    closed = counts["won"] + counts["lost"]
+    within(stage.conversion.mean(), world.p, math.sqrt(world.p * (1 - world.p) / closed))
+    within(stage.duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, counts["won"]))
+    within(
+        stage.lost_duration.mean(), world.lost_mean, lognormal_mean_se(world.lost_mean, world.lost_sd, counts["lost"])
+    )
+    within(
+        cal.scenario.deal_value.mean(),
+        world.value_mean,
+        lognormal_mean_se(world.value_mean, world.value_sd, cal.snapshot.won_amounts.size),
+    )
+    assert (
+        counts["open"] == len(cal.scenario.open_deals) == int((deals["close"].isna() | (deals["close"] > as_of)).sum())
+    )
 
 
 def test_censoring_removes_the_bias_of_closed_deals_only():
@@ -444,6 +470,29 @@ def test_stage_history_recovers_each_stage(stage_world):
     entered = [r["counts"]["entered"] for r in cal.report["stages"]]
     converted = [r["counts"]["converted"] for r in cal.report["stages"]]
     assert entered[1:] == converted[:-1] and converted[-1] == cal.report["counts"]["won"]
+
+
+def test_an_engine_made_stage_history_calibrates_back_to_each_stage(tmp_path):
+    world = StageWorld()
+    span = (pd.Timestamp(AS_OF) - pd.Timestamp(world.start)) / pd.Timedelta(days=1)
+    deals, history = engine_deals(world.scenario(horizon_days=span), world.start, seed=12)
+    export_csv(deals, AS_OF, path=tmp_path / "deals.csv")
+    history_csv(deals, history, AS_OF, path=tmp_path / "stages.csv")
+    crm = read_deals(tmp_path / "deals.csv")
+    cal = calibrate(crm, AS_OF, history=read_stage_history(tmp_path / "stages.csv", deals=crm))
+    assert [s.name for s in cal.scenario.stages] == [t.name for t in world.stages]
+    for stage, report, truth in zip(cal.scenario.stages, cal.report["stages"], world.stages, strict=True):
+        counts = report["counts"]
+        closed = counts["converted"] + counts["lost"]
+        within(stage.conversion.mean(), truth.p, math.sqrt(truth.p * (1 - truth.p) / closed))
+        within(
+            stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts["converted"])
+        )
+        within(
+            stage.lost_duration.mean(),
+            truth.lost_mean,
+            lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts["lost"]),
+        )
 
 
 def test_stage_history_lists_open_deals_in_their_stage_with_its_age(stage_world):
