@@ -443,6 +443,16 @@ def stage_world(tmp_path_factory):
     return world, deals, history, crm, read, folder
 
 
+def assert_stage_recovered(stage, counts: dict, truth) -> None:
+    """A calibrated stage's rate and mean times against the truth, within Z standard errors."""
+    closed = counts["converted"] + counts["lost"]
+    within(stage.conversion.mean(), truth.p, math.sqrt(truth.p * (1 - truth.p) / closed))
+    within(stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts["converted"]))
+    within(
+        stage.lost_duration.mean(), truth.lost_mean, lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts["lost"])
+    )
+
+
 def test_stage_history_recovers_each_stage(stage_world):
     world, _, _, crm, history, _ = stage_world
     cal = calibrate(crm, AS_OF, history=history)
@@ -452,17 +462,8 @@ def test_stage_history_recovers_each_stage(stage_world):
         cal.scenario.stages, cal.report["stages"], cal.stages, world.stages, strict=True
     ):
         counts = report["counts"]
-        closed = counts["converted"] + counts["lost"]
-        assert closed > 100 and counts["skipped"] == 0
-        within(stage.conversion.mean(), truth.p, math.sqrt(truth.p * (1 - truth.p) / closed))
-        within(
-            stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts["converted"])
-        )
-        within(
-            stage.lost_duration.mean(),
-            truth.lost_mean,
-            lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts["lost"]),
-        )
+        assert counts["converted"] + counts["lost"] > 100 and counts["skipped"] == 0
+        assert_stage_recovered(stage, counts, truth)
         assert episodes.converted.size == counts["converted"]
     # Deals enter the first stage on creation: the inflow is the creation rate.
     within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
@@ -482,17 +483,7 @@ def test_an_engine_made_stage_history_calibrates_back_to_each_stage(tmp_path):
     cal = calibrate(crm, AS_OF, history=read_stage_history(tmp_path / "stages.csv", deals=crm))
     assert [s.name for s in cal.scenario.stages] == [t.name for t in world.stages]
     for stage, report, truth in zip(cal.scenario.stages, cal.report["stages"], world.stages, strict=True):
-        counts = report["counts"]
-        closed = counts["converted"] + counts["lost"]
-        within(stage.conversion.mean(), truth.p, math.sqrt(truth.p * (1 - truth.p) / closed))
-        within(
-            stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts["converted"])
-        )
-        within(
-            stage.lost_duration.mean(),
-            truth.lost_mean,
-            lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts["lost"]),
-        )
+        assert_stage_recovered(stage, report["counts"], truth)
 
 
 def test_stage_history_lists_open_deals_in_their_stage_with_its_age(stage_world):
