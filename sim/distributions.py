@@ -180,6 +180,17 @@ class Triangular(_Distribution):
         width = self.high - self.low
         return stats.triang(c=(self.mode - self.low) / width, loc=self.low, scale=width)
 
+    def ppf(self, q):
+        # scipy's own formula and arithmetic (triang._ppf, then * scale + loc), so the
+        # same numbers, without its per-call checks: the exact tails of the engines'
+        # quantile tables call this once per chunk of deals (see Exponential.ppf).
+        q = np.asarray(q, dtype=float)
+        width = self.high - self.low
+        c = (self.mode - self.low) / width
+        with np.errstate(invalid="ignore"):
+            unit = np.where(q < c, np.sqrt(c * q), 1 - np.sqrt((1 - c) * (1 - q)))
+        return np.where((q >= 0) & (q <= 1), unit * width + self.low, np.nan)
+
     def scaled(self, factor):
         return self.model_copy(
             update={"low": self.low * factor, "mode": self.mode * factor, "high": self.high * factor}
@@ -276,6 +287,14 @@ class Gamma(_MeanSd):
     def _build_scipy(self):
         shape = (self.mean_ / self.sd) ** 2
         return stats.gamma(a=shape, scale=self.mean_ / shape)
+
+    def ppf(self, q):
+        # scipy's own arithmetic (gamma._ppf is gammaincinv, then * scale), without its
+        # per-call checks (see Triangular.ppf).
+        q = np.asarray(q, dtype=float)
+        shape = (self.mean_ / self.sd) ** 2
+        x = special.gammaincinv(shape, q) * (self.mean_ / shape)
+        return np.where((q >= 0) & (q <= 1), x, np.nan)  # outside [0, 1]: NaN, as scipy (gammaincinv may say 0)
 
 
 class Empirical(_Distribution):

@@ -11,9 +11,10 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from sim import engine, load_scenario, simulate
-from sim.distributions import Lognormal
+from sim.distributions import Distribution, Lognormal
 from sim.engine import DealDraws, FunnelModel, arrival_times, replication_rates
 from sim.outcomes import Outcomes
 from sim.streams import conversion_rates, root_children, stream, unit_rate_cap
@@ -98,3 +99,24 @@ def test_the_simpy_engine_does_not_depend_on_its_block_sizes(monkeypatch, name):
     monkeypatch.setattr(engine, "DRAW_BLOCK", 2)  # values, lost days and arrival top-ups two at a time
     monkeypatch.setattr(engine, "planned_arrivals", lambda cap: 1)
     assert_identical(default, simulate(scenario, runs=12, seed=6, engine="simpy").outcomes)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"dist": "gamma", "mean": 7, "sd": 4},
+        {"dist": "gamma", "mean": 1e-3, "sd": 0.5},
+        {"dist": "gamma", "mean": 30, "sd": 3},
+        {"dist": "triangular", "low": 3, "mode": 7, "high": 21},
+        {"dist": "triangular", "low": 0, "mode": 0, "high": 5},
+        {"dist": "triangular", "low": 2, "mode": 9, "high": 9},
+    ],
+    ids=lambda spec: "-".join(str(v) for v in spec.values()),
+)
+def test_closed_form_quantiles_are_scipys(spec):
+    dist = TypeAdapter(Distribution).validate_python(spec)
+    q = np.concatenate(
+        [np.random.default_rng(0).random(100_000), [0.0, 1.0, 2.0**-53, 1 - 2.0**-53, -0.1, 1.1, np.nan]]
+    )
+    np.testing.assert_array_equal(dist.ppf(q), dist.scipy().ppf(q))
+    assert dist.ppf(0.3) == dist.scipy().ppf(0.3)
