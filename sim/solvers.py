@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +88,7 @@ def solve_magic_number(
     jobs: int = 1,
     engine: Engine = "auto",
     relative_tolerance: float = 1e-3,
+    critical: Callable[[Scenario, float], np.ndarray] | None = None,
 ) -> MagicNumber:
     """Weekly new opportunities at which P(hit quota) reaches ``target``.
 
@@ -106,6 +108,10 @@ def solve_magic_number(
         As for :func:`sim.runner.simulate`.
     relative_tolerance : float
         Width of the final bracket relative to the answer (SimPy engine).
+    critical : callable, optional
+        ``critical(scenario, max_per_week)`` instead of :func:`sim.runner.critical_inflows`
+        with these settings (vectorised engine). The inflows it looks at do not depend on
+        the target, so a cached one (the app's) answers another target without simulating.
 
     Returns
     -------
@@ -122,7 +128,12 @@ def solve_magic_number(
     limits = _Limits.of(scenario, target, runs)
     # The critical inflows are one funnel's; a team (a sum of funnels) takes the root finder.
     if choose_engine(scenario, engine) == "vectorized" and scenario.team is None:
-        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, seed, jobs)
+        if critical is None:
+
+            def critical(variant: Scenario, top: float) -> np.ndarray:
+                return critical_inflows(variant, runs=runs, seed=seed, max_per_week=top, jobs=jobs)
+
+        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, critical)
     else:
         solution, p_hit, simulations, curve = _solve_by_root_finding(
             scenario, limits, runs, seed, jobs, engine, relative_tolerance
@@ -201,7 +212,9 @@ TIE_MARGIN = 1e-9
 """Relative margin above a critical inflow, so floating-point rounding cannot undo a tie."""
 
 
-def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, runs: int, seed: int, jobs: int):
+def _solve_by_critical_inflows(
+    scenario: Scenario, limits: _Limits, runs: int, critical_at: Callable[[Scenario, float], np.ndarray]
+):
     """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
 
     Each replication hits the quota from its critical inflow on, so the smallest inflow
@@ -211,7 +224,7 @@ def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, runs: int, s
     """
     top, simulations = limits.first_guess(), 0
     while True:
-        critical = np.sort(critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs))
+        critical = np.sort(critical_at(scenario, top))
         simulations += 1
         least = limits.check(float(np.mean(critical <= 0.0)), runs)
         solution = float(critical[limits.needed_hits - 1])
@@ -422,6 +435,7 @@ def sensitivity(
     jobs: int = 1,
     engine: Engine = "auto",
     run: Callable[[Scenario], SimulationResult] | None = None,
+    threads: int = 1,
 ) -> dict:
     """Change in P(hit) and mean revenue when each lever improves by ``step``.
 
@@ -430,7 +444,11 @@ def sensitivity(
     their effect on P(hit), then on revenue: the bars of a tornado chart.
 
     ``run`` (optional) simulates a variant with these settings instead of
-    :func:`sim.runner.simulate`: the app passes its cached runner.
+    :func:`sim.runner.simulate`: the app passes its cached runner. ``threads`` variants
+    are simulated at a time: the vectorised engine spends its time in NumPy, which
+    releases the GIL, so two threads on two cores take about two thirds of the time
+    (worker processes would pay for starting and pickling more than they save). The
+    numbers do not depend on it.
 
     Returns
     -------
@@ -446,8 +464,10 @@ def sensitivity(
 
     base = run(scenario)
     rows = []
-    for description, variant in levers(scenario, step):
-        result = run(variant)
+    described = levers(scenario, step)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        results = list(pool.map(run, [variant for _, variant in described]))
+    for (description, _), result in zip(described, results, strict=True):
         d_hit, se_hit = paired_difference(result.hit, base.hit)
         d_rev, se_rev = paired_difference(result.outcomes.revenue, base.outcomes.revenue)
         rows.append(

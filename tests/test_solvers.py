@@ -725,6 +725,11 @@ def test_sensitivity_is_sorted_and_improvements_never_hurt(engine):
         assert row["p_hit_change_se"] >= 0 and row["revenue_change_se"] >= 0
 
 
+def test_sensitivity_in_threads_gives_the_same_answer():
+    one = sensitivity(_mixed(), step=0.1, runs=1_000, seed=4)
+    assert sensitivity(_mixed(), step=0.1, runs=1_000, seed=4, threads=2) == one
+
+
 def test_cli_sensitivity_json(capsys):
     assert exit_code(["sensitivity", REFERENCE, "--step", "0.1", "--runs", "1000", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import streamlit as st
 
 from sim import Scenario, SimulationResult, simulate
 from sim.outcomes import Outcomes
-from sim.runner import choose_engine
+from sim.runner import choose_engine, critical_inflows
 from sim.scenario import Quota
 from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
 from sim.team import TeamResult, simulate_team, team_result
@@ -99,16 +100,43 @@ def p_hit_at(scenario: Scenario, per_week: float, runs: int, seed: int, engine: 
     max_entries=64, show_spinner="Solving for the magic number: each try is a full simulation...", show_time=True
 )
 def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine: str) -> MagicNumber | str:
-    """The weekly opportunities for P(hit) = target, or the reason there is no such number."""
+    """The weekly opportunities for P(hit) = target, or the reason there is no such number.
+
+    The critical inflows it rests on are cached apart: they do not depend on the
+    target, so moving the target slider simulates nothing.
+    """
     try:
-        return solve_magic_number(scenario, target, runs=runs, seed=seed, engine=engine)
+        return solve_magic_number(
+            scenario,
+            target,
+            runs=runs,
+            seed=seed,
+            engine=engine,
+            critical=lambda variant, top: _critical_inflows(variant, runs, seed, top),
+        )
     except Unreachable as reason:
         return str(reason)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _critical_inflows(scenario: Scenario, runs: int, seed: int, top: float) -> np.ndarray:
+    return critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top)
+
+
 @st.cache_data(max_entries=64, show_spinner="Trying each lever: one simulation per lever...", show_time=True)
 def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
-    """:func:`sim.solvers.sensitivity` of the scenario."""
+    """:func:`sim.solvers.sensitivity` of the scenario, two levers at a time where that is safe.
+
+    Threads only for the vectorised engine without a progress bar: a bar is a page
+    element, which only the script's own thread may draw.
+    """
+    quiet = runs < LONG_RUNS and choose_engine(scenario, engine) != "simpy"
     return sensitivity(
-        scenario, step=step, runs=runs, seed=seed, engine=engine, run=lambda v: run(v, runs, seed, engine)
+        scenario,
+        step=step,
+        runs=runs,
+        seed=seed,
+        engine=engine,
+        run=lambda v: run(v, runs, seed, engine),
+        threads=2 if quiet else 1,
     )
