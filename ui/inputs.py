@@ -236,7 +236,7 @@ def sidebar() -> tuple[Slots, Settings]:
     right.selectbox("in", form.HORIZON_UNITS, key="horizon_unit")
     horizon = bar.container()
     bar.number_input(
-        "New opportunities per week",
+        "New opportunities per week" + (" (each rep)" if state.get("team_on") else ""),
         key="per_week",
         step=1.0,
         format="%.2f",
