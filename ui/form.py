@@ -432,21 +432,19 @@ def _capacity_document(values: Mapping[str, Any]) -> dict[str, Any] | None:
 def _team_document(values: Mapping[str, Any]) -> dict[str, Any] | None:
     if not values.get("team_on"):
         return None
-    document: dict[str, Any] = {}
-    for file_key, key in (("reps", "team_reps"), ("rep_quota", "rep_quota"), ("rate_concentration", None)):
-        value = values.get(key or file_key)
-        if not _blank(value):
-            document[file_key] = _whole(value) if file_key == "reps" else _number(value)
+    document = {
+        "reps": _whole(values.get("team_reps")),
+        "rep_quota": _number(values.get("rep_quota")),
+        "rate_concentration": _number(values.get("rate_concentration")),
+    }
     new_reps = _whole(values.get("new_reps") or 0)
     if new_reps:
         document["new_reps"] = new_reps
-        if not _blank(values.get("ramp_months")):
-            document["ramp_months"] = _number(values["ramp_months"])
+        document["ramp_months"] = _number(values.get("ramp_months"))
     if not _blank(values.get("cost_per_year")) and values["cost_per_year"] != 0:  # 0: not given
         document["cost_per_year"] = _number(values["cost_per_year"])
-    if values.get("quota_unit") == "deals" and isinstance(document.get("rep_quota"), float):
-        document["rep_quota"] = _whole(document["rep_quota"])
-    return document
+    # A blank input is left out, so the validator says "missing (required)" at its path.
+    return {key: value for key, value in document.items() if not _blank(value)}
 
 
 def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
