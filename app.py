@@ -63,7 +63,8 @@ else:
 inputs.offer_download(slots.download, scenario, stale=bool(problems))
 
 st.caption(f"**{scenario.name}**" + (f": {scenario.description}" if scenario.description else ""))
-context = Context(scenario, form.runs_for(settings.runs, scenario), settings.seed, settings.engine)
+engine = form.engine_for(settings.engine, scenario)
+context = Context(scenario, form.runs_for(settings.runs, scenario, engine), settings.seed, engine)
 for tab, page in zip(st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.values(), strict=True):
     if tab.open:
         with tab:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from sim import analysis, engine, vectorized
+from sim import analysis, engine, queueing, vectorized
 from sim.outcomes import Outcomes
 from sim.scenario import Scenario
 from sim.streams import root_children
@@ -162,30 +162,31 @@ class SimulationResult:
 
 
 def _vectorized_runs(scenario: Scenario) -> bool:
-    """Whether the vectorised engine can run the scenario.
+    """Whether the vectorised engine runs the scenario with its deals independent of each other.
 
-    Limited rep capacity makes deals wait for each other, which only the SimPy engine
-    models; a ``[capacity]`` section without any ``per_rep`` limits nothing.
+    Limited rep capacity makes deals wait for each other; a ``[capacity]`` section
+    without any ``per_rep`` limits nothing.
     """
     return not scenario.has_capacity_limits and vectorized.supports(scenario)
 
 
-def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
-    """The engine that will run: ``auto`` means vectorised whenever the model allows it."""
+def choose_engine(scenario: Scenario, engine: Engine = "auto", fastest: bool = False) -> str:
+    """The engine that will run.
+
+    ``auto`` means vectorised whenever deals are independent; with limited reps it means
+    the SimPy engine, the discrete-event reference, unless ``fastest`` (the app, which
+    must answer within a second) asks for the vectorised queues of :mod:`sim.queueing`.
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "vectorized" and scenario.has_capacity_limits:
-        raise ValueError(
-            "engine: the vectorised engine cannot run this scenario (reps are limited by [capacity] and "
-            "per_rep, so deals wait for each other); use engine simpy or auto"
-        )
-    if engine != "simpy" and not _vectorized_runs(scenario):
-        if engine == "vectorized":
+    if scenario.has_capacity_limits:
+        queues = queueing.supports(scenario)
+        if engine == "vectorized" and not queues:
             raise ValueError(
-                "engine: the vectorised engine cannot run this scenario (listed open deals or seasonal "
-                "inflow); use engine simpy or auto"
+                "engine: the vectorised engine cannot run this scenario (reps are limited by [capacity] and "
+                "per_rep, and there are listed open deals); use engine simpy or auto"
             )
-        return "simpy"
+        return "vectorized" if engine == "vectorized" or (engine == "auto" and fastest and queues) else "simpy"
     return "vectorized" if engine == "auto" else engine
 
 
@@ -193,19 +194,30 @@ def _simpy_task(scenario: Scenario, seed: int, start: int, stop: int) -> Outcome
     return engine.run_replications(scenario, root_children(seed, start, stop))
 
 
-def _vectorized_task(scenario: Scenario, seed: int, block: int, keep: int) -> Outcomes:
-    return vectorized.simulate_block(scenario, root_children(seed, block, block + 1)[0]).head(keep)
+def _vectorized_task(scenario: Scenario, seed: int, first_block: int, n_blocks: int, keep: int) -> Outcomes:
+    seeds = root_children(seed, first_block, first_block + n_blocks)
+    if scenario.has_capacity_limits:
+        return queueing.simulate_blocks(scenario, seeds).head(keep)
+    return vectorized.simulate_block(scenario, seeds[0]).head(keep)
 
 
-def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str):
+def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str, jobs: int = 1):
     """Independent units of work, in replication order, each with its replication count."""
     if engine_name == "simpy":
         for lo in range(0, runs, SIMPY_TASK):
             hi = min(runs, lo + SIMPY_TASK)
             yield hi - lo, delayed(_simpy_task)(scenario, seed, lo, hi)
-    else:
-        for block, keep in _blocks(runs):
-            yield keep, delayed(_vectorized_task)(scenario, seed, block, keep)
+        return
+    blocks = list(_blocks(runs))
+    # The vectorised queues take several blocks side by side (sim.queueing.blocks_at_once),
+    # in as many tasks as there are workers; other scenarios take a block per task.
+    group = 1
+    if scenario.has_capacity_limits:
+        group = min(queueing.blocks_at_once(scenario), math.ceil(len(blocks) / jobs))
+    for lo in range(0, len(blocks), group):
+        part = blocks[lo : lo + group]
+        keep = sum(kept for _, kept in part)
+        yield keep, delayed(_vectorized_task)(scenario, seed, part[0][0], len(part), keep)
 
 
 def _blocks(runs: int):
@@ -272,7 +284,7 @@ def simulate(
 
         return simulate_team(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine, progress=progress).total
     engine_name = choose_engine(scenario, engine)
-    sizes, calls = zip(*_tasks(scenario, int(runs), int(seed), engine_name), strict=True)
+    sizes, calls = zip(*_tasks(scenario, int(runs), int(seed), engine_name, int(jobs)), strict=True)
     parts, done = [], 0
     for size, part in zip(sizes, Parallel(n_jobs=jobs, return_as="generator")(calls), strict=True):
         parts.append(part)

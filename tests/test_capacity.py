@@ -1,7 +1,8 @@
 """Shared rep capacity: ``[capacity]`` reps, per-stage ``per_rep`` slots, FIFO queues, patience.
 
-A limited stage is a multi-server queue, so the SimPy engine is checked against queueing
-theory where a closed form exists:
+A limited stage is a multi-server queue, so both engines (the SimPy model and the
+vectorised queues of :mod:`sim.queueing`) are checked against queueing theory where a
+closed form exists, and against exact paths with fixed durations:
 
 * one stage, Poisson arrivals at rate lambda, exponential durations of mean 1/mu and c
   slots is M/M/c: the chance to wait is Erlang C, ``C(c, a)`` with ``a = lambda / mu``, the
@@ -32,6 +33,8 @@ from sim.cli import main
 from sim.runner import choose_engine, critical_inflows
 from sim.scenario import ScenarioError, load_scenario, scenario_from_dict, scenario_to_toml
 from tests.conftest import Z, document, make_scenario, within, write_toml
+
+ENGINES = ("simpy", "vectorized")
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -66,12 +69,13 @@ def mean_and_se(per_run: np.ndarray) -> tuple[float, float]:
 # --- queueing theory ------------------------------------------------------------------
 
 
-def test_one_stage_is_erlang_c():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_stage_is_erlang_c(engine):
     lam, mu, c, horizon = 2.4, 1.0, 3, 2_000.0
     a = lam / mu
-    result = simulate(scenario_from_dict(one_stage(lam, 1 / mu, c, horizon)), runs=30, seed=1)
+    result = simulate(scenario_from_dict(one_stage(lam, 1 / mu, c, horizon)), runs=30, seed=1, engine=engine)
     o = result.outcomes
-    assert result.engine == "simpy"
+    assert result.engine == engine
     expected = erlang_c(c, a)
     checks = {
         "P(wait)": (o.queued[:, 0] / o.entered[:, 0], expected),
@@ -89,9 +93,12 @@ def test_one_stage_is_erlang_c():
     assert stage["utilisation"] == pytest.approx(o.busy_days.sum() / (c * horizon * 30))
 
 
-def test_a_vanishing_patience_is_erlang_loss():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_vanishing_patience_is_erlang_loss(engine):
     lam, mu, c = 1.5, 1.0, 2
-    result = simulate(scenario_from_dict(one_stage(lam, 1 / mu, c, 1_000.0, max_wait_days=1e-7)), runs=30, seed=2)
+    result = simulate(
+        scenario_from_dict(one_stage(lam, 1 / mu, c, 1_000.0, max_wait_days=1e-7)), runs=30, seed=2, engine=engine
+    )
     o = result.outcomes
     estimate, se = mean_and_se(o.neglected[:, 0] / o.entered[:, 0])
     print(f"P(lost): exact {erlang_b(c, lam / mu):.4f}, simulated {estimate:.4f}, SE {se:.4f}")
@@ -99,11 +106,12 @@ def test_a_vanishing_patience_is_erlang_loss():
     assert o.wait_days.sum() <= 1e-7 * o.served.sum()  # nobody served waited longer than the patience
 
 
-def test_more_patience_loses_fewer_deals_and_only_those_that_waited_too_long():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_more_patience_loses_fewer_deals_and_only_those_that_waited_too_long(engine):
     shares, waits = [], []
     for patience in (1e-7, 0.3, 2.0, 1e6):
         doc = one_stage(2.7, 1.0, 3, 400.0, max_wait_days=patience)
-        o = simulate(scenario_from_dict(doc), runs=20, seed=3).outcomes
+        o = simulate(scenario_from_dict(doc), runs=20, seed=3, engine=engine).outcomes
         # Every deal that entered got a slot, gave up, or is still in line at the horizon.
         np.testing.assert_array_equal(o.entered[:, 0], o.served[:, 0] + o.neglected[:, 0] + o.queue_by_week[:, 0, -1])
         assert o.neglected.sum() <= o.queued.sum()
@@ -128,10 +136,11 @@ def fixed_stage(days: float, open_deals: int, per_rep: int = 1, horizon: float =
     )
 
 
-def test_one_slot_works_deals_first_in_first_out_and_a_win_at_the_horizon_counts():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_slot_works_deals_first_in_first_out_and_a_win_at_the_horizon_counts(engine):
     # Three deals at day 0, one slot, five days each: wins at 5 and 10 (the horizon), the
     # third gets the slot at day 10 after waiting 10 days.
-    result = simulate(scenario_from_dict(fixed_stage(5.0, 3, horizon=14)), runs=2, seed=0)
+    result = simulate(scenario_from_dict(fixed_stage(5.0, 3, horizon=14)), runs=2, seed=0, engine=engine)
     o = result.outcomes
     np.testing.assert_array_equal(o.won_deals, [2, 2])
     np.testing.assert_array_equal(o.served[:, 0], [3, 3])
@@ -145,32 +154,37 @@ def test_one_slot_works_deals_first_in_first_out_and_a_win_at_the_horizon_counts
     assert stage["mean_wait_days"] == pytest.approx(5.0)
     assert stage["utilisation"] == pytest.approx(1.0)
 
-    at_horizon = simulate(scenario_from_dict(fixed_stage(5.0, 3, horizon=10)), runs=1, seed=0).outcomes
+    at_horizon = simulate(scenario_from_dict(fixed_stage(5.0, 3, horizon=10)), runs=1, seed=0, engine=engine).outcomes
     assert at_horizon.won_deals[0] == 2  # the second win falls exactly on the horizon
 
 
-def test_a_lost_deal_holds_its_slot_for_its_lost_duration():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_lost_deal_holds_its_slot_for_its_lost_duration(engine):
     doc = fixed_stage(5.0, 2, horizon=10)
     doc["stages"][0].update(conversion=0.0, lost_duration=4.0)
-    o = simulate(scenario_from_dict(doc), runs=1, seed=0).outcomes
+    o = simulate(scenario_from_dict(doc), runs=1, seed=0, engine=engine).outcomes
     assert o.won_deals[0] == 0
     assert o.wait_days[0, 0] == pytest.approx(4.0)  # the second deal waits for the first to be lost
     assert o.busy_days[0, 0] == pytest.approx(8.0)
 
 
-def test_a_deal_that_waits_longer_than_max_wait_days_is_lost():
-    o = simulate(scenario_from_dict(fixed_stage(5.0, 3, horizon=20, max_wait_days=3.0)), runs=1, seed=0).outcomes
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_deal_that_waits_longer_than_max_wait_days_is_lost(engine):
+    o = simulate(
+        scenario_from_dict(fixed_stage(5.0, 3, horizon=20, max_wait_days=3.0)), runs=1, seed=0, engine=engine
+    ).outcomes
     assert o.won_deals[0] == 1
     assert o.neglected[0, 0] == 2
     assert o.busy_days[0, 0] == pytest.approx(5.0)
     np.testing.assert_allclose(o.mean_queue[0, 0], 2 * 3 / 20)
 
 
-def test_two_reps_double_the_slots_and_a_stage_without_per_rep_has_no_limit():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_reps_double_the_slots_and_a_stage_without_per_rep_has_no_limit(engine):
     doc = fixed_stage(5.0, 4, per_rep=1, horizon=5)
     doc["capacity"]["reps"] = 2
     doc["stages"].insert(0, {"name": "Free", "conversion": 1.0, "duration": 1.0, "open": 5})
-    result = simulate(scenario_from_dict(doc), runs=1, seed=0)
+    result = simulate(scenario_from_dict(doc), runs=1, seed=0, engine=engine)
     o = result.outcomes
     # Work: 4 open deals on 2 slots, 2 won at day 5; the 5 deals from Free arrive at day 1 and wait.
     assert o.won_deals[0] == 2
@@ -285,12 +299,19 @@ def test_capacity_round_trips_through_toml(tmp_path):
     assert "capacity" not in scenario_to_toml(make_scenario()) and "per_rep" not in scenario_to_toml(make_scenario())
 
 
-def test_limited_reps_need_the_simpy_engine():
+def test_limited_reps_run_on_the_simpy_engine_unless_asked_otherwise():
     scenario = scenario_from_dict(with_per_rep(2, {"reps": 1}))
-    assert choose_engine(scenario, "auto") == "simpy"
+    assert choose_engine(scenario, "auto") == "simpy"  # the discrete-event reference
     assert choose_engine(scenario, "simpy") == "simpy"
-    with pytest.raises(ValueError, match="^engine: .*capacity"):
-        choose_engine(scenario, "vectorized")
+    assert choose_engine(scenario, "vectorized") == "vectorized"  # sim.queueing
+    assert choose_engine(scenario, "auto", fastest=True) == "vectorized"  # the app
+    assert choose_engine(scenario, "simpy", fastest=True) == "simpy"
+    # Listed open deals with limited reps: the SimPy engine only.
+    listed = scenario_from_dict({**with_per_rep(2, {"reps": 1}), "open_deals": [{"stage": "Proposal", "age_days": 3}]})
+    assert choose_engine(listed, "auto", fastest=True) == "simpy"
+    with pytest.raises(ValueError, match="^engine: .*listed open deals"):
+        choose_engine(listed, "vectorized")
+    # Deals wait for each other, so no inflow threshold is a replication's own.
     with pytest.raises(ValueError, match="^engine: "):
         critical_inflows(scenario, runs=10)
     # A [capacity] section that limits no stage changes nothing: still vectorised.
@@ -305,7 +326,12 @@ def test_cli_run_shows_wait_and_utilisation(tmp_path, capsys):
     first, second = out["stages"]
     assert first["mean_wait_days"] == 0 and first["utilisation"] is None
     assert second["mean_wait_days"] > 0 and 0 < second["utilisation"] <= 1
-    assert main(["run", str(path), "--runs", "30", "--engine", "vectorized"]) == 2
+    assert main(["run", str(path), "--runs", "30", "--engine", "vectorized", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "vectorized" and out["stages"][1]["mean_wait_days"] > 0
+    listed = dict(with_per_rep(2, {"reps": 1}), open_deals=[{"stage": "Proposal", "age_days": 3}])
+    listed_path = write_toml(tmp_path, listed, "listed.toml")
+    assert main(["run", str(listed_path), "--runs", "30", "--engine", "vectorized"]) == 2
     assert "error: engine:" in capsys.readouterr().err
     assert main(["run", str(path), "--runs", "30"]) == 0
     text = capsys.readouterr().out

@@ -47,12 +47,6 @@ def test_each_scenario_says_where_its_numbers_come_from(path):
 @pytest.mark.parametrize("path", FILES, ids=IDS)
 def test_runs(path, engine):
     scenario = load_scenario(path)
-    if engine == "vectorized" and scenario.has_capacity_limits:
-        # Shared reps make deals wait for each other: only the SimPy engine models that,
-        # and asking the vectorised one is refused with a reason.
-        with pytest.raises(ValueError, match="engine: the vectorised engine cannot run this scenario"):
-            simulate(scenario, runs=200, seed=0, engine=engine)
-        return
     result = simulate(scenario, runs=200, seed=0, engine=engine)
     o = result.outcomes
     assert result.runs == 200 and result.engine == engine

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from sim.distributions import FAMILIES
+from sim.runner import choose_engine
 from sim.scenario import (
     MAX_FILE_BYTES,
     BetaRate,
@@ -66,7 +67,7 @@ PROCESSES = ("poisson", "fixed")
 ENGINES = ("auto", "vectorized", "simpy")
 DEFAULT_RUNS = 2_000
 DEFAULT_SIMPY_RUNS = 500
-"""What the default runs mean for a scenario that needs the SimPy engine (rep capacity): 15x slower a run."""
+"""What the default runs mean with limited reps on the SimPy engine (chosen, or for listed open deals): slower."""
 DEFAULT_SEED = 0
 DEFAULT_ENGINE = "auto"
 MIN_RUNS, MAX_RUNS = 100, 200_000
@@ -565,9 +566,28 @@ def stage_names(frame: pd.DataFrame) -> list[str]:
     return [str(row.get("name") or "(no name)") for row in ordered_rows(frame)]
 
 
-def runs_for(runs: int, scenario: Scenario) -> int:
-    """The runs to simulate: the default means :data:`DEFAULT_SIMPY_RUNS` when reps are limited (SimPy engine)."""
-    return DEFAULT_SIMPY_RUNS if runs == DEFAULT_RUNS and scenario.has_capacity_limits else runs
+def engine_for(engine: str, scenario: Scenario) -> str:
+    """The engine the app runs: ``auto`` means the vectorised one wherever it can, limited reps included.
+
+    The command line's ``auto`` keeps limited reps on the SimPy engine, the discrete-event
+    reference; the app must answer within a second, so it takes the vectorised queues
+    (:mod:`sim.queueing`, the same model, held to SimPy's answers by the tests). Where
+    the vectorised engine cannot run the scenario (limited reps and listed open deals),
+    the SimPy engine does, whatever was chosen.
+    """
+    try:
+        return choose_engine(scenario, engine, fastest=True)
+    except ValueError:
+        return "simpy"
+
+
+def runs_for(runs: int, scenario: Scenario, engine: str) -> int:
+    """The runs to simulate: the default means :data:`DEFAULT_SIMPY_RUNS` with limited reps on the SimPy engine.
+
+    ``engine`` is the one that runs (:func:`engine_for`).
+    """
+    slow = scenario.has_capacity_limits and engine == "simpy"
+    return DEFAULT_SIMPY_RUNS if runs == DEFAULT_RUNS and slow else runs
 
 
 def settings_from_query(query: Mapping[str, Any]) -> dict[str, Any]:
