@@ -93,7 +93,8 @@ def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSeque
         new_days[: len(days), b * BLOCK : (b + 1) * BLOCK] = days
     converting, lost = _stage_days(scenario, rates, first_row, [int(first_row[-1]) + len(d) for d in arrivals], streams)
 
-    slots = np.array([0 if n is None else n for n in scenario.slots()], dtype=np.int64)
+    # A stage with a slot for every deal a replication can have never makes one wait: no limit.
+    slots = np.array([0 if n is None or n >= rows else n for n in scenario.slots()], dtype=np.int64)
     max_wait = scenario.capacity.max_wait_days
     week_ends = np.minimum(7.0 * np.arange(1, scenario.n_weeks + 1), scenario.horizon)
     counts, days, by_week, wins, win_day = _walk_funnel(

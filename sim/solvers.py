@@ -126,8 +126,9 @@ def solve_magic_number(
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
     limits = _Limits.of(scenario, target, runs)
-    # The critical inflows are one funnel's; a team (a sum of funnels) takes the root finder.
-    if choose_engine(scenario, engine) == "vectorized" and scenario.team is None:
+    # The critical inflows are one funnel's whose deals do not wait for each other; a team
+    # (a sum of funnels) or limited reps take the root finder.
+    if choose_engine(scenario, engine) == "vectorized" and scenario.team is None and not scenario.has_capacity_limits:
         if critical is None:
 
             def critical(variant: Scenario, top: float) -> np.ndarray:

@@ -48,9 +48,7 @@ def toml_download(files: dict) -> str:
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.stem for p in SCENARIO_FILES])
 def test_every_page_renders_for_every_shipped_scenario(path):
     scenario = load_scenario(path)
-    # Rep capacity runs on the SimPy engine: a few runs keep the ten simulations of Sensitivity short.
-    query = {"file": path.name, **({"runs": "100"} if scenario.has_capacity_limits else {})}
-    at = new_app(query).run()
+    at = new_app({"file": path.name}).run()
     no_exception(at)
     assert at.session_state["file"] == path.name
     for label in PAGES:

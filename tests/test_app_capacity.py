@@ -1,9 +1,9 @@
 """Rep capacity in the app, through Streamlit's AppTest: the section, its chart, and the keys carried.
 
-``scenarios/capacity_quarter.toml`` runs on the SimPy engine (capacity makes deals wait
-for each other), which is far slower than the vectorised one, so every session here is
-opened with ``runs=100`` from the link. The directions checked (more reps: less waiting,
-lower utilisation, a better P(hit)) are large changes under one seed, not close calls.
+``scenarios/capacity_quarter.toml`` runs on the vectorised queues (:mod:`sim.queueing`:
+the app's ``auto``), with the default runs. The directions checked (more reps: less
+waiting, lower utilisation, a better P(hit)) are large changes under one seed, not close
+calls.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tests.app_helpers import captured_downloads, edit_stages, metric, new_app, 
 from ui import form
 
 FILE = "capacity_quarter.toml"
-FEW_RUNS = {"runs": "100"}
 LIMITED = ("Discovery", "Proposal", "Negotiation")
 
 
@@ -38,7 +37,7 @@ def with_reps(scenario, reps: int):
 
 
 def open_app(scenario=None):
-    query = {"file": FILE, **FEW_RUNS}
+    query = {"file": FILE}
     if scenario is not None:
         query["s"] = form.encode_scenario(scenario)
     at = new_app(query).run()
@@ -83,7 +82,7 @@ def test_other_pages_render_a_capacity_scenario(page):
     assert not at.error, [e.value for e in at.error]
     assert at.metric or (page == "Compare" and at.info)
     assert "Rep capacity" not in [s.value for s in at.subheader]  # only the Forecast has the section
-    if page == "Magic number":  # with limited reps the search could run away: it is explained, not run
+    if page == "Magic number":  # with limited reps the search takes seconds: it is explained, not run
         assert any("limited number of reps" in i.value for i in at.info)
         assert metric(at, "Average-math number").endswith("a week")
 

@@ -137,3 +137,26 @@ def test_a_replication_keeps_its_figures_consistent():
     assert (o.busy_by_week <= 7.0 * slots[None, :, None] + 1e-9).all()
     assert o.won_deals.sum() == o.converted[:, -1].sum()
     assert math.isclose(o.revenue.sum(), o.weekly_revenue[:, -1].sum(), rel_tol=1e-12)
+
+
+def test_slots_for_every_deal_are_the_unlimited_funnel_with_the_same_luck():
+    # The app's "as many reps as the deals need" (ui.pages): more slots than deals never bind,
+    # so nobody waits, and the funnel is the basic model's in distribution.
+    doc = behaviour_funnel()
+    for stage in doc["stages"]:
+        stage["per_rep"] = 10**9
+    unlimited = simulate(scenario_from_dict(doc), runs=4_000, seed=7, engine="vectorized")
+    limited = simulate(scenario_from_dict(behaviour_funnel()), runs=4_000, seed=7, engine="vectorized")
+    o = unlimited.outcomes
+    assert o.queued.sum() == 0 and o.wait_days.sum() == 0 and o.neglected.sum() == 0
+    np.testing.assert_array_equal(o.served, o.entered)
+    # The same draws: the first stage's new and open deals are the same, only waiting differs.
+    np.testing.assert_array_equal(o.entered[:, 0], limited.outcomes.entered[:, 0])
+    assert unlimited.p_hit > limited.p_hit
+    del doc["capacity"]
+    for stage in doc["stages"]:
+        del stage["per_rep"]
+    basic = simulate(scenario_from_dict(doc), runs=4_000, seed=8, engine="vectorized")
+    for x, y in ((o.won_deals, basic.outcomes.won_deals), (o.revenue, basic.outcomes.revenue)):
+        se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+        assert abs(x.mean() - y.mean()) <= Z * se

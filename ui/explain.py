@@ -155,8 +155,9 @@ def capacity_cost(p_hit: float, p_hit_unlimited: float, reps: int) -> str:
 CAPACITY_MAGIC = (
     "This funnel is worked by a limited number of reps, so more new opportunities mostly wait in line and some "
     "are neglected: past a point they add little or nothing, and no weekly number may reach the chance you want. "
-    "Searching for the magic number means simulating ever larger inflows on the slower SimPy engine, so it runs "
-    "only when you ask for it (the average-math number and the chance at your own pace, below, are always there). "
+    "Searching for the magic number means simulating ever larger inflows, funnels full of waiting deals, for a few "
+    "seconds, so it runs only when you ask for it (the average-math number and the chance at your own pace, below, "
+    "are always there). "
     "The Forecast page's Rep capacity section shows where the reps run short."
 )
 

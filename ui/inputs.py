@@ -276,7 +276,7 @@ def sidebar() -> tuple[Slots, Settings]:
             step=1000,
             key="runs",
             help=f"More runs give steadier numbers but take longer. The default, {form.DEFAULT_RUNS:,}, answers in "
-            f"well under a second; with limited reps (the slower SimPy engine) the default means "
+            f"well under a second; with limited reps on the slower SimPy engine the default means "
             f"{form.DEFAULT_SIMPY_RUNS:,}.",
         )
         st.number_input(
@@ -291,7 +291,8 @@ def sidebar() -> tuple[Slots, Settings]:
             "Engine",
             form.ENGINES,
             key="engine",
-            help="auto = the fast vectorised engine; simpy = the discrete-event model (slower, same answers).",
+            help="auto = the fast vectorised engine (with limited reps too); simpy = the discrete-event model "
+            "(slower, same answers in distribution).",
         )
         st.text_input("Scenario name", key="name")
         st.text_area("Description", key="description", height=80)
@@ -459,7 +460,7 @@ def optional_sections(frame: pd.DataFrame) -> dict[str, Any]:
             "**Rep capacity**: reps can only work so many deals at once",
             key="capacity_on",
             help="Deals that find every rep in a stage busy wait their turn (first in, first out). Set how many "
-            "deals one rep works at once per stage in the table below (Per rep). Runs on the SimPy engine.",
+            "deals one rep works at once per stage in the table below (Per rep).",
         )
         if state.get("capacity_on"):
             a, b = st.columns(2)

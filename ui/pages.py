@@ -210,7 +210,7 @@ def _rep_capacity(ctx: Context, result, summary: dict) -> None:
         )
         c.metric(f"{stage.name}: neglected", f"{say.count(figures['neglected'], 1)} deals a period", border=True)
         c.caption(say.neglect_caption(capacity.max_wait_days))
-    unlimited = ctx.run(scenario.model_copy(update={"capacity": None, "stages": _unlimited(scenario)}))
+    unlimited = ctx.run(_unlimited(scenario, ctx.engine))
     st.info(say.capacity_cost(result.p_hit, unlimited.p_hit, capacity.reps), icon=":material/groups:")
     st.caption(say.CAPACITY_CHART)
     o = result.outcomes
@@ -220,9 +220,22 @@ def _rep_capacity(ctx: Context, result, summary: dict) -> None:
     show_chart(charts.capacity_chart(frame), "forecast_capacity", f"{scenario.name}: queue and rep utilisation by week")
 
 
-def _unlimited(scenario: Scenario) -> tuple:
-    """The stages without their per-rep limits (the same funnel worked by as many reps as it needs)."""
-    return tuple(stage.model_copy(update={"per_rep": None}) for stage in scenario.stages)
+NEVER_BINDING = 10**9
+"""Deals a rep can work at once in the "as many reps as it needs" comparison: more than any run has."""
+
+
+def _unlimited(scenario: Scenario, engine: str) -> Scenario:
+    """The same funnel worked by as many reps as it needs, with the same luck.
+
+    The SimPy engine draws limited and unlimited funnels alike, so the limits just go.
+    The vectorised queues draw from streams of their own, so they keep the funnel and
+    give every stage more slots than deals, which never binds.
+    """
+    if engine == "simpy":
+        stages = tuple(stage.model_copy(update={"per_rep": None}) for stage in scenario.stages)
+        return scenario.model_copy(update={"capacity": None, "stages": stages})
+    stages = tuple(stage.model_copy(update={"per_rep": NEVER_BINDING}) for stage in scenario.stages)
+    return scenario.model_copy(update={"stages": stages})
 
 
 # --- 2. Magic number --------------------------------------------------------------------------
