@@ -56,6 +56,17 @@ def supports(scenario: Scenario) -> bool:
     return not scenario.open_deals
 
 
+def compile_walk() -> None:
+    """Compile :func:`_walk_funnel` now, on tiny inputs of the types a simulation passes.
+
+    Numba compiles it the first time it runs on a machine (several seconds) and caches
+    the machine code next to this module; ``make setup`` calls this so that the first
+    simulation with limited reps does not wait for the compiler.
+    """
+    one = np.zeros((1, 1, 1))
+    _walk_funnel(np.zeros((1, 0)), np.zeros(2, np.int64), one, one, np.ones(1, np.int64), np.inf, 7.0, np.full(1, 7.0))
+
+
 def blocks_at_once(scenario: Scenario) -> int:
     """How many blocks :func:`simulate_blocks` should take at once: as many as memory comfortably allows."""
     deals = sum(stage.open for stage in scenario.stages) + planned_arrivals(unit_rate_cap(scenario))
