@@ -3,7 +3,8 @@
 Prints replications per second for the plain SimPy baseline (benchmarks/plain_simpy.py),
 the SimPy engine on one and two workers and the vectorised engine, the ratios the
 speed targets are stated in, the cost of solving the magic number in vectorised runs,
-and the peak memory of a million vectorised replications. Timings are wall-clock on a
+and the peak memory of a million vectorised replications; then, with limited reps
+(capacity_quarter.toml), the SimPy engine against the vectorised queues. Timings are wall-clock on a
 shared machine: read the ratios, which are measured side by side.
 
     .venv/bin/python benchmarks/bench_engines.py            # full: about 2 minutes
@@ -29,6 +30,7 @@ from sim import load_scenario, simulate  # noqa: E402
 from sim.solvers import solve_magic_number  # noqa: E402
 
 REFERENCE = HERE.parent / "scenarios" / "reference_quarter.toml"
+CAPACITY = HERE.parent / "scenarios" / "capacity_quarter.toml"
 
 
 def timed(function, *args, **kwargs) -> tuple[float, object]:
@@ -48,6 +50,26 @@ def million_peak_memory(runs: int) -> str:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=HERE.parent)
     return out.stdout.strip()
+
+
+def capacity_figures(runs: int) -> None:
+    """Limited reps: the SimPy engine (one worker) against the vectorised queues, best of three in turns."""
+    scenario = load_scenario(CAPACITY)
+    simpy_runs = max(runs // 10, 100)  # the SimPy engine is far slower here: fewer runs, rates compared
+    simulate(scenario, runs=256, seed=1, engine="vectorized")  # Numba's cache loaded, not timed
+    best = {}
+    for _ in range(3):
+        for name, n, engine in (("simpy", simpy_runs, "simpy"), ("queues", runs, "vectorized")):
+            seconds, result = timed(simulate, scenario, runs=n, seed=0, jobs=1, engine=engine)
+            best[name] = min(best.get(name, float("inf")), seconds)
+            p_hit = result.p_hit
+            print(f"  ({name}: {n:,} runs in {seconds:.2f} s, P(hit) {p_hit:.3f})")
+    simpy_rate, queue_rate = simpy_runs / best["simpy"], runs / best["queues"]
+    print(f"\nLimited reps: {scenario.name} ({CAPACITY.name})")
+    print(f"  SimPy engine, 1 worker          {simpy_rate:>12,.0f} replications/s")
+    print(f"  vectorised queues, 1 worker     {queue_rate:>12,.0f} replications/s")
+    print(f"  queues / SimPy engine           {queue_rate / simpy_rate:>8.0f}x")
+    print(f"  2,000 runs (the app's default)  {2_000 / queue_rate:>8.2f} s")
 
 
 def main() -> None:
@@ -110,6 +132,7 @@ def main() -> None:
     )
     if not args.quick:
         print(f"\n  memory: {million_peak_memory(args.million)}   target < 2 GiB")
+    capacity_figures(2_000 if args.quick else runs)
     print(f"\n  (this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")
 
 

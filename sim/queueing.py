@@ -102,7 +102,9 @@ def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSeque
     new_days = np.full((rows - int(first_row[-1]), len(rates[0])), np.inf)
     for b, days in enumerate(arrivals):
         new_days[: len(days), b * BLOCK : (b + 1) * BLOCK] = days
-    converting, lost = _stage_days(scenario, rates, first_row, [int(first_row[-1]) + len(d) for d in arrivals], streams)
+    converting, lost = _stage_days(
+        scenario, rates, first_row, new_days, [int(first_row[-1]) + len(d) for d in arrivals], streams
+    )
 
     # A stage with a slot for every deal a replication can have never makes one wait: no limit.
     slots = np.array([0 if n is None or n >= rows else n for n in scenario.slots()], dtype=np.int64)
@@ -286,14 +288,20 @@ def _add_overlap(by_week, week_ends, start, end):
 
 
 def _stage_days(
-    scenario: Scenario, rates: np.ndarray, first_row: np.ndarray, deals: list[int], streams: list
+    scenario: Scenario,
+    rates: np.ndarray,
+    first_row: np.ndarray,
+    new_days: np.ndarray,
+    deals: list[int],
+    streams: list,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each deal's days in each stage: working it to a conversion (NaN: lost there), and before being lost.
 
     Deal *k* of a block has its own uniforms, drawn for every row of the block (so that
-    it keeps its numbers whichever deals reach a stage); the quantiles are worked out
-    only for the deals that convert through every stage before (the others never get
-    there), and the lost days only where a deal is lost in a limited stage.
+    it keeps its numbers whichever deals reach a stage). The quantiles are worked out
+    only for the deals that can reach the stage by the horizon: those that convert
+    through every stage before it, soon enough if no deal ever waited (waiting only
+    delays); the lost days only where such a deal is lost in a limited stage.
 
     Returns
     -------
@@ -327,10 +335,12 @@ def _stage_days(
         return (cell % width) * (n_stages * n_deals) + j * n_deals + cell // width
 
     going = np.zeros(n_deals * width, dtype=bool)  # flat cells of the deals that can reach the stage
+    earliest = np.zeros(n_deals * width)  # the day each would get there, were there no line
+    earliest[first_row[-1] * width :] = new_days.ravel()
     for j, stage in enumerate(scenario.stages):
         going[first_row[j] * width : first_row[j + 1] * width] = True  # its open deals
         if j == 0:
-            going[first_row[-1] * width :] = True  # and the new ones
+            going[first_row[-1] * width :] = new_days.ravel() <= scenario.horizon  # and the new ones
         cell = np.flatnonzero(going)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a rate of 0: never converts
             q = (conversion[j] / rates[j]).ravel().take(cell)
@@ -350,7 +360,8 @@ def _stage_days(
             stale = np.inf if stage.stale_after_days is None else stage.stale_after_days
             lost.ravel()[at(j, lost_here)] = np.minimum(tabulated_ppf(model, lost_u.ravel().take(lost_here)), stale)
         going[:] = False
-        going[converts] = True
+        earliest[converts] += stay
+        going[converts[earliest.take(converts) <= scenario.horizon]] = True
     return converting, lost
 
 
