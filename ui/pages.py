@@ -242,7 +242,7 @@ def _unlimited(scenario: Scenario, engine: str) -> Scenario:
 
 
 def _curve_points(ctx: Context, magic) -> pd.DataFrame:
-    """The solver's curve; where it is only a few root-finding points (SimPy engine), a few more."""
+    """The solver's curve; where it is only a few root-finding points (a team, limited reps), a few more."""
     points = dict(magic.curve)
     solution = magic.weekly_opportunities
     if len(points) < 20:
@@ -267,13 +267,13 @@ def magic_number(ctx: Context) -> None:
         )
         / 100
     )
-    # With limited reps every try is a SimPy simulation of more and more deals, most of which only wait in line:
-    # the search takes a minute or more, so it runs only when asked for.
+    # With limited reps every try is a full simulation of more and more deals, most of which only wait in line
+    # (the root finder: no exact shortcut when deals wait for each other): seconds, so it runs only when asked for.
     limited = scenario.has_capacity_limits
     search = not limited
     if limited:
         st.info(say.CAPACITY_MAGIC, icon=":material/groups:")
-        search = st.toggle("Search for the magic number anyway (a minute or more)", key="capacity_magic")
+        search = st.toggle("Search for the magic number anyway (a few seconds)", key="capacity_magic")
     magic = compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine) if search else None
     average = deterministic_weekly_opportunities(scenario)
     current = scenario.inflow.per_week
