@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -528,18 +529,23 @@ def main(argv: list[str] | None = None) -> int:
             scenario = load_scenario(args.scenario)
             payload, text = COMMANDS[args.command](args, scenario)
     except _NoAnswer as no_answer:
-        print(json.dumps(no_answer.payload) if args.json else no_answer.text)
-        return EXIT_NO_ANSWER
+        return _printed(json.dumps(no_answer.payload) if args.json else no_answer.text, EXIT_NO_ANSWER)
     except ValueError as error:  # InputError (scenario, CRM export, calibration) or a bad option
         problems = error.problems if isinstance(error, InputError) else str(error).splitlines()
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.json:
-        print(json.dumps(payload))
-    else:
-        print(text)
-    return 0
+    return _printed(json.dumps(payload) if args.json else text, 0)
+
+
+def _printed(text: str, code: int) -> int:
+    """Print the answer and return ``code``; a reader that stops early (``| head``) is no error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that fails quietly too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -120,3 +120,12 @@ def test_bad_input_from_a_subprocess_is_two_lines_not_a_traceback(tmp_path):
     assert done.stdout == ""
     assert done.stderr.startswith("error: stages[1].conversion.mean: must be strictly between 0 and 1, got 1.3")
     assert "Traceback" not in done.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    # `funnel-sim run ... | head -1`: head closes the pipe before the answer is written.
+    command = [sys.executable, "-m", "sim", "run", REFERENCE, "--runs", "200"]
+    done = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    done.stdout.close()
+    assert done.wait(timeout=120) == 0
+    assert done.stderr.read() == b""
