@@ -253,6 +253,10 @@ def beta_quantile_table(a: float, b: float) -> QuantileTable:
     return QuantileTable(lambda u: beta_ppf(a, b, u), BETA_TABLE_INTERVALS)
 
 
+SMALLEST_UNIFORM = 2.0**-53
+"""The smallest positive uniform NumPy's ``random()`` draws (they are multiples of 2^-53)."""
+
+
 def beta_ppf(a: float, b: float, u):
     """The exact inverse cdf of Beta(a, b): ``betaincinv``, minus scipy's checks, and 0 where it underflows.
 
@@ -260,8 +264,13 @@ def beta_ppf(a: float, b: float, u):
     0 or that number depending on (a, b), which would break monotonicity in the mean;
     both mean "never converts", so both become 0.
     """
-    rate = special.betaincinv(a, b, u)
-    return np.where(rate < np.finfo(float).tiny, 0.0, rate)
+    tiny = np.finfo(float).tiny
+    # Far below the engines' smallest positive uniform, 2^-53, betaincinv is unreliable (NaN
+    # for Beta(3, 3) at 1e-250, off at subnormal u): such a u reads as 2^-53, which keeps the
+    # result monotone in u and in the mean and changes nothing a simulation draws.
+    u = np.asarray(u, dtype=float)
+    rate = special.betaincinv(a, b, np.where((u > 0.0) & (u < SMALLEST_UNIFORM), SMALLEST_UNIFORM, u))
+    return np.where(rate < tiny, 0.0, rate)
 
 
 def unit_rate_cap(scenario: Scenario) -> float:
