@@ -5,16 +5,21 @@ for the scenario as loaded), then one input is changed and the rerun is timed: t
 quota (raised by 5%; simulations do not depend on it, so the cached runs serve), the
 first stage's conversion rate (a new funnel: every simulation of the page is new), and
 the page's own slider where it has one (the target chance, the confidence, the step,
-the share of reps).
+the share of reps). The caches are emptied before each try, so no try gains from another.
 Runs are the app's default. AppTest runs the script in this process, so the figure is
 the server's share of the answer (the browser draws the charts in addition; the browser
 test prints that total for the Forecast page).
 
     .venv/bin/python benchmarks/bench_app.py
+    .venv/bin/python benchmarks/bench_app.py --scenario outbound_sdr --page "Magic number" --change rate
+
+Without options it prints the full table; ``--scenario``, ``--page`` and ``--change``
+(each repeatable) time only those cells, ``--repeats`` sets the changes per cell.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -22,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
 
 from sim.scenario import rate_mean  # noqa: E402
 from tests.app_helpers import PAGES, SCENARIO_FILES, edit_stages, new_app, no_exception, open_page  # noqa: E402
@@ -60,6 +67,10 @@ def time_change(path: Path, page: str, change, repeats: int = 3) -> float | None
         return None
     times = []
     for i in range(repeats):
+        # Caches start empty each time, as in a fresh server: what one change simulated
+        # (the app caches simulations without the quota) must not speed up the next.
+        st.cache_data.clear()
+        st.cache_resource.clear()
         at = new_app({"file": path.name})
         at.run()
         open_page(at, page)
@@ -73,22 +84,44 @@ def time_change(path: Path, page: str, change, repeats: int = 3) -> float | None
     return statistics.median(times)
 
 
-def main() -> None:
+CHANGES = {
+    "quota": ("quota", change_quota),
+    "rate": ("first stage's conversion rate", change_rate),
+    "slider": ("page's slider", change_slider),
+}
+"""The changes timed, by the name ``--change`` takes: (label, function)."""
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """The cells to time: every scenario, page and change unless narrowed down."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    stems = [path.stem for path in SCENARIO_FILES]
+    parser.add_argument("--scenario", action="append", choices=stems, help="a shipped scenario (repeatable)")
+    parser.add_argument("--page", action="append", choices=PAGES, help="a page (repeatable)")
+    parser.add_argument("--change", action="append", choices=list(CHANGES), help="the input changed (repeatable)")
+    parser.add_argument("--repeats", type=int, default=3, help="changes timed per cell (the median is shown)")
+    args = parser.parse_args(argv)
+    if args.repeats > len(SLIDERS["Magic number"][1]):
+        parser.error(f"--repeats: at most {len(SLIDERS['Magic number'][1])} (each change needs a new value)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(sys.argv[1:] if argv is None else argv)
     sys.argv = ["app.py"]  # the app reads a scenario path from its own arguments
-    changes = (
-        ("quota", change_quota),
-        ("first stage's conversion rate", change_rate),
-        ("page's slider", change_slider),
-    )
-    for label, change in changes:
+    paths = [path for path in SCENARIO_FILES if args.scenario is None or path.stem in args.scenario]
+    pages = [page for page in PAGES if args.page is None or page in args.page]
+    for name, (label, change) in CHANGES.items():
+        if args.change is not None and name not in args.change:
+            continue
         print(f"\nAfter a change of the {label}:")
-        print(f"{'scenario':<24}" + "".join(f"{page:>15}" for page in PAGES))
+        print(f"{'scenario':<24}" + "".join(f"{page:>15}" for page in pages))
         worst = 0.0
-        for path in SCENARIO_FILES:
-            row = [time_change(path, page, change) for page in PAGES]
-            worst = max(worst, *(t for t in row if t is not None))
+        for path in paths:
+            row = [time_change(path, page, change, args.repeats) for page in pages]
+            worst = max(worst, *(t for t in row if t is not None), 0.0)
             print(f"{path.stem:<24}" + "".join(f"{t:>14.2f}s" if t is not None else f"{'-':>15}" for t in row))
-        print(f"slowest page: {worst:.2f} s (median of 3 changes each)")
+        print(f"slowest page: {worst:.2f} s (median of {args.repeats} changes each)")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
 """Monte Carlo replications: seeding, engine choice, parallel workers, the result object.
 
-:func:`simulate` is the one entry point. It splits the replications into tasks, runs
+:func:`simulate` is the entry point. It splits the replications into tasks, runs
 them on one or more worker processes with joblib, and puts them back in replication
-order, so the numbers are identical for any number of workers.
+order, so the numbers are identical for any number of workers. Two more ask the same
+of several questions at once, each answer exactly a simulation's:
+:func:`simulate_variants` (a scenario and its levers, in one pass) and
+:func:`inflow_thresholds` (every inflow up to a top, for the magic number).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +23,7 @@ from joblib import Parallel, delayed
 
 from sim import analysis, engine, queueing, vectorized
 from sim.outcomes import Outcomes
-from sim.scenario import Scenario
+from sim.scenario import Quota, Scenario
 from sim.streams import root_children
 
 Engine = Literal["auto", "simpy", "vectorized"]
@@ -234,6 +239,22 @@ def result_bytes(scenario: Scenario, runs: int) -> int:
     return 8 * per_run * runs
 
 
+def _check_runs(scenario: Scenario, runs, seed, jobs) -> None:
+    """Refuse settings no simulation can honour, naming the setting."""
+    if not isinstance(runs, int | np.integer) or not 1 <= runs <= MAX_RUNS:
+        raise ValueError(f"runs: must be a whole number from 1 to {MAX_RUNS:,}, got {runs}")
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed: must be a whole number >= 0, got {seed}")
+    if not isinstance(jobs, int | np.integer) or jobs < 1:
+        raise ValueError(f"jobs: must be a whole number >= 1, got {jobs}")
+    if result_bytes(scenario, runs) > MAX_RESULT_BYTES:
+        raise ValueError(
+            f"runs: {runs:,} runs of a {scenario.n_weeks}-week horizon would need "
+            f"{result_bytes(scenario, runs) / 2**30:.1f} GiB of results "
+            f"(limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); ask for fewer runs"
+        )
+
+
 def simulate(
     scenario: Scenario,
     runs: int = 10_000,
@@ -265,18 +286,7 @@ def simulate(
         For a scenario with ``[team]``, the team total against the team quota (the reps'
         own results: :func:`sim.team.simulate_team`).
     """
-    if not isinstance(runs, int | np.integer) or not 1 <= runs <= MAX_RUNS:
-        raise ValueError(f"runs: must be a whole number from 1 to {MAX_RUNS:,}, got {runs}")
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: must be a whole number >= 0, got {seed}")
-    if not isinstance(jobs, int | np.integer) or jobs < 1:
-        raise ValueError(f"jobs: must be a whole number >= 1, got {jobs}")
-    if result_bytes(scenario, runs) > MAX_RESULT_BYTES:
-        raise ValueError(
-            f"runs: {runs:,} runs of a {scenario.n_weeks}-week horizon would need "
-            f"{result_bytes(scenario, runs) / 2**30:.1f} GiB of results "
-            f"(limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); ask for fewer runs"
-        )
+    _check_runs(scenario, runs, seed, jobs)
     if scenario.team is not None:
         # A team is the sum of its reps' funnels, each simulated as a scenario of its own
         # (sim.team); its total against the team quota is the result.
@@ -294,9 +304,205 @@ def simulate(
     return SimulationResult(scenario, int(seed), engine_name, Outcomes.concat(parts))
 
 
-def _critical_task(scenario: Scenario, seed: int, block: int, keep: int, max_per_week: float) -> np.ndarray:
+def simulate_variants(
+    scenarios: list[Scenario],
+    runs: int = 10_000,
+    seed: int = 0,
+    jobs: int = 1,
+    engine: Engine = "auto",
+) -> list[SimulationResult]:
+    """Replications of several scenarios with one seed: each exactly what :func:`simulate` gives it.
+
+    Variants of a scenario that the vectorised engine reads the same random numbers for
+    (:func:`sim.vectorized.shares_draws`: one lever changed, say) are simulated in one
+    pass that draws the numbers once and does once every step on which they agree
+    (:func:`sim.vectorized.simulate_block_variants`); teams rep by rep. Other scenarios
+    are simulated one by one.
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+    runs, seed, jobs, engine
+        As for :func:`simulate`: ``jobs`` worker processes share the blocks of
+        replications, and the numbers do not depend on them. (Threads do not pay here:
+        the engine's many short NumPy steps hand the GIL back and forth.)
+
+    Returns
+    -------
+    list of SimulationResult
+        In the order of ``scenarios``.
+    """
+    funnels = _shared_funnels(scenarios, seed, engine)
+    if funnels is None:
+        return [simulate(s, runs=runs, seed=seed, jobs=jobs, engine=engine) for s in scenarios]
+    _check_runs(scenarios[0], runs, seed, jobs)
+    tasks = [(variants, funnel_seed, b, keep) for variants, funnel_seed in funnels for b, keep in _blocks(runs)]
+    parts = Parallel(n_jobs=jobs)(delayed(_variants_task)(*task) for task in tasks)
+    n_blocks = len(parts) // len(funnels)
+    outcomes = [  # [funnel][variant]: the funnel's blocks one after the other
+        [Outcomes.concat([part[v] for part in parts[f * n_blocks : (f + 1) * n_blocks]]) for v in range(len(scenarios))]
+        for f in range(len(funnels))
+    ]
+    if scenarios[0].team is None:
+        return [SimulationResult(s, int(seed), "vectorized", o) for s, o in zip(scenarios, outcomes[0], strict=True)]
+    from sim.team import team_result  # sim.team builds on this module
+
+    return [
+        team_result(s, int(seed), "vectorized", [funnel[v] for funnel in outcomes]).total
+        for v, s in enumerate(scenarios)
+    ]
+
+
+def independent_deals(scenario: Scenario, engine: Engine = "auto") -> bool:
+    """Whether ``engine`` runs the scenario on the vectorised engine with every deal on its own.
+
+    That is, no reps limit how many deals a stage works at once: what
+    :func:`simulate_variants` (to share the work between variants) and
+    :func:`inflow_thresholds` need.
+    """
+    return choose_engine(scenario, engine) == "vectorized" and _vectorized_runs(scenario)
+
+
+def _shared_funnels(scenarios: list[Scenario], seed: int, engine: Engine) -> list[tuple[list[Scenario], int]] | None:
+    """The funnels to simulate together (each with its variants and root seed), or None if they cannot be.
+
+    A funnel is the scenario itself, or each rep of a team (seeded as in :mod:`sim.team`).
+    """
+    if not all(independent_deals(s, engine) for s in scenarios):
+        return None
+    if all(s.team is None for s in scenarios):
+        funnels = [(list(scenarios), int(seed))]
+    elif all(s.team is not None and s.team.reps == scenarios[0].team.reps for s in scenarios):
+        from sim.team import rep_scenarios, rep_seed  # sim.team builds on this module
+
+        reps = [rep_scenarios(s) for s in scenarios]
+        funnels = [([rep[r] for rep in reps], rep_seed(seed, r)) for r in range(scenarios[0].team.reps)]
+    else:
+        return None
+    if all(vectorized.shares_draws(variants[0], s) for variants, _ in funnels for s in variants):
+        return funnels
+    return None
+
+
+def _variants_task(scenarios: list[Scenario], seed: int, block: int, keep: int) -> list[Outcomes]:
     seed_sequence = root_children(seed, block, block + 1)[0]
-    return vectorized.critical_inflow_block(scenario, seed_sequence, max_per_week)[:keep]
+    return [o.head(keep) for o in vectorized.simulate_block_variants(scenarios, seed_sequence)]
+
+
+@dataclass(frozen=True)
+class InflowThresholds:
+    """Each replication's wins as the weekly inflow rises, simulated as far as ``max_per_week``.
+
+    With one seed a deal's way through the funnel does not depend on the inflow, only
+    its arrival day does, so each new deal of each replication is won from a threshold
+    inflow on (:class:`sim.vectorized.ThresholdBlock`). Nothing here depends on the quota:
+    :meth:`critical_inflows` judges any quota, and :meth:`extended` looks further by
+    simulating only the deals beyond.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The funnel or team (its inflow's ``per_week`` is ignored).
+    runs, seed : int
+    max_per_week : float
+        The largest inflow looked at.
+    blocks : tuple of tuple of ThresholdBlock
+        Per block of replications, one per funnel (each rep of a team).
+    """
+
+    scenario: Scenario
+    runs: int
+    seed: int
+    max_per_week: float
+    blocks: tuple[tuple[vectorized.ThresholdBlock, ...], ...]
+
+    def critical_inflows(self, quota: Quota | None = None, max_per_week: float | None = None) -> np.ndarray:
+        """Per replication, the smallest weekly inflow at which it hits the quota (``inf``: more than looked at).
+
+        Parameters
+        ----------
+        quota : Quota, optional
+            The scenario's own by default (a team's: its team quota).
+        max_per_week : float, optional
+            Look only as far as this (at most :attr:`max_per_week`): the answer is then
+            the one of thresholds simulated as far as it.
+
+        Returns
+        -------
+        ndarray of float, shape (runs,)
+        """
+        quota = self.scenario.quota if quota is None else quota
+        top = self.max_per_week if max_per_week is None else min(self.max_per_week, max_per_week)
+        return np.concatenate([wins.critical_inflows(quota, top) for wins in self._wins])[: self.runs]
+
+    @functools.cached_property
+    def _wins(self) -> list[vectorized.BlockWins]:
+        # Sorted once: every quota and inflow asked about afterwards only counts.
+        return [vectorized.BlockWins(list(funnels)) for funnels in self.blocks]
+
+    def extended(self, max_per_week: float, jobs: int = 1) -> InflowThresholds:
+        """The same replications looked at as far as ``max_per_week``: only the deals beyond are simulated.
+
+        The answers are those of :func:`inflow_thresholds` at ``max_per_week``; this
+        object is left as it is.
+        """
+        if max_per_week <= self.max_per_week:
+            return self
+        flat = [part for funnels in self.blocks for part in funnels]
+        done = Parallel(n_jobs=jobs)(delayed(_extended_part)(part, float(max_per_week)) for part in flat)
+        per_block = len(self.blocks[0])  # funnels
+        blocks = tuple(tuple(done[i : i + per_block]) for i in range(0, len(done), per_block))
+        return InflowThresholds(self.scenario, self.runs, self.seed, float(max_per_week), blocks)
+
+
+def _threshold_part(scenario: Scenario, seed: int, block: int, max_per_week: float) -> vectorized.ThresholdBlock:
+    part = vectorized.ThresholdBlock(scenario, root_children(seed, block, block + 1)[0])
+    part.extend(max_per_week)
+    return part
+
+
+def _extended_part(part: vectorized.ThresholdBlock, max_per_week: float) -> vectorized.ThresholdBlock:
+    part = copy.deepcopy(part)  # in this process (one job) the original is kept as it was
+    part.extend(max_per_week)
+    return part
+
+
+def inflow_thresholds(
+    scenario: Scenario, runs: int = 10_000, seed: int = 0, max_per_week: float = 100.0, jobs: int = 1
+) -> InflowThresholds:
+    """Each replication's wins as the weekly inflow rises from 0 to ``max_per_week``, from one simulation.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A funnel or a team the vectorised engine runs (its own inflow is ignored); a
+        team's reps are simulated each with their own seed, as :func:`sim.team.simulate_team` does.
+    runs, seed, jobs
+        As for :func:`simulate`.
+    max_per_week : float
+        The largest inflow looked at.
+
+    Returns
+    -------
+    InflowThresholds
+    """
+    if not _vectorized_runs(scenario):
+        raise ValueError("engine: the whole curve needs the vectorised engine, which cannot run this scenario")
+    _check_runs(scenario, runs, seed, jobs)
+    if scenario.team is None:
+        funnels = [(scenario, int(seed))]
+    else:
+        from sim.team import rep_scenarios, rep_seed  # sim.team builds on this module
+
+        funnels = [(rep, rep_seed(seed, r)) for r, rep in enumerate(rep_scenarios(scenario))]
+    calls = [
+        delayed(_threshold_part)(funnel, funnel_seed, b, float(max_per_week))
+        for b, _ in _blocks(runs)
+        for funnel, funnel_seed in funnels
+    ]
+    done = Parallel(n_jobs=jobs)(calls)
+    blocks = tuple(tuple(done[i : i + len(funnels)]) for i in range(0, len(done), len(funnels)))
+    return InflowThresholds(scenario, int(runs), int(seed), float(max_per_week), blocks)
 
 
 def critical_inflows(
@@ -306,9 +512,9 @@ def critical_inflows(
 
     One vectorised simulation at ``max_per_week`` gives the whole curve: with the same
     seed, replication *i* of ``simulate(with_inflow(scenario, x), runs, seed)`` hits the
-    quota exactly when its critical inflow is <= ``x`` (see
-    :func:`sim.vectorized.critical_inflow_block`), so P(hit) at ``x`` is the share of
-    critical inflows <= ``x``.
+    quota exactly when its critical inflow is <= ``x`` (see :func:`inflow_thresholds`),
+    so P(hit) at ``x`` is the share of critical inflows <= ``x``. For a team, the team
+    total against the team quota.
 
     Parameters
     ----------
@@ -323,9 +529,4 @@ def critical_inflows(
     -------
     ndarray of float, shape (runs,)
     """
-    if not _vectorized_runs(scenario) or scenario.team is not None:
-        raise ValueError(
-            "engine: the whole curve needs one funnel on the vectorised engine, which this scenario is not"
-        )
-    calls = [delayed(_critical_task)(scenario, int(seed), b, keep, float(max_per_week)) for b, keep in _blocks(runs)]
-    return np.concatenate(Parallel(n_jobs=jobs)(calls))
+    return inflow_thresholds(scenario, runs, seed, max_per_week, jobs).critical_inflows()

@@ -14,10 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from sim import analysis
-from sim.runner import Engine, SimulationResult, choose_engine, critical_inflows, simulate
+from sim.runner import (
+    Engine,
+    InflowThresholds,
+    SimulationResult,
+    independent_deals,
+    inflow_thresholds,
+    simulate,
+    simulate_variants,
+)
 from sim.scenario import MAX_DEALS_PER_RUN, BetaRate, Scenario
 
 
@@ -88,16 +96,18 @@ def solve_magic_number(
     jobs: int = 1,
     engine: Engine = "auto",
     relative_tolerance: float = 1e-3,
-    critical: Callable[[Scenario, float], np.ndarray] | None = None,
+    thresholds: Callable[[float, InflowThresholds | None], InflowThresholds] | None = None,
 ) -> MagicNumber:
     """Weekly new opportunities at which P(hit quota) reaches ``target``.
 
     With one seed for every evaluation, P(hit) is a non-decreasing step function of the
-    inflow. On the vectorised engine one simulation gives each replication's critical
-    inflow (:func:`sim.runner.critical_inflows`) and the answer is exact: their
-    ``target`` quantile. On the SimPy engine Brent's method (``scipy.optimize.brentq``)
-    finds the step where P(hit) crosses the target, bracketed from the average-math
-    answer, to ``relative_tolerance``.
+    inflow. On the vectorised engine, when deals do not wait for reps (no ``per_rep``
+    limits), one simulation gives each replication's critical inflow
+    (:func:`sim.runner.inflow_thresholds`; for a team, the team total against the team
+    quota) and the answer is exact: their ``target`` quantile. Otherwise (the SimPy
+    engine, or limited reps) Brent's method (``scipy.optimize.brentq``) finds the step
+    where P(hit) crosses the target, bracketed from the average-math answer, to
+    ``relative_tolerance``.
 
     Parameters
     ----------
@@ -108,10 +118,13 @@ def solve_magic_number(
         As for :func:`sim.runner.simulate`.
     relative_tolerance : float
         Width of the final bracket relative to the answer (SimPy engine).
-    critical : callable, optional
-        ``critical(scenario, max_per_week)`` instead of :func:`sim.runner.critical_inflows`
-        with these settings (vectorised engine). The inflows it looks at do not depend on
-        the target, so a cached one (the app's) answers another target without simulating.
+    thresholds : callable, optional
+        ``thresholds(max_per_week, previous)`` instead of :func:`sim.runner.inflow_thresholds`
+        with these settings (vectorised engine): the scenario's thresholds as far as
+        ``max_per_week`` at least, where ``previous`` (None at first) are the ones it
+        returned last, to extend. Only inflows up to ``max_per_week`` are read. They do not
+        depend on the quota or the target, so kept ones (the app's) answer another quota
+        or target without simulating, or by simulating the deals beyond only.
 
     Returns
     -------
@@ -126,15 +139,15 @@ def solve_magic_number(
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
     limits = _Limits.of(scenario, target, runs)
-    # The critical inflows are one funnel's whose deals do not wait for each other; a team
-    # (a sum of funnels) or limited reps take the root finder.
-    if choose_engine(scenario, engine) == "vectorized" and scenario.team is None and not scenario.has_capacity_limits:
-        if critical is None:
+    if independent_deals(scenario, engine):
+        if thresholds is None:
 
-            def critical(variant: Scenario, top: float) -> np.ndarray:
-                return critical_inflows(variant, runs=runs, seed=seed, max_per_week=top, jobs=jobs)
+            def thresholds(top: float, previous: InflowThresholds | None) -> InflowThresholds:
+                if previous is not None:
+                    return previous.extended(top, jobs=jobs)
+                return inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs)
 
-        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, critical)
+        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, thresholds)
     else:
         solution, p_hit, simulations, curve = _solve_by_root_finding(
             scenario, limits, runs, seed, jobs, engine, relative_tolerance
@@ -170,7 +183,9 @@ class _Limits:
             needed_hits=math.ceil(target * runs - 1e-9),
             deterministic=analysis.deterministic_weekly_opportunities(scenario),
             ceiling=max_weekly_inflow(scenario),
-            weeks=scenario.inflow_weight / 7.0,  # the horizon in weeks, weighted by seasonality
+            # The horizon in weeks, weighted by seasonality; a team's reps each bring at most
+            # the full inflow, so the bound on new wins below counts them all.
+            weeks=scenario.inflow_weight / 7.0 * (1 if scenario.team is None else scenario.team.reps),
             win_bound=new_deal_win_bound(scenario),
         )
 
@@ -209,37 +224,82 @@ class _Limits:
 
 CURVE_POINTS = 61
 """Points of the P(hit)-by-inflow curve reported with an exact magic number."""
+CURVE_SPAN = 1.25
+"""The exact curve reaches at least this multiple of the magic number (where P(hit) has mostly levelled off)."""
 TIE_MARGIN = 1e-9
 """Relative margin above a critical inflow, so floating-point rounding cannot undo a tie."""
+RUNGS_PER_DOUBLING = 4
+"""Steps of the ladder of inflows the exact magic number simulates as far as (see :func:`_rung`)."""
+
+
+def _rung(per_week: float) -> float:
+    """The smallest inflow ``2 ** (k / RUNGS_PER_DOUBLING)`` (k a whole number) at or above ``per_week``.
+
+    The exact magic number simulates as far as such inflows only: a fixed ladder, so the
+    inflows looked at (and the curve's reach) stay put when the quota or the target moves
+    a little, and thresholds simulated for one question serve the next.
+    """
+    return 2.0 ** (math.ceil(RUNGS_PER_DOUBLING * math.log2(per_week) - 1e-9) / RUNGS_PER_DOUBLING)
 
 
 def _solve_by_critical_inflows(
-    scenario: Scenario, limits: _Limits, runs: int, critical_at: Callable[[Scenario, float], np.ndarray]
+    scenario: Scenario,
+    limits: _Limits,
+    runs: int,
+    thresholds: Callable[[float, InflowThresholds | None], InflowThresholds],
 ):
     """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
 
     Each replication hits the quota from its critical inflow on, so the smallest inflow
     at which ``needed_hits`` replications hit needs no root finding. The simulation
-    looks as far as ``top`` a week, raised until the answer is found or the size limit
-    is reached.
+    looks as far as ``top`` a week, a rung of the ladder (:func:`_rung`) at least
+    :data:`CURVE_SPAN` times the answer, for the curve: first as far as that for the
+    first guess, then, while too few runs hit, as far as that for where the curve is
+    heading (:func:`_heading`), until the size limit. Each step extends the last one's
+    thresholds, simulating only the deals beyond.
     """
-    top, simulations = limits.first_guess(), 0
+    top = min(limits.ceiling, _rung(CURVE_SPAN * limits.first_guess()))
+    data, simulations = None, 0
     while True:
-        critical = np.sort(critical_at(scenario, top))
+        data = thresholds(top, data)
         simulations += 1
+        critical = np.sort(data.critical_inflows(scenario.quota, max_per_week=top))
         least = limits.check(float(np.mean(critical <= 0.0)), runs)
         solution = float(critical[limits.needed_hits - 1])
         if math.isfinite(solution):
-            break
+            wanted = min(limits.ceiling, _rung(CURVE_SPAN * solution))
+            if top >= wanted:
+                break
+            top = wanted  # the answer is found and stays: this is for the curve
+            continue
         if top >= limits.ceiling:
             raise limits.beyond(float(np.mean(critical <= limits.ceiling)))
-        top = min(limits.ceiling, max(2.0 * top, 1.1 * least))
+        heading = CURVE_SPAN * _heading(critical, top, limits.target)
+        top = min(
+            limits.ceiling, _rung(min(4.0 * top, max(heading, 1.1 * least, top * 2.0 ** (1 / RUNGS_PER_DOUBLING))))
+        )
     # A hair above the step, where the simulation's own arithmetic agrees (see TIE_MARGIN).
     solution = min(top, solution * (1.0 + TIE_MARGIN))
     grid = np.unique(np.concatenate([np.linspace(0.0, min(top, 2.0 * solution), CURVE_POINTS), [solution]]))
     share = np.searchsorted(critical, grid, side="right") / runs
     p_hit = float(share[np.searchsorted(grid, solution)])
     return solution, p_hit, simulations, list(zip(grid.tolist(), share.tolist(), strict=True))
+
+
+def _heading(critical: np.ndarray, top: float, target: float) -> float:
+    """Where P(hit) reaches ``target``, by a normal curve through the runs that hit by ``top``.
+
+    Only a guess of how far to simulate next (twice ``top`` when too few runs hit to
+    draw a curve through): the answer itself is always the exact one.
+    """
+    runs, hits = len(critical), int(np.searchsorted(critical, top, side="right"))
+    half = math.ceil(hits / 2)
+    if half < 1 or hits == runs:
+        return 2.0 * top
+    low, z_low, z_top = float(critical[half - 1]), special.ndtri(half / runs), special.ndtri(hits / runs)
+    if not low < top or not z_low < z_top:
+        return 2.0 * top
+    return top + (special.ndtri(target) - z_top) * (top - low) / (z_top - z_low)
 
 
 CAPACITY_FLAT_DOUBLINGS = 2
@@ -437,6 +497,7 @@ def sensitivity(
     engine: Engine = "auto",
     run: Callable[[Scenario], SimulationResult] | None = None,
     threads: int = 1,
+    run_variants: Callable[[list[Scenario]], list[SimulationResult]] | None = None,
 ) -> dict:
     """Change in P(hit) and mean revenue when each lever improves by ``step``.
 
@@ -444,12 +505,15 @@ def sensitivity(
     paired difference with its own standard error. Levers come sorted by the size of
     their effect on P(hit), then on revenue: the bars of a tornado chart.
 
-    ``run`` (optional) simulates a variant with these settings instead of
-    :func:`sim.runner.simulate`: the app passes its cached runner. ``threads`` variants
-    are simulated at a time: the vectorised engine spends its time in NumPy, which
-    releases the GIL, so two threads on two cores take about two thirds of the time
-    (worker processes would pay for starting and pickling more than they save). The
-    numbers do not depend on it.
+    On the vectorised engine, deals independent of each other, the scenario and its
+    levers are simulated together (:func:`sim.runner.simulate_variants`, on ``jobs``
+    worker processes): the random numbers are drawn once, and the work before the stage
+    a lever changes is done once, with the numbers of separate simulations.
+    ``run_variants`` (optional) does that instead, given the scenario and its levers in
+    the order of :func:`levers`: the app passes one that caches them without the quota.
+    Otherwise (SimPy engine, limited reps) ``run`` (optional) simulates a variant with
+    these settings instead of :func:`sim.runner.simulate` (the app passes its cached
+    runner), ``threads`` variants at a time. The numbers depend on neither.
 
     Returns
     -------
@@ -458,16 +522,25 @@ def sensitivity(
         of dicts with ``lever``, ``kind``, ``stage``, ``from``, ``to``, ``p_hit_change``,
         ``p_hit_change_se``, ``revenue_change`` and ``revenue_change_se``.
     """
-    if run is None:
-
-        def run(variant: Scenario) -> SimulationResult:
-            return simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
-
-    base = run(scenario)
-    rows = []
     described = levers(scenario, step)
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        results = list(pool.map(run, [variant for _, variant in described]))
+    variants = [scenario, *(variant for _, variant in described)]
+    if independent_deals(scenario, engine):
+        if run_variants is None:
+
+            def run_variants(variants: list[Scenario]) -> list[SimulationResult]:
+                return simulate_variants(variants, runs=runs, seed=seed, jobs=jobs, engine=engine)
+
+        base, *results = run_variants(variants)
+    else:
+        if run is None:
+
+            def run(variant: Scenario) -> SimulationResult:
+                return simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
+
+        base = run(scenario)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            results = list(pool.map(run, variants[1:]))
+    rows = []
     for (description, _), result in zip(described, results, strict=True):
         d_hit, se_hit = paired_difference(result.hit, base.hit)
         d_rev, se_rev = paired_difference(result.outcomes.revenue, base.outcomes.revenue)

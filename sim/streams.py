@@ -133,19 +133,39 @@ def stage_effects(
     """
     days = np.asarray(days, dtype=float)
     kept = np.ones(days.shape, dtype=bool)
+    needed = None
     if stage.touches_needed is not None:
         needed = touches(stage, u_touch)
         if stage.touch_interval_days:
             days = days + stage.touch_interval_days * (needed - 1.0)
-        if stage.max_touches is not None:
-            kept &= needed <= stage.max_touches
+    held = held_whatever_the_time(stage, u_touch, u_meeting, needed)
+    if held is not None:
+        kept &= held
     if stage.no_show is not None:
-        lost_below, rescheduled_below = meeting_thresholds(stage)
-        kept &= u_meeting >= lost_below
+        _, rescheduled_below = meeting_thresholds(stage)
         days = np.where(u_meeting < rescheduled_below, days + stage.reschedule_days, days)
     if stage.stale_after_days is not None:
         kept &= days <= stage.stale_after_days
     return kept, days
+
+
+def held_whatever_the_time(
+    stage: Stage, u_touch: np.ndarray | None, u_meeting: np.ndarray | None, needed: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Which deals that would convert out of ``stage`` still do, however long they take there.
+
+    The conditions of :func:`stage_effects` that do not look at the time in the stage:
+    the touches a deal needs (``needed``, when already worked out) are at most
+    ``max_touches``, and its meeting is held. None when the stage has neither. The
+    vectorised engine asks first, to work out the time only of the deals that pass.
+    """
+    held = None
+    if stage.touches_needed is not None and stage.max_touches is not None:
+        held = (touches(stage, u_touch) if needed is None else needed) <= stage.max_touches
+    if stage.no_show is not None:
+        meeting = u_meeting >= meeting_thresholds(stage)[0]
+        held = meeting if held is None else held & meeting
+    return held
 
 
 def touch_ok_probability(stage: Stage) -> float:

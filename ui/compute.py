@@ -5,30 +5,44 @@ frozen pydantic model by its field values, so the same what-if asked twice (or b
 pages) runs once. Functions never read globals or session state, so the cache key is
 the whole question. An answer that is "no answer" (:class:`sim.solvers.Unreachable`)
 is returned as its message rather than raised, so it is cached too.
+
+Simulations are kept without what they do not depend on: the quota (and the current
+inflow, for the magic number's thresholds), so a leader dragging the quota reruns
+nothing. The thresholds are the one store that grows (:class:`_ThresholdStore`): a
+question that looks at higher inflows extends them rather than starting over.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
-import numpy as np
 import streamlit as st
 
 from sim import Scenario, SimulationResult, simulate
 from sim.outcomes import Outcomes
-from sim.runner import choose_engine, critical_inflows
+from sim.runner import InflowThresholds, choose_engine, independent_deals, inflow_thresholds, simulate_variants
 from sim.scenario import Quota
 from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
+from sim.solvers import levers as solver_levers
 from sim.team import TeamResult, simulate_team, team_result
 
 LONG_RUNS = 20_000
 """From this many runs (or on the SimPy engine) a simulation shows a progress bar."""
 SIMPY_JOBS = min(2, os.cpu_count() or 1)
-"""Worker processes for the SimPy engine (the numbers do not depend on them); the vectorised one needs none."""
+"""Worker processes for the SimPy engine (the numbers do not depend on them); one vectorised run needs none."""
+VARIANT_JOBS = SIMPY_JOBS
+"""Worker processes sharing the blocks of a scenario simulated with its levers (the same pool as SimPy's)."""
+PARALLEL_DEALS = 20_000_000
+"""From this many new deals (over the runs, the levers and a team's reps) the levers go to :data:`VARIANT_JOBS`
+workers. Below it, one process is about as fast: starting the workers (a second or two, the first time and after
+five idle minutes) and sending them the work would cost more than they save."""
 
 
 NO_QUOTA = Quota(deals=1)
 """A stand-in quota: what a simulation produces does not depend on the quota."""
+NO_INFLOW = 1.0
+"""A stand-in weekly inflow, for the inflow thresholds (they look at every inflow up to a top)."""
 
 
 def _quota_free(scenario: Scenario) -> Scenario:
@@ -96,41 +110,74 @@ def p_hit_at(scenario: Scenario, per_week: float, runs: int, seed: int, engine: 
     return run(with_inflow(scenario, per_week), runs, seed, engine).p_hit
 
 
-@st.cache_data(
-    max_entries=64, show_spinner="Solving for the magic number: each try is a full simulation...", show_time=True
-)
+@st.cache_data(max_entries=64, show_spinner="Solving for the magic number...", show_time=True)
 def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine: str) -> MagicNumber | str:
     """The weekly opportunities for P(hit) = target, or the reason there is no such number.
 
-    The critical inflows it rests on are cached apart: they do not depend on the
-    target, so moving the target slider simulates nothing.
+    The inflow thresholds it rests on depend on neither the quota, the target nor the
+    current inflow: they are kept apart (:class:`_ThresholdStore`), so moving any of
+    them simulates nothing, or only the deals beyond the inflows simulated so far.
     """
+    # Thresholds depend on neither the quota nor the current inflow (each deal's arrival
+    # day is worked out for any inflow): one store serves every value of either.
+    store = _threshold_store(with_inflow(_quota_free(scenario), NO_INFLOW), runs, seed)
     try:
         return solve_magic_number(
-            scenario,
-            target,
-            runs=runs,
-            seed=seed,
-            engine=engine,
-            critical=lambda variant, top: _critical_inflows(variant, runs, seed, top),
+            scenario, target, runs=runs, seed=seed, engine=engine, thresholds=lambda top, _previous: store.at(top)
         )
     except Unreachable as reason:
         return str(reason)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _critical_inflows(scenario: Scenario, runs: int, seed: int, top: float) -> np.ndarray:
-    return critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top)
+class _ThresholdStore:
+    """One scenario's inflow thresholds, simulated as far as any question so far has needed.
 
-
-@st.cache_data(max_entries=64, show_spinner="Trying each lever: one simulation per lever...", show_time=True)
-def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
-    """:func:`sim.solvers.sensitivity` of the scenario, two levers at a time where that is safe.
-
-    Threads only for the vectorised engine without a progress bar: a bar is a page
-    element, which only the script's own thread may draw.
+    A question that needs a higher inflow extends them, simulating only the deals beyond
+    (:meth:`sim.runner.InflowThresholds.extended`); one that needs less reads them as far
+    as it asks, which gives exactly the answer of thresholds simulated that far. So a new
+    quota or target never simulates again what an earlier one did, whichever inflows each
+    looks at: a cached value per inflow could not do that.
     """
+
+    def __init__(self, scenario: Scenario, runs: int, seed: int):
+        self._question = (scenario, runs, seed)
+        self._lock = threading.Lock()  # sessions share the store
+        self._thresholds: InflowThresholds | None = None
+
+    def at(self, top: float) -> InflowThresholds:
+        """The thresholds, simulated as far as ``top`` a week at least."""
+        with self._lock:
+            if self._thresholds is None:
+                scenario, runs, seed = self._question
+                self._thresholds = inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=top)
+            elif self._thresholds.max_per_week < top:
+                self._thresholds = self._thresholds.extended(top)
+            return self._thresholds
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)  # a few MB each
+def _threshold_store(scenario: Scenario, runs: int, seed: int) -> _ThresholdStore:
+    """The shared :class:`_ThresholdStore` of a scenario without its quota, for these settings."""
+    return _ThresholdStore(scenario, runs, seed)
+
+
+@st.cache_data(max_entries=64, show_spinner="Trying each lever...", show_time=True)
+def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
+    """:func:`sim.solvers.sensitivity` of the scenario.
+
+    With deals independent on the vectorised engine the scenario and its levers are
+    simulated together, cached without the quota (:func:`_lever_outcomes`). Otherwise
+    each lever is a cached run, two at a time in threads unless a run shows a progress
+    bar (when long, or on the SimPy engine): a bar is a page element, which only the
+    script's own thread may draw.
+    """
+    together = independent_deals(scenario, engine)
     quiet = runs < LONG_RUNS and choose_engine(scenario, engine) != "simpy"
+
+    def run_variants(variants: list[Scenario]) -> list[SimulationResult]:
+        outcomes = _lever_outcomes(_quota_free(scenario), step, runs, seed, engine)
+        return [SimulationResult(v, seed, "vectorized", o) for v, o in zip(variants, outcomes, strict=True)]
+
     return sensitivity(
         scenario,
         step=step,
@@ -139,4 +186,19 @@ def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -
         engine=engine,
         run=lambda v: run(v, runs, seed, engine),
         threads=2 if quiet else 1,
+        run_variants=run_variants if together else None,
     )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)  # a few MB each
+def _lever_outcomes(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> list[Outcomes]:
+    """The outcomes of the scenario and its levers (:func:`sim.solvers.levers`), simulated together.
+
+    A team's are its totals: what the team quota is judged on. Worker processes share a
+    large simulation (:data:`PARALLEL_DEALS`).
+    """
+    variants = [scenario, *(variant for _, variant in solver_levers(scenario, step))]
+    reps = 1 if scenario.team is None else scenario.team.reps
+    deals = runs * reps * sum(variant.expected_arrivals for variant in variants)
+    jobs = VARIANT_JOBS if deals >= PARALLEL_DEALS else 1
+    return [r.outcomes for r in simulate_variants(variants, runs=runs, seed=seed, jobs=jobs, engine=engine)]

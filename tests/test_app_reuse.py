@@ -1,0 +1,95 @@
+"""The app simulates only what is new: the quota and the page's slider reuse what was simulated.
+
+The inflow thresholds behind the magic number and the simulations behind the levers do
+not depend on the quota, so the app keeps them without it (:mod:`ui.compute`). Here the
+library's entry points are counted while the inputs move, and the numbers shown are the
+library's own for the new inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import pytest
+import streamlit as st
+
+from sim import load_scenario
+from sim.runner import InflowThresholds
+from sim.solvers import sensitivity, solve_magic_number
+from tests.app_helpers import metric, new_app, no_exception, number, open_page
+from ui import compute
+
+RUNS, SEED = 2_000, 0  # the app's defaults
+
+
+@pytest.fixture(autouse=True)
+def plain_argv(monkeypatch):
+    """The app reads a scenario path from sys.argv[1:]; under pytest that would be pytest's."""
+    monkeypatch.setattr(sys, "argv", ["app.py"])
+
+
+@pytest.fixture
+def calls(monkeypatch) -> Counter:
+    """Counts of new threshold simulations, their extensions and lever simulations, from empty caches."""
+    counts: Counter = Counter()
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(compute, "inflow_thresholds", counted("thresholds", compute.inflow_thresholds))
+    monkeypatch.setattr(InflowThresholds, "extended", counted("extended", InflowThresholds.extended))
+    monkeypatch.setattr(compute, "simulate_variants", counted("levers", compute.simulate_variants))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return counts
+
+
+def set_quota(at, value: float) -> None:
+    at.number_input(key="quota_revenue" if at.session_state["quota_unit"] == "revenue" else "quota_deals").set_value(
+        value
+    ).run()
+    no_exception(at)
+
+
+@pytest.mark.parametrize("name", ["reference_quarter", "outbound_sdr", "team_quarter"])
+def test_a_new_quota_or_target_reuses_the_thresholds_of_the_magic_number(calls, name):
+    scenario = load_scenario(f"scenarios/{name}.toml")
+    at = new_app({"file": f"{name}.toml"}).run()
+    open_page(at, "Magic number")
+    no_exception(at)
+    assert calls["thresholds"] == 1
+    for factor, target in ((0.9, 80), (1.06, 80), (1.06, 90)):
+        quota = scenario.quota.model_copy(update={scenario.quota.unit: round(factor * scenario.quota.target)})
+        set_quota(at, quota.target)
+        at.slider(key="target").set_value(target).run()
+        no_exception(at)
+        expected = solve_magic_number(scenario.model_copy(update={"quota": quota}), target / 100, runs=RUNS, seed=SEED)
+        assert number(metric(at, "Magic number (simulation)")) == round(expected.weekly_opportunities, 1)
+    # Nothing simulated again from the start: at most the deals beyond the inflows looked at so far.
+    assert calls["thresholds"] == 1
+
+
+def test_a_lower_quota_simulates_nothing_for_the_magic_number(calls):
+    at = new_app({"file": "outbound_sdr.toml"}).run()
+    open_page(at, "Magic number")
+    before = dict(calls)
+    set_quota(at, 80)
+    assert dict(calls) == before and calls["thresholds"] == 1
+
+
+def test_a_new_quota_reuses_the_levers_simulated_together(calls):
+    scenario = load_scenario("scenarios/outbound_sdr.toml")
+    at = new_app({"file": "outbound_sdr.toml"}).run()
+    open_page(at, "Sensitivity")
+    no_exception(at)
+    assert calls["levers"] == 1
+    set_quota(at, 90)
+    assert calls["levers"] == 1
+    easier = scenario.model_copy(update={"quota": scenario.quota.model_copy(update={"deals": 90})})
+    expected = sensitivity(easier, step=0.1, runs=RUNS, seed=SEED)
+    assert number(metric(at, "P(hit quota) now")) == round(100 * expected["base"]["p_hit"], 1)
