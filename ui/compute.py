@@ -36,7 +36,8 @@ VARIANT_JOBS = SIMPY_JOBS
 PARALLEL_DEALS = 20_000_000
 """From this many new deals (over the runs, the levers and a team's reps) the levers go to :data:`VARIANT_JOBS`
 workers. Below it, one process is about as fast: starting the workers (a second or two, the first time and after
-five idle minutes) and sending them the work would cost more than they save."""
+five idle minutes) and sending them the work would cost more than they save. (Workers pay only with cores to
+spare: on two cores with one busy elsewhere they took nearly twice as long as one process.)"""
 
 
 NO_QUOTA = Quota(deals=1)
