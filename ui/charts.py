@@ -330,7 +330,9 @@ def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
     x = alt.X("week:Q", title="week", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(domainMin=0))
 
     def panel(measure: str, title: str, fmt: str) -> alt.LayerChart:
-        data = alt.Chart(frame[frame["measure"] == measure])
+        # The data goes on the layer, not on each mark: Altair then has no data of the
+        # marks to compare and merge, which took most of the time of drawing this chart.
+        data = alt.Chart()
         tooltip = [
             "stage:N",
             alt.Tooltip("week:Q", format=".1f"),
@@ -343,7 +345,7 @@ def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
         y = alt.Y("p50:Q", title=title, axis=axis, scale=scale)
         band = data.mark_area(opacity=0.2).encode(x, alt.Y("p10:Q"), alt.Y2("p90:Q"), color=color)
         line = data.mark_line(strokeWidth=2.5, point=True).encode(x, y, color=color, tooltip=tooltip)
-        return alt.layer(band, line).properties(height=int(HEIGHT * 0.75))
+        return alt.layer(band, line, data=frame[frame["measure"] == measure]).properties(height=int(HEIGHT * 0.75))
 
     return alt.vconcat(
         panel("queue", "deals waiting at the week's end", ",.1f"),
