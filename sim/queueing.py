@@ -12,9 +12,11 @@ stage: a stage's line is its open deals (day 0, first, as the SimPy engine start
 first) and then the deals that converted out of the stage before, in the order they
 arrive. A stage without ``per_rep`` starts every deal on arrival.
 
-That walk is a loop over deals, which NumPy cannot vectorise, so :func:`_walk_funnel`
-is compiled by Numba (once per machine: ``cache=True``); everything random is drawn
-before it, with NumPy, by the same rules as the other engines:
+That walk is a loop over deals, which NumPy cannot vectorise, so :func:`_walk_stage`
+(one stage of every replication) is compiled by Numba (once per machine:
+``cache=True``); everything random is drawn before it, with NumPy, by the same rules as
+the other engines, and a stage's days are worked out, with NumPy, for the deals in its
+line (:class:`_StageDays`):
 
 * each deal takes, per stage, a conversion uniform ``u`` (``u < p`` converts, and the
   deal then works the stage ``ppf(u / p)`` days) and two behaviour uniforms for
@@ -30,25 +32,35 @@ agree with the SimPy engine's in distribution, not deal for deal; the tests hold
 to each other within z·SE, and both to Erlang C and B. Listed open deals
 (``[[open_deals]]``) are not modelled here: :func:`supports` says so, and the SimPy
 engine runs those scenarios.
+
+Scenarios that read the same numbers (a scenario and its sensitivity levers) are
+simulated together (:func:`simulate_block_variants`): the numbers are drawn once, and a
+stage walked once for all the scenarios that agree on it and on the stages before it.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
+from sim import vectorized
 from sim.distributions import tabulated_ppf
 from sim.outcomes import Outcomes, weekly_cumulative
 from sim.scenario import Scenario
 from sim.streams import arrival_days, conversion_rates, planned_arrivals, stage_effects, unit_rate_cap
-from sim.vectorized import BLOCK, _cumulate_rows, _draw, _exponential_rows, _generators
+from sim.vectorized import BLOCK, _cumulate_rows, _draw, _exponential_rows, _generators, _values_rng
 
 MAX_CELLS = 1 << 21
 """Deals x replications simulated side by side at most (:func:`blocks_at_once`): 16 MB a grid."""
 MAX_BLOCKS = 8
 """Blocks simulated side by side at most."""
+WALK_THREADS = min(2, os.cpu_count() or 1)
+"""Walks of scenarios simulated together that run at once (:func:`simulate_block_variants`)."""
 
 
 def supports(scenario: Scenario) -> bool:
@@ -57,20 +69,27 @@ def supports(scenario: Scenario) -> bool:
 
 
 def compile_walk() -> None:
-    """Compile :func:`_walk_funnel` now, on tiny inputs of the types a simulation passes.
+    """Compile the walk (:func:`_walk_stage` and its helpers) now, on tiny inputs of the types a simulation passes.
 
     Numba compiles it the first time it runs on a machine (several seconds) and caches
     the machine code next to this module; ``make setup`` calls this so that the first
     simulation with limited reps does not wait for the compiler.
     """
-    one = np.zeros((1, 1, 1))
-    _walk_funnel(np.zeros((1, 0)), np.zeros(2, np.int64), one, one, np.ones(1, np.int64), np.inf, 7.0, np.full(1, 7.0))
+    rows, days, one = np.zeros((1, 1), np.int64), np.zeros((1, 1)), np.ones(1, np.int64)
+    _walk_stage(rows, days, one, days, days, 1, np.inf, 7.0, np.full(1, 7.0))
+    _next_line(np.zeros(3, np.int64), 1, rows, days, one)
+    _not_done(rows, one, np.zeros((1, 1), dtype=bool))
 
 
-def blocks_at_once(scenario: Scenario) -> int:
-    """How many blocks :func:`simulate_blocks` should take at once: as many as memory comfortably allows."""
+def blocks_at_once(scenario: Scenario, scenarios: int = 1) -> int:
+    """How many blocks :func:`simulate_block_variants` should take at once: as many as memory comfortably allows.
+
+    ``scenarios`` simulated together keep about as many tables of days per stage as
+    there are scenarios per stage (a lever changes one stage), so fewer blocks.
+    """
     deals = sum(stage.open for stage in scenario.stages) + planned_arrivals(unit_rate_cap(scenario))
-    return max(1, min(MAX_BLOCKS, MAX_CELLS // (max(deals, 1) * BLOCK)))
+    tables = max(1.0, scenarios / len(scenario.stages))
+    return max(1, min(MAX_BLOCKS, int(MAX_CELLS / tables) // (max(deals, 1) * BLOCK)))
 
 
 def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSequence]) -> Outcomes:
@@ -91,43 +110,169 @@ def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSeque
     Outcomes
         ``BLOCK`` replications per block, block after block, with the capacity figures.
     """
-    n_stages = len(scenario.stages)
-    # Per block: rates, deal paths, lost days, follow-ups and meetings, arrival gaps, deal values.
-    streams = [seed_sequence.spawn(6) for seed_sequence in seed_sequences]
-    rates = np.hstack([conversion_rates(scenario, _generators(s[0], 1)[0].random((n_stages, BLOCK))) for s in streams])
-    # Every deal of a block is a row: the open deals stage by stage, then the new ones.
-    first_row = np.concatenate([[0], np.cumsum([stage.open for stage in scenario.stages])]).astype(np.int64)
-    arrivals = [_arrivals(scenario, _generators(s[4], 1)[0]) for s in streams]
-    rows = int(first_row[-1]) + max(len(days) for days in arrivals)
-    new_days = np.full((rows - int(first_row[-1]), len(rates[0])), np.inf)
-    for b, days in enumerate(arrivals):
-        new_days[: len(days), b * BLOCK : (b + 1) * BLOCK] = days
-    converting, lost = _stage_days(
-        scenario, rates, first_row, new_days, [int(first_row[-1]) + len(d) for d in arrivals], streams
-    )
+    return simulate_block_variants([scenario], seed_sequences)[0]
 
-    # A stage with a slot for every deal a replication can have never makes one wait: no limit.
-    slots = np.array([0 if n is None or n >= rows else n for n in scenario.slots()], dtype=np.int64)
+
+def shares_draws(a: Scenario, b: Scenario) -> bool:
+    """Whether :func:`simulate_block_variants` can simulate the two together: they read the same numbers.
+
+    As for the vectorised engine (:func:`sim.vectorized.shares_draws`: they may differ in
+    rates, durations, the inflow and deal values), with the same reps and patience.
+    """
+    return vectorized.shares_draws(a, b) and a.capacity == b.capacity
+
+
+class _Draws:
+    """The random numbers of some blocks, for every scenario that shares them (:func:`shares_draws`).
+
+    Per block, the seed's children are: rates, deal paths, lost days, follow-ups and
+    meetings, arrival gaps, deal values. Deal *k* of a block has its own uniforms, drawn
+    for every row of the block (so that it keeps its numbers whichever deals reach a
+    stage), as far as the scenario with the most arrivals needs them. Grids have one
+    row per deal (the open deals stage by stage, then the new ones) and one column per
+    replication, each block's side by side.
+    """
+
+    def __init__(self, scenarios: list[Scenario], seed_sequences: list[np.random.SeedSequence]):
+        scenario = scenarios[0]
+        n_stages = len(scenario.stages)
+        streams = [seed_sequence.spawn(6) for seed_sequence in seed_sequences]
+        rate_uniforms = np.hstack([_generators(s[0], 1)[0].random((n_stages, BLOCK)) for s in streams])
+        self.rates = [conversion_rates(variant, rate_uniforms) for variant in scenarios]
+        self.first_row = np.concatenate([[0], np.cumsum([stage.open for stage in scenario.stages])]).astype(np.int64)
+        n_open = int(self.first_row[-1])
+        # New deals depend on the inflow only: once per inflow.
+        inflows = list(dict.fromkeys(variant.inflow for variant in scenarios))
+        arrivals = _arrivals(
+            [next(v for v in scenarios if v.inflow == inflow) for inflow in inflows],
+            [_generators(s[4], 1)[0] for s in streams],
+        )
+        deals = [n_open + max(len(days[b]) for days in arrivals) for b in range(len(streams))]
+        self.deals = max(deals)
+        # Per inflow, the new deals (arrival days, inf past the horizon; replications down)
+        # and the most deals one replication can have.
+        new_days, most = [], []
+        for days in arrivals:
+            grid = np.full((BLOCK * len(streams), self.deals - n_open), np.inf)
+            for b, block_days in enumerate(days):
+                grid[b * BLOCK : (b + 1) * BLOCK, : len(block_days)] = block_days.T
+            new_days.append(grid)
+            most.append(n_open + max(len(block_days) for block_days in days))
+        self.new_days = [new_days[inflows.index(variant.inflow)] for variant in scenarios]
+        self.most = [most[inflows.index(variant.inflow)] for variant in scenarios]
+
+        def grids(seed_of, n: int, wanted) -> list[np.ndarray | None]:
+            # Uniform grids from n streams (only the wanted ones are read).
+            out = [np.full((self.deals, BLOCK * len(streams)), 0.5) if i in wanted else None for i in range(n)]
+            for b, (k, s) in enumerate(zip(deals, streams, strict=True)):
+                for i, rng in enumerate(_generators(seed_of(s), n)):
+                    if i in wanted:
+                        out[i][:k, b * BLOCK : (b + 1) * BLOCK] = rng.random((k, BLOCK))
+            return out
+
+        self.conversion = grids(lambda s: s[1], n_stages, range(n_stages))
+        self.lost = grids(lambda s: s[2], 1, [0])[0]  # one per deal: it is lost at most once
+        # Two streams per stage (touch, meeting), read only for stages with behaviour keys.
+        behaviour = [j for j, stage in enumerate(scenario.stages) if stage.has_behaviour]
+        self.effects = grids(lambda s: s[3], 2 * n_stages, [i for j in behaviour for i in (2 * j, 2 * j + 1)])
+        self.value_seeds = [s[5] for s in streams]
+        self.width = BLOCK * len(streams)
+
+
+def simulate_block_variants(
+    scenarios: list[Scenario], seed_sequences: list[np.random.SeedSequence], threads: int = WALK_THREADS
+) -> list[Outcomes]:
+    """The same blocks of several scenarios, each exactly as :func:`simulate_blocks` makes it alone.
+
+    The scenarios share their draws with the first (:func:`shares_draws`; the
+    sensitivity levers of a scenario do), so the random numbers are drawn once
+    (:class:`_Draws`). A stage's line is walked once for all the scenarios that agree
+    on it and on every stage before it (same arrivals, rates, stages and slots): a
+    lever at the last stage shares the walk through the others, and one on deal values
+    the whole walk. The stages of different scenarios are independent, and run
+    ``threads`` at a time (the walk is compiled code that runs without Python's lock).
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+    seed_sequences : list of numpy.random.SeedSequence
+        The blocks' children of the root seed.
+    threads : int, optional
+        Stages walked at once; the numbers do not depend on it.
+
+    Returns
+    -------
+    list of Outcomes
+        Per scenario, ``BLOCK`` replications per block, block after block.
+    """
+    draws = _Draws(scenarios, seed_sequences)
+    first_row = draws.first_row
+    scenario = scenarios[0]
+    horizon = scenario.horizon
     max_wait = scenario.capacity.max_wait_days
-    week_ends = np.minimum(7.0 * np.arange(1, scenario.n_weeks + 1), scenario.horizon)
-    counts, days, by_week, wins, win_day = _walk_funnel(
-        np.ascontiguousarray(new_days.T),
-        first_row,
-        converting,
-        lost,
-        slots,
-        np.inf if max_wait is None else float(max_wait),
-        float(scenario.horizon),
-        week_ends,
-    )
-    entered, converted, served, queued, neglected = counts
-    wait_days, mean_queue = days
-    queue_by_week, busy_by_week = by_week
+    patience = np.inf if max_wait is None else float(max_wait)
+    week_ends = np.minimum(7.0 * np.arange(1, scenario.n_weeks + 1), horizon)
+    # A stage with a slot for every deal a replication can have never makes one wait: no limit.
+    slots = [
+        [0 if n is None or n >= most else n for n in s.slots()] for s, most in zip(scenarios, draws.most, strict=True)
+    ]
 
+    def first_line(v: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # The first stage's line: its open deals (day 0), then the new deals in order (until the horizon).
+        new_days = draws.new_days[v]
+        width, n_open = len(new_days), int(first_row[1])
+        rows = np.hstack([np.arange(n_open), first_row[-1] + np.arange(new_days.shape[1])])
+        days = np.hstack([np.zeros((width, n_open)), new_days])
+        return np.tile(rows, (width, 1)), days, n_open + (new_days <= horizon).sum(axis=1)
+
+    def walk(j: int, v: int, line: tuple, days_in: _StageDays) -> tuple:
+        # Scenario v's days in stage j for the deals in its line, then the line through the stage.
+        rows, days, n = line
+        days_in.cover(rows, n)
+        return _walk_stage(rows, days, n, days_in.converting, days_in.lost, slots[v][j], patience, horizon, week_ends)
+
+    # Per stage, each scenario's key: what its line depends on, the stage included.
+    key = [(s.inflow,) for s in scenarios]
+    lines = {k: None for k in key}
+    stage_figures: list[list[tuple]] = [[] for _ in scenarios]
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for j in range(len(scenario.stages)):
+            parent = key
+            key = [(*k, draws.rates[v][j].tobytes(), scenarios[v].stages[j], slots[v][j]) for v, k in enumerate(key)]
+            firsts: dict = {}
+            for v, k in enumerate(key):
+                firsts.setdefault(k, (v, parent[v]))
+            tables: dict = {}  # the stage's days, by (rates, stage)
+            for v, _ in firsts.values():
+                alike = (draws.rates[v][j].tobytes(), scenarios[v].stages[j])
+                if alike not in tables:
+                    tables[alike] = _StageDays(scenarios[v].stages[j], draws.rates[v][j], draws, j)
+
+            def step(item, j=j, lines=lines, tables=tables):
+                v, from_key = item
+                line = first_line(v) if j == 0 else _next_line(first_row, j, *lines[from_key])
+                return walk(j, v, line, tables[draws.rates[v][j].tobytes(), scenarios[v].stages[j]])
+
+            walked = dict(zip(firsts, pool.map(step, firsts.values()), strict=True))
+            for v, k in enumerate(key):
+                stage_figures[v].append(walked[k])
+            lines = {k: figures[-1] for k, figures in walked.items()}
+    return [_outcomes(s, stage_figures[v], draws.rates[v], draws.value_seeds) for v, s in enumerate(scenarios)]
+
+
+def _outcomes(scenario: Scenario, stages: list[tuple], rates: np.ndarray, value_seeds: list) -> Outcomes:
+    """A scenario's outcomes from its walk stage by stage (:func:`_walk_stage`); draws the deal values."""
+
+    def by_stage(at: int, part: int | None = None) -> np.ndarray:
+        return np.stack([figures[at] if part is None else figures[at][part] for figures in stages], axis=1)
+
+    passed_rows, passed_days, wins = stages[-1][-1]
+    entered, converted, served, queued, neglected = (by_stage(0, i) for i in range(5))
     width = len(wins)
     win_col = np.repeat(np.arange(width), wins)
-    win_day = win_day[np.arange(win_day.shape[1]) < wins[:, None]]  # column by column, in line order
-    value = _win_values(scenario, [s[5] for s in streams], win_col, wins)
+    win_day = passed_days[np.arange(passed_days.shape[1]) < wins[:, None]]  # column by column, in line order
+    value = _win_values(scenario, value_seeds, win_col, wins)
+    busy_by_week = by_stage(2, 1)
     return Outcomes(
         won_deals=wins,
         revenue=np.bincount(win_col, weights=value, minlength=width),
@@ -138,30 +283,125 @@ def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSeque
         served=served,
         queued=queued,
         neglected=neglected,
-        wait_days=wait_days,
+        wait_days=by_stage(1, 0),
         busy_days=busy_by_week.sum(axis=2),
-        mean_queue=mean_queue,
-        queue_by_week=queue_by_week,
+        mean_queue=by_stage(1, 1),
+        queue_by_week=by_stage(2, 0),
         busy_by_week=busy_by_week,
     )
 
 
+class _StageDays:
+    """The days deals work a stage, for the scenarios with the same rates and the same stage there.
+
+    A deal's days in a stage depend only on its uniforms, its replication's rate there
+    and the stage, so scenarios that agree on those share them, and they are worked out
+    for a deal the first time a line of one of them holds it (:meth:`cover`): the
+    scenario's levers at other stages put mostly the same deals in its lines.
+
+    Attributes
+    ----------
+    converting, lost : ndarray, shape (replications, deals)
+        Days each deal works the stage if it converts there (NaN: it is lost there), and
+        if it is lost there (only where it is lost and the stage is limited); read only
+        for deals covered.
+    """
+
+    def __init__(self, stage, rates: np.ndarray, draws: _Draws, j: int):
+        self._stage, self._rates, self._draws, self._j = stage, rates, draws, j
+        self.converting = np.full((draws.width, draws.deals), np.nan)
+        self.lost = np.zeros((draws.width, draws.deals))
+        self._done = np.zeros((draws.width, draws.deals), dtype=bool)
+        self._lock = threading.Lock()  # the stages of several scenarios are walked in threads
+
+    def cover(self, rows: np.ndarray, n: np.ndarray) -> None:
+        """Work out the days of the deals in these lines (``rows``: replications x places, the first ``n``)."""
+        with self._lock:
+            self._work_out(_not_done(rows, n, self._done))
+
+    def _work_out(self, cells: np.ndarray) -> None:
+        # cells: flat in the tables (replication * deals + deal); the draws' grids are deal * width + replication.
+        stage, draws, j = self._stage, self._draws, self._j
+        col = cells // draws.deals
+        grid = (cells - col * draws.deals) * draws.width + col
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a rate of 0: never converts
+            q = draws.conversion[j].ravel().take(grid) / self._rates.take(col)
+        moves = np.flatnonzero(q < 1.0)
+        stay = tabulated_ppf(stage.duration, q.take(moves))
+        if stage.has_behaviour:
+            touch, meeting = (g.ravel().take(grid.take(moves)) for g in draws.effects[2 * j : 2 * j + 2])
+            kept, stay = stage_effects(stage, stay, touch, meeting)
+            moves, stay = moves[kept], stay[kept]
+        self.converting.ravel()[cells.take(moves)] = stay
+        if stage.per_rep is not None:  # a limited stage: a lost deal holds its slot this long
+            lost_here = np.ones(len(cells), dtype=bool)
+            lost_here[moves] = False
+            lost_here = np.flatnonzero(lost_here)
+            model = stage.duration if stage.lost_duration is None else stage.lost_duration
+            stale = np.inf if stage.stale_after_days is None else stage.stale_after_days
+            lost_days = tabulated_ppf(model, draws.lost.ravel().take(grid.take(lost_here)))
+            self.lost.ravel()[cells.take(lost_here)] = np.minimum(lost_days, stale)
+
+
 @numba.njit(cache=True, nogil=True)
-def _walk_funnel(new_days, first_row, converting, lost, slots, patience, horizon, week_ends):
-    """Every replication's deals through the stages, waiting first in, first out for a slot where slots are limited.
+def _not_done(rows, n, done):
+    """The deals in these lines not marked ``done`` (flat: replication * deals + deal), marked now."""
+    width, n_deals = done.shape
+    out = np.empty(n.sum(), np.int64)
+    k = 0
+    for c in range(width):
+        for i in range(n[c]):
+            r = rows[c, i]
+            if not done[c, r]:
+                done[c, r] = True
+                out[k] = c * n_deals + r
+                k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_line(first_row, j, passed_rows, passed_days, passed):
+    """Stage ``j``'s line in every replication: its open deals (day 0), then the deals the stage before passed on.
+
+    Those come in the order they arrive (a stable sort by day: ties keep their order).
+    Returns the line's deal rows and days (replications x places) and its length.
+    """
+    width = len(passed)
+    n_open = first_row[j + 1] - first_row[j]
+    rows = np.empty((width, n_open + passed_rows.shape[1]), np.int64)
+    days = np.zeros((width, n_open + passed_rows.shape[1]))
+    n = np.empty(width, np.int64)
+    for c in range(width):
+        for k in range(n_open):
+            rows[c, k] = first_row[j] + k
+        # Insertion sort: the days passed on are nearly in order already (a deal passes
+        # its stage when it is done, not much after the deals ahead of it), so each moves
+        # only a few places; faster here than np.argsort. Stable: ties keep their order.
+        for i in range(passed[c]):
+            day, row = passed_days[c, i], passed_rows[c, i]
+            k = n_open + i
+            while k > n_open and days[c, k - 1] > day:
+                days[c, k], rows[c, k] = days[c, k - 1], rows[c, k - 1]
+                k -= 1
+            days[c, k], rows[c, k] = day, row
+        n[c] = n_open + passed[c]
+    return rows, days, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_stage(rows, days, n, converting, lost, slots, patience, horizon, week_ends):
+    """Every replication's line through a stage, waiting first in, first out for a slot where slots are limited.
 
     Parameters
     ----------
-    new_days : ndarray, shape (replications, new deals)
-        Arrival days of the new deals, in order; ``inf`` past the horizon.
-    first_row : ndarray of int, shape (stages + 1,)
-        Open deals of stage ``j`` are rows ``first_row[j]`` to ``first_row[j + 1] - 1``;
-        new deal ``i`` is row ``first_row[-1] + i``.
-    converting, lost : ndarray, shape (replications, stages, deals)
-        Days each deal works each stage if it converts there (NaN: it is lost there),
-        and if it is lost there (read only where it is lost in a limited stage).
-    slots : ndarray of int, shape (stages,)
-        Deals a stage works at once; 0 for no limit.
+    rows, days : ndarray, shape (replications, places)
+        The line: each place's deal row and arrival day (the first ``n`` places).
+    n : ndarray of int, shape (replications,)
+    converting, lost : ndarray, shape (replications, deals)
+        Days each deal works the stage if it converts there (NaN: it is lost there),
+        and if it is lost there (read only where it is lost and slots are limited).
+    slots : int
+        Deals the stage works at once; 0 for no limit.
     patience, horizon : float
         ``max_wait_days`` (``inf``: none) and the horizon in days.
     week_ends : ndarray, shape (weeks,)
@@ -169,103 +409,72 @@ def _walk_funnel(new_days, first_row, converting, lost, slots, patience, horizon
 
     Returns
     -------
-    counts : tuple of ndarray of int, shape (replications, stages)
+    counts : tuple of ndarray of int, shape (replications,)
         Entered, converted, served, queued and neglected, by the horizon.
-    days : tuple of ndarray, shape (replications, stages)
+    days : tuple of ndarray, shape (replications,)
         Days waited by the deals that got a slot, and the time-average line.
-    by_week : tuple of ndarray, shape (replications, stages, weeks)
+    by_week : tuple of ndarray, shape (replications, weeks)
         Deals in line at each week's end, and slot-days used during each week.
-    wins : ndarray of int, shape (replications,)
-    win_day : ndarray, shape (replications, deals)
-        Win days, in the last stage's line order (the first ``wins`` of each row).
+    passed : tuple of ndarray
+        The deals passed on by the horizon, in line order: rows and days (replications x
+        places, the first ``passed`` of each) and ``passed`` (their number).
     """
-    width, n_stages, n_deals = converting.shape
+    width, places = rows.shape
     n_weeks = len(week_ends)
-    entered = np.zeros((width, n_stages), np.int64)
-    converted = np.zeros((width, n_stages), np.int64)
-    served = np.zeros((width, n_stages), np.int64)
-    queued = np.zeros((width, n_stages), np.int64)
-    neglected = np.zeros((width, n_stages), np.int64)
-    wait_days = np.zeros((width, n_stages))
-    mean_queue = np.zeros((width, n_stages))
-    queue_by_week = np.zeros((width, n_stages, n_weeks), np.int64)
-    busy_by_week = np.zeros((width, n_stages, n_weeks))
-    wins = np.zeros(width, np.int64)
-    win_day = np.full((width, n_deals), np.nan)
-    # A stage's line (deal rows and arrival days) and the deals it passes on, in that order.
-    line_row = np.empty(n_deals, np.int64)
-    line_day = np.empty(n_deals)
-    next_row = np.empty(n_deals, np.int64)
-    next_day = np.empty(n_deals)
-    free = np.empty(max(slots.max(), 1))
+    converted = np.zeros(width, np.int64)
+    served = np.zeros(width, np.int64)
+    queued = np.zeros(width, np.int64)
+    neglected = np.zeros(width, np.int64)
+    wait_days = np.zeros(width)
+    mean_queue = np.zeros(width)
+    queue_by_week = np.zeros((width, n_weeks), np.int64)
+    busy_by_week = np.zeros((width, n_weeks))
+    passed_rows = np.empty((width, places), np.int64)
+    passed_days = np.empty((width, places))
+    free = np.empty(max(slots, 1))  # each slot's next free day
+    limited = slots > 0
     for c in range(width):
+        free[:] = 0.0
         passed = 0
-        for j in range(n_stages):
-            # Open deals first (day 0), then the arrivals: new deals in order, or the deals
-            # the stage before passed on, sorted by day (stable: ties keep their order).
-            n = 0
-            for r in range(first_row[j], first_row[j + 1]):
-                line_row[n] = r
-                line_day[n] = 0.0
-                n += 1
-            if j == 0:
-                for i in range(new_days.shape[1]):
-                    if not new_days[c, i] <= horizon:
-                        break
-                    line_row[n] = first_row[-1] + i
-                    line_day[n] = new_days[c, i]
-                    n += 1
-            else:
-                for k in np.argsort(next_day[:passed], kind="mergesort"):
-                    line_row[n] = next_row[k]
-                    line_day[n] = next_day[k]
-                    n += 1
-            entered[c, j] = n
-            limited = slots[j] > 0
-            free[: slots[j]] = 0.0  # each slot's next free day
-            passed = 0
-            for i in range(n):
-                r, arrive = line_row[i], line_day[i]
-                days = converting[c, j, r]
-                start = arrive
-                if limited:
-                    stay = lost[c, j, r] if np.isnan(days) else days
-                    k = np.argmin(free[: slots[j]])  # the slot that frees first
-                    start = max(arrive, free[k])
-                    neglect = start - arrive > patience  # granted the moment patience runs out: still granted
-                    left_line = arrive + patience if neglect else start
-                    if left_line > arrive:  # it found every slot taken
-                        queued[c, j] += 1
-                        mean_queue[c, j] += (min(left_line, horizon) - arrive) / horizon
-                        w = _week_of(arrive, n_weeks)
-                        while w < n_weeks and week_ends[w] < left_line:
-                            queue_by_week[c, j, w] += 1  # in line at the week's end
-                            w += 1
-                    if neglect:  # it leaves the line, taking no slot
-                        if left_line <= horizon:
-                            neglected[c, j] += 1
-                        continue
-                    free[k] = start + stay
-                    if start <= horizon:
-                        served[c, j] += 1
-                        wait_days[c, j] += start - arrive
-                        _add_overlap(busy_by_week[c, j], week_ends, start, min(start + stay, horizon))
-                else:
-                    served[c, j] += 1
-                if np.isnan(days) or start + days > horizon:
+        for i in range(n[c]):
+            r, arrive = rows[c, i], days[c, i]
+            stay_if_won = converting[c, r]
+            start = arrive
+            if limited:
+                stay = lost[c, r] if np.isnan(stay_if_won) else stay_if_won
+                k = np.argmin(free)  # the slot that frees first
+                start = max(arrive, free[k])
+                neglect = start - arrive > patience  # granted the moment patience runs out: still granted
+                left_line = arrive + patience if neglect else start
+                if left_line > arrive:  # it found every slot taken
+                    queued[c] += 1
+                    mean_queue[c] += (min(left_line, horizon) - arrive) / horizon
+                    w = _week_of(arrive, n_weeks)
+                    while w < n_weeks and week_ends[w] < left_line:
+                        queue_by_week[c, w] += 1  # in line at the week's end
+                        w += 1
+                if neglect:  # it leaves the line, taking no slot
+                    if left_line <= horizon:
+                        neglected[c] += 1
                     continue
-                next_row[passed] = r
-                next_day[passed] = start + days
-                passed += 1
-            converted[c, j] = passed
-        wins[c] = passed
-        win_day[c, :passed] = next_day[:passed]
+                free[k] = start + stay
+                if start <= horizon:
+                    served[c] += 1
+                    wait_days[c] += start - arrive
+                    _add_overlap(busy_by_week, c, week_ends, start, min(start + stay, horizon))
+            else:
+                served[c] += 1
+            if np.isnan(stay_if_won) or start + stay_if_won > horizon:
+                continue
+            passed_rows[c, passed] = r
+            passed_days[c, passed] = start + stay_if_won
+            passed += 1
+        converted[c] = passed
     return (
-        (entered, converted, served, queued, neglected),
+        (n.copy(), converted, served, queued, neglected),
         (wait_days, mean_queue),
         (queue_by_week, busy_by_week),
-        wins,
-        win_day,
+        (passed_rows, passed_days, converted.copy()),
     )
 
 
@@ -276,119 +485,46 @@ def _week_of(day, n_weeks):
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_overlap(by_week, week_ends, start, end):
-    """Add to each week the days of [start, end] (within the horizon) that fall in it."""
+def _add_overlap(by_week, c, week_ends, start, end):
+    """Add to replication ``c``'s weeks the days of [start, end] (within the horizon) that fall in each."""
     w = _week_of(start, len(week_ends))
     while w < len(week_ends):
         week_start = 7.0 * w
         if week_start >= end:
             break
-        by_week[w] += min(end, week_ends[w]) - max(start, week_start)
+        by_week[c, w] += min(end, week_ends[w]) - max(start, week_start)
         w += 1
 
 
-def _stage_days(
-    scenario: Scenario,
-    rates: np.ndarray,
-    first_row: np.ndarray,
-    new_days: np.ndarray,
-    deals: list[int],
-    streams: list,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each deal's days in each stage: working it to a conversion (NaN: lost there), and before being lost.
-
-    Deal *k* of a block has its own uniforms, drawn for every row of the block (so that
-    it keeps its numbers whichever deals reach a stage). The quantiles are worked out
-    only for the deals that can reach the stage by the horizon: those that convert
-    through every stage before it, soon enough if no deal ever waited (waiting only
-    delays); the lost days only where such a deal is lost in a limited stage.
-
-    Returns
-    -------
-    converting, lost : ndarray, shape (replications, stages, deals)
-        Each replication's days together, as :func:`_walk_funnel` reads them.
-    """
-    n_stages, width = len(scenario.stages), rates.shape[1]
-    n_deals = max(deals)
-    slots = scenario.slots()
-
-    def grids(seed_of, n: int, wanted) -> list[np.ndarray | None]:
-        # Uniform grids from n streams (only the wanted ones are read), each block's own side by side.
-        out = [np.full((n_deals, width), 0.5) if i in wanted else None for i in range(n)]
-        for b, (k, s) in enumerate(zip(deals, streams, strict=True)):
-            for i, rng in enumerate(_generators(seed_of(s), n)):
-                if i in wanted:
-                    out[i][:k, b * BLOCK : (b + 1) * BLOCK] = rng.random((k, BLOCK))
-        return out
-
-    conversion = grids(lambda s: s[1], n_stages, range(n_stages))
-    lost_u = grids(lambda s: s[2], 1, [0])[0]  # one per deal: it is lost at most once
-    # Two streams per stage (touch, meeting), read only for stages with behaviour keys.
-    behaviour = [j for j, stage in enumerate(scenario.stages) if stage.has_behaviour]
-    effects = grids(lambda s: s[3], 2 * n_stages, [i for j in behaviour for i in (2 * j, 2 * j + 1)])
-
-    converting = np.full((width, n_stages, n_deals), np.nan)
-    lost = np.zeros((width, n_stages, n_deals))
-
-    def at(j: int, cell: np.ndarray) -> np.ndarray:
-        # Flat positions in those grids of stage j and the deal grids' cells (deal * width + replication).
-        return (cell % width) * (n_stages * n_deals) + j * n_deals + cell // width
-
-    going = np.zeros(n_deals * width, dtype=bool)  # flat cells of the deals that can reach the stage
-    earliest = np.zeros(n_deals * width)  # the day each would get there, were there no line
-    earliest[first_row[-1] * width :] = new_days.ravel()
-    for j, stage in enumerate(scenario.stages):
-        going[first_row[j] * width : first_row[j + 1] * width] = True  # its open deals
-        if j == 0:
-            going[first_row[-1] * width :] = new_days.ravel() <= scenario.horizon  # and the new ones
-        cell = np.flatnonzero(going)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a rate of 0: never converts
-            q = (conversion[j] / rates[j]).ravel().take(cell)
-        moves = np.flatnonzero(q < 1.0)
-        stay = tabulated_ppf(stage.duration, q.take(moves))
-        if stage.has_behaviour:
-            touch, meeting = (grid.ravel().take(cell.take(moves)) for grid in (effects[2 * j], effects[2 * j + 1]))
-            kept, stay = stage_effects(stage, stay, touch, meeting)
-            moves, stay = moves[kept], stay[kept]
-        converts = cell.take(moves)
-        converting.ravel()[at(j, converts)] = stay
-        if slots[j] is not None:
-            lost_here = np.ones(len(cell), dtype=bool)
-            lost_here[moves] = False
-            lost_here = cell[lost_here]
-            model = stage.duration if stage.lost_duration is None else stage.lost_duration
-            stale = np.inf if stage.stale_after_days is None else stage.stale_after_days
-            lost.ravel()[at(j, lost_here)] = np.minimum(tabulated_ppf(model, lost_u.ravel().take(lost_here)), stale)
-        going[:] = False
-        earliest[converts] += stay
-        going[converts[earliest.take(converts) <= scenario.horizon]] = True
-    return converting, lost
-
-
-def _arrivals(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
-    """Arrival days of a block's new deals, shape (deals, BLOCK), sorted down each column; ``inf`` past the horizon.
+def _arrivals(scenarios: list[Scenario], rngs: list[np.random.Generator]) -> list[list[np.ndarray]]:
+    """Per scenario and block, the arrival days of the new deals, shape (deals, BLOCK); ``inf`` past the horizon.
 
     Cumulative unit-rate gaps as in :mod:`sim.vectorized`, until every replication has
-    passed the horizon (rows for nearly every block first, then small top-ups).
+    passed the horizon of the scenario with the most arrivals (rows for nearly every
+    block first, then small top-ups); each block's stream is read row after row, so a
+    scenario with fewer arrivals reads a first part of the same rows.
     """
-    cap, width = unit_rate_cap(scenario), BLOCK
-    if cap <= 0:
-        return np.zeros((0, width))
-    fixed = scenario.inflow.process == "fixed"
-    rows, top_up = planned_arrivals(cap), math.ceil(math.sqrt(cap) + 4)
-    chunks, unit_time = [], np.zeros(width)
-    while unit_time.min() <= cap:
-        gaps = np.ones((rows, width)) if fixed else _exponential_rows(rng, rows, width)
-        gaps[0] += unit_time
-        chunks.append(_cumulate_rows(gaps))
-        unit_time = chunks[-1][-1].copy()
-        rows = top_up
-    unit = np.concatenate(chunks)
-    unit = unit[: int(np.searchsorted(unit.min(axis=1), cap, side="right"))]  # rows past it everywhere
-    past = unit > cap
-    days = arrival_days(scenario, unit)
-    days[past] = np.inf
-    return days
+    caps = [unit_rate_cap(scenario) for scenario in scenarios]
+    fixed = scenarios[0].inflow.process == "fixed"
+    out: list[list[np.ndarray]] = [[] for _ in scenarios]
+    for rng in rngs:
+        cap, width = max(caps), BLOCK
+        chunks, unit_time = [np.zeros((0, width))], np.zeros(width)
+        rows, top_up = planned_arrivals(cap), math.ceil(math.sqrt(cap) + 4)
+        while cap > 0 and unit_time.min() <= cap:
+            gaps = np.ones((rows, width)) if fixed else _exponential_rows(rng, rows, width)
+            gaps[0] += unit_time
+            chunks.append(_cumulate_rows(gaps))
+            unit_time = chunks[-1][-1].copy()
+            rows = top_up
+        unit = np.concatenate(chunks)
+        for days, scenario, cap in zip(out, scenarios, caps, strict=True):
+            mine = unit[: int(np.searchsorted(unit.min(axis=1), cap, side="right"))] if cap > 0 else unit[:0]
+            past = mine > cap  # rows past it everywhere are left out above
+            block_days = arrival_days(scenario, mine.copy())
+            block_days[past] = np.inf
+            days.append(block_days)
+    return out
 
 
 def _win_values(
@@ -406,5 +542,5 @@ def _win_values(
         lo, hi = bounds[b], bounds[b + 1]
         rows = int(wins[b * BLOCK : (b + 1) * BLOCK].max(initial=0))
         at = rank[lo:hi] * BLOCK + win_col[lo:hi] - b * BLOCK
-        value[lo:hi] = _draw(scenario.deal_value, (rows, BLOCK), _generators(seed, 1)[0], at=at)
+        value[lo:hi] = _draw(scenario.deal_value, (rows, BLOCK), _values_rng(seed), at=at)
     return value

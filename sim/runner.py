@@ -316,8 +316,9 @@ def simulate_variants(
     Variants of a scenario that the vectorised engine reads the same random numbers for
     (:func:`sim.vectorized.shares_draws`: one lever changed, say) are simulated in one
     pass that draws the numbers once and does once every step on which they agree
-    (:func:`sim.vectorized.simulate_block_variants`); teams rep by rep. Other scenarios
-    are simulated one by one.
+    (:func:`sim.vectorized.simulate_block_variants`, or with limited reps
+    :func:`sim.queueing.simulate_block_variants`); teams rep by rep. Other scenarios
+    (on the SimPy engine, say) are simulated one by one.
 
     Parameters
     ----------
@@ -332,6 +333,8 @@ def simulate_variants(
     list of SimulationResult
         In the order of ``scenarios``.
     """
+    if _shared_queues(scenarios, engine):
+        return _queue_variants(scenarios, runs, seed, jobs)
     funnels = _shared_funnels(scenarios, seed, engine)
     if funnels is None:
         return [simulate(s, runs=runs, seed=seed, jobs=jobs, engine=engine) for s in scenarios]
@@ -382,6 +385,36 @@ def _shared_funnels(scenarios: list[Scenario], seed: int, engine: Engine) -> lis
     if all(vectorized.shares_draws(variants[0], s) for variants, _ in funnels for s in variants):
         return funnels
     return None
+
+
+def _shared_queues(scenarios: list[Scenario], engine: Engine) -> bool:
+    """Whether the scenarios have limited reps and the vectorised queues simulate them together."""
+    return all(
+        s.has_capacity_limits and choose_engine(s, engine) == "vectorized" and queueing.shares_draws(scenarios[0], s)
+        for s in scenarios
+    )
+
+
+def _queue_variants(scenarios: list[Scenario], runs: int, seed: int, jobs: int) -> list[SimulationResult]:
+    """:func:`simulate_variants` on the vectorised queues: groups of blocks side by side, as :func:`simulate` does."""
+    _check_runs(scenarios[0], runs, seed, jobs)
+    blocks = list(_blocks(runs))
+    widest = max(scenarios, key=lambda s: s.expected_arrivals)  # the most deals
+    group = min(queueing.blocks_at_once(widest, len(scenarios)), math.ceil(len(blocks) / jobs))
+    tasks = []
+    for lo in range(0, len(blocks), group):
+        part = blocks[lo : lo + group]
+        tasks.append(delayed(_queue_variants_task)(scenarios, seed, part[0][0], len(part), sum(k for _, k in part)))
+    parts = Parallel(n_jobs=jobs)(tasks)
+    return [
+        SimulationResult(s, int(seed), "vectorized", Outcomes.concat([part[v] for part in parts]))
+        for v, s in enumerate(scenarios)
+    ]
+
+
+def _queue_variants_task(scenarios: list[Scenario], seed: int, first_block: int, n_blocks: int, keep: int):
+    seeds = root_children(seed, first_block, first_block + n_blocks)
+    return [o.head(keep) for o in queueing.simulate_block_variants(scenarios, seeds)]
 
 
 def _variants_task(scenarios: list[Scenario], seed: int, block: int, keep: int) -> list[Outcomes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +20,7 @@ from sim.runner import (
     Engine,
     InflowThresholds,
     SimulationResult,
+    choose_engine,
     independent_deals,
     inflow_thresholds,
     simulate,
@@ -496,7 +496,6 @@ def sensitivity(
     jobs: int = 1,
     engine: Engine = "auto",
     run: Callable[[Scenario], SimulationResult] | None = None,
-    threads: int = 1,
     run_variants: Callable[[list[Scenario]], list[SimulationResult]] | None = None,
 ) -> dict:
     """Change in P(hit) and mean revenue when each lever improves by ``step``.
@@ -505,15 +504,15 @@ def sensitivity(
     paired difference with its own standard error. Levers come sorted by the size of
     their effect on P(hit), then on revenue: the bars of a tornado chart.
 
-    On the vectorised engine, deals independent of each other, the scenario and its
-    levers are simulated together (:func:`sim.runner.simulate_variants`, on ``jobs``
-    worker processes): the random numbers are drawn once, and the work before the stage
-    a lever changes is done once, with the numbers of separate simulations.
+    On the vectorised engine (limited reps included) the scenario and its levers are
+    simulated together (:func:`sim.runner.simulate_variants`, on ``jobs`` worker
+    processes): the random numbers are drawn once, and the work before the stage a
+    lever changes is done once, with the numbers of separate simulations.
     ``run_variants`` (optional) does that instead, given the scenario and its levers in
     the order of :func:`levers`: the app passes one that caches them without the quota.
-    Otherwise (SimPy engine, limited reps) ``run`` (optional) simulates a variant with
-    these settings instead of :func:`sim.runner.simulate` (the app passes its cached
-    runner), ``threads`` variants at a time. The numbers depend on neither.
+    On the SimPy engine ``run`` (optional) simulates a variant with these settings
+    instead of :func:`sim.runner.simulate` (the app passes its cached runner). The
+    numbers depend on neither.
 
     Returns
     -------
@@ -524,7 +523,7 @@ def sensitivity(
     """
     described = levers(scenario, step)
     variants = [scenario, *(variant for _, variant in described)]
-    if independent_deals(scenario, engine):
+    if choose_engine(scenario, engine) == "vectorized":
         if run_variants is None:
 
             def run_variants(variants: list[Scenario]) -> list[SimulationResult]:
@@ -538,8 +537,7 @@ def sensitivity(
                 return simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
 
         base = run(scenario)
-        with ThreadPoolExecutor(max(1, threads)) as pool:
-            results = list(pool.map(run, variants[1:]))
+        results = [run(variant) for variant in variants[1:]]
     rows = []
     for (description, _), result in zip(described, results, strict=True):
         d_hit, se_hit = paired_difference(result.hit, base.hit)

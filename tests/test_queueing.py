@@ -4,7 +4,8 @@ The two engines draw from different streams, so they agree in distribution, not 
 run: every per-run figure's mean must match within ``Z`` standard errors of the
 difference of two independent means, and the revenue distributions must pass a
 two-sample KS test. Queueing theory (Erlang C and B) and the exact paths with fixed
-durations are checked for both engines in :mod:`tests.test_capacity`.
+durations are checked for both engines in :mod:`tests.test_capacity`. Scenarios
+simulated together (a scenario and its levers) must give exactly their own numbers.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim import simulate
+from sim import queueing, simulate
+from sim.runner import simulate_variants
 from sim.scenario import load_scenario, scenario_from_dict
+from sim.solvers import levers
+from sim.streams import root_children
 from tests.conftest import ROOT, Z, document
 
 ALPHA = 0.001
@@ -160,3 +164,27 @@ def test_slots_for_every_deal_are_the_unlimited_funnel_with_the_same_luck():
     for x, y in ((o.won_deals, basic.outcomes.won_deals), (o.revenue, basic.outcomes.revenue)):
         se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
         assert abs(x.mean() - y.mean()) <= Z * se
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_levers_simulated_together_are_each_exactly_its_own_simulation(name):
+    # simulate_variants shares the draws, each stage's days and the walk through the
+    # stages before a lever's (sim.queueing.simulate_block_variants): bit for bit the
+    # numbers of separate runs, however many threads walk them.
+    scenario = SCENARIOS[name]()
+    variants = [scenario, *(variant for _, variant in levers(scenario, 0.2))]
+    variants.append(variants[1].model_copy(update={"deal_value": variants[-1].deal_value}))  # two levers at once
+    together = simulate_variants(variants, runs=1_100, seed=2, engine="vectorized")
+    for variant, shared in zip(variants, together, strict=True):
+        alone = simulate(variant, runs=1_100, seed=2, engine="vectorized")
+        for field in fields(alone.outcomes):
+            np.testing.assert_array_equal(
+                getattr(shared.outcomes, field.name), getattr(alone.outcomes, field.name), err_msg=field.name
+            )
+    one_thread = queueing.simulate_block_variants(variants, root_children(2, 0, 2), threads=1)
+    two_threads = queueing.simulate_block_variants(variants, root_children(2, 0, 2), threads=2)
+    for a, b in zip(one_thread, two_threads, strict=True):
+        for field in fields(a):
+            np.testing.assert_array_equal(getattr(a, field.name), getattr(b, field.name), err_msg=field.name)
+    # The levers really change the numbers (the comparison above is not between equals).
+    assert len({shared.outcomes.revenue.tobytes() for shared in together}) == len(variants)

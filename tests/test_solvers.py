@@ -725,14 +725,14 @@ def test_sensitivity_is_sorted_and_improvements_never_hurt(engine):
         assert row["p_hit_change_se"] >= 0 and row["revenue_change_se"] >= 0
 
 
-def test_sensitivity_on_two_workers_or_in_threads_gives_the_same_answer():
+def test_sensitivity_on_two_workers_or_lever_by_lever_gives_the_same_answer():
     one = sensitivity(_mixed(), step=0.1, runs=1_000, seed=4)
     assert sensitivity(_mixed(), step=0.1, runs=1_000, seed=4, jobs=2) == one
 
     def run(variant):  # the vectorised engine's runs, lever by lever, as the SimPy engine's path takes them
         return simulate(variant, runs=1_000, seed=4)
 
-    assert sensitivity(_mixed(), step=0.1, runs=1_000, seed=4, engine="simpy", run=run, threads=2) == one
+    assert sensitivity(_mixed(), step=0.1, runs=1_000, seed=4, engine="simpy", run=run) == one
 
 
 def test_cli_sensitivity_json(capsys):

@@ -21,7 +21,7 @@ import streamlit as st
 
 from sim import Scenario, SimulationResult, simulate
 from sim.outcomes import Outcomes
-from sim.runner import InflowThresholds, choose_engine, independent_deals, inflow_thresholds, simulate_variants
+from sim.runner import InflowThresholds, choose_engine, inflow_thresholds, simulate_variants
 from sim.scenario import Quota
 from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
 from sim.solvers import levers as solver_levers
@@ -166,14 +166,12 @@ def _threshold_store(scenario: Scenario, runs: int, seed: int) -> _ThresholdStor
 def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
     """:func:`sim.solvers.sensitivity` of the scenario.
 
-    With deals independent on the vectorised engine the scenario and its levers are
-    simulated together, cached without the quota (:func:`_lever_outcomes`). Otherwise
-    each lever is a cached run, two at a time in threads unless a run shows a progress
-    bar (when long, or on the SimPy engine): a bar is a page element, which only the
-    script's own thread may draw.
+    On the vectorised engine (limited reps included) the scenario and its levers are
+    simulated together, cached without the quota (:func:`_lever_outcomes`). On the
+    SimPy engine each lever is a cached run, one at a time: each shows a progress bar,
+    a page element, which only the script's own thread may draw.
     """
-    together = independent_deals(scenario, engine)
-    quiet = runs < LONG_RUNS and choose_engine(scenario, engine) != "simpy"
+    together = choose_engine(scenario, engine) == "vectorized"
 
     def run_variants(variants: list[Scenario]) -> list[SimulationResult]:
         outcomes = _lever_outcomes(_quota_free(scenario), step, runs, seed, engine)
@@ -186,7 +184,6 @@ def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -
         seed=seed,
         engine=engine,
         run=lambda v: run(v, runs, seed, engine),
-        threads=2 if quiet else 1,
         run_variants=run_variants if together else None,
     )
 
