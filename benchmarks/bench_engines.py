@@ -4,8 +4,10 @@ Prints replications per second for the plain SimPy baseline (benchmarks/plain_si
 the SimPy engine on one and two workers and the vectorised engine, the ratios the
 speed targets are stated in, the cost of solving the magic number in vectorised runs,
 and the peak memory of a million vectorised replications; then, with limited reps
-(capacity_quarter.toml), the SimPy engine against the vectorised queues. Timings are wall-clock on a
-shared machine: read the ratios, which are measured side by side.
+(capacity_quarter.toml), the SimPy engine against the vectorised queues; and last the
+Sensitivity page's work (a scenario and its 8 levers, 2,000 runs, one process) simulated
+together against one by one, for the queues and the biggest funnel (outbound_sdr.toml).
+Timings are wall-clock on a shared machine: read the ratios, which are measured side by side.
 
     .venv/bin/python benchmarks/bench_engines.py            # full: about 2 minutes
     .venv/bin/python benchmarks/bench_engines.py --quick    # fewer baseline runs
@@ -27,10 +29,12 @@ sys.path.insert(0, str(HERE.parent))
 from plain_simpy import plain_simulate  # noqa: E402
 
 from sim import load_scenario, simulate  # noqa: E402
-from sim.solvers import solve_magic_number  # noqa: E402
+from sim.runner import simulate_variants  # noqa: E402
+from sim.solvers import levers, solve_magic_number  # noqa: E402
 
 REFERENCE = HERE.parent / "scenarios" / "reference_quarter.toml"
 CAPACITY = HERE.parent / "scenarios" / "capacity_quarter.toml"
+OUTBOUND = HERE.parent / "scenarios" / "outbound_sdr.toml"
 
 
 def timed(function, *args, **kwargs) -> tuple[float, object]:
@@ -70,6 +74,27 @@ def capacity_figures(runs: int) -> None:
     print(f"  vectorised queues, 1 worker     {queue_rate:>12,.0f} replications/s")
     print(f"  queues / SimPy engine           {queue_rate / simpy_rate:>8.0f}x")
     print(f"  2,000 runs (the app's default)  {2_000 / queue_rate:>8.2f} s")
+
+
+def lever_figures(runs: int = 2_000) -> None:
+    """A scenario and its levers (the Sensitivity page's work) simulated together and one by one, best of three."""
+    print(f"\nA scenario and its 8 levers, {runs:,} runs, one process (best of 3)")
+    for path in (CAPACITY, OUTBOUND):
+        scenario = load_scenario(path)
+        variants = [scenario, *(variant for _, variant in levers(scenario, 0.1))]
+        simulate_variants(variants[:2], runs=256, seed=1, engine="vectorized")  # caches and tables loaded, not timed
+        best = {}
+        for _ in range(3):
+            for name, call in (
+                ("together", lambda vs=variants: simulate_variants(vs, runs=runs, seed=0, engine="vectorized")),
+                ("one by one", lambda vs=variants: [simulate(v, runs=runs, seed=0, engine="vectorized") for v in vs]),
+            ):
+                seconds, _ = timed(call)
+                best[name] = min(best.get(name, float("inf")), seconds)
+        print(
+            f"  {path.stem:<20} together {best['together']:.2f} s, one by one {best['one by one']:.2f} s "
+            f"({best['one by one'] / best['together']:.1f}x)"
+        )
 
 
 def main() -> None:
@@ -133,6 +158,7 @@ def main() -> None:
     if not args.quick:
         print(f"\n  memory: {million_peak_memory(args.million)}   target < 2 GiB")
     capacity_figures(2_000 if args.quick else runs)
+    lever_figures()
     print(f"\n  (this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")
 
 
