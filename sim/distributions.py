@@ -17,6 +17,7 @@ import math
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+import numba
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from scipy import special, stats
@@ -397,7 +398,7 @@ class QuantileTable:
             if not over.any():
                 break
             slopes[:-1][over] = np.nextafter(slopes[:-1][over], 0.0)
-        # Value and slope side by side: one gather fetches both (a row of 16 bytes).
+        # Value and slope side by side: a chord reads both from one cache line.
         self._rows = np.stack([values, slopes], axis=1)
         self.values, self.slopes = self._rows[:, 0], self._rows[:, 1]
 
@@ -406,23 +407,37 @@ class QuantileTable:
         q = np.asarray(q, dtype=float)
         if q.ndim == 0:
             return np.asarray(self.ppf(q), dtype=float)[()]
-        flat = q.ravel()
-        n = self.intervals
-        x = flat * n
-        with np.errstate(invalid="ignore"):  # NaN casts to some integer: it is in the exact part
-            index = x.astype(np.intp)
-        x -= index  # the weight, exact: n is a power of two
-        rows = self._rows.take(index, axis=0, mode="clip")
-        out = np.multiply(rows[:, 1], x, out=x)
-        out += rows[:, 0]
-        # index < k or index >= n - k (also q < 0, q >= 1, NaN): exact. One comparison on
-        # the unsigned index - k picks both ends.
-        k = self.exact_intervals
-        index -= k
-        tail = np.flatnonzero(index.view(np.uintp) >= n - 2 * k)
-        if len(tail):
+        flat = np.ascontiguousarray(q).ravel()
+        out = np.empty(len(flat))
+        tail = np.empty(len(flat), dtype=np.intp)
+        n_tail = _chords(self.values, self.slopes, self.intervals, self.exact_intervals, flat, out, tail)
+        if n_tail:
+            tail = tail[:n_tail]
             out[tail] = self.ppf(flat.take(tail))
         return out.reshape(q.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _chords(values, slopes, intervals, exact_intervals, q, out, tail):
+    """The chords of a :class:`QuantileTable` at ``q`` into ``out``; the places of the exact ones into ``tail``.
+
+    Returns how many are exact: ``q < k / n`` or ``q >= 1 - k / n`` (also ``q < 0``,
+    ``q >= 1`` and NaN, which fail both tests), left for the exact ``ppf``. Compiled: one
+    pass with no temporary arrays, several times faster than the same steps in NumPy.
+    The arithmetic is NumPy's, step for step (no fast-math, so no fused multiply-add):
+    ``x = q n`` and its integer part are exact, the weight ``x - floor(x)`` too, and the
+    quantile is ``slope * weight + value``, rounded after the product and after the sum.
+    """
+    n_tail = 0
+    for i in range(len(q)):
+        x = q[i] * intervals
+        if exact_intervals <= x < intervals - exact_intervals:
+            index = int(x)
+            out[i] = slopes[index] * (x - index) + values[index]
+        else:
+            tail[n_tail] = i
+            n_tail += 1
+    return n_tail
 
 
 PPF_TABLE_INTERVALS = 1 << 16

@@ -24,9 +24,14 @@ converting deals are kept and how long they stay.
 
 Because the streams are the seed's, scenarios that differ only in rates, durations,
 inflow or deal values read the same numbers: :func:`simulate_block_variants` simulates
-them in one pass, drawing once and doing once every step on which they agree (a lever
-at a later stage shares the way through the earlier ones), each with exactly its own
-numbers. And since only arrival days depend on the inflow, :class:`ThresholdBlock`
+them in one pass, drawing once and doing once every step on which they agree, each with
+exactly its own numbers: all of them walk each chunk of deals together, stage by stage
+(:class:`_Walk`), each group of scenarios that agree so far with its own day for every
+deal in play (``inf`` where it has lost it), so a stage's conversion test is done once
+per rate and a deal's time in it once per rate and duration, whatever the scenarios'
+inflows and earlier stages. The few steps NumPy would take many passes for (which deals
+need a time, the days and counts) are small compiled loops (Numba, no fast-math: the
+same arithmetic, bit for bit). And since only arrival days depend on the inflow, :class:`ThresholdBlock`
 simulates new deals from day 0 to find the inflow from which each is won, as far as
 one inflow and later on to a larger one; :class:`BlockWins` turns that into each
 replication's critical inflow for any quota, for one funnel or a team's reps together.
@@ -38,6 +43,7 @@ import copy
 import functools
 import math
 
+import numba
 import numpy as np
 
 from sim.distributions import Lognormal, tabulated_ppf
@@ -150,31 +156,28 @@ def _groups(blocks: list[_Block], key) -> list[list[_Block]]:
 
 
 def _add_deals(
-    blocks: list[_Block],
+    entering: list[tuple[list[_Block], np.ndarray, np.ndarray | None]],
     stage: int,
-    start_day: np.ndarray,
-    live: np.ndarray | None,
     uniforms,
     listed: tuple[ListedDeals, np.ndarray] | None = None,
     effects: list | None = None,
     count: bool = True,
-) -> list[np.ndarray]:
+) -> dict[int, np.ndarray]:
     """Move a chunk of deals through the funnel of each block and record what happens by the horizon.
 
-    The blocks read the same random numbers (same seed, see :func:`shares_draws`); where
-    their scenarios agree the work is done once for all of them, and each block gets
-    exactly the numbers it would get alone.
+    The blocks read the same random numbers (same seed, see :func:`shares_draws`); they
+    walk the deals stage by stage together (:class:`_Walk`), every step on which their
+    scenarios agree done once for all of them, and each block gets exactly the numbers
+    it would get alone.
 
     Parameters
     ----------
-    blocks : list of _Block
-        One block, or blocks of scenarios that share these deals' draws and start days.
+    entering : list of (list of _Block, ndarray, ndarray or None)
+        Blocks with the same start days, each group with its deals' start days (shape
+        (rows, width)) and whether each deal exists (arrived by the horizon; None if
+        all do): one group, or one per inflow of the scenarios simulated together.
     stage : int
         Stage the deals enter (0 for new opportunities).
-    start_day : ndarray, shape (rows, width)
-        Day each deal enters.
-    live : ndarray of bool, shape (rows, width), or None
-        Whether each deal exists (arrived by the horizon); None if all do.
     uniforms : list of ndarray, shape (rows, width), or None
         Each stage's conversion uniforms for these rows (None before ``stage``).
     listed : (ListedDeals, ndarray of int), optional
@@ -191,146 +194,249 @@ def _add_deals(
 
     Returns
     -------
-    list of ndarray of int
-        Per block, the grid cells (row * width + column) of the deals won, in deal order.
+    dict of int to ndarray of int
+        Per block (by ``id``), the grid cells (row * width + column) of the deals won, in deal order.
     """
-    chunk = _Chunk(blocks[0], stage, uniforms, listed, effects, count)
-    entered = len(start_day) if live is None else live.sum(axis=0)
-    for group in _groups(blocks, lambda block: block.same_rates[stage]):
-        # Entering the first stage is counted on the whole grid; after that the work is
-        # on the compressed list of deals still in play (flat grid cells and days).
-        # u / rate < 1 means the deal converts; it is then uniform again and sets the
-        # time spent in the stage (see sim.streams).
-        if listed is None:
-            rate = group[0].rate(stage)
-        else:
-            rate = listed[0].conversion(group[0].rates[stage][None, :], listed[1])
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a rate of 0 (or 5e-324): never converts
-            q = uniforms[stage] / rate
-        converts = q < 1.0
-        if live is not None:
-            converts &= live
-        if count:
-            for block in group:
-                block.entered[stage] += entered
-        cell = np.flatnonzero(converts)
-        chunk.leave(group, stage, cell, start_day.ravel().take(cell), q.ravel().take(cell))
-    return [chunk.won[id(block)] for block in blocks]
+    walk = _Walk(entering[0][0][0], stage, uniforms, listed, effects, count)
+    # A rate of 0 (or 5e-324) divides to inf or NaN: the deal never converts.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cell, q, paths = walk.enter(entering)
+        for j in range(stage, walk.last + 1):
+            cell, q, paths = walk.stage(j, cell, q, paths)
+    return walk.won
 
 
-class _Chunk:
-    """The draws of a chunk of deals, for :func:`_add_deals` to follow them stage after stage."""
+class _Path:
+    """Blocks that agree on everything about a chunk's deals so far, and each deal's day for them.
 
-    def __init__(self, block: _Block, stage: int, uniforms, listed, effects, count: bool):
-        self.stage, self.uniforms, self.listed, self.effects, self.count = stage, uniforms, listed, effects, count
+    ``day`` holds, for every deal of the walk's list (:class:`_Walk`), the day it entered
+    the stage it is converting out of, or ``inf`` if these blocks do not have it there
+    (lost before, out of time, or not converting here): ``inf`` is never in time, so it
+    takes no test of its own. ``rate`` names the blocks' rate of that stage (the
+    first block with the same, :attr:`_Block.same_rates`), whose uniforms again the
+    walk holds.
+    """
+
+    __slots__ = ("blocks", "rate", "day")
+
+    def __init__(self, blocks: list[_Block], rate: int, day: np.ndarray):
+        self.blocks, self.rate, self.day = blocks, rate, day
+
+
+class _Walk:
+    """A chunk of deals, followed stage after stage by every block at once.
+
+    At each stage the walk holds the deals some block still has in play (their flat
+    grid cells, in deal order), each one's uniform again for each rate of the stage
+    (``u / p``, which sets its time in the stage, see :mod:`sim.streams`), and the
+    paths (:class:`_Path`): blocks grouped by everything that decided the deals' way so
+    far (start days, earlier rates and times). A stage then does each step once for
+    all the blocks that share it:
+
+    * the next stage's conversion test, once per rate of the next stage, before the
+      time in this one (a deal's time is worked out only where it matters, see
+      :meth:`_times`);
+    * the time in the stage, once per rate and time of this stage (the same
+      uniform again and the same distribution give the same time), on the deals any
+      path with them needs;
+    * the days, the horizon test and the counts, per path and time: this is where a
+      path splits into the paths of the next stage.
+
+    The list stays in deal order, so each block's wins do too: its revenue sums their
+    values in the order it would alone.
+    """
+
+    def __init__(self, block: _Block, first: int, uniforms, listed, effects, count: bool):
+        self.first, self.uniforms, self.listed, self.effects, self.count = first, uniforms, listed, effects, count
         self.horizon = block.scenario.horizon
         self.width = block.width
         self.last = len(block.scenario.stages) - 1
         self.won: dict[int, np.ndarray] = {}
 
-    def leave(self, blocks: list[_Block], j: int, cell: np.ndarray, day: np.ndarray, u: np.ndarray) -> None:
-        """Deals converting out of stage ``j`` (``u``: their uniforms again): their time in it, then the next stage."""
-        width = self.width
-        column = width - 1  # width is a power of two: cell & column is the replication
-        listed_here = j == self.stage and self.listed is not None
-        plain = not listed_here and (self.effects is None or self.effects[j] is None)
-        if j < self.last and (plain or not (self.count or listed_here)):
-            self._pass_on(blocks, j, cell, day, u)
-            return
-        for group in _groups(blocks, lambda block: block.same_stay[j]):
-            scenario = group[0].scenario
-            if listed_here:
-                deals, row = self.listed
-                c, d = cell, day + deals.remaining(scenario, row.take(cell // width), u)
+    def enter(self, entering) -> tuple[np.ndarray, dict[int, np.ndarray], list[_Path]]:
+        """The deals of the chunk's grid that convert out of the first stage for some block, and their paths.
+
+        Entering the first stage is counted on the whole grid; after that the work is on
+        the compressed list of deals still in play. ``u / rate < 1`` means the deal converts.
+        """
+        j = self.first
+        u = self.uniforms[j]
+        starts = []  # per path: its blocks, rate, start days and which deals exist
+        rates: dict[int, _Block] = {}  # a block of each rate
+        for blocks, start_day, live in entering:
+            if self.count:
+                entered = len(start_day) if live is None else live.sum(axis=0)
+                for block in blocks:
+                    block.entered[j] += entered
+            for same in _groups(blocks, lambda block: block.same_rates[j]):
+                rates.setdefault(same[0].same_rates[j], same[0])
+                starts.append((same, same[0].same_rates[j], start_day, live))
+        if len(starts) == 1:
+            blocks, rate, start_day, live = starts[0]
+            if self.listed is None:
+                q = u / blocks[0].rate(j)
             else:
-                c, d, v = cell, day, u
-                if not plain:  # deals that fail a follow-up or a meeting need no time in the stage
-                    held = held_whatever_the_time(scenario.stages[j], *self._effects_at(j, c))
-                    if held is not None:
-                        c, d, v = _keep(held, c, d, v)
-                # Tabulated quantiles (sim.distributions.tabulated_ppf): about a third the cost
-                # of the exact ones for a lognormal, monotone in u, so the same ordering.
-                stay = tabulated_ppf(scenario.stages[j].duration, v)
-                if not plain:
-                    kept, stay = stage_effects(scenario.stages[j], stay, *self._effects_at(j, c))
-                    c, d, stay = _keep(kept, c, d, stay)
-                d = d + stay
-            c, d = _keep(d <= self.horizon, c, d)
-            col = c & column
-            if self.count:
-                counts = np.bincount(col, minlength=width)
-                for block in group:
-                    block.converted[j] += counts
-            if j == self.last:
-                amount = None if self.listed is None else self.listed[0].amount.take(self.listed[1].take(c // width))
-                for block in group:
-                    block.win_col.append(col)
-                    block.win_day.append(d)
-                    block.win_amount.append(amount)
-                    self.won[id(block)] = c
-                continue
-            # Deals enter the next stage as they leave this one.
-            if self.count:
-                for block in group:
-                    block.entered[j + 1] += counts
-            u_next = self.uniforms[j + 1].ravel().take(c)
-            for same in _groups(group, lambda block: block.same_rates[j + 1]):
-                with np.errstate(divide="ignore", over="ignore"):
-                    q = u_next / same[0].rate(j + 1, col)
-                self.leave(same, j + 1, *_keep(q < 1.0, c, d, q))
+                q = u / self.listed[0].conversion(blocks[0].rates[j][None, :], self.listed[1])
+            converts = q < 1.0
+            if live is not None:
+                converts &= live
+            cell = np.flatnonzero(converts)
+            return cell, {rate: q.ravel().take(cell)}, [_Path(blocks, rate, start_day.ravel().take(cell))]
+        # A deal that converts at some rate converts at the highest (u / rate falls as the
+        # rate rises): the deals of the highest rate of each replication are the walk's,
+        # and the uniforms again of each rate are worked out on them alone.
+        top = functools.reduce(np.maximum, [block.rate(j) for block in rates.values()])
+        converts = u / top < 1.0
+        if all(live is not None for *_, live in starts):
+            converts &= np.logical_or.reduce([live for *_, live in starts])
+        cell = np.flatnonzero(converts)
+        col = cell & (self.width - 1)
+        u = u.ravel().take(cell)
+        q = {rate: u / block.rate(j, col) for rate, block in rates.items()}
+        paths = []
+        for blocks, rate, start_day, live in starts:
+            converts = q[rate] < 1.0
+            if live is not None:
+                converts &= live.ravel().take(cell)
+            paths.append(_Path(blocks, rate, np.where(converts, start_day.ravel().take(cell), np.inf)))
+        return cell, q, paths
+
+    def stage(
+        self, j: int, cell: np.ndarray, q: dict[int, np.ndarray], paths: list[_Path]
+    ) -> tuple[np.ndarray, dict[int, np.ndarray], list[_Path]]:
+        """Deals converting out of stage ``j``: their time in it, then the ones that convert out of the next.
+
+        ``q`` holds the deals' uniforms again per rate of the stage. Returns the same
+        for the next stage (nothing after the last, whose wins are recorded).
+        """
+        width, last = self.width, j == self.last
+        col = cell & (width - 1)  # width is a power of two: cell & (width - 1) is the replication
+        q_next: dict[int, np.ndarray] = {}
+        if not last:
+            u_next = self.uniforms[j + 1].ravel().take(cell)
+            for path in paths:
+                for same in _groups(path.blocks, lambda block: block.same_rates[j + 1]):
+                    if same[0].same_rates[j + 1] not in q_next:
+                        q_next[same[0].same_rates[j + 1]] = u_next / same[0].rate(j + 1, col)
+        on_next = {rate: q < 1.0 for rate, q in q_next.items()}
+        # The blocks of each path with the same time in the stage; those with the same rate
+        # too (whatever their path) have the same time for each deal.
+        subs = [(path, same) for path in paths for same in _groups(path.blocks, lambda block: block.same_stay[j])]
+        onward = []  # per path of the next stage: its blocks, rate, deals (places in cell) and their days
+        for like in _groups(subs, lambda sub: (sub[0].rate, sub[1][0].same_stay[j])):
+            index, stay, kept, counts = self._times(j, like, cell, col, q[like[0][0].rate], on_next)
+            for (path, blocks), counted in zip(like, counts, strict=True):
+                kept_ = _EMPTY if kept is None else kept
+                d, inside = _advance(path.day, index, stay, kept_, self.horizon, col, counted, self._where_needed(j))
+                if self.count:
+                    for block in blocks:
+                        block.converted[j] += counted
+                        if not last:
+                            block.entered[j + 1] += counted  # deals enter the next stage as they leave this one
+                if last:
+                    self._win(blocks, cell.take(index.compress(inside)), d.compress(inside))
+                    continue
+                for same in _groups(blocks, lambda block: block.same_rates[j + 1]):
+                    rate = same[0].same_rates[j + 1]
+                    on = np.flatnonzero(inside & on_next[rate].take(index))
+                    onward.append((same, rate, index.take(on), d.take(on)))
+        if last:
+            return cell, {}, []
+        return self._onward(cell, q_next, onward)
+
+    def _times(
+        self, j: int, like: list[tuple[_Path, list[_Block]]], cell: np.ndarray, col: np.ndarray, q: np.ndarray, on_next
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray]]:
+        """The time in stage ``j`` of the deals the paths ``like`` need it for (same rate and time in the stage).
+
+        Returns the deals (places in ``cell``), their times, whether each still
+        converts after follow-ups and meetings (None for a stage without them), and per
+        path its count of the stage's conversions by replication so far (all its deals
+        where the time is worked out only where needed, see :func:`_advance`; zeros
+        otherwise; empty without counts).
+
+        A deal's time is needed if it converts at the next stage too (then it is the day
+        it gets there), or, for the counts, if it might still be in this stage at the
+        horizon (a deal surely out by then is counted without it, see
+        :func:`_stay_bound`). Leaving by the horizon, follow-ups and meetings (without
+        counts) and converting next are conditions on each deal alone, so the same deals
+        go on, on the same days, as when the time comes first. Without a next stage, or
+        with counts where follow-ups, meetings or a listed deal's age set the time, every
+        converting deal's time is worked out.
+        """
+        listed_here, fx = self._kind(j)
+        scenario = like[0][1][0].scenario
+        stage = scenario.stages[j]
+        shortcut = self._where_needed(j)
+        bound = shortcut and self.count
+        q_high, latest = _stay_bound(stage.duration, self.horizon) if bound else (np.inf, np.inf)
+        need = np.zeros(len(cell), dtype=bool)
+        counts = []
+        for path, blocks in like:
+            going = _EMPTY  # every deal of the path
+            if shortcut:
+                going = [on_next[rate] for rate in {block.same_rates[j + 1] for block in blocks}]
+                going = going[0] if len(going) == 1 else np.logical_or.reduce(going)
+            counts.append(np.zeros(self.width if self.count else 0, dtype=np.int64))
+            _mark_needed(need, path.day, going, bound, q, q_high, latest, col, counts[-1])
+        if fx is not None:  # deals that fail a follow-up or a meeting need no time in the stage
+            held = held_whatever_the_time(stage, *self._effects_at(j, cell))
+            if held is not None:
+                need &= held
+        index = np.flatnonzero(need)
+        v = q.take(index)
+        if listed_here:
+            deals, row = self.listed
+            return index, deals.remaining(scenario, row.take(cell.take(index) // self.width), v), None, counts
+        # Tabulated quantiles (sim.distributions.tabulated_ppf): about a third the cost
+        # of the exact ones for a lognormal, monotone in u, so the same ordering.
+        stay = tabulated_ppf(stage.duration, v)
+        if fx is None:
+            return index, stay, None, counts
+        kept, stay = stage_effects(stage, stay, *self._effects_at(j, cell.take(index)))
+        return index, stay, kept, counts
+
+    def _win(self, blocks: list[_Block], c: np.ndarray, d: np.ndarray) -> None:
+        """Record the wins of a chunk: their cells ``c`` and days ``d``, in deal order."""
+        amount = None if self.listed is None else self.listed[0].amount.take(self.listed[1].take(c // self.width))
+        col = c & (self.width - 1)
+        for block in blocks:
+            block.win_col.append(col)
+            block.win_day.append(d)
+            block.win_amount.append(amount)
+            self.won[id(block)] = c
+
+    def _onward(self, cell, q_next, onward) -> tuple[np.ndarray, dict[int, np.ndarray], list[_Path]]:
+        """The walk's state for the next stage: the deals some path has there, each path's days on them."""
+        if len(onward) == 1:
+            blocks, rate, at, day = onward[0]
+            return cell.take(at), {rate: q_next[rate].take(at)}, [_Path(blocks, rate, day)]
+        there = np.zeros(len(cell), dtype=bool)
+        for _, _, at, _ in onward:
+            there[at] = True
+        keep = np.flatnonzero(there)
+        place = np.cumsum(there) - 1  # a kept deal's place in the new list
+        paths = []
+        for blocks, rate, at, day in onward:
+            days = np.full(len(keep), np.inf)
+            days[place.take(at)] = day
+            paths.append(_Path(blocks, rate, days))
+        rates = {path.rate for path in paths}
+        return cell.take(keep), {rate: q_next[rate].take(keep) for rate in rates}, paths
+
+    def _kind(self, j: int) -> tuple[bool, list | None]:
+        """Whether stage ``j`` is the listed deals' own, and its touch and meeting uniforms (None without)."""
+        listed_here = j == self.first and self.listed is not None
+        return listed_here, None if listed_here or self.effects is None else self.effects[j]
+
+    def _where_needed(self, j: int) -> bool:
+        """Whether deals get a time in stage ``j`` only where it matters (see :meth:`_times`)."""
+        listed_here, fx = self._kind(j)
+        return j < self.last and ((not listed_here and fx is None) or not (self.count or listed_here))
 
     def _effects_at(self, j: int, cell: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The touch and meeting uniforms of stage ``j`` at these cells (None where the stage reads none)."""
         return tuple(None if grid is None else grid.ravel().take(cell) for grid in self.effects[j])
-
-    def _pass_on(self, blocks: list[_Block], j: int, cell: np.ndarray, day: np.ndarray, u: np.ndarray) -> None:
-        """:meth:`leave` for a stage with a next one (counted: with nothing but a duration), next conversion first.
-
-        A deal's time in the stage is worked out only where it matters: if the deal
-        converts at the next stage too (then it is the day it gets there), or, for the
-        counts, if it might still be in this stage at the horizon (a deal surely out by
-        then is counted without it, see :func:`_stay_bound`). Leaving by the horizon,
-        follow-ups and meetings (without counts) and converting next are conditions on
-        each deal alone, so the same deals go on, on the same days, as when the time
-        comes first.
-        """
-        width = self.width
-        col = cell & (width - 1)
-        u_next = self.uniforms[j + 1].ravel().take(cell)
-        nexts = []  # per rate of the next stage: its blocks, each deal's uniform again, whether it converts
-        for same in _groups(blocks, lambda block: block.same_rates[j + 1]):
-            with np.errstate(divide="ignore", over="ignore"):
-                q = u_next / same[0].rate(j + 1, col)
-            nexts.append((same, q, q < 1.0))
-        converted = np.bincount(col, minlength=width) if self.count else None
-        for group in _groups(blocks, lambda block: block.same_stay[j]):
-            here = {id(block) for block in group}
-            subs = [([b for b in same if id(b) in here], q, on) for same, q, on in nexts]
-            subs = [sub for sub in subs if sub[0]]
-            need = subs[0][2] if len(subs) == 1 else np.logical_or.reduce([on for _, _, on in subs])
-            stage = group[0].scenario.stages[j]
-            duration = stage.duration
-            if self.effects is not None and self.effects[j] is not None:  # only without counts (see leave)
-                held = held_whatever_the_time(stage, *self._effects_at(j, cell))
-                need = need if held is None else need & held
-            if self.count:
-                q_high, latest = _stay_bound(duration, self.horizon)
-                need = need | (u > q_high) | (day > latest)
-            index = np.flatnonzero(need)
-            stay = tabulated_ppf(duration, u.take(index))
-            kept = None
-            if self.effects is not None and self.effects[j] is not None:
-                kept, stay = stage_effects(stage, stay, *self._effects_at(j, cell.take(index)))
-            d = day.take(index) + stay
-            inside = d <= self.horizon if kept is None else kept & (d <= self.horizon)
-            if self.count:
-                counts = converted - np.bincount(col.take(index[~inside]), minlength=width)
-                for block in group:
-                    block.converted[j] += counts
-                    block.entered[j + 1] += counts  # deals enter the next stage as they leave this one
-            for same, q, on in subs:
-                k = np.flatnonzero(inside & on.take(index))
-                self.leave(same, j + 1, cell.take(index.take(k)), d.take(k), q.take(index.take(k)))
 
 
 STAY_BOUND_QUANTILE = 0.99
@@ -348,6 +454,57 @@ def _stay_bound(duration, horizon: float) -> tuple[float, float]:
     """
     top = float(np.asarray(tabulated_ppf(duration, np.array([STAY_BOUND_QUANTILE])))[0])
     return STAY_BOUND_QUANTILE, horizon - top - 1e-9 * (top + horizon)
+
+
+_EMPTY = np.zeros(0, dtype=bool)
+"""An empty mask for the kernels below: every deal (going on, or passing its follow-ups and meetings)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_needed(need, day, going, bound, q, q_high, latest, col, counted):
+    """Mark in ``need`` the deals of a path (``day < inf``) whose time in the stage is needed (:meth:`_Walk._times`).
+
+    With ``going`` empty, every deal of the path; else those going on to the next
+    stage, and with ``bound`` also those that might still be in the stage at the
+    horizon (uniform again above ``q_high`` or entered after ``latest``, see
+    :func:`_stay_bound`); then every deal of the path is counted into ``counted`` by
+    replication (``col``), and :func:`_advance` takes away those out of time. Compiled,
+    as the other kernels here: one pass over the deals, instead of a NumPy mask per
+    condition per path and stage.
+    """
+    every = len(going) == 0
+    for i in range(len(day)):
+        if day[i] < np.inf:
+            if bound:
+                counted[col[i]] += 1
+            if every or going[i] or (bound and (q[i] > q_high or day[i] > latest)):
+                need[i] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance(day, index, stay, kept, horizon, col, counted, bound):
+    """The days ``day[index] + stay`` deals ``index`` of a path leave the stage, and whether by the horizon.
+
+    ``kept`` (empty: all) says which deals pass their follow-ups and meetings. Counts
+    the conversions by replication (``col``) into ``counted``, unless it is empty: with
+    ``bound`` (every deal of the path counted already, see :func:`_mark_needed`) by
+    taking away the deals out of time, else by adding those in time. ``inf`` (a deal
+    not the path's) stays ``inf``: never in time, never counted.
+    """
+    d = np.empty(len(index))
+    inside = np.empty(len(index), dtype=np.bool_)
+    for i in range(len(index)):
+        x = day[index[i]] + stay[i]
+        d[i] = x
+        ok = x <= horizon and (len(kept) == 0 or kept[i])
+        inside[i] = ok
+        if len(counted):
+            if bound:
+                if horizon < x < np.inf:
+                    counted[col[index[i]]] -= 1
+            elif ok:
+                counted[col[index[i]]] += 1
+    return d, inside
 
 
 def _with_amounts(value: np.ndarray, cols: list[np.ndarray], amounts: list[np.ndarray | None]) -> np.ndarray:
@@ -371,16 +528,6 @@ def _rank_in_column(col: np.ndarray, counts: np.ndarray) -> np.ndarray:
     rank = np.empty(len(col), dtype=np.int64)
     rank[order] = np.arange(len(col)) - np.repeat(np.cumsum(counts) - counts, counts)
     return rank
-
-
-def _keep(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The entries of ``arrays`` where ``mask`` holds.
-
-    Through the indices rather than ``array[mask]``: boolean indexing with an
-    irregular mask is several times slower than ``flatnonzero`` and ``take``.
-    """
-    index = np.flatnonzero(mask)
-    return tuple(array.take(index) for array in arrays)
 
 
 def _draw(distribution, shape: tuple[int, int], rng: np.random.Generator, at: np.ndarray | None = None) -> np.ndarray:
@@ -471,17 +618,6 @@ def _uniform_rows(rngs: list[np.random.Generator], first: int, rows: int, width:
     Stages before ``first`` are never visited, so their streams are not read.
     """
     return [rng.random((rows, width)) if j >= first else None for j, rng in enumerate(rngs)]
-
-
-def _rows(grids: list | None, rows: int) -> list | None:
-    """The first ``rows`` rows of each grid (or pair of grids) of a list; None stays None."""
-
-    def head(grid):
-        if grid is None or isinstance(grid, np.ndarray):
-            return None if grid is None else grid[:rows]
-        return tuple(head(g) for g in grid)
-
-    return None if grids is None else [head(g) for g in grids]
 
 
 class _NewDeals:
@@ -585,8 +721,10 @@ def simulate_block_variants(scenarios: list[Scenario], seed_sequence: np.random.
 
     The scenarios must share their draws (:func:`shares_draws`). The random numbers are
     drawn once (as far as the scenario with the most arrivals needs them), and so is
-    every step on which the scenarios agree: with one lever changed at a later stage,
-    the deals' way through the stages before it is worked out once for all.
+    every step on which the scenarios agree (:class:`_Walk`): with one lever changed at
+    a later stage, the deals' way through the stages before it is worked out once for
+    all, and a stage's times once for all scenarios with its rate and duration, even
+    with another inflow (only the days differ, each deal's by the same times).
 
     Parameters
     ----------
@@ -601,23 +739,20 @@ def simulate_block_variants(scenarios: list[Scenario], seed_sequence: np.random.
     """
     blocks, new_deals, values_seed = _start_blocks(scenarios, seed_sequence)
     # New opportunities: cumulative unit-rate gaps, turned into days by each inflow,
-    # until every replication of the block has passed the horizon.
+    # until every replication of the block has passed the horizon; every inflow walks
+    # the chunk's rows (a smaller one with fewer of them arriving).
     inflows = _groups(blocks, lambda block: block.scenario.inflow)
     caps = [unit_rate_cap(group[0].scenario) for group in inflows]
     if max(caps) > 0:
         for arrival, uniforms, effects in new_deals.chunks(max(caps)):
+            entering = []
             for group, cap in zip(inflows, caps, strict=True):
-                if cap <= 0:
+                if cap <= 0 or arrival[0].min() > cap:  # no deal of the chunk arrives at this inflow
                     continue
-                rows = len(arrival)
-                if arrival[-1].min() > cap:  # fewer rows for a smaller inflow
-                    rows = int(np.searchsorted(arrival.min(axis=1), cap, side="right"))
-                    if not rows:
-                        continue
-                here = arrival[:rows]
-                live = here <= cap if here[-1].max() > cap else None  # None: every deal arrives by the horizon
-                start = arrival_days(group[0].scenario, here.copy())
-                _add_deals(group, 0, start, live, _rows(uniforms, rows), effects=_rows(effects, rows))
+                live = arrival <= cap if arrival[-1].max() > cap else None  # None: every deal arrives by the horizon
+                entering.append((group, arrival_days(group[0].scenario, arrival.copy()), live))
+            if entering:
+                _add_deals(entering, 0, uniforms, effects=effects)
     return [block.outcomes(_values_rng(values_seed)) for block in blocks]
 
 
@@ -649,10 +784,8 @@ def _start_blocks(
         for lo in range(0, stage.open, max_rows):
             rows = min(max_rows, stage.open - lo)
             _add_deals(
-                blocks,
+                [(blocks, np.zeros((rows, width)), None)],
                 j,
-                np.zeros((rows, width)),
-                None,
                 _uniform_rows(open_rngs, j, rows, width),
                 effects=_effect_rows(scenario, open_fx, j, rows, width),
             )
@@ -677,7 +810,7 @@ def _start_blocks(
                     ]
                 for block, deals in zip(blocks, listed, strict=True):
                     start = np.zeros((len(rows), width))
-                    _add_deals([block], j, start, None, uniforms, listed=(deals, rows), effects=effects)
+                    _add_deals([([block], start, None)], j, uniforms, listed=(deals, rows), effects=effects)
     return blocks, _NewDeals(scenario, new_seed, gaps_seed, new_fx), values_seed
 
 
@@ -739,7 +872,7 @@ class ThresholdBlock:
         unit = []
         for arrival, uniforms, effects in self._new_deals.chunks(cap):
             start = np.zeros(arrival.shape)
-            won = _add_deals([self._new], 0, start, None, uniforms, effects=effects, count=False)[0]
+            won = _add_deals([([self._new], start, None)], 0, uniforms, effects=effects, count=False)[id(self._new)]
             unit.append(arrival.ravel().take(won))
         room = scenario.weight_at(scenario.horizon - _joined(self._new.win_day, float))
         with np.errstate(divide="ignore", invalid="ignore"):
