@@ -13,10 +13,10 @@ first) and then the deals that converted out of the stage before, in the order t
 arrive. A stage without ``per_rep`` starts every deal on arrival.
 
 That walk is a loop over deals, which NumPy cannot vectorise, so :func:`_walk_stage`
-(one stage of every replication) is compiled by Numba (once per machine:
-``cache=True``); everything random is drawn before it, with NumPy, by the same rules as
-the other engines, and a stage's days are worked out, with NumPy, for the deals in its
-line (:class:`_StageDays`):
+(one stage of every replication) is compiled by Numba (once per machine: ``cache=True``,
+in ``make setup``: :func:`sim.runner.compile_kernels`); everything random is drawn
+before it, with NumPy, by the same rules as the other engines, and a stage's days are
+worked out, with NumPy, for the deals in its line (:class:`_StageDays`):
 
 * each deal takes, per stage, a conversion uniform ``u`` (``u < p`` converts, and the
   deal then works the stage ``ppf(u / p)`` days) and two behaviour uniforms for
@@ -66,19 +66,6 @@ WALK_THREADS = min(2, os.cpu_count() or 1)
 def supports(scenario: Scenario) -> bool:
     """Whether this module can run the scenario: every capacity scenario without listed open deals."""
     return not scenario.open_deals
-
-
-def compile_walk() -> None:
-    """Compile the walk (:func:`_walk_stage` and its helpers) now, on tiny inputs of the types a simulation passes.
-
-    Numba compiles it the first time it runs on a machine (several seconds) and caches
-    the machine code next to this module; ``make setup`` calls this so that the first
-    simulation with limited reps does not wait for the compiler.
-    """
-    rows, days, one = np.zeros((1, 1), np.int64), np.zeros((1, 1)), np.ones(1, np.int64)
-    _walk_stage(rows, days, one, days, days, 1, np.inf, 7.0, np.full(1, 7.0))
-    _next_line(np.zeros(3, np.int64), 1, rows, days, one)
-    _not_done(rows, one, np.zeros((1, 1), dtype=bool))
 
 
 def blocks_at_once(scenario: Scenario, scenarios: int = 1) -> int:
