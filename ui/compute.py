@@ -18,6 +18,7 @@ import os
 import threading
 
 import streamlit as st
+from joblib import Parallel, delayed, parallel_config
 
 from sim import Scenario, SimulationResult, simulate
 from sim.outcomes import Outcomes
@@ -35,9 +36,13 @@ VARIANT_JOBS = SIMPY_JOBS
 """Worker processes sharing the blocks of a scenario simulated with its levers (the same pool as SimPy's)."""
 PARALLEL_DEALS = 20_000_000
 """From this many new deals (over the runs, the levers and a team's reps) the levers go to :data:`VARIANT_JOBS`
-workers. Below it, one process is about as fast: starting the workers (a second or two, the first time and after
-five idle minutes) and sending them the work would cost more than they save. (Workers pay only with cores to
-spare: on two cores with one busy elsewhere they took nearly twice as long as one process.)"""
+workers. Below it, one process is about as fast: sending them the work would cost more than they save. (Workers
+pay only with cores to spare: on two cores with one busy elsewhere they took nearly twice as long as one process.)"""
+WORKERS_IDLE_SECONDS = 3_600
+"""How long the app's worker processes wait for work before they stop (joblib's default is five minutes).
+
+Starting them takes a second or two, more than a page has: they start in the background when a scenario that
+needs them is opened (:func:`_start_workers`), and stay for a user who comes back to the page later."""
 
 
 NO_QUOTA = Quota(deals=1)
@@ -54,14 +59,44 @@ def _quota_free(scenario: Scenario) -> Scenario:
     return scenario.model_copy(update=update)
 
 
+def _workers() -> parallel_config:
+    """joblib's settings for the app's worker processes (every call that may use them takes the same, or joblib
+    would start new ones): kept :data:`WORKERS_IDLE_SECONDS` when idle."""
+    return parallel_config(backend="loky", idle_worker_timeout=WORKERS_IDLE_SECONDS)
+
+
+def _lever_deals(scenario: Scenario, runs: int) -> float:
+    """About the new deals the scenario and its levers simulate (over the runs and a team's reps).
+
+    The levers (:func:`sim.solvers.levers`) are two a stage, the inflow and deal values;
+    the inflow's few more deals are left out.
+    """
+    reps = 1 if scenario.team is None else scenario.team.reps
+    return runs * reps * scenario.expected_arrivals * (1 + 2 * len(scenario.stages) + 2)
+
+
+@st.cache_resource(show_spinner=False)
+def _start_workers() -> None:
+    """Start the worker processes in the background, once per server (:data:`WORKERS_IDLE_SECONDS`)."""
+
+    def start() -> None:
+        with _workers():
+            Parallel(n_jobs=VARIANT_JOBS)(delayed(os.getpid)() for _ in range(VARIANT_JOBS))
+
+    threading.Thread(target=start, daemon=True).start()
+
+
 def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResult:
     """Simulate ``runs`` periods of the scenario (cached; a progress bar for long runs).
 
     The replications do not depend on the quota (only whether each one hits it does),
     so they are cached under the scenario with a stand-in quota: changing the quota, the
     input leaders drag most, reruns no simulation on any page but the magic number. A
-    team scenario's result is its team total (:func:`team`).
+    team scenario's result is its team total (:func:`team`). A scenario whose levers
+    will need the worker processes has them started, so that they are ready.
     """
+    if VARIANT_JOBS > 1 and _lever_deals(scenario, runs) >= PARALLEL_DEALS:
+        _start_workers()
     if scenario.team is not None:
         return team(scenario, runs, seed, engine).total
     outcomes, engine_name = _outcomes(_quota_free(scenario), runs, seed, engine)
@@ -89,7 +124,8 @@ def _outcomes(scenario: Scenario, runs: int, seed: int, engine: str) -> tuple[Ou
         return result.outcomes, result.engine
 
     if size < LONG_RUNS and not simpy:
-        return simulated()
+        with _workers():
+            return simulated()
     # Created inside the cached function, so a cache hit replays it (already emptied).
     what = "rep-periods" if scenario.team is not None else "periods"
     bar = st.progress(0.0, text=f"Simulating {size:,} {what}...")
@@ -101,7 +137,8 @@ def _outcomes(scenario: Scenario, runs: int, seed: int, engine: str) -> tuple[Ou
             shown[0] = percent
             bar.progress(done / total, text=f"Simulating: {done:,} of {total:,} {what}")
 
-    answer = simulated(tick)
+    with _workers():
+        answer = simulated(tick)
     bar.empty()
     return answer
 
@@ -196,7 +233,6 @@ def _lever_outcomes(scenario: Scenario, step: float, runs: int, seed: int, engin
     large simulation (:data:`PARALLEL_DEALS`).
     """
     variants = [scenario, *(variant for _, variant in solver_levers(scenario, step))]
-    reps = 1 if scenario.team is None else scenario.team.reps
-    deals = runs * reps * sum(variant.expected_arrivals for variant in variants)
-    jobs = VARIANT_JOBS if deals >= PARALLEL_DEALS else 1
-    return [r.outcomes for r in simulate_variants(variants, runs=runs, seed=seed, jobs=jobs, engine=engine)]
+    jobs = VARIANT_JOBS if _lever_deals(scenario, runs) >= PARALLEL_DEALS else 1
+    with _workers():
+        return [r.outcomes for r in simulate_variants(variants, runs=runs, seed=seed, jobs=jobs, engine=engine)]
