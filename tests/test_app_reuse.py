@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 import streamlit as st
 
-from sim import load_scenario
+from sim import load_scenario, simulate
 from sim.runner import InflowThresholds
-from sim.solvers import sensitivity, solve_magic_number
+from sim.solvers import sensitivity, solve_magic_number, with_inflow
 from tests.app_helpers import metric, new_app, no_exception, number, open_page
 from ui import compute
 
@@ -93,3 +93,18 @@ def test_a_new_quota_reuses_the_levers_simulated_together(calls):
     easier = scenario.model_copy(update={"quota": scenario.quota.model_copy(update={"deals": 90})})
     expected = sensitivity(easier, step=0.1, runs=RUNS, seed=SEED)
     assert number(metric(at, "P(hit quota) now")) == round(100 * expected["base"]["p_hit"], 1)
+
+
+@pytest.mark.parametrize("name", ["follow_up_trainer", "team_quarter", "capacity_quarter"])
+def test_p_hit_at_an_inflow_is_the_simulation_at_that_inflow(calls, name):
+    # With independent deals it is read off the magic number's thresholds (none simulated
+    # again for an inflow looked at already); with limited reps it is a simulation.
+    scenario = load_scenario(f"scenarios/{name}.toml")
+    engine = "vectorized"
+    for factor in (0.5, 1.0, 1.7, 0.8):
+        per_week = factor * scenario.inflow.per_week
+        expected = simulate(with_inflow(scenario, per_week), runs=RUNS, seed=SEED, engine=engine).p_hit
+        assert compute.p_hit_at(scenario, per_week, RUNS, SEED, engine) == expected, factor
+    shortcut = not scenario.has_capacity_limits
+    # Simulated as far as 0.5, then extended to 1.0 and to 1.7; 0.8 reads what is there.
+    assert calls["thresholds"] == int(shortcut) and calls["extended"] == 2 * int(shortcut)

@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import threading
 
+import numpy as np
 import streamlit as st
 from joblib import Parallel, delayed, parallel_config
 
 from sim import Scenario, SimulationResult, simulate
 from sim.outcomes import Outcomes
-from sim.runner import InflowThresholds, choose_engine, inflow_thresholds, simulate_variants
+from sim.runner import InflowThresholds, choose_engine, independent_deals, inflow_thresholds, simulate_variants
 from sim.scenario import Quota
 from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
 from sim.solvers import levers as solver_levers
@@ -144,7 +145,15 @@ def _outcomes(scenario: Scenario, runs: int, seed: int, engine: str) -> tuple[Ou
 
 
 def p_hit_at(scenario: Scenario, per_week: float, runs: int, seed: int, engine: str) -> float:
-    """P(hit) with another weekly inflow and the same seed (a point of the magic-number curve)."""
+    """P(hit) with another weekly inflow and the same seed (a point of the magic-number curve).
+
+    With deals independent on the vectorised engine it is read off the inflow thresholds
+    the magic number rests on (:func:`_thresholds`): exactly the P(hit) of a simulation at
+    that inflow, with nothing to simulate once the magic number has looked that far.
+    """
+    if independent_deals(scenario, engine):
+        critical = _thresholds(scenario, runs, seed).at(per_week).critical_inflows(scenario.quota, per_week)
+        return float(np.mean(critical <= per_week))
     return run(with_inflow(scenario, per_week), runs, seed, engine).p_hit
 
 
@@ -156,15 +165,20 @@ def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine
     current inflow: they are kept apart (:class:`_ThresholdStore`), so moving any of
     them simulates nothing, or only the deals beyond the inflows simulated so far.
     """
-    # Thresholds depend on neither the quota nor the current inflow (each deal's arrival
-    # day is worked out for any inflow): one store serves every value of either.
-    store = _threshold_store(with_inflow(_quota_free(scenario), NO_INFLOW), runs, seed)
+    store = _thresholds(scenario, runs, seed)
     try:
         return solve_magic_number(
             scenario, target, runs=runs, seed=seed, engine=engine, thresholds=lambda top, _previous: store.at(top)
         )
     except Unreachable as reason:
         return str(reason)
+
+
+def _thresholds(scenario: Scenario, runs: int, seed: int) -> _ThresholdStore:
+    """The scenario's inflow thresholds, shared by every quota, target and inflow asked about."""
+    # Thresholds depend on neither the quota nor the current inflow (each deal's arrival
+    # day is worked out for any inflow): one store serves every value of either.
+    return _threshold_store(with_inflow(_quota_free(scenario), NO_INFLOW), runs, seed)
 
 
 class _ThresholdStore:

@@ -292,7 +292,8 @@ def magic_number(ctx: Context) -> None:
     b.metric("Average-math number", f"{say.count(average, 1)} a week", border=True)
     b.caption("Quota ÷ deal value ÷ conversion rates, per week: ignores timing, luck and the open pipeline.")
     c.metric("Your plan now", f"{say.count(current, 1)} a week", border=True)
-    c.caption(f"Gives a {say.percent(ctx.run().p_hit)} chance of hitting quota.")
+    p_now = compute.p_hit_at(scenario, current, ctx.runs, ctx.seed, ctx.engine)  # the Forecast's P(hit)
+    c.caption(f"Gives a {say.percent(p_now)} chance of hitting quota.")
 
     if number is not None:
         st.subheader("The chance of hitting quota, by weekly new opportunities")
