@@ -19,6 +19,7 @@ from sim.runner import InflowThresholds
 from sim.solvers import sensitivity, solve_magic_number, with_inflow
 from tests.app_helpers import metric, new_app, no_exception, number, open_page
 from ui import compute
+from ui.pages import _unlimited
 
 RUNS, SEED = 2_000, 0  # the app's defaults
 
@@ -108,3 +109,29 @@ def test_p_hit_at_an_inflow_is_the_simulation_at_that_inflow(calls, name):
     shortcut = not scenario.has_capacity_limits
     # Simulated as far as 0.5, then extended to 1.0 and to 1.7; 0.8 reads what is there.
     assert calls["thresholds"] == int(shortcut) and calls["extended"] == 2 * int(shortcut)
+
+
+def test_the_forecast_simulates_limited_and_unlimited_reps_together(monkeypatch):
+    # ui.compute.run_together: one pass for both funnels, each with exactly its own numbers.
+    scenario = load_scenario("scenarios/capacity_quarter.toml")
+    unlimited = _unlimited(scenario, "vectorized")
+    counts: Counter = Counter()
+    for name in ("simulate", "simulate_variants"):
+        function = getattr(compute, name)
+        monkeypatch.setattr(
+            compute, name, lambda *a, name=name, function=function, **k: counts.update([name]) or function(*a, **k)
+        )
+    st.cache_data.clear()
+    at = new_app({"file": "capacity_quarter.toml"}).run()
+    no_exception(at)
+    assert counts == {"simulate_variants": 1}
+    limited_p, unlimited_p = (
+        simulate(s, runs=RUNS, seed=SEED, engine="vectorized").p_hit for s in (scenario, unlimited)
+    )
+    assert number(metric(at, "P(hit quota)")) == round(100 * limited_p, 1)
+    assert f"P(hit) would be {100 * unlimited_p:.1f}%" in " ".join(info.value for info in at.info)
+    at.run()  # the same inputs: nothing simulated again
+    assert counts == {"simulate_variants": 1}
+    open_page(at, "Quota setting")  # the limited funnel on its own: simulated once more
+    no_exception(at)
+    assert counts == {"simulate_variants": 1, "simulate": 1}

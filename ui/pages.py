@@ -84,7 +84,9 @@ def _result_title(unit: str) -> str:
 
 def forecast(ctx: Context) -> None:
     scenario, unit, target = ctx.scenario, ctx.unit, ctx.scenario.quota.target
-    result = ctx.run()
+    # With limited reps the page shows the funnel with as many reps as it needs too: both simulated at once.
+    twins = [scenario, _unlimited(scenario, ctx.engine)] if scenario.has_capacity_limits else [scenario]
+    result, *unlimited = compute.run_together(twins, ctx.runs, ctx.seed, ctx.engine)
     summary = result.summary()
     low, high = summary["p_hit_ci"]
     spread = summary["revenue" if unit == "revenue" else "deals"]
@@ -178,7 +180,7 @@ def forecast(ctx: Context) -> None:
         column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns[1:]},
     )
     if scenario.has_capacity_limits and result.outcomes.has_capacity:
-        _rep_capacity(ctx, result, summary)
+        _rep_capacity(ctx, result, unlimited[0], summary)
     csv_download(
         f"Download all {ctx.runs:,} runs (CSV)",
         result.table,
@@ -189,8 +191,9 @@ def forecast(ctx: Context) -> None:
     )
 
 
-def _rep_capacity(ctx: Context, result, summary: dict) -> None:
-    """Forecast's section on limited reps: waits, slot use and neglect per stage, and by week."""
+def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
+    """Forecast's section on limited reps: waits, slot use and neglect per stage, and by week (``unlimited``: the
+    same funnel with as many reps as it needs, :func:`_unlimited`)."""
     scenario = ctx.scenario
     capacity = scenario.capacity
     st.subheader("Rep capacity")
@@ -210,7 +213,6 @@ def _rep_capacity(ctx: Context, result, summary: dict) -> None:
         )
         c.metric(f"{stage.name}: neglected", f"{say.count(figures['neglected'], 1)} deals a period", border=True)
         c.caption(say.neglect_caption(capacity.max_wait_days))
-    unlimited = ctx.run(_unlimited(scenario, ctx.engine))
     st.info(say.capacity_cost(result.p_hit, unlimited.p_hit, capacity.reps), icon=":material/groups:")
     st.caption(say.CAPACITY_CHART)
     o = result.outcomes
