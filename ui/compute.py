@@ -39,6 +39,9 @@ PARALLEL_DEALS = 20_000_000
 """From this many new deals (over the runs, the levers and a team's reps) the levers go to :data:`VARIANT_JOBS`
 workers. Below it, one process is about as fast: sending them the work would cost more than they save. (Workers
 pay only with cores to spare: on two cores with one busy elsewhere they took nearly twice as long as one process.)"""
+PARALLEL_THRESHOLD_DEALS = 5_000_000
+"""From this many new deals the inflow thresholds' first simulation goes to :data:`VARIANT_JOBS` workers, if they
+are up (an extension stays in this process: sending the blocks' state back and forth cost what they saved)."""
 WORKERS_IDLE_SECONDS = 3_600
 """How long the app's worker processes wait for work before they stop (joblib's default is five minutes).
 
@@ -76,15 +79,25 @@ def _lever_deals(scenario: Scenario, runs: int) -> float:
     return runs * reps * scenario.expected_arrivals * (1 + 2 * len(scenario.stages) + 2)
 
 
+def _needs_workers(scenario: Scenario, runs: int, engine: str) -> bool:
+    """Whether the scenario's levers, or (about) its magic number's thresholds, go to worker processes."""
+    reps = 1 if scenario.team is None else scenario.team.reps
+    thresholds = independent_deals(scenario, engine) and 2 * runs * reps * scenario.expected_arrivals
+    return _lever_deals(scenario, runs) >= PARALLEL_DEALS or thresholds >= PARALLEL_THRESHOLD_DEALS
+
+
 @st.cache_resource(show_spinner=False)
-def _start_workers() -> None:
-    """Start the worker processes in the background, once per server (:data:`WORKERS_IDLE_SECONDS`)."""
+def _start_workers() -> threading.Event:
+    """Start the worker processes in the background, once per server (:data:`WORKERS_IDLE_SECONDS`); set when up."""
+    ready = threading.Event()
 
     def start() -> None:
         with _workers():
             Parallel(n_jobs=VARIANT_JOBS)(delayed(os.getpid)() for _ in range(VARIANT_JOBS))
+        ready.set()
 
     threading.Thread(target=start, daemon=True).start()
+    return ready
 
 
 def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResult:
@@ -96,7 +109,7 @@ def run(scenario: Scenario, runs: int, seed: int, engine: str) -> SimulationResu
     team scenario's result is its team total (:func:`team`). A scenario whose levers
     will need the worker processes has them started, so that they are ready.
     """
-    if VARIANT_JOBS > 1 and _lever_deals(scenario, runs) >= PARALLEL_DEALS:
+    if VARIANT_JOBS > 1 and _needs_workers(scenario, runs, engine):
         _start_workers()
     if scenario.team is not None:
         return team(scenario, runs, seed, engine).total
@@ -224,7 +237,13 @@ class _ThresholdStore:
         with self._lock:
             if self._thresholds is None:
                 scenario, runs, seed = self._question
-                self._thresholds = inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=top)
+                reps = 1 if scenario.team is None else scenario.team.reps
+                deals = runs * reps * top * scenario.expected_arrivals  # the scenario has 1 a week
+                # Only workers already up pay here; the first time they start for the next question.
+                big = VARIANT_JOBS > 1 and deals >= PARALLEL_THRESHOLD_DEALS
+                jobs = VARIANT_JOBS if big and _start_workers().is_set() else 1
+                with _workers():
+                    self._thresholds = inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs)
             elif self._thresholds.max_per_week < top:
                 self._thresholds = self._thresholds.extended(top)
             return self._thresholds
