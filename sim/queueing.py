@@ -219,26 +219,26 @@ def simulate_block_variants(
         return _walk_stage(rows, days, n, days_in.converting, days_in.lost, slots[v][j], patience, horizon, week_ends)
 
     # Per stage, each scenario's key: what its line depends on, the stage included.
-    key = [(s.inflow,) for s in scenarios]
-    lines = {k: None for k in key}
+    key: list[tuple] = [(s.inflow,) for s in scenarios]
+    lines: dict = {}  # the lines the last stage passed on, by key
     stage_figures: list[list[tuple]] = [[] for _ in scenarios]
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for j in range(len(scenario.stages)):
-            parent = key
-            key = [(*k, draws.rates[v][j].tobytes(), scenarios[v].stages[j], slots[v][j]) for v, k in enumerate(key)]
-            firsts: dict = {}
+            # What a deal's days in the stage depend on: its rates and the stage (one table each).
+            alike = [(draws.rates[v][j].tobytes(), s.stages[j]) for v, s in enumerate(scenarios)]
+            parent, key = key, [(*k, *alike[v], slots[v][j]) for v, k in enumerate(key)]
+            firsts: dict = {}  # each line to walk: the first scenario with it, and its line before the stage
+            tables: dict = {}
             for v, k in enumerate(key):
-                firsts.setdefault(k, (v, parent[v]))
-            tables: dict = {}  # the stage's days, by (rates, stage)
-            for v, _ in firsts.values():
-                alike = (draws.rates[v][j].tobytes(), scenarios[v].stages[j])
-                if alike not in tables:
-                    tables[alike] = _StageDays(scenarios[v].stages[j], draws.rates[v][j], draws, j)
+                if k not in firsts:
+                    firsts[k] = (v, parent[v])
+                    if alike[v] not in tables:
+                        tables[alike[v]] = _StageDays(scenarios[v].stages[j], draws.rates[v][j], draws, j)
 
-            def step(item, j=j, lines=lines, tables=tables):
+            def step(item, j=j, lines=lines, tables=tables, alike=alike):
                 v, from_key = item
                 line = first_line(v) if j == 0 else _next_line(first_row, j, *lines[from_key])
-                return walk(j, v, line, tables[draws.rates[v][j].tobytes(), scenarios[v].stages[j]])
+                return walk(j, v, line, tables[alike[v]])
 
             walked = dict(zip(firsts, pool.map(step, firsts.values()), strict=True))
             for v, k in enumerate(key):
@@ -250,10 +250,10 @@ def simulate_block_variants(
 def _outcomes(scenario: Scenario, stages: list[tuple], rates: np.ndarray, value_seeds: list) -> Outcomes:
     """A scenario's outcomes from its walk stage by stage (:func:`_walk_stage`); draws the deal values."""
 
-    def by_stage(at: int, part: int | None = None) -> np.ndarray:
-        return np.stack([figures[at] if part is None else figures[at][part] for figures in stages], axis=1)
+    def by_stage(at: int, part: int) -> np.ndarray:
+        return np.stack([figures[at][part] for figures in stages], axis=1)
 
-    passed_rows, passed_days, wins = stages[-1][-1]
+    _, passed_days, wins = stages[-1][-1]
     entered, converted, served, queued, neglected = (by_stage(0, i) for i in range(5))
     width = len(wins)
     win_col = np.repeat(np.arange(width), wins)

@@ -213,16 +213,27 @@ def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str, jobs: int
             hi = min(runs, lo + SIMPY_TASK)
             yield hi - lo, delayed(_simpy_task)(scenario, seed, lo, hi)
         return
-    blocks = list(_blocks(runs))
-    # The vectorised queues take several blocks side by side (sim.queueing.blocks_at_once),
-    # in as many tasks as there are workers; other scenarios take a block per task.
-    group = 1
     if scenario.has_capacity_limits:
-        group = min(queueing.blocks_at_once(scenario), math.ceil(len(blocks) / jobs))
+        for first, n_blocks, keep in _queue_groups([scenario], runs, jobs):
+            yield keep, delayed(_vectorized_task)(scenario, seed, first, n_blocks, keep)
+        return
+    for block, keep in _blocks(runs):
+        yield keep, delayed(_vectorized_task)(scenario, seed, block, 1, keep)
+
+
+def _queue_groups(scenarios: list[Scenario], runs: int, jobs: int):
+    """The vectorised queues' tasks: (first block, blocks, replications kept).
+
+    The queues take several blocks side by side (:func:`sim.queueing.blocks_at_once`,
+    as memory allows for the scenario with the most deals), in as many tasks as there
+    are workers.
+    """
+    blocks = list(_blocks(runs))
+    widest = max(scenarios, key=lambda s: s.expected_arrivals)
+    group = min(queueing.blocks_at_once(widest, len(scenarios)), math.ceil(len(blocks) / jobs))
     for lo in range(0, len(blocks), group):
         part = blocks[lo : lo + group]
-        keep = sum(kept for _, kept in part)
-        yield keep, delayed(_vectorized_task)(scenario, seed, part[0][0], len(part), keep)
+        yield part[0][0], len(part), sum(kept for _, kept in part)
 
 
 def _blocks(runs: int):
@@ -325,8 +336,7 @@ def simulate_variants(
     scenarios : list of Scenario
     runs, seed, jobs, engine
         As for :func:`simulate`: ``jobs`` worker processes share the blocks of
-        replications, and the numbers do not depend on them. (Threads do not pay here:
-        the engine's many short NumPy steps hand the GIL back and forth.)
+        replications, and the numbers do not depend on them.
 
     Returns
     -------
@@ -398,13 +408,7 @@ def _shared_queues(scenarios: list[Scenario], engine: Engine) -> bool:
 def _queue_variants(scenarios: list[Scenario], runs: int, seed: int, jobs: int) -> list[SimulationResult]:
     """:func:`simulate_variants` on the vectorised queues: groups of blocks side by side, as :func:`simulate` does."""
     _check_runs(scenarios[0], runs, seed, jobs)
-    blocks = list(_blocks(runs))
-    widest = max(scenarios, key=lambda s: s.expected_arrivals)  # the most deals
-    group = min(queueing.blocks_at_once(widest, len(scenarios)), math.ceil(len(blocks) / jobs))
-    tasks = []
-    for lo in range(0, len(blocks), group):
-        part = blocks[lo : lo + group]
-        tasks.append(delayed(_queue_variants_task)(scenarios, seed, part[0][0], len(part), sum(k for _, k in part)))
+    tasks = [delayed(_queue_variants_task)(scenarios, seed, *group) for group in _queue_groups(scenarios, runs, jobs)]
     parts = Parallel(n_jobs=jobs)(tasks)
     return [
         SimulationResult(s, int(seed), "vectorized", Outcomes.concat([part[v] for part in parts]))
