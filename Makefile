@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -c "import sim.runner; sim.runner.compile_kernels()"  # Numba compiles once, then caches
+	$(BIN)/python -c "import sim.warmup; sim.warmup.compile_kernels()"  # Numba compiles once, then caches
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,7 +1,7 @@
 """funnel-sim's Streamlit page: a thin view over ``sim`` (helpers in ``ui``).
 
 Run with ``make run`` (or ``streamlit run app.py -- [SCENARIO.toml]``). The page reads
-the inputs, validates them into a scenario with :func:`sim.scenario.scenario_from_dict`,
+the inputs, validates them into a scenario with :func:`sim.model.scenario.scenario_from_dict`,
 keeps the last valid one when they are wrong, writes the what-if into the URL and draws
 the open page only: the tabs track which one is open, so hidden pages compute nothing.
 The seven pages of :mod:`ui.pages` are followed by Calibrate (:mod:`ui.calibrate_page`).

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
 
-from sim.scenario import rate_mean  # noqa: E402
+from sim.model.scenario import rate_mean  # noqa: E402
 from tests.app_helpers import PAGES, SCENARIO_FILES, edit_stages, new_app, no_exception, open_page  # noqa: E402
 
 

@@ -29,8 +29,9 @@ sys.path.insert(0, str(HERE.parent))
 from plain_simpy import plain_simulate  # noqa: E402
 
 from sim import load_scenario, simulate  # noqa: E402
+from sim.questions.magic_number import solve_magic_number  # noqa: E402
+from sim.questions.sensitivity import levers  # noqa: E402
 from sim.runner import simulate_variants  # noqa: E402
-from sim.solvers import levers, solve_magic_number  # noqa: E402
 
 REFERENCE = HERE.parent / "scenarios" / "reference_quarter.toml"
 CAPACITY = HERE.parent / "scenarios" / "capacity_quarter.toml"

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import simpy
 
-from sim.scenario import BetaRate, Scenario
+from sim.model.scenario import BetaRate, Scenario
 
 
 def _lognormal_params(mean: float, sd: float) -> tuple[float, float]:

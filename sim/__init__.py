@@ -7,7 +7,7 @@ The public API::
     result.summary()["p_hit"]
 """
 
+from sim.model.scenario import Scenario, ScenarioError, load_scenario
 from sim.runner import SimulationResult, simulate
-from sim.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["Scenario", "ScenarioError", "SimulationResult", "load_scenario", "simulate"]

@@ -14,11 +14,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from sim import analysis
 from sim.errors import InputError
+from sim.model.average_math import deterministic_weekly_opportunities
+from sim.model.scenario import Scenario, load_scenario
+from sim.questions.magic_number import Unreachable, solve_magic_number
+from sim.questions.quota import realistic_quota
+from sim.questions.sensitivity import sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate
-from sim.scenario import Scenario, load_scenario
-from sim.solvers import Unreachable, realistic_quota, sensitivity, solve_magic_number
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_ANSWER = 1
@@ -157,14 +159,14 @@ def _add_data_commands(commands) -> None:
 
 
 def _read_export(args):
-    from sim.crm import parse_column_options, read_deals
+    from sim.crm.reader import parse_column_options, read_deals
 
     return read_deals(args.deals, parse_column_options(args.column))
 
 
 def _read_history(args, crm):
     """The ``--history`` file read against the deals, or None without one."""
-    from sim.crm import parse_column_options, read_stage_history
+    from sim.crm.reader import parse_column_options, read_stage_history
 
     if args.history is None:
         return None
@@ -226,7 +228,7 @@ def _format_stages(r: dict) -> list[str]:
 
 
 def _calibrate(args) -> tuple[dict, str]:
-    from sim.calibrate import calibrate, check_output, parse_as_of, write_scenario
+    from sim.crm.calibrate import calibrate, check_output, parse_as_of, write_scenario
 
     as_of = parse_as_of(args.as_of)
     check_output(args.output, force=args.force)  # say so before the work, not after
@@ -267,8 +269,8 @@ def _calibrate(args) -> tuple[dict, str]:
 
 
 def _backtest(args) -> tuple[dict, str]:
-    from sim.backtest import backtest
-    from sim.calibrate import parse_as_of
+    from sim.crm.backtest import backtest
+    from sim.crm.calibrate import parse_as_of
 
     dates = [parse_as_of(d) for d in args.as_of]
     crm = _read_export(args)
@@ -406,7 +408,7 @@ def _run(args, scenario: Scenario) -> tuple[dict, str]:
     update, close = _progress_bar(not args.json, args.runs * reps)
     try:
         if team:  # rep by rep; the usual figures are the team total's, the team's in `team`
-            from sim.team import simulate_team
+            from sim.runner import simulate_team
 
             run = simulate_team
         else:
@@ -440,7 +442,7 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
             "weekly_opportunities": None,
             "reachable": False,
             "reason": str(reason),
-            "deterministic_weekly_opportunities": analysis.deterministic_weekly_opportunities(scenario),
+            "deterministic_weekly_opportunities": deterministic_weekly_opportunities(scenario),
         }
         raise _NoAnswer(payload, f"No magic number for the {args.target:.0%} target: {reason}.") from None
     payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "reachable": True, **answer.as_dict()}
@@ -460,7 +462,8 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
 def _quota(args, scenario: Scenario) -> tuple[dict, str]:
     team = None
     if scenario.team is not None:  # the team quota from the team total, and `per_rep`
-        from sim.team import realistic_rep_quota, simulate_team
+        from sim.questions.quota import realistic_rep_quota
+        from sim.runner import simulate_team
 
         team = simulate_team(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
         result = team.total

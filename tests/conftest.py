@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from sim.scenario import Scenario, scenario_from_dict
+from sim.model.scenario import Scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR = ROOT / "scenarios"

@@ -1,14 +1,14 @@
 """Synthetic CRM exports from a known world, for the calibration and backtest tests.
 
 Two sources of truth. :func:`engine_deals` takes a scenario and lets the SimPy engine
-play it out deal by deal (:func:`sim.history.deal_history`), so calibration is checked
+play it out deal by deal (:func:`sim.crm.synthetic.deal_history`), so calibration is checked
 against the engine itself. The worlds below draw deals of the same model with NumPy,
 independently of the engine, and add what a scenario cannot say (calendar seasonality).
 
 A :class:`World` is the truth: opportunities created by a Poisson process (optionally
 seasonal, one factor per calendar month), each won with probability ``p`` after a
 lognormal time, or lost after another lognormal time, with a lognormal amount. It is
-exactly the single-stage scenario :mod:`sim.calibrate` writes (:meth:`World.scenario`),
+exactly the single-stage scenario :mod:`sim.crm.calibrate` writes (:meth:`World.scenario`),
 so a calibration of its exports is correctly specified. :func:`export_csv` writes what a
 CRM would show on a given day: closed deals with their close date, open deals with a
 blank or expected close date and an open stage name, in Salesforce's column names.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.history import deal_history
-from sim.scenario import Scenario, scenario_from_dict
-from sim.streams import root_children
+from sim.crm.synthetic import deal_history
+from sim.engines.streams import root_children
+from sim.model.scenario import Scenario, scenario_from_dict
 
 OPEN_STAGES = ("Prospecting", "Negotiation")
 

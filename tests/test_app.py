@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from sim import load_scenario
-from sim.scenario import scenario_from_toml, scenario_to_toml
+from sim.model.scenario import scenario_from_toml, scenario_to_toml
 from tests.app_helpers import (
     PAGES,
     SCENARIO_FILES,

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from sim.calibrate import calibrate
-from sim.crm import read_deals
-from sim.scenario import scenario_from_dict, scenario_from_toml, scenario_to_toml
+from sim.crm.calibrate import calibrate
+from sim.crm.reader import read_deals
+from sim.model.scenario import scenario_from_dict, scenario_from_toml, scenario_to_toml
 from tests.app_helpers import PAGES, captured_downloads, edit_stages, metric, new_app, no_exception, open_page
 from tests.crm_synth import World, export_csv
 from ui import form
@@ -76,7 +76,7 @@ def rows(text: str) -> int:
 
 
 def library_calibration(text: str, as_of: str, name: str = "deals.csv"):
-    """What :func:`sim.calibrate.calibrate` makes of an upload, for the page to agree with."""
+    """What :func:`sim.crm.calibrate.calibrate` makes of an upload, for the page to agree with."""
     source = io.BytesIO(text.encode())
     source.name = name
     return calibrate(read_deals(source), as_of)

@@ -1,6 +1,6 @@
 """Rep capacity in the app, through Streamlit's AppTest: the section, its chart, and the keys carried.
 
-``scenarios/capacity_quarter.toml`` runs on the vectorised queues (:mod:`sim.queueing`:
+``scenarios/capacity_quarter.toml`` runs on the vectorised queues (:mod:`sim.engines.queues`:
 the app's ``auto``), with the default runs. The directions checked (more reps: less
 waiting, lower utilisation, a better P(hit)) are large changes under one seed, not close
 calls.
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from sim import load_scenario
-from sim.scenario import scenario_from_toml, scenario_to_toml
+from sim.model.scenario import scenario_from_toml, scenario_to_toml
 from tests.app_helpers import captured_downloads, edit_stages, metric, new_app, no_exception, number, open_page
 from ui import form
 

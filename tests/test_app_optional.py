@@ -15,9 +15,10 @@ import pytest
 from pydantic import TypeAdapter
 
 from sim import load_scenario, simulate
-from sim.distributions import Distribution
-from sim.scenario import scenario_from_toml
-from sim.team import realistic_rep_quota, simulate_team
+from sim.model.distributions import Distribution
+from sim.model.scenario import scenario_from_toml
+from sim.questions.quota import realistic_rep_quota
+from sim.runner import simulate_team
 from tests.app_helpers import (
     captured_downloads,
     edit_behaviour,

@@ -15,8 +15,10 @@ import pytest
 import streamlit as st
 
 from sim import load_scenario, simulate
+from sim.model.scenario import with_inflow
+from sim.questions.magic_number import solve_magic_number
+from sim.questions.sensitivity import sensitivity
 from sim.runner import InflowThresholds
-from sim.solvers import sensitivity, solve_magic_number, with_inflow
 from tests.app_helpers import metric, new_app, no_exception, number, open_page
 from ui import compute
 from ui.pages import _unlimited

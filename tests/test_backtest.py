@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.backtest import actual_wins, backtest
-from sim.calibrate import CalibrationError
 from sim.cli import main
-from sim.crm import read_deals, read_stage_history
+from sim.crm.backtest import actual_wins, backtest
+from sim.crm.calibrate import CalibrationError
+from sim.crm.reader import read_deals, read_stage_history
 from tests.conftest import Z
 from tests.crm_synth import StageWorld, World, export_csv, history_csv
 

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.calibrate import (
+from sim.cli import main
+from sim.crm.calibrate import (
     OPEN_STAGE,
     CalibrationError,
     calibrate,
@@ -26,10 +27,9 @@ from sim.calibrate import (
     stage_order,
     write_scenario,
 )
-from sim.cli import main
-from sim.crm import read_deals, read_stage_history
-from sim.scenario import load_scenario
-from sim.streams import aged_conversion
+from sim.crm.reader import read_deals, read_stage_history
+from sim.model.funnel import aged_conversion
+from sim.model.scenario import load_scenario
 from tests.conftest import Z, within
 from tests.crm_synth import StageWorld, World, engine_deals, export_csv, history_csv, lognormal_params
 
@@ -397,7 +397,7 @@ def test_cli_whole_file_problems_exit_2_without_a_traceback(tmp_path, export_fil
     refused(b"", "the file is empty")
     refused("Id,CreatedDate,CloseDate,StageName,Amount\n1,2024-01-01,,Café,\n".encode("latin-1"), "not a UTF-8")
     refused(b"Id,CreatedDate,CloseDate,StageName,Amount\n1,someday,,Open,\n", "no usable rows")
-    monkeypatch.setattr("sim.crm.MAX_CSV_BYTES", 1_000)
+    monkeypatch.setattr("sim.crm.reader.MAX_CSV_BYTES", 1_000)
     refused(None, "file is larger than 1,000 bytes", path=export_file)
 
 

@@ -1,7 +1,7 @@
 """Shared rep capacity: ``[capacity]`` reps, per-stage ``per_rep`` slots, FIFO queues, patience.
 
 A limited stage is a multi-server queue, so both engines (the SimPy model and the
-vectorised queues of :mod:`sim.queueing`) are checked against queueing theory where a
+vectorised queues of :mod:`sim.engines.queues`) are checked against queueing theory where a
 closed form exists, and against exact paths with fixed durations:
 
 * one stage, Poisson arrivals at rate lambda, exponential durations of mean 1/mu and c
@@ -30,8 +30,8 @@ import pytest
 
 from sim import simulate
 from sim.cli import main
+from sim.model.scenario import ScenarioError, load_scenario, scenario_from_dict, scenario_to_toml
 from sim.runner import choose_engine, critical_inflows
-from sim.scenario import ScenarioError, load_scenario, scenario_from_dict, scenario_to_toml
 from tests.conftest import Z, document, make_scenario, within, write_toml
 
 ENGINES = ("simpy", "vectorized")

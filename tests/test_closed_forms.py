@@ -23,7 +23,7 @@ import pytest
 from scipy import integrate, stats
 
 from sim import simulate
-from sim.analysis import average_math
+from sim.model.average_math import average_math
 from tests.conftest import ENGINES, RUNS, fixed_stages, make_scenario, within, within_proportion
 
 ALPHA = 1e-4

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import crm
-from sim.crm import (
+from sim.crm import reader as crm
+from sim.crm.reader import (
     CrmData,
     CrmError,
     parse_column_options,

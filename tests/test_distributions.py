@@ -17,7 +17,7 @@ import pytest
 from pydantic import TypeAdapter
 from scipy import stats
 
-from sim.distributions import Distribution
+from sim.model.distributions import Distribution
 from tests.conftest import within
 
 N = 50_000

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from sim import simulate
-from sim.scenario import scenario_from_dict
+from sim.model.scenario import scenario_from_dict
 
 Z = 4.0
 ALPHA = 0.001

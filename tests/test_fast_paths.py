@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from sim import engine, load_scenario, simulate
-from sim.distributions import Distribution, Lognormal
-from sim.engine import DealDraws, FunnelModel, arrival_times, replication_rates
-from sim.outcomes import Outcomes
-from sim.streams import conversion_rates, root_children, stream, unit_rate_cap
+from sim import load_scenario, simulate
+from sim.engines import simpy_engine as engine
+from sim.engines.draws import unit_rate_cap
+from sim.engines.outcomes import Outcomes
+from sim.engines.simpy_engine import DealDraws, FunnelModel, arrival_times, replication_rates
+from sim.engines.streams import root_children, stream
+from sim.engines.tables import conversion_rates
+from sim.model.distributions import Distribution, Lognormal
 from tests.conftest import SCENARIOS_DIR, make_scenario
 from tests.test_stage_behaviour import ALL_KEYS  # follow-ups, no-shows and stalls
 

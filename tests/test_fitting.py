@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sim.distributions import Empirical, Exponential, Gamma, Lognormal
-from sim.fitting import (
+from sim.crm.fitting import (
     ZERO_DURATION_DAYS,
     fit_duration,
     fit_outcomes,
@@ -26,8 +25,9 @@ from sim.fitting import (
     seasonality,
     weekly_inflow,
 )
-from sim.scenario import BetaRate
-from sim.streams import p_won_given_age
+from sim.model.distributions import Empirical, Exponential, Gamma, Lognormal
+from sim.model.funnel import p_won_given_age
+from sim.model.scenario import BetaRate
 from tests.conftest import Z, within
 
 N = 2_000

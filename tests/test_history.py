@@ -1,7 +1,7 @@
 """A replication deal by deal (sim.history) is the same replication the SimPy engine counts.
 
 For each scenario and seed, the deal history's wins, revenue, weekly revenue and stage
-counts must equal those of :func:`sim.engine.run_replications` exactly: the history is
+counts must equal those of :func:`sim.engines.simpy_engine.run_replications` exactly: the history is
 built from the same draws, so any difference is a bug, not noise.
 """
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from sim import load_scenario
-from sim.engine import run_replications
-from sim.history import deal_history
-from sim.outcomes import weekly_cumulative
-from sim.streams import root_children
+from sim.crm.synthetic import deal_history
+from sim.engines.outcomes import weekly_cumulative
+from sim.engines.simpy_engine import run_replications
+from sim.engines.streams import root_children
 from tests.conftest import SCENARIOS_DIR, make_scenario
 from tests.test_stage_behaviour import ALL_KEYS
 

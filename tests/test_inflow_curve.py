@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from sim import load_scenario, simulate
+from sim.model.scenario import with_inflow
+from sim.questions.magic_number import solve_magic_number
 from sim.runner import critical_inflows
-from sim.solvers import solve_magic_number, with_inflow
 from tests.conftest import ROOT, make_scenario
 
 SCENARIOS = {

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from sim import simulate
-from sim.scenario import ScenarioError, scenario_from_dict, scenario_from_toml, scenario_to_toml
-from sim.streams import ListedDeals, p_won_given_age
+from sim.model.funnel import ListedDeals, p_won_given_age
+from sim.model.scenario import ScenarioError, scenario_from_dict, scenario_from_toml, scenario_to_toml
 from tests.conftest import ENGINES, document, within
 
 RUNS = {"vectorized": 20_000, "simpy": 4_000}

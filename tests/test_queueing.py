@@ -1,4 +1,4 @@
-"""The vectorised queues (:mod:`sim.queueing`) against the SimPy engine, and their reproducibility.
+"""The vectorised queues (:mod:`sim.engines.queues`) against the SimPy engine, and their reproducibility.
 
 The two engines draw from different streams, so they agree in distribution, not run for
 run: every per-run figure's mean must match within ``Z`` standard errors of the
@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim import queueing, simulate
+from sim import simulate
+from sim.engines import queues as queueing
+from sim.engines.streams import root_children
+from sim.model.scenario import load_scenario, scenario_from_dict
+from sim.questions.sensitivity import levers
 from sim.runner import simulate_variants
-from sim.scenario import load_scenario, scenario_from_dict
-from sim.solvers import levers
-from sim.streams import root_children
 from tests.conftest import ROOT, Z, document
 
 ALPHA = 0.001
@@ -111,7 +112,7 @@ def test_the_vectorised_queues_agree_with_the_simpy_engine(name):
 
 
 def test_the_same_seed_gives_the_same_numbers_on_any_number_of_workers():
-    # Workers take different groups of blocks side by side (sim.queueing.blocks_at_once);
+    # Workers take different groups of blocks side by side (sim.engines.queues.blocks_at_once);
     # each block draws from its own seed and each replication is walked on its own.
     scenario = scenario_from_dict(behaviour_funnel())
     one = simulate(scenario, runs=1_300, seed=3, engine="vectorized", jobs=1).outcomes
@@ -169,7 +170,7 @@ def test_slots_for_every_deal_are_the_unlimited_funnel_with_the_same_luck():
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_levers_simulated_together_are_each_exactly_its_own_simulation(name):
     # simulate_variants shares the draws, each stage's days and the walk through the
-    # stages before a lever's (sim.queueing.simulate_block_variants): bit for bit the
+    # stages before a lever's (sim.engines.queues.simulate_block_variants): bit for bit the
     # numbers of separate runs, however many threads walk them.
     scenario = SCENARIOS[name]()
     variants = [scenario, *(variant for _, variant in levers(scenario, 0.2))]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sim import simulate
-from sim.outcomes import Outcomes
+from sim.engines.outcomes import Outcomes
 from tests.conftest import ENGINES, make_scenario
 
 # Every source of randomness at once: Poisson arrivals, Beta and fixed rates, open

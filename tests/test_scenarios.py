@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from sim import Scenario, load_scenario, simulate
-from sim.analysis import activity_per_stage, deterministic_weekly_opportunities
-from sim.scenario import scenario_from_toml, scenario_to_toml
+from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities
+from sim.model.scenario import scenario_from_toml, scenario_to_toml
 from tests.conftest import ENGINES, SCENARIOS_DIR
 
 FILES = sorted(SCENARIOS_DIR.glob("*.toml"))

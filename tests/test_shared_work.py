@@ -14,18 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import load_scenario, simulate, vectorized
+from sim import load_scenario, simulate
+from sim.engines import vectorized
+from sim.model.scenario import Quota, scenario_from_dict, with_inflow
+from sim.questions.magic_number import Unreachable, _Limits, _solve_by_root_finding, solve_magic_number
+from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import critical_inflows, inflow_thresholds, simulate_variants
-from sim.scenario import Quota, scenario_from_dict
-from sim.solvers import (
-    Unreachable,
-    _Limits,
-    _solve_by_root_finding,
-    levers,
-    sensitivity,
-    solve_magic_number,
-    with_inflow,
-)
 from tests.conftest import ROOT, document, make_scenario
 from tests.test_vectorized import assert_identical
 

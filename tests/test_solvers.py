@@ -32,20 +32,14 @@ from hypothesis import strategies as st
 from scipy import optimize, stats
 
 from sim import simulate
-from sim.analysis import activity_per_stage, deterministic_weekly_opportunities
 from sim.cli import main
-from sim.outcomes import Outcomes
+from sim.engines.outcomes import Outcomes
+from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities
+from sim.model.scenario import BetaRate, Scenario, load_scenario, scenario_from_dict, scenario_to_toml, with_inflow
+from sim.questions.magic_number import Unreachable, solve_magic_number
+from sim.questions.quota import p_hit_by_quota, realistic_quota
+from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import SimulationResult
-from sim.scenario import BetaRate, Scenario, load_scenario, scenario_from_dict, scenario_to_toml
-from sim.solvers import (
-    Unreachable,
-    levers,
-    p_hit_by_quota,
-    realistic_quota,
-    sensitivity,
-    solve_magic_number,
-    with_inflow,
-)
 
 Z = 4.0
 """Standard errors allowed between an estimate and its exact value."""

@@ -3,7 +3,7 @@
 With Poisson arrivals of rate lambda a day and a deal's time in the funnel fixed at D
 days, the wins by the horizon H are Poisson with mean lambda * (H - D) * prod(p), each
 stage's p the chance a deal converts there (Poisson thinning). The stage keys of
-:class:`sim.scenario.Stage` multiply a stage's rate by P(touches needed <= max_touches)
+:class:`sim.model.scenario.Stage` multiply a stage's rate by P(touches needed <= max_touches)
 and P(meeting held) = (1 - ns) + ns * r * (1 - l), and add days to the time in the
 stage; stalls make the rate p * F(s) for a stage whose duration has cdf F. Statistical
 checks are |estimate - exact| <= Z * SE with Z = 4 (see tests/conftest.py); the
@@ -19,11 +19,10 @@ import pytest
 from scipy import integrate, stats
 
 from sim import load_scenario, simulate
-from sim.analysis import average_math, deterministic_weekly_opportunities, funnel_rates
+from sim.model.average_math import average_math, deterministic_weekly_opportunities, funnel_rates
+from sim.model.funnel import meeting_held_probability, stage_effects, touch_ok_probability
+from sim.model.scenario import ScenarioError, scenario_from_dict, scenario_from_toml, scenario_to_toml, with_inflow
 from sim.runner import critical_inflows
-from sim.scenario import ScenarioError, scenario_from_dict, scenario_from_toml, scenario_to_toml
-from sim.solvers import with_inflow
-from sim.streams import meeting_held_probability, stage_effects, touch_ok_probability
 from tests.conftest import ENGINES, ROOT, Z, document, make_scenario, within
 
 RUNS = {"vectorized": 20_000, "simpy": 2_000}

@@ -1,7 +1,7 @@
 """Tabulated quantile functions: close to exact, monotone in u, monotone in the Beta mean.
 
 The engines draw Beta conversion rates (both engines) and, in the vectorised engine,
-stage durations from :class:`sim.distributions.QuantileTable`: exact quantiles on a
+stage durations from :class:`sim.engines.tables.QuantileTable`: exact quantiles on a
 uniform grid, linear in between, exact near the ends. These tests hold the tables to
 the error their docstrings state, over a million uniforms plus points in and next to
 the exact tails, and check the orderings that common random numbers rely on.
@@ -18,8 +18,15 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from scipy import special
 
-from sim.distributions import Distribution, QuantileTable, tabulated_ppf
-from sim.streams import BETA_TABLE_INTERVALS, SMALLEST_UNIFORM, beta_ppf, beta_quantile_table
+from sim.engines.tables import (
+    BETA_TABLE_INTERVALS,
+    SMALLEST_UNIFORM,
+    QuantileTable,
+    beta_ppf,
+    beta_quantile_table,
+    tabulated_ppf,
+)
+from sim.model.distributions import Distribution
 
 ADAPTER = TypeAdapter(Distribution)
 BETA_TOLERANCE = 1e-4
@@ -156,7 +163,7 @@ def test_beta_table_is_monotone_in_the_mean(u, means, concentration):
 @settings(max_examples=100, deadline=None)
 @given(u=st.floats(0.0, 1.0, exclude_max=True), factor=st.floats(0.05, 1.0))
 def test_shorter_stages_are_never_slower(u, factor):
-    # The "stages x% shorter" lever under common random numbers (sim.distributions.scaled).
+    # The "stages x% shorter" lever under common random numbers (sim.model.distributions.scaled).
     dist = ADAPTER.validate_python({"dist": "lognormal", "mean": 14, "sd": 8})
     q = np.array([u])
     assert tabulated_ppf(dist.scaled(factor), q)[0] <= tabulated_ppf(dist, q)[0]

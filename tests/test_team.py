@@ -16,10 +16,13 @@ import pytest
 from scipy import integrate, stats
 
 from sim import simulate
-from sim.analysis import deterministic_weekly_opportunities, team_inflow_reps
 from sim.cli import main
-from sim.scenario import DAYS_PER_MONTH, ScenarioError, scenario_from_toml, scenario_to_toml
-from sim.team import ramp_multipliers, realistic_rep_quota, rep_scenarios, rep_seed, simulate_team
+from sim.engines.streams import rep_seed
+from sim.model.average_math import deterministic_weekly_opportunities, team_inflow_reps
+from sim.model.scenario import DAYS_PER_MONTH, ScenarioError, scenario_from_toml, scenario_to_toml
+from sim.model.team import ramp_multipliers, rep_scenarios
+from sim.questions.quota import realistic_rep_quota
+from sim.runner import simulate_team
 from tests.conftest import RUNS, SCENARIOS_DIR, Z, make_scenario, within, write_toml
 
 FIXED = 1e9

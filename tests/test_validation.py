@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sim import ScenarioError, load_scenario, simulate
 from sim.cli import main
-from sim.scenario import MAX_FILE_BYTES, scenario_from_dict, scenario_from_toml, scenario_to_toml
+from sim.model.scenario import MAX_FILE_BYTES, scenario_from_dict, scenario_from_toml, scenario_to_toml
 from tests.conftest import BASE_DOCUMENT, SCENARIOS_DIR, document, write_toml
 
 REFERENCE = str(SCENARIOS_DIR / "reference_quarter.toml")

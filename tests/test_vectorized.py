@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim import simulate, vectorized
-from sim.outcomes import Outcomes
-from sim.scenario import Scenario, scenario_from_dict
+from sim import simulate
+from sim.engines import vectorized
+from sim.engines.outcomes import Outcomes
+from sim.model.scenario import Scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 GIB_IN_KIB = 2**20

@@ -1,10 +1,10 @@
 """The Calibrate page: a scenario from a CRM export, the evidence behind it, and a backtest.
 
 The user uploads a CSV of deals, checks which column plays which role (pre-filled by
-:func:`sim.crm.recognise_columns`), picks the date to calibrate as of, and sees what
-:func:`sim.calibrate.calibrate` made of it: the report in words and numbers, the fitted
+:func:`sim.crm.reader.recognise_columns`), picks the date to calibrate as of, and sees what
+:func:`sim.crm.calibrate.calibrate` made of it: the report in words and numbers, the fitted
 distributions over the data they were fitted to, and a button that makes the result
-the current scenario of every page. The backtest (:func:`sim.backtest.backtest`) asks
+the current scenario of every page. The backtest (:func:`sim.crm.backtest.backtest`) asks
 whether the method would have forecast the past well. Bad files are reported with the
 library's problem lines and leave the current scenario alone.
 
@@ -27,12 +27,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sim.backtest import backtest
-from sim.calibrate import Calibration, CalibrationError, calibrate
-from sim.crm import DEAL_ROLES, MAX_CSV_BYTES, REQUIRED_DEAL_ROLES, ROLE_HELP, CrmData, CrmError, read_deals
-from sim.crm import recognise_columns as recognise
-from sim.fitting import kaplan_meier
-from sim.scenario import Scenario, scenario_to_toml
+from sim.crm.backtest import backtest
+from sim.crm.calibrate import Calibration, CalibrationError, calibrate
+from sim.crm.fitting import kaplan_meier
+from sim.crm.reader import (
+    DEAL_ROLES,
+    MAX_CSV_BYTES,
+    REQUIRED_DEAL_ROLES,
+    ROLE_HELP,
+    CrmData,
+    CrmError,
+    read_deals,
+)
+from sim.crm.reader import recognise_columns as recognise
+from sim.model.scenario import Scenario, scenario_to_toml
 from ui import charts, form, inputs
 from ui import explain as say
 from ui.pages import Context, show_chart
@@ -64,7 +72,7 @@ Columns = tuple[tuple[str, str], ...]
 def csv_header(data: bytes) -> list[str]:
     """The column names of an uploaded CSV (empty when it is not readable text).
 
-    The same rules as :func:`sim.crm.read_deals`: UTF-8 (with or without a byte-order
+    The same rules as :func:`sim.crm.reader.read_deals`: UTF-8 (with or without a byte-order
     mark), the header is the first non-blank line, and its commas, semicolons or tabs
     decide the delimiter. A file this cannot read is left for ``read_deals`` to explain.
     """
@@ -92,7 +100,7 @@ def _source(data: bytes, name: str) -> io.BytesIO:
 
 @st.cache_data(max_entries=8, show_spinner="Reading the export...")
 def read(data: bytes, name: str, columns: Columns) -> CrmData | list[str]:
-    """:func:`sim.crm.read_deals` of an upload, or its problem lines (cached too)."""
+    """:func:`sim.crm.reader.read_deals` of an upload, or its problem lines (cached too)."""
     try:
         return read_deals(_source(data, name), dict(columns))
     except CrmError as error:
@@ -103,7 +111,7 @@ def read(data: bytes, name: str, columns: Columns) -> CrmData | list[str]:
 def calibrated(
     data: bytes, name: str, columns: Columns, as_of: str, window_weeks: float, horizon_days: float
 ) -> Calibration | list[str]:
-    """:func:`sim.calibrate.calibrate` of an upload as of a date, or the problem lines."""
+    """:func:`sim.crm.calibrate.calibrate` of an upload as of a date, or the problem lines."""
     crm = read(data, name, columns)
     if isinstance(crm, list):
         return crm
@@ -124,7 +132,7 @@ def backtested(
     runs: int,
     seed: int,
 ) -> dict | list[str]:
-    """:func:`sim.backtest.backtest` of an upload at the given dates, or the problem lines."""
+    """:func:`sim.crm.backtest.backtest` of an upload at the given dates, or the problem lines."""
     crm = read(data, name, columns)
     if isinstance(crm, list):
         return crm

@@ -3,7 +3,7 @@
 Every function takes the scenario model and plain numbers; ``st.cache_data`` hashes a
 frozen pydantic model by its field values, so the same what-if asked twice (or by two
 pages) runs once. Functions never read globals or session state, so the cache key is
-the whole question. An answer that is "no answer" (:class:`sim.solvers.Unreachable`)
+the whole question. An answer that is "no answer" (:class:`sim.questions.magic_number.Unreachable`)
 is returned as its message rather than raised, so it is cached too.
 
 Simulations are kept without what they do not depend on: the quota (and the current
@@ -22,12 +22,20 @@ import streamlit as st
 from joblib import Parallel, delayed, parallel_config
 
 from sim import Scenario, SimulationResult, simulate
-from sim.outcomes import Outcomes
-from sim.runner import InflowThresholds, choose_engine, independent_deals, inflow_thresholds, simulate_variants
-from sim.scenario import Quota
-from sim.solvers import MagicNumber, Unreachable, sensitivity, solve_magic_number, with_inflow
-from sim.solvers import levers as solver_levers
-from sim.team import TeamResult, simulate_team, team_result
+from sim.engines.outcomes import Outcomes
+from sim.model.scenario import Quota, with_inflow
+from sim.questions.magic_number import MagicNumber, Unreachable, solve_magic_number
+from sim.questions.sensitivity import levers as solver_levers
+from sim.questions.sensitivity import sensitivity
+from sim.runner import (
+    InflowThresholds,
+    choose_engine,
+    independent_deals,
+    inflow_thresholds,
+    simulate_team,
+    simulate_variants,
+)
+from sim.runner.results import TeamResult, team_result
 
 LONG_RUNS = 20_000
 """From this many runs (or on the SimPy engine) a simulation shows a progress bar."""
@@ -72,7 +80,7 @@ def _workers() -> parallel_config:
 def _lever_deals(scenario: Scenario, runs: int) -> float:
     """About the new deals the scenario and its levers simulate (over the runs and a team's reps).
 
-    The levers (:func:`sim.solvers.levers`) are two a stage, the inflow and deal values;
+    The levers (:func:`sim.questions.sensitivity.levers`) are two a stage, the inflow and deal values;
     the inflow's few more deals are left out.
     """
     reps = 1 if scenario.team is None else scenario.team.reps
@@ -257,7 +265,7 @@ def _threshold_store(scenario: Scenario, runs: int, seed: int) -> _ThresholdStor
 
 @st.cache_data(max_entries=64, show_spinner="Trying each lever...", show_time=True)
 def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
-    """:func:`sim.solvers.sensitivity` of the scenario.
+    """:func:`sim.questions.sensitivity.sensitivity` of the scenario.
 
     On the vectorised engine (limited reps included) the scenario and its levers are
     simulated together, cached without the quota (:func:`_lever_outcomes`). On the
@@ -283,7 +291,7 @@ def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -
 
 @st.cache_data(max_entries=8, show_spinner=False)  # a few MB each
 def _lever_outcomes(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> list[Outcomes]:
-    """The outcomes of the scenario and its levers (:func:`sim.solvers.levers`), simulated together.
+    """The outcomes of the scenario and its levers (:func:`sim.questions.sensitivity.levers`), simulated together.
 
     A team's are its totals: what the team quota is judged on. Worker processes share a
     large simulation (:data:`PARALLEL_DEALS`).

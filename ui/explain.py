@@ -10,8 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sim.analysis import activity_per_stage, deterministic_weekly_opportunities, funnel_rates, team_inflow_reps
-from sim.scenario import Scenario
+from sim.model.average_math import (
+    activity_per_stage,
+    deterministic_weekly_opportunities,
+    funnel_rates,
+    team_inflow_reps,
+)
+from sim.model.scenario import Scenario
 
 WORKING_DAYS_PER_WEEK = 5
 
@@ -233,9 +238,9 @@ class FunnelMath:
     per_week: float
     """Per rep, with a team (see ``reps``)."""
     reps: float
-    """Full reps' inflow the plan is shared by (:func:`sim.analysis.team_inflow_reps`; 1 without a team)."""
+    """Full reps' inflow the plan is shared by (:func:`sim.model.average_math.team_inflow_reps`; 1 without a team)."""
     activity: list[dict]
-    """Weekly volume entering each stage, and won (:func:`sim.analysis.activity_per_stage`)."""
+    """Weekly volume entering each stage, and won (:func:`sim.model.average_math.activity_per_stage`)."""
 
     @property
     def opportunities(self) -> float:
@@ -250,7 +255,7 @@ def funnel_math(scenario: Scenario) -> FunnelMath:
     each stage, last to first, needs wins / its conversion rate entering it; the first
     stage's number spread over the weeks of the horizon is the magic number. Timing and
     the open pipeline are ignored, as in DOMAIN.md's example, so the last figure equals
-    :func:`sim.analysis.deterministic_weekly_opportunities`.
+    :func:`sim.model.average_math.deterministic_weekly_opportunities`.
     """
     unit, target = scenario.quota.unit, scenario.quota.target
     value = float(scenario.deal_value.mean())

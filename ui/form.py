@@ -1,8 +1,8 @@
 """Between a scenario and the app's inputs: widget values, the stage table and the link.
 
-The app never builds a :class:`~sim.scenario.Scenario` itself. It turns its widget
+The app never builds a :class:`~sim.model.scenario.Scenario` itself. It turns its widget
 values and the edited stage table into a plain dictionary in the scenario file's own
-shape (:func:`scenario_document`) and hands that to :func:`sim.scenario.scenario_from_dict`,
+shape (:func:`scenario_document`) and hands that to :func:`sim.model.scenario.scenario_from_dict`,
 the one place where scenarios are validated, so the app shows the same ``field.path:
 problem`` lines as the command line. The other direction (:func:`widget_values`,
 :func:`stages_frame`) fills the inputs from a loaded scenario, and the two directions
@@ -37,9 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.distributions import FAMILIES
-from sim.runner import choose_engine
-from sim.scenario import (
+from sim.model.distributions import FAMILIES
+from sim.model.scenario import (
     MAX_FILE_BYTES,
     BetaRate,
     Scenario,
@@ -48,6 +47,7 @@ from sim.scenario import (
     scenario_to_dict,
     scenario_to_toml,
 )
+from sim.runner import choose_engine
 
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "fixed": ("mean",),
@@ -571,7 +571,7 @@ def engine_for(engine: str, scenario: Scenario) -> str:
 
     The command line's ``auto`` keeps limited reps on the SimPy engine, the discrete-event
     reference; the app must answer within a second, so it takes the vectorised queues
-    (:mod:`sim.queueing`, the same model, held to SimPy's answers by the tests). Where
+    (:mod:`sim.engines.queues`, the same model, held to SimPy's answers by the tests). Where
     the vectorised engine cannot run the scenario (limited reps and listed open deals),
     the SimPy engine does, whatever was chosen.
     """

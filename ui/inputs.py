@@ -3,7 +3,7 @@
 Widget values live in ``st.session_state`` under the keys of :func:`ui.form.widget_values`
 (plus ``runs``, ``seed``, ``engine``). Loading a scenario (a file, an upload, a link)
 writes those keys from callbacks, before the widgets are drawn. Each rerun reads them
-back into a plain dictionary, validates it with :func:`sim.scenario.scenario_from_dict`
+back into a plain dictionary, validates it with :func:`sim.model.scenario.scenario_from_dict`
 and either accepts the scenario (it becomes ``last_valid`` and goes into the URL) or
 shows the problems next to the inputs they concern and keeps ``last_valid`` on screen.
 
@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sim.distributions import FAMILIES
-from sim.scenario import (
+from sim.model.distributions import FAMILIES
+from sim.model.scenario import (
     Scenario,
     ScenarioError,
     load_scenario,

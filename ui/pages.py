@@ -16,10 +16,12 @@ import pandas as pd
 import streamlit as st
 
 from sim import Scenario
-from sim.analysis import activity_per_stage, deterministic_weekly_opportunities, quota_result, wilson_interval
-from sim.distributions import Fixed
-from sim.solvers import p_hit_by_quota, paired_difference, realistic_quota, with_inflow
-from sim.team import realistic_rep_quota, team_average_math
+from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities, team_average_math
+from sim.model.distributions import Fixed
+from sim.model.scenario import with_inflow
+from sim.questions.quota import p_hit_by_quota, realistic_quota, realistic_rep_quota
+from sim.questions.sensitivity import paired_difference
+from sim.runner.results import quota_result, wilson_interval
 from ui import charts, compute
 from ui import explain as say
 from ui.form import differences

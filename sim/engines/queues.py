@@ -1,7 +1,7 @@
 """Shared rep capacity on the vectorised engine: first-in, first-out slots, many replications at once.
 
 With ``[capacity]`` a stage has ``reps * per_rep`` slots, and a deal that finds every
-slot taken waits first in, first out (the SimPy engine, :mod:`sim.engine`, models this
+slot taken waits first in, first out (the SimPy engine, :mod:`sim.engines.simpy_engine`, models this
 with a ``simpy.Resource``). Served in the order they arrive, a deal's fate depends only
 on the deals that reached the stage before it: it takes the slot that frees first, the
 moment it frees (at once if one is free), unless that is more than ``max_wait_days``
@@ -14,20 +14,20 @@ arrive. A stage without ``per_rep`` starts every deal on arrival.
 
 That walk is a loop over deals, which NumPy cannot vectorise, so :func:`_walk_stage`
 (one stage of every replication) is compiled by Numba (once per machine: ``cache=True``,
-in ``make setup``: :func:`sim.runner.compile_kernels`); everything random is drawn
+in ``make setup``: :func:`sim.warmup.compile_kernels`); everything random is drawn
 before it, with NumPy, by the same rules as the other engines, and a stage's days are
 worked out, with NumPy, for the deals in its line (:class:`_StageDays`):
 
 * each deal takes, per stage, a conversion uniform ``u`` (``u < p`` converts, and the
   deal then works the stage ``ppf(u / p)`` days) and two behaviour uniforms for
-  follow-ups, no-shows and stalls (:func:`sim.streams.stage_effects`);
+  follow-ups, no-shows and stalls (:func:`sim.model.funnel.stage_effects`);
 * and one more uniform for the days it is worked in the stage where it is lost: the
   quantile of that stage's ``lost_duration`` (its ``duration`` when none is given), at
   most ``stale_after_days`` (the SimPy engine's ``LostDraws``). A lost deal holds its
   slot that long.
 
 The streams are this module's own (one root seed child per block of
-:data:`sim.vectorized.BLOCK` replications, as for :mod:`sim.vectorized`), so the numbers
+:data:`sim.engines.streams.BLOCK` replications, as for :mod:`sim.engines.vectorized`), so the numbers
 agree with the SimPy engine's in distribution, not deal for deal; the tests hold the two
 to each other within z·SE, and both to Erlang C and B. Listed open deals
 (``[[open_deals]]``) are not modelled here: :func:`supports` says so, and the SimPy
@@ -48,12 +48,22 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from sim import vectorized
-from sim.distributions import tabulated_ppf
-from sim.outcomes import Outcomes, weekly_cumulative
-from sim.scenario import Scenario
-from sim.streams import arrival_days, conversion_rates, planned_arrivals, stage_effects, unit_rate_cap
-from sim.vectorized import BLOCK, _cumulate_rows, _draw, _exponential_rows, _generators, _values_rng
+from sim.engines import vectorized
+from sim.engines.draws import (
+    arrival_days,
+    cumulate_rows,
+    draw_grid,
+    exponential_rows,
+    planned_arrivals,
+    sfc64_generators,
+    unit_rate_cap,
+    values_rng,
+)
+from sim.engines.outcomes import Outcomes, weekly_cumulative
+from sim.engines.streams import BLOCK
+from sim.engines.tables import conversion_rates, tabulated_ppf
+from sim.model.funnel import stage_effects
+from sim.model.scenario import Scenario
 
 MAX_CELLS = 1 << 21
 """Deals x replications simulated side by side at most (:func:`blocks_at_once`): 16 MB a grid."""
@@ -80,7 +90,7 @@ def blocks_at_once(scenario: Scenario, scenarios: int = 1) -> int:
 
 
 def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSequence]) -> Outcomes:
-    """Simulate blocks of :data:`sim.vectorized.BLOCK` replications with limited reps.
+    """Simulate blocks of :data:`sim.engines.streams.BLOCK` replications with limited reps.
 
     Each block draws from its own seed (its child of the root seed), so its replications
     are the same however many blocks are simulated with it.
@@ -103,7 +113,7 @@ def simulate_blocks(scenario: Scenario, seed_sequences: list[np.random.SeedSeque
 def shares_draws(a: Scenario, b: Scenario) -> bool:
     """Whether :func:`simulate_block_variants` can simulate the two together: they read the same numbers.
 
-    As for the vectorised engine (:func:`sim.vectorized.shares_draws`: they may differ in
+    As for the vectorised engine (:func:`sim.engines.vectorized.shares_draws`: they may differ in
     rates, durations, the inflow and deal values), with the same reps and patience.
     """
     return vectorized.shares_draws(a, b) and a.capacity == b.capacity
@@ -124,7 +134,7 @@ class _Draws:
         scenario = scenarios[0]
         n_stages = len(scenario.stages)
         streams = [seed_sequence.spawn(6) for seed_sequence in seed_sequences]
-        rate_uniforms = np.hstack([_generators(s[0], 1)[0].random((n_stages, BLOCK)) for s in streams])
+        rate_uniforms = np.hstack([sfc64_generators(s[0], 1)[0].random((n_stages, BLOCK)) for s in streams])
         self.rates = [conversion_rates(variant, rate_uniforms) for variant in scenarios]
         self.first_row = np.concatenate([[0], np.cumsum([stage.open for stage in scenario.stages])]).astype(np.int64)
         n_open = int(self.first_row[-1])
@@ -132,7 +142,7 @@ class _Draws:
         inflows = list(dict.fromkeys(variant.inflow for variant in scenarios))
         arrivals = _arrivals(
             [next(v for v in scenarios if v.inflow == inflow) for inflow in inflows],
-            [_generators(s[4], 1)[0] for s in streams],
+            [sfc64_generators(s[4], 1)[0] for s in streams],
         )
         deals = [n_open + max(len(days[b]) for days in arrivals) for b in range(len(streams))]
         self.deals = max(deals)
@@ -152,7 +162,7 @@ class _Draws:
             # Uniform grids from n streams (only the wanted ones are read).
             out = [np.full((self.deals, BLOCK * len(streams)), 0.5) if i in wanted else None for i in range(n)]
             for b, (k, s) in enumerate(zip(deals, streams, strict=True)):
-                for i, rng in enumerate(_generators(seed_of(s), n)):
+                for i, rng in enumerate(sfc64_generators(seed_of(s), n)):
                     if i in wanted:
                         out[i][:k, b * BLOCK : (b + 1) * BLOCK] = rng.random((k, BLOCK))
             return out
@@ -486,7 +496,7 @@ def _add_overlap(by_week, c, week_ends, start, end):
 def _arrivals(scenarios: list[Scenario], rngs: list[np.random.Generator]) -> list[list[np.ndarray]]:
     """Per scenario and block, the arrival days of the new deals, shape (deals, BLOCK); ``inf`` past the horizon.
 
-    Cumulative unit-rate gaps as in :mod:`sim.vectorized`, until every replication has
+    Cumulative unit-rate gaps as in :mod:`sim.engines.vectorized`, until every replication has
     passed the horizon of the scenario with the most arrivals (rows for nearly every
     block first, then small top-ups); each block's stream is read row after row, so a
     scenario with fewer arrivals reads a first part of the same rows.
@@ -499,9 +509,9 @@ def _arrivals(scenarios: list[Scenario], rngs: list[np.random.Generator]) -> lis
         chunks, unit_time = [np.zeros((0, width))], np.zeros(width)
         rows, top_up = planned_arrivals(cap), math.ceil(math.sqrt(cap) + 4)
         while cap > 0 and unit_time.min() <= cap:
-            gaps = np.ones((rows, width)) if fixed else _exponential_rows(rng, rows, width)
+            gaps = np.ones((rows, width)) if fixed else exponential_rows(rng, rows, width)
             gaps[0] += unit_time
-            chunks.append(_cumulate_rows(gaps))
+            chunks.append(cumulate_rows(gaps))
             unit_time = chunks[-1][-1].copy()
             rows = top_up
         unit = np.concatenate(chunks)
@@ -529,5 +539,5 @@ def _win_values(
         lo, hi = bounds[b], bounds[b + 1]
         rows = int(wins[b * BLOCK : (b + 1) * BLOCK].max(initial=0))
         at = rank[lo:hi] * BLOCK + win_col[lo:hi] - b * BLOCK
-        value[lo:hi] = _draw(scenario.deal_value, (rows, BLOCK), _values_rng(seed), at=at)
+        value[lo:hi] = draw_grid(scenario.deal_value, (rows, BLOCK), values_rng(seed), at=at)
     return value

@@ -9,7 +9,7 @@ likelihood ``scipy.stats`` maximises for ``CensoredData``, written out here beca
 open deal may count only in part (the EM weights of :func:`fit_outcomes`); with unit
 weights the fits agree with scipy's (tests/test_fitting.py).
 
-The functions return :mod:`sim.distributions` and :class:`sim.scenario.BetaRate`
+The functions return :mod:`sim.model.distributions` and :class:`sim.model.scenario.BetaRate`
 models, ready for a scenario, plus the numbers a user needs to judge the fit (per-family
 log-likelihood and AIC, a goodness-of-fit distance, notes and warnings on thin data).
 """
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from sim.distributions import Empirical, Exponential, Gamma, Lognormal, _Distribution
-from sim.scenario import BetaRate
-from sim.streams import p_won_given_age
+from sim.model.distributions import DistributionBase, Empirical, Exponential, Gamma, Lognormal
+from sim.model.funnel import p_won_given_age
+from sim.model.scenario import BetaRate
 
 ZERO_DURATION_DAYS = 0.5
 """Stand-in for a duration of 0 days in the likelihood.
@@ -40,7 +40,7 @@ MIN_COMPLETE_FOR_FIT = 5
 THIN_DATA = 30
 """Fewer complete durations than this earns a warning that the fit is uncertain."""
 MAX_EMPIRICAL_VALUES = 100_000
-"""Most values :class:`sim.distributions.Empirical` takes."""
+"""Most values :class:`sim.model.distributions.Empirical` takes."""
 DURATION_FAMILIES = ("lognormal", "gamma", "exponential")
 _PARAMETERS = {"lognormal": 2, "gamma": 2, "exponential": 1}
 
@@ -93,7 +93,7 @@ def _as_days(values: Any, what: str) -> np.ndarray:
     return array
 
 
-def _model_from_scipy(family: str, params: tuple[float, ...]) -> _Distribution:
+def _model_from_scipy(family: str, params: tuple[float, ...]) -> DistributionBase:
     """The mean/sd-parameterised model of a scipy fit with location 0."""
     if family == "lognormal":
         s, _, scale = params
@@ -150,7 +150,7 @@ def _fit_family(
     censored: np.ndarray,
     weights: np.ndarray,
     start: np.ndarray | None = None,
-) -> tuple[_Distribution, dict, np.ndarray]:
+) -> tuple[DistributionBase, dict, np.ndarray]:
     """Weighted censored maximum likelihood for one family.
 
     Returns the model, scipy's parameters (location 0) and the log-parameters found, which
@@ -189,7 +189,7 @@ def _fit_family(
 
 
 def _log_likelihood(
-    model: _Distribution, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
+    model: DistributionBase, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
 ) -> float:
     weights = np.ones(censored.size) if weights is None else weights
     return _weighted_log_likelihood(model.scipy(), complete, censored, weights)
@@ -228,7 +228,7 @@ def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tu
 
 
 def _ks_to_kaplan_meier(
-    model: _Distribution, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
+    model: DistributionBase, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
 ) -> float:
     """Largest |F_model - F_KM| at the Kaplan-Meier jumps, both sides of each step.
 
@@ -461,7 +461,7 @@ def fit_outcomes(
     An open deal of age ``a`` does not know whether it will be won: its likelihood is
     ``p S_won(a) + (1 - p) S_lost(a)``. The EM algorithm treats its outcome as missing:
     each open deal gets the weight ``w = P(won | open at a)`` of
-    :func:`sim.streams.p_won_given_age` (E step); the won durations are fitted with the
+    :func:`sim.model.funnel.p_won_given_age` (E step); the won durations are fitted with the
     open ages as censored observations weighted ``w``, the lost ones with weights
     ``1 - w``, and ``p = (won + sum w) / (won + lost + open)`` (M step); repeat until the
     weights settle. Each M step keeps the family chosen by AIC and starts from the last

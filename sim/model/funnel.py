@@ -1,93 +1,21 @@
-"""Random numbers: one root seed, independent streams, and the draws both engines share.
+"""What a stage does to a deal: conversion with follow-ups, no-shows and stalls, and an open deal's age.
 
-The rules (NumPy's "Parallel random number generation" guide):
-
-* one root ``SeedSequence(seed)``; its ``spawn`` children give independent streams, and
-  child *i* is the same however many children are spawned, so replication *i* does not
-  change when more runs are asked for or when work is split over more workers;
-* within a replication, each kind of draw has its own stream, so changing one
-  parameter (say the inflow) does not shift the random numbers behind another (the deal
-  values): compared scenarios then see *common random numbers*;
-* arrivals are generated in "unit-rate time" (a Poisson process of rate 1) and scaled
-  by the inflow rate, and conversion rates come from inverse cdfs of fixed uniforms, so
-  more inflow or a better rate can only add wins, never reshuffle them;
-* one uniform ``u`` per deal and stage decides both whether the deal converts
-  (``u < p``) and, if it does, how long it took: given ``u < p``, ``u / p`` is again
-  uniform and independent of the decision, so the duration is the stage
-  distribution's inverse cdf at ``u / p``. A better rate then converts a superset of
-  deals, each no slower than before, and the engines never draw durations that
-  cannot matter;
-* deal values are i.i.d. and independent of everything else, so the *k*-th win of a
-  replication takes the *k*-th value of the replication's value stream: revenue can
-  only grow with the number of wins;
-* a stage with follow-ups, no-shows or stalls (:attr:`sim.scenario.Stage.has_behaviour`)
-  gives each deal two more uniforms there, from streams of their own (spawned after the
-  existing ones, so scenarios without these keys draw exactly the numbers they drew
-  before): one for the touches it needs, one for its meeting
-  (:func:`stage_effects`). Both only ever take wins away through thresholds that move
-  one way, so more persistence or fewer no-shows can only add wins.
+These are the model's meaning, shared by every engine and by calibration: given a
+deal's uniforms in a stage, whether it still converts and how long it stays
+(:func:`stage_effects`); given an open deal's age, how likely it is to convert
+(:func:`p_won_given_age`, :class:`ListedDeals`); and the averages the plan on averages
+uses (:func:`effective_conversion`, :func:`mean_extra_days`). Nothing here draws a
+random number: the engines bring the uniforms.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from scipy import special
 
-from sim.distributions import QuantileTable
-from sim.scenario import BetaRate, Scenario, Stage
-
-
-def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:
-    """Children ``start`` to ``stop - 1`` of the root seed (one per replication or block).
-
-    Child *i* is exactly ``SeedSequence(seed).spawn(n)[i]`` for any ``n > i``, built
-    directly from its spawn key, so a worker makes only the seeds it needs.
-    """
-    return [np.random.SeedSequence(seed, spawn_key=(i,)) for i in range(start, stop)]
-
-
-def generators(
-    seed_sequence: np.random.SeedSequence, n: int, bit_generator: type[np.random.BitGenerator] = np.random.PCG64
-) -> list[np.random.Generator]:
-    """``n`` independent generators spawned from one seed sequence.
-
-    Parameters
-    ----------
-    seed_sequence : numpy.random.SeedSequence
-    n : int
-    bit_generator : type, optional
-        NumPy bit generator class; PCG64 (NumPy's default) unless an engine that is
-        bound by raw draws asks for a faster one such as SFC64.
-    """
-    return [np.random.Generator(bit_generator(child)) for child in seed_sequence.spawn(n)]
-
-
-def child(seed_sequence: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
-    """Child ``index`` of a seed sequence, as ``spawn`` would make it, without spawning.
-
-    ``spawn`` counts the children made so far; building the child from its spawn key
-    gives the same stream whatever else has been spawned, so a new kind of draw can take
-    a fixed index after the existing ones and leave their numbers alone.
-    """
-    return np.random.SeedSequence(
-        seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, index), pool_size=seed_sequence.pool_size
-    )
-
-
-def stream(
-    seed_sequence: np.random.SeedSequence, index: int, bit_generator: type[np.random.BitGenerator] = np.random.PCG64
-) -> np.random.Generator:
-    """The generator of child ``index`` of a seed sequence, made on its own.
-
-    It is ``generators(seed_sequence, n)[index]`` for a sequence that has spawned
-    nothing yet, so a model can make only the streams it reads (each costs about 15
-    microseconds, a good part of a short SimPy replication).
-    """
-    return np.random.Generator(bit_generator(child(seed_sequence, index)))
+from sim.model.scenario import Scenario, Stage
 
 
 def touches(stage: Stage, u_touch: np.ndarray) -> np.ndarray:
@@ -215,117 +143,6 @@ def mean_extra_days(stage: Stage) -> float:
     return extra
 
 
-def conversion_rates(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray:
-    """Conversion rate of each stage for each replication.
-
-    Parameters
-    ----------
-    scenario : Scenario
-    uniforms : ndarray, shape (stages, reps)
-        Uniform(0, 1) draws; a Beta rate is its inverse cdf at them (monotone in the
-        rate's mean under common random numbers), a fixed rate ignores them.
-
-    Returns
-    -------
-    ndarray, shape (stages, reps)
-
-    Notes
-    -----
-    The Beta's inverse cdf comes from :func:`beta_quantile_table`: exact quantiles on a
-    grid of :data:`BETA_TABLE_INTERVALS` intervals, linear in between and exact in the
-    64 intervals at each end. It is several times cheaper than ``betaincinv`` (about
-    0.8 microseconds a value), and both engines use it, so they draw the same rates.
-    """
-    rates = np.empty_like(uniforms, dtype=float)
-    for j, stage in enumerate(scenario.stages):
-        conversion = stage.conversion
-        if isinstance(conversion, BetaRate):
-            rates[j] = beta_quantile_table(*conversion.beta_parameters())(uniforms[j])
-        else:
-            rates[j] = conversion
-    return rates
-
-
-BETA_TABLE_INTERVALS = 1 << 12
-"""Grid intervals of the Beta quantile tables (:func:`beta_quantile_table`)."""
-
-
-@lru_cache(maxsize=256)
-def beta_quantile_table(a: float, b: float) -> QuantileTable:
-    """The inverse cdf of Beta(a, b) as a :class:`sim.distributions.QuantileTable`.
-
-    Exact ``betaincinv`` at ``u = i / n`` and for ``u < 2^-6`` or ``u >= 1 - 2^-6`` (64
-    intervals at each end, where the quantile function bends most), linear in between.
-    For ``u`` fixed, a better rate (a higher Beta mean) has higher exact quantiles at
-    every grid point, and the chord between them uses the same weight, so the tabulated
-    rate is monotone in the mean as the exact one is: under common random numbers a
-    better rate can still only add wins. It is monotone in ``u`` as well.
-
-    Error: measured over 10^6 uniforms, the largest difference from ``betaincinv`` is
-    7e-7 on the rate (1.1e-5 of the Beta's sd) for the reference scenario's
-    Beta(32.5, 17.5), 1.1e-6 (3.4e-5 sd) for a skewed Beta(0.5, 20);
-    :mod:`tests.test_tables` holds it to 1e-4 sd.
-
-    Built once per (a, b) in a process (about 3 ms; a solver that varies a rate builds
-    one per rate it tries).
-    """
-
-    return QuantileTable(lambda u: beta_ppf(a, b, u), BETA_TABLE_INTERVALS)
-
-
-SMALLEST_UNIFORM = 2.0**-53
-"""The smallest positive uniform NumPy's ``random()`` draws (they are multiples of 2^-53)."""
-
-
-def beta_ppf(a: float, b: float, u):
-    """The exact inverse cdf of Beta(a, b): ``betaincinv``, minus scipy's checks, and 0 where it underflows.
-
-    Where the true quantile is below the smallest normal number, ``betaincinv`` answers
-    0 or that number depending on (a, b), which would break monotonicity in the mean;
-    both mean "never converts", so both become 0.
-    """
-    tiny = np.finfo(float).tiny
-    # Far below the engines' smallest positive uniform, 2^-53, betaincinv is unreliable (NaN
-    # for Beta(3, 3) at 1e-250, off at subnormal u): such a u reads as 2^-53, which keeps the
-    # result monotone in u and in the mean and changes nothing a simulation draws.
-    u = np.asarray(u, dtype=float)
-    rate = special.betaincinv(a, b, np.where((u > 0.0) & (u < SMALLEST_UNIFORM), SMALLEST_UNIFORM, u))
-    return np.where(rate < tiny, 0.0, rate)
-
-
-def unit_rate_cap(scenario: Scenario) -> float:
-    """Length of the horizon in unit-rate time: arrivals with cumulative time <= it count."""
-    # Multiply first (17 * 91 / 7 is exactly 221; 17 / 7 * 91 rounds below it), and allow
-    # for the last bit so the arrival exactly at the horizon is not lost to rounding.
-    # (The horizon is scenario.inflow_weight with seasonal multipliers: see arrival_days.)
-    return scenario.inflow.per_week * scenario.inflow_weight / 7.0 * (1.0 + 1e-12)
-
-
-def planned_arrivals(cap: float) -> int:
-    """Arrivals to make room for at once: enough for nearly every replication.
-
-    Their count over the horizon is Poisson with mean ``cap`` (:func:`unit_rate_cap`)
-    and exceeds ``cap + 4 sqrt(cap) + 4`` in at most one replication in 30,000 (fewer
-    for a small ``cap``); both engines then top up.
-    """
-    return math.ceil(cap + 4 * math.sqrt(cap) + 4)
-
-
-def arrival_days(scenario: Scenario, unit_time: np.ndarray) -> np.ndarray:
-    """Days of arrivals at these unit-rate times (in place when there is no seasonality).
-
-    Unit-rate time divided by the daily rate is the cumulative inflow weight, which is
-    the day itself unless the inflow has multipliers; then the weight is turned back
-    into days through the piecewise-linear ``W^-1`` (:meth:`Scenario.day_at`).
-    """
-    rate = scenario.inflow.per_week / 7.0
-    with np.errstate(over="ignore"):  # a vanishing rate sends arrivals to +inf: past the horizon
-        unit_time /= rate
-    if scenario.inflow.multipliers is None:
-        return unit_time
-    return scenario.day_at(unit_time)
-
-
 def p_won_given_age(rate, won, lost, age):
     """Chance an open deal of a given age converts, by Bayes' rule on "still open at age a".
 
@@ -339,7 +156,7 @@ def p_won_given_age(rate, won, lost, age):
     rate : float or ndarray
         The stage's conversion rate (per replication in the engines).
     won, lost : Distribution or None
-        Duration models (:mod:`sim.distributions`).
+        Duration models (:mod:`sim.model.distributions`).
     age : float or ndarray
         Days the deal has been in the stage.
 

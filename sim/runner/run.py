@@ -18,152 +18,33 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from joblib import Parallel, delayed
 
-from sim import analysis, engine, queueing, vectorized
-from sim.outcomes import Outcomes
-from sim.scenario import Quota, Scenario
-from sim.streams import root_children
+from sim.engines import queues, simpy_engine, thresholds, vectorized
+from sim.engines.outcomes import Outcomes
+from sim.engines.streams import BLOCK, rep_seed, root_children
+from sim.model.scenario import Quota, Scenario
+from sim.model.team import rep_scenarios
+from sim.runner.results import SimulationResult, TeamResult, team_result
 
 Engine = Literal["auto", "simpy", "vectorized"]
+
+
 ENGINES = ("auto", "simpy", "vectorized")
+
+
 MAX_RUNS = 10_000_000
+
+
 MAX_RESULT_BYTES = 4 * 2**30
 """Refuse runs whose per-replication results alone would not fit comfortably in memory."""
+
+
 SIMPY_TASK = 100
 """Replications per SimPy task: small enough for a smooth progress bar."""
 
+
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class SimulationResult:
-    """Replications of one scenario: the per-replication table and its summaries.
-
-    Attributes
-    ----------
-    scenario : Scenario
-    seed : int
-        The root seed.
-    engine : str
-        ``"simpy"`` or ``"vectorized"``: the engine that actually ran.
-    outcomes : Outcomes
-        Per-replication arrays.
-    """
-
-    scenario: Scenario
-    seed: int
-    engine: str
-    outcomes: Outcomes
-
-    @property
-    def runs(self) -> int:
-        """Number of replications."""
-        return len(self.outcomes)
-
-    @property
-    def result(self) -> np.ndarray:
-        """Per replication, what the quota counts (revenue or won deals)."""
-        o = self.outcomes
-        return analysis.quota_result(self.scenario, o.won_deals, o.revenue)
-
-    @property
-    def hit(self) -> np.ndarray:
-        """Per replication, whether the quota was hit."""
-        return self.result >= self.scenario.quota.target
-
-    @property
-    def p_hit(self) -> float:
-        """Share of replications that hit the quota."""
-        return float(self.hit.mean())
-
-    def table(self) -> pd.DataFrame:
-        """Tidy per-replication table: one row per replication, with the root seed."""
-        o = self.outcomes
-        columns = {
-            "replication": np.arange(self.runs),
-            "seed": self.seed,
-            "won_deals": o.won_deals,
-            "revenue": o.revenue,
-            "hit": self.hit,
-        }
-        slots = self.scenario.slots()
-        for j, name in enumerate(self.scenario.stage_names):
-            columns[f"entered[{name}]"] = o.entered[:, j]
-            columns[f"converted[{name}]"] = o.converted[:, j]
-            columns[f"rate[{name}]"] = o.rates[:, j]
-            if o.has_capacity and slots[j] is not None:
-                columns[f"served[{name}]"] = o.served[:, j]
-                columns[f"wait_days[{name}]"] = o.wait_days[:, j]
-                columns[f"neglected[{name}]"] = o.neglected[:, j]
-                columns[f"busy_days[{name}]"] = o.busy_days[:, j]
-        return pd.DataFrame(columns)
-
-    def stage_capacity(self) -> list[dict] | None:
-        """Per stage, waits and slot use over all replications; None when reps were not limited.
-
-        ``mean_wait_days`` is the total wait of the deals that got a slot divided by
-        their number (None if none did); ``utilisation`` is busy slot-days divided by
-        available slot-days (slots x horizon), both within [0, horizon]; ``mean_queue``
-        the time-average number of deals waiting; ``neglected`` the mean deals per run
-        lost to waiting longer than ``max_wait_days``. A stage without ``per_rep`` has
-        no wait and no queue, and ``utilisation`` None: it has no slots to fill.
-        """
-        o = self.outcomes
-        if not o.has_capacity:
-            return None
-        rows = []
-        for j, slots in enumerate(self.scenario.slots()):
-            served = int(o.served[:, j].sum())
-            rows.append(
-                {
-                    "mean_wait_days": float(o.wait_days[:, j].sum() / served) if served else None,
-                    "utilisation": None
-                    if slots is None
-                    else float(o.busy_days[:, j].sum() / (slots * self.scenario.horizon * self.runs)),
-                    "mean_queue": float(o.mean_queue[:, j].mean()),
-                    "neglected": float(o.neglected[:, j].mean()),
-                }
-            )
-        return rows
-
-    def summary(self) -> dict:
-        """The figures people ask for, as a JSON-ready dictionary.
-
-        Keys: ``scenario``, ``runs``, ``seed``, ``engine``, ``quota`` (unit and
-        target), ``p_hit`` and its 95% Wilson interval ``p_hit_ci``, ``deals`` and
-        ``revenue`` (mean, sd, p10, p50, p90), ``stages`` (mean deals entering and
-        converting per replication: the expected funnel) and ``average_math``. When reps
-        are limited, each ``stages`` entry also has ``mean_wait_days``, ``utilisation``,
-        ``mean_queue`` and ``neglected`` (:meth:`stage_capacity`).
-        """
-        o = self.outcomes
-        capacity = self.stage_capacity()
-        summary = {
-            "scenario": self.scenario.name,
-            "runs": self.runs,
-            "seed": self.seed,
-            "engine": self.engine,
-            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
-            "p_hit": self.p_hit,
-            "p_hit_ci": list(analysis.wilson_interval(int(self.hit.sum()), self.runs)),
-            "deals": analysis.describe(o.won_deals),
-            "revenue": analysis.describe(o.revenue),
-            "stages": [
-                {
-                    "name": name,
-                    "entered": float(o.entered[:, j].mean()),
-                    "converted": float(o.converted[:, j].mean()),
-                }
-                for j, name in enumerate(self.scenario.stage_names)
-            ],
-            "average_math": analysis.average_math(self.scenario),
-        }
-        if capacity is not None:
-            for stage, figures in zip(summary["stages"], capacity, strict=True):
-                stage.update(figures)
-        return summary
 
 
 def _vectorized_runs(scenario: Scenario) -> bool:
@@ -180,29 +61,29 @@ def choose_engine(scenario: Scenario, engine: Engine = "auto", fastest: bool = F
 
     ``auto`` means vectorised whenever deals are independent; with limited reps it means
     the SimPy engine, the discrete-event reference, unless ``fastest`` (the app, which
-    must answer within a second) asks for the vectorised queues of :mod:`sim.queueing`.
+    must answer within a second) asks for the vectorised queues of :mod:`sim.engines.queues`.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
     if scenario.has_capacity_limits:
-        queues = queueing.supports(scenario)
-        if engine == "vectorized" and not queues:
+        has_queues = queues.supports(scenario)
+        if engine == "vectorized" and not has_queues:
             raise ValueError(
                 "engine: the vectorised engine cannot run this scenario (reps are limited by [capacity] and "
                 "per_rep, and there are listed open deals); use engine simpy or auto"
             )
-        return "vectorized" if engine == "vectorized" or (engine == "auto" and fastest and queues) else "simpy"
+        return "vectorized" if engine == "vectorized" or (engine == "auto" and fastest and has_queues) else "simpy"
     return "vectorized" if engine == "auto" else engine
 
 
 def _simpy_task(scenario: Scenario, seed: int, start: int, stop: int) -> Outcomes:
-    return engine.run_replications(scenario, root_children(seed, start, stop))
+    return simpy_engine.run_replications(scenario, root_children(seed, start, stop))
 
 
 def _vectorized_task(scenario: Scenario, seed: int, first_block: int, n_blocks: int, keep: int) -> Outcomes:
     seeds = root_children(seed, first_block, first_block + n_blocks)
     if scenario.has_capacity_limits:
-        return queueing.simulate_blocks(scenario, seeds).head(keep)
+        return queues.simulate_blocks(scenario, seeds).head(keep)
     return vectorized.simulate_block(scenario, seeds[0]).head(keep)
 
 
@@ -224,13 +105,13 @@ def _tasks(scenario: Scenario, runs: int, seed: int, engine_name: str, jobs: int
 def _queue_groups(scenarios: list[Scenario], runs: int, jobs: int):
     """The vectorised queues' tasks: (first block, blocks, replications kept).
 
-    The queues take several blocks side by side (:func:`sim.queueing.blocks_at_once`,
+    The queues take several blocks side by side (:func:`sim.engines.queues.blocks_at_once`,
     as memory allows for the scenario with the most deals), in as many tasks as there
     are workers.
     """
     blocks = list(_blocks(runs))
     widest = max(scenarios, key=lambda s: s.expected_arrivals)
-    group = min(queueing.blocks_at_once(widest, len(scenarios)), math.ceil(len(blocks) / jobs))
+    group = min(queues.blocks_at_once(widest, len(scenarios)), math.ceil(len(blocks) / jobs))
     for lo in range(0, len(blocks), group):
         part = blocks[lo : lo + group]
         yield part[0][0], len(part), sum(kept for _, kept in part)
@@ -238,8 +119,8 @@ def _queue_groups(scenarios: list[Scenario], runs: int, jobs: int):
 
 def _blocks(runs: int):
     """The vectorised engine's blocks for ``runs`` replications: (block index, replications kept)."""
-    for block in range(math.ceil(runs / vectorized.BLOCK)):
-        yield block, min(vectorized.BLOCK, runs - block * vectorized.BLOCK)
+    for block in range(math.ceil(runs / BLOCK)):
+        yield block, min(BLOCK, runs - block * BLOCK)
 
 
 def result_bytes(scenario: Scenario, runs: int) -> int:
@@ -295,13 +176,12 @@ def simulate(
     -------
     SimulationResult
         For a scenario with ``[team]``, the team total against the team quota (the reps'
-        own results: :func:`sim.team.simulate_team`).
+        own results: :func:`sim.runner.simulate_team`).
     """
     _check_runs(scenario, runs, seed, jobs)
     if scenario.team is not None:
         # A team is the sum of its reps' funnels, each simulated as a scenario of its own
         # (sim.team); its total against the team quota is the result.
-        from sim.team import simulate_team  # sim.team builds on this module
 
         return simulate_team(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine, progress=progress).total
     engine_name = choose_engine(scenario, engine)
@@ -325,10 +205,10 @@ def simulate_variants(
     """Replications of several scenarios with one seed: each exactly what :func:`simulate` gives it.
 
     Variants of a scenario that the vectorised engine reads the same random numbers for
-    (:func:`sim.vectorized.shares_draws`: one lever changed, say) are simulated in one
+    (:func:`sim.engines.vectorized.shares_draws`: one lever changed, say) are simulated in one
     pass that draws the numbers once and does once every step on which they agree
-    (:func:`sim.vectorized.simulate_block_variants`, or with limited reps
-    :func:`sim.queueing.simulate_block_variants`); teams rep by rep. Other scenarios
+    (:func:`sim.engines.vectorized.simulate_block_variants`, or with limited reps
+    :func:`sim.engines.queues.simulate_block_variants`); teams rep by rep. Other scenarios
     (on the SimPy engine, say) are simulated one by one.
 
     Parameters
@@ -358,7 +238,6 @@ def simulate_variants(
     ]
     if scenarios[0].team is None:
         return [SimulationResult(s, int(seed), "vectorized", o) for s, o in zip(scenarios, outcomes[0], strict=True)]
-    from sim.team import team_result  # sim.team builds on this module
 
     return [
         team_result(s, int(seed), "vectorized", [funnel[v] for funnel in outcomes]).total
@@ -379,15 +258,13 @@ def independent_deals(scenario: Scenario, engine: Engine = "auto") -> bool:
 def _shared_funnels(scenarios: list[Scenario], seed: int, engine: Engine) -> list[tuple[list[Scenario], int]] | None:
     """The funnels to simulate together (each with its variants and root seed), or None if they cannot be.
 
-    A funnel is the scenario itself, or each rep of a team (seeded as in :mod:`sim.team`).
+    A funnel is the scenario itself, or each rep of a team (seeded as in :mod:`sim.model.team`).
     """
     if not all(independent_deals(s, engine) for s in scenarios):
         return None
     if all(s.team is None for s in scenarios):
         funnels = [(list(scenarios), int(seed))]
     elif all(s.team is not None and s.team.reps == scenarios[0].team.reps for s in scenarios):
-        from sim.team import rep_scenarios, rep_seed  # sim.team builds on this module
-
         reps = [rep_scenarios(s) for s in scenarios]
         funnels = [([rep[r] for rep in reps], rep_seed(seed, r)) for r in range(scenarios[0].team.reps)]
     else:
@@ -400,7 +277,7 @@ def _shared_funnels(scenarios: list[Scenario], seed: int, engine: Engine) -> lis
 def _shared_queues(scenarios: list[Scenario], engine: Engine) -> bool:
     """Whether the scenarios have limited reps and the vectorised queues simulate them together."""
     return all(
-        s.has_capacity_limits and choose_engine(s, engine) == "vectorized" and queueing.shares_draws(scenarios[0], s)
+        s.has_capacity_limits and choose_engine(s, engine) == "vectorized" and queues.shares_draws(scenarios[0], s)
         for s in scenarios
     )
 
@@ -418,7 +295,7 @@ def _queue_variants(scenarios: list[Scenario], runs: int, seed: int, jobs: int) 
 
 def _queue_variants_task(scenarios: list[Scenario], seed: int, first_block: int, n_blocks: int, keep: int):
     seeds = root_children(seed, first_block, first_block + n_blocks)
-    return [o.head(keep) for o in queueing.simulate_block_variants(scenarios, seeds)]
+    return [o.head(keep) for o in queues.simulate_block_variants(scenarios, seeds)]
 
 
 def _variants_task(scenarios: list[Scenario], seed: int, block: int, keep: int) -> list[Outcomes]:
@@ -432,7 +309,7 @@ class InflowThresholds:
 
     With one seed a deal's way through the funnel does not depend on the inflow, only
     its arrival day does, so each new deal of each replication is won from a threshold
-    inflow on (:class:`sim.vectorized.ThresholdBlock`). Nothing here depends on the quota:
+    inflow on (:class:`sim.engines.thresholds.ThresholdBlock`). Nothing here depends on the quota:
     :meth:`critical_inflows` judges any quota, and :meth:`extended` looks further by
     simulating only the deals beyond.
 
@@ -451,7 +328,7 @@ class InflowThresholds:
     runs: int
     seed: int
     max_per_week: float
-    blocks: tuple[tuple[vectorized.ThresholdBlock, ...], ...]
+    blocks: tuple[tuple[thresholds.ThresholdBlock, ...], ...]
 
     def critical_inflows(self, quota: Quota | None = None, max_per_week: float | None = None) -> np.ndarray:
         """Per replication, the smallest weekly inflow at which it hits the quota (``inf``: more than looked at).
@@ -473,9 +350,9 @@ class InflowThresholds:
         return np.concatenate([wins.critical_inflows(quota, top) for wins in self._wins])[: self.runs]
 
     @functools.cached_property
-    def _wins(self) -> list[vectorized.BlockWins]:
+    def _wins(self) -> list[thresholds.BlockWins]:
         # Sorted once: every quota and inflow asked about afterwards only counts.
-        return [vectorized.BlockWins(list(funnels)) for funnels in self.blocks]
+        return [thresholds.BlockWins(list(funnels)) for funnels in self.blocks]
 
     def extended(self, max_per_week: float, jobs: int = 1) -> InflowThresholds:
         """The same replications looked at as far as ``max_per_week``: only the deals beyond are simulated.
@@ -492,13 +369,13 @@ class InflowThresholds:
         return InflowThresholds(self.scenario, self.runs, self.seed, float(max_per_week), blocks)
 
 
-def _threshold_part(scenario: Scenario, seed: int, block: int, max_per_week: float) -> vectorized.ThresholdBlock:
-    part = vectorized.ThresholdBlock(scenario, root_children(seed, block, block + 1)[0])
+def _threshold_part(scenario: Scenario, seed: int, block: int, max_per_week: float) -> thresholds.ThresholdBlock:
+    part = thresholds.ThresholdBlock(scenario, root_children(seed, block, block + 1)[0])
     part.extend(max_per_week)
     return part
 
 
-def _extended_part(part: vectorized.ThresholdBlock, max_per_week: float) -> vectorized.ThresholdBlock:
+def _extended_part(part: thresholds.ThresholdBlock, max_per_week: float) -> thresholds.ThresholdBlock:
     part = copy.deepcopy(part)  # in this process (one job) the original is kept as it was
     part.extend(max_per_week)
     return part
@@ -513,7 +390,7 @@ def inflow_thresholds(
     ----------
     scenario : Scenario
         A funnel or a team the vectorised engine runs (its own inflow is ignored); a
-        team's reps are simulated each with their own seed, as :func:`sim.team.simulate_team` does.
+        team's reps are simulated each with their own seed, as :func:`sim.runner.simulate_team` does.
     runs, seed, jobs
         As for :func:`simulate`.
     max_per_week : float
@@ -529,8 +406,6 @@ def inflow_thresholds(
     if scenario.team is None:
         funnels = [(scenario, int(seed))]
     else:
-        from sim.team import rep_scenarios, rep_seed  # sim.team builds on this module
-
         funnels = [(rep, rep_seed(seed, r)) for r, rep in enumerate(rep_scenarios(scenario))]
     calls = [
         delayed(_threshold_part)(funnel, funnel_seed, b, float(max_per_week))
@@ -569,45 +444,46 @@ def critical_inflows(
     return inflow_thresholds(scenario, runs, seed, max_per_week, jobs).critical_inflows()
 
 
-_WARM_UP = {
-    "name": "warm-up",
-    "horizon_weeks": 2,
-    "quota": {"deals": 1},
-    "inflow": {"per_week": 20},
-    "deal_value": {"dist": "lognormal", "mean": 10, "sd": 5},
-    "stages": [
-        {
-            "name": "a",
-            "conversion": {"mean": 0.5, "concentration": 10},
-            "duration": {"dist": "gamma", "mean": 2, "sd": 1},
-        },
-        {"name": "b", "conversion": 0.5, "duration": {"dist": "lognormal", "mean": 2, "sd": 1}, "open": 2},
-        {"name": "c", "conversion": 0.5, "duration": {"dist": "triangular", "low": 1, "mode": 2, "high": 4}},
-    ],
-}
-"""A tiny funnel whose simulations reach every compiled kernel (:func:`compile_kernels`)."""
+def simulate_team(
+    scenario: Scenario,
+    runs: int = 10_000,
+    seed: int = 0,
+    jobs: int = 1,
+    engine: Engine = "auto",
+    progress: Progress | None = None,
+) -> TeamResult:
+    """Run Monte Carlo replications of a team scenario, rep by rep.
 
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario with a ``[team]`` section.
+    runs, seed, jobs, engine
+        As for :func:`sim.runner.simulate`; rep *r* runs with :func:`rep_seed` (seed, r).
+    progress : callable, optional
+        Called as ``progress(done, runs * reps)`` as rep-replications finish.
 
-def compile_kernels() -> None:
-    """Compile the engines' Numba kernels now, through tiny simulations that reach each of them.
-
-    Numba compiles a kernel the first time it runs on a machine (seconds each) and
-    caches the machine code next to its module; ``make setup`` calls this so that no
-    question asked of the app or the command line waits for the compiler. The tiny
-    funnel is simulated plainly, with its levers, for its inflow thresholds, with
-    follow-ups and no-shows, and with limited reps.
+    Returns
+    -------
+    TeamResult
     """
-    from sim.scenario import scenario_from_dict  # the warm-up's own scenarios only
-    from sim.solvers import levers
+    scenarios = rep_scenarios(scenario)
+    n = len(scenarios)
+    need = sum(result_bytes(s, runs) for s in scenarios) if isinstance(runs, int) else 0
+    if need > MAX_RESULT_BYTES:
+        raise ValueError(
+            f"runs: {runs:,} runs of {n} reps would need {need / 2**30:.1f} GiB of results "
+            f"(limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); ask for fewer runs"
+        )
+    results = []
+    for rep, rep_scenario in enumerate(scenarios):
+        report = None
+        if progress is not None:
 
-    plain = scenario_from_dict(_WARM_UP)
-    stages = [dict(stage) for stage in _WARM_UP["stages"]]
-    stages[0].update(touches_needed={"dist": "empirical", "values": [1, 2]}, max_touches=1, no_show=0.2)
-    behaviour = scenario_from_dict({**_WARM_UP, "stages": stages})
-    for stage in stages:
-        stage["per_rep"] = 1
-    limited = scenario_from_dict({**_WARM_UP, "stages": stages, "capacity": {"reps": 1, "max_wait_days": 3}})
-    for scenario in (plain, behaviour, limited):
-        simulate_variants([scenario, *(variant for _, variant in levers(scenario, 0.1))], runs=1, engine="vectorized")
-        simulate(scenario, runs=1, engine="vectorized")
-    inflow_thresholds(plain, runs=1, max_per_week=30.0).extended(40.0)
+            def report(done, _runs, before=rep * runs):
+                progress(before + done, n * runs)
+
+        results.append(
+            simulate(rep_scenario, runs=runs, seed=rep_seed(seed, rep), jobs=jobs, engine=engine, progress=report)
+        )
+    return team_result(scenario, seed, results[0].engine, [r.outcomes for r in results])

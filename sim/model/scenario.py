@@ -33,8 +33,8 @@ from pydantic import (
 )
 from scipy import stats
 
-from sim.distributions import FAMILIES, Distribution, NonNegative, Positive
 from sim.errors import InputError
+from sim.model.distributions import FAMILIES, Distribution, NonNegative, Positive
 
 MAX_DEALS_PER_RUN = 1_000_000
 """Refuse scenarios whose expected deals per replication exceed this (memory and time)."""
@@ -121,7 +121,7 @@ def rate_mean(conversion: float | BetaRate) -> float:
 class Stage(_Model):
     """One funnel stage: how long deals stay in it and how many move on.
 
-    Optional behaviour keys (see :func:`sim.streams.stage_effects` for the draws):
+    Optional behaviour keys (see :func:`sim.model.funnel.stage_effects` for the draws):
 
     * follow-ups: ``touches_needed`` is how many follow-ups a deal needs before it
       converts (``ceil`` of a draw, at least 1), ``max_touches`` how many the rep makes
@@ -244,7 +244,7 @@ class OpenDeal(_Model):
 
     An open deal of age ``a`` is not a fresh deal: the engines draw its outcome from
     what surviving ``a`` days in the stage implies, and its remaining time from the
-    stage's duration conditioned on exceeding ``a`` (see :mod:`sim.streams`). A listed
+    stage's duration conditioned on exceeding ``a`` (see :mod:`sim.engines.streams`). A listed
     deal that is won is worth its ``amount`` when one is given.
     """
 
@@ -284,7 +284,7 @@ class Team(_Model):
     ``rate_concentration``. The last ``new_reps`` reps are new: their inflow rises
     linearly from 0 at day 0 to full after ``ramp_months`` months (of
     :data:`DAYS_PER_MONTH` days). ``cost_per_year`` is what one rep costs a year
-    (salary, taxes, expenses): the denominator of the value ratio. See :mod:`sim.team`.
+    (salary, taxes, expenses): the denominator of the value ratio. See :mod:`sim.model.team`.
     """
 
     reps: int
@@ -649,3 +649,14 @@ def scenario_to_dict(scenario: Scenario) -> dict:
 def scenario_to_toml(scenario: Scenario) -> str:
     """Write the scenario as TOML that :func:`load_scenario` reads back to an equal scenario."""
     return tomli_w.dumps(scenario_to_dict(scenario))
+
+
+def with_inflow(scenario: Scenario, per_week: float) -> Scenario:
+    """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0)."""
+    return scenario.model_copy(update={"inflow": scenario.inflow.model_copy(update={"per_week": per_week})})
+
+
+def max_weekly_inflow(scenario: Scenario) -> float:
+    """The largest weekly inflow the size limit allows for this horizon and open pipeline."""
+    room = MAX_DEALS_PER_RUN - sum(stage.open for stage in scenario.stages) - len(scenario.open_deals)
+    return max(0.0, room) / scenario.inflow_weight * 7.0 if scenario.inflow_weight > 0 else 0.0

@@ -1,7 +1,8 @@
-"""Summaries of simulation results and the deterministic "average math": pure functions.
+"""The plan on averages: every quantity at its mean, as a spreadsheet would, and what it implies.
 
-Nothing here runs a simulation; functions take arrays or a scenario and return plain
-numbers and dictionaries, so the CLI, the app and the tests all read the same figures.
+Pure arithmetic on a scenario (no simulation): the expected funnel, the average-math
+weekly opportunities for the quota, the weekly activity per stage, and the bound on a
+new deal's chance of being won in time that the magic number starts from.
 """
 
 from __future__ import annotations
@@ -9,51 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
-from sim.scenario import DAYS_PER_MONTH, Scenario, rate_mean
-from sim.streams import effective_conversion, mean_extra_days
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion.
-
-    Parameters
-    ----------
-    successes, n : int
-        Hits and trials.
-    confidence : float
-        Coverage of the interval.
-
-    Returns
-    -------
-    (low, high) : tuple of float
-    """
-    interval = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(interval.low), float(interval.high)
-
-
-def describe(values: np.ndarray) -> dict[str, float]:
-    """Mean, sd and the 10th, 50th and 90th percentiles of a sample."""
-    values = np.asarray(values, dtype=float)
-    p10, p50, p90 = np.percentile(values, [10, 50, 90])
-    return {
-        "mean": float(values.mean()),
-        "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-        "p10": float(p10),
-        "p50": float(p50),
-        "p90": float(p90),
-    }
-
-
-def quota_result(scenario: Scenario, won_deals: np.ndarray, revenue: np.ndarray) -> np.ndarray:
-    """Per replication, the quantity the quota counts (revenue or won deals)."""
-    return revenue if scenario.quota.unit == "revenue" else won_deals
-
-
-def hits(scenario: Scenario, won_deals: np.ndarray, revenue: np.ndarray) -> np.ndarray:
-    """Per replication, whether the quota was hit (result >= quota)."""
-    return quota_result(scenario, won_deals, revenue) >= scenario.quota.target
+from sim.model.funnel import effective_conversion, mean_extra_days
+from sim.model.scenario import DAYS_PER_MONTH, Scenario, rate_mean
+from sim.model.team import is_new, rep_scenarios
 
 
 def funnel_rates(scenario: Scenario) -> list[float]:
@@ -61,7 +21,7 @@ def funnel_rates(scenario: Scenario) -> list[float]:
 
     The stage's mean rate times P(the touches a deal needs are within ``max_touches``)
     times P(its meeting is held): ``p * F(max_touches) * ((1 - ns) + ns * r * (1 - l))``
-    (:func:`sim.streams.effective_conversion`); the plain mean rate for a stage without
+    (:func:`sim.model.funnel.effective_conversion`); the plain mean rate for a stage without
     follow-ups or no-shows. ``stale_after_days`` is left out: average math ignores timing
     beyond mean durations, and at the mean a deal never stalls.
     """
@@ -77,7 +37,7 @@ def average_math(scenario: Scenario) -> dict:
     remaining time fits in the horizon. Deals are worth the mean deal value. Rates are
     the effective ones of :func:`funnel_rates`, and a stage's mean time adds what
     follow-ups and reschedules add for a converting deal
-    (:func:`sim.streams.mean_extra_days`).
+    (:func:`sim.model.funnel.mean_extra_days`).
 
     Returns
     -------
@@ -129,7 +89,7 @@ def team_inflow_reps(scenario: Scenario) -> float:
     """How many full reps' inflow a ``[team]`` brings over the horizon (1 without a team).
 
     A new rep's inflow rises linearly from 0 at day 0 to full at ``R = ramp_months``
-    months (:mod:`sim.team`), so over a horizon ``H`` it brings ``H / (2 R)`` of a full
+    months (:mod:`sim.model.team`), so over a horizon ``H`` it brings ``H / (2 R)`` of a full
     rep's inflow when ``H <= R`` and ``1 - R / (2 H)`` after.
     """
     team = scenario.team
@@ -168,3 +128,55 @@ def activity_per_stage(scenario: Scenario, weekly_opportunities: float) -> list[
         volume *= rate
     out.append({"name": "won", "per_week": volume})
     return out
+
+
+def team_average_math(scenario: Scenario) -> dict:
+    """The plan on averages for the whole team: the sum of every rep's average math.
+
+    Returns the keys of :func:`sim.model.average_math.average_math` (``won_deals``, ``revenue``,
+    ``hit`` against the team quota, ``stages``) plus ``average_rep``: the average math of
+    the average experienced rep (won deals, revenue) and whether it makes ``rep_quota``:
+    a quota set from the average rep is what this plan "makes".
+    """
+    team = scenario.team
+    plans = [average_math(rep) for rep in rep_scenarios(scenario)]
+    won = sum(p["won_deals"] for p in plans)
+    revenue = sum(p["revenue"] for p in plans)
+    result = revenue if scenario.quota.unit == "revenue" else won
+    stages = [
+        {
+            "name": stage.name,
+            "entered": sum(p["stages"][j]["entered"] for p in plans),
+            "converted": sum(p["stages"][j]["converted"] for p in plans),
+        }
+        for j, stage in enumerate(scenario.stages)
+    ]
+    # The average experienced rep (the open pipeline's remainder makes reps differ slightly);
+    # with only new reps, the average new one.
+    experienced = [p for p, new in zip(plans, is_new(scenario), strict=True) if not new] or plans
+    rep_won = float(np.mean([p["won_deals"] for p in experienced]))
+    rep_revenue = float(np.mean([p["revenue"] for p in experienced]))
+    rep_result = rep_revenue if scenario.quota.unit == "revenue" else rep_won
+    return {
+        "won_deals": won,
+        "revenue": revenue,
+        "hit": bool(result >= scenario.quota.target),
+        "stages": stages,
+        "average_rep": {"won_deals": rep_won, "revenue": rep_revenue, "hit": bool(rep_result >= team.rep_quota)},
+    }
+
+
+def new_deal_win_bound(scenario: Scenario) -> float:
+    """An upper bound on the probability that a new deal is won within the horizon.
+
+    A deal is won only if it converts at every stage (mean rates multiply, the stages
+    being independent) and every stage's duration fits in the horizon on its own; the
+    product of those probabilities bounds P(won in time) from above. It is 0 when the
+    stages' shortest durations add up to more than the horizon.
+    """
+    if sum(float(stage.duration.ppf(0.0)) for stage in scenario.stages) > scenario.horizon:
+        return 0.0
+    bound = math.prod(funnel_rates(scenario))
+    for stage in scenario.stages:
+        bound *= float(stage.duration.cdf(scenario.horizon))
+    return bound

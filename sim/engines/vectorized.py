@@ -1,4 +1,4 @@
-"""The vectorised engine: the same model as :mod:`sim.engine`, as NumPy array arithmetic.
+"""The vectorised engine: the same model as :mod:`sim.engines.simpy_engine`, as NumPy array arithmetic.
 
 In the basic scenario format deals never interact, so a block of replications can be
 simulated at once. Deals are laid out as a 2-D grid, one row per deal number and one
@@ -7,7 +7,7 @@ columns, the horizon is a mask, and each stage works on the compressed list of d
 still alive (their grid cell, replication column and current day); per-replication
 totals are counts by column.
 
-Randomness (see :mod:`sim.streams`): the root seed spawns one child per block of
+Randomness (see :mod:`sim.engines.streams`): the root seed spawns one child per block of
 :data:`BLOCK` replications, so replication *i* does not depend on how many runs are
 asked for or how many workers share them. Inside a block every kind of draw (arrival
 gaps, each stage's conversion uniforms, for new and open deals apart, and deal values)
@@ -19,7 +19,7 @@ Follow-ups, no-shows and stalls (optional stage keys) keep deals independent, so
 are here too: each stage that has them gives each deal two more uniforms (touch and
 meeting) from streams of their own under the block's seed child :data:`EFFECTS_CHILD`,
 one set per kind of deal (anonymous open, listed, new), and
-:func:`sim.streams.stage_effects`, shared with the SimPy engine, decides which
+:func:`sim.model.funnel.stage_effects`, shared with the SimPy engine, decides which
 converting deals are kept and how long they stay.
 
 Because the streams are the seed's, scenarios that differ only in rates, durations,
@@ -46,25 +46,24 @@ import math
 import numba
 import numpy as np
 
-from sim.distributions import Lognormal, tabulated_ppf
-from sim.outcomes import Outcomes, weekly_cumulative
-from sim.scenario import Quota, Scenario
-from sim.streams import (
-    ListedDeals,
+from sim.engines.draws import (
     arrival_days,
-    child,
-    conversion_rates,
-    generators,
-    held_whatever_the_time,
+    cumulate_rows,
+    draw_grid,
+    exponential_rows,
     planned_arrivals,
-    stage_effects,
+    sfc64_generators,
     unit_rate_cap,
+    values_rng,
 )
+from sim.engines.outcomes import Outcomes, weekly_cumulative
+from sim.engines.streams import BLOCK, child
+from sim.engines.tables import conversion_rates, tabulated_ppf
+from sim.model.funnel import ListedDeals, held_whatever_the_time, stage_effects
+from sim.model.scenario import Scenario
 
 EFFECTS_CHILD = 6
 """Block seed child of the follow-up and meeting uniforms (0 to 5 are the basic streams)."""
-BLOCK = 512
-"""Replications simulated together; one seed child each (a power of two)."""
 MAX_CELLS = 1 << 15
 """Deals x replications worked on at once (rows are processed in chunks).
 
@@ -73,7 +72,7 @@ whole inflow at once (1 << 19) the engine was about a third slower, bound by mem
 """
 
 
-class _Block:
+class Block:
     """Per-replication totals of one block of one scenario, added to chunk by chunk of deals."""
 
     def __init__(self, scenario: Scenario, rates: np.ndarray):
@@ -112,19 +111,19 @@ class _Block:
         deal with an amount is worth its amount instead.
         """
         shape = (int(won.max(initial=0)), self.width)
-        value = _draw(self.scenario.deal_value, shape, values_rng, at=_rank_in_column(col, won) * self.width + col)
-        return _with_amounts(value, self.win_col, self.win_amount)
+        value = draw_grid(self.scenario.deal_value, shape, values_rng, at=rank_in_column(col, won) * self.width + col)
+        return with_amounts(value, self.win_col, self.win_amount)
 
     def outcomes(self, values_rng: np.random.Generator) -> Outcomes:
         """The block's per-replication outcomes; draws the deal values."""
-        col = _joined(self.win_col, np.int64)
+        col = joined(self.win_col, np.int64)
         won = np.bincount(col, minlength=self.width)
         value = self.values(values_rng, col, won)
         return Outcomes(
             won_deals=won,
             revenue=np.bincount(col, weights=value, minlength=self.width),
             weekly_revenue=weekly_cumulative(
-                col, _joined(self.win_day, float), value, self.width, self.scenario.n_weeks
+                col, joined(self.win_day, float), value, self.width, self.scenario.n_weeks
             ),
             entered=self.entered.T.copy(),
             converted=self.converted.T.copy(),
@@ -132,7 +131,7 @@ class _Block:
         )
 
 
-def _share(blocks: list[_Block]) -> None:
+def _share(blocks: list[Block]) -> None:
     """Mark, stage by stage, which blocks convert deals alike and keep them alike long in the stage.
 
     Blocks of scenarios that differ in one lever agree everywhere else: same rates (the
@@ -147,7 +146,7 @@ def _share(blocks: list[_Block]) -> None:
             block.same_stay[j] = next(k for k in range(i + 1) if stays[k] == stays[i])
 
 
-def _groups(blocks: list[_Block], key) -> list[list[_Block]]:
+def _groups(blocks: list[Block], key) -> list[list[Block]]:
     """``blocks`` split by ``key`` (in first-seen order)."""
     groups: dict = {}
     for block in blocks:
@@ -155,8 +154,8 @@ def _groups(blocks: list[_Block], key) -> list[list[_Block]]:
     return list(groups.values())
 
 
-def _add_deals(
-    entering: list[tuple[list[_Block], np.ndarray, np.ndarray | None]],
+def add_deals(
+    entering: list[tuple[list[Block], np.ndarray, np.ndarray | None]],
     stage: int,
     uniforms,
     listed: tuple[ListedDeals, np.ndarray] | None = None,
@@ -172,7 +171,7 @@ def _add_deals(
 
     Parameters
     ----------
-    entering : list of (list of _Block, ndarray, ndarray or None)
+    entering : list of (list of Block, ndarray, ndarray or None)
         Blocks with the same start days, each group with its deals' start days (shape
         (rows, width)) and whether each deal exists (arrived by the horizon; None if
         all do): one group, or one per inflow of the scenarios simulated together.
@@ -182,7 +181,7 @@ def _add_deals(
         Each stage's conversion uniforms for these rows (None before ``stage``).
     listed : (ListedDeals, ndarray of int), optional
         For listed open deals (one block only): the scenario's listed deals and which
-        one each row is. Their first stage then uses their age (:class:`sim.streams.ListedDeals`).
+        one each row is. Their first stage then uses their age (:class:`sim.model.funnel.ListedDeals`).
     effects : list of (ndarray, ndarray) or None, optional
         Per stage, the touch and meeting uniforms of these rows (shape (rows, width)),
         None for stages without follow-ups, no-shows or stalls. A listed deal's own
@@ -213,13 +212,13 @@ class _Path:
     the stage it is converting out of, or ``inf`` if these blocks do not have it there
     (lost before, out of time, or not converting here): ``inf`` is never in time, so it
     takes no test of its own. ``rate`` names the blocks' rate of that stage (the
-    first block with the same, :attr:`_Block.same_rates`), whose uniforms again the
+    first block with the same, :attr:`Block.same_rates`), whose uniforms again the
     walk holds.
     """
 
     __slots__ = ("blocks", "rate", "day")
 
-    def __init__(self, blocks: list[_Block], rate: int, day: np.ndarray):
+    def __init__(self, blocks: list[Block], rate: int, day: np.ndarray):
         self.blocks, self.rate, self.day = blocks, rate, day
 
 
@@ -228,7 +227,7 @@ class _Walk:
 
     At each stage the walk holds the deals some block still has in play (their flat
     grid cells, in deal order), each one's uniform again for each rate of the stage
-    (``u / p``, which sets its time in the stage, see :mod:`sim.streams`), and the
+    (``u / p``, which sets its time in the stage, see :mod:`sim.engines.streams`), and the
     paths (:class:`_Path`): blocks grouped by everything that decided the deals' way so
     far (start days, earlier rates and times). A stage then does each step once for
     all the blocks that share it:
@@ -246,7 +245,7 @@ class _Walk:
     values in the order it would alone.
     """
 
-    def __init__(self, block: _Block, first: int, uniforms, listed, effects, count: bool):
+    def __init__(self, block: Block, first: int, uniforms, listed, effects, count: bool):
         self.first, self.uniforms, self.listed, self.effects, self.count = first, uniforms, listed, effects, count
         self.horizon = block.scenario.horizon
         self.width = block.width
@@ -262,7 +261,7 @@ class _Walk:
         j = self.first
         u = self.uniforms[j]
         starts = []  # per path: its blocks, rate, start days and which deals exist
-        rates: dict[int, _Block] = {}  # a block of each rate
+        rates: dict[int, Block] = {}  # a block of each rate
         for blocks, start_day, live in entering:
             if self.count:
                 entered = len(start_day) if live is None else live.sum(axis=0)
@@ -345,7 +344,7 @@ class _Walk:
         return self._onward(cell, q_next, onward)
 
     def _times(
-        self, j: int, like: list[tuple[_Path, list[_Block]]], cell: np.ndarray, col: np.ndarray, q: np.ndarray, on_next
+        self, j: int, like: list[tuple[_Path, list[Block]]], cell: np.ndarray, col: np.ndarray, q: np.ndarray, on_next
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray]]:
         """The time in stage ``j`` of the deals the paths ``like`` need it for (same rate and time in the stage).
 
@@ -388,7 +387,7 @@ class _Walk:
         if listed_here:
             deals, row = self.listed
             return index, deals.remaining(scenario, row.take(cell.take(index) // self.width), v), None, counts
-        # Tabulated quantiles (sim.distributions.tabulated_ppf): about a third the cost
+        # Tabulated quantiles (sim.engines.tables.tabulated_ppf): about a third the cost
         # of the exact ones for a lognormal, monotone in u, so the same ordering.
         stay = tabulated_ppf(stage.duration, v)
         if fx is None:
@@ -396,7 +395,7 @@ class _Walk:
         kept, stay = stage_effects(stage, stay, *self._effects_at(j, cell.take(index)))
         return index, stay, kept, counts
 
-    def _win(self, blocks: list[_Block], c: np.ndarray, d: np.ndarray) -> None:
+    def _win(self, blocks: list[Block], c: np.ndarray, d: np.ndarray) -> None:
         """Record the wins of a chunk: their cells ``c`` and days ``d``, in deal order."""
         amount = None if self.listed is None else self.listed[0].amount.take(self.listed[1].take(c // self.width))
         col = c & (self.width - 1)
@@ -447,7 +446,7 @@ STAY_BOUND_QUANTILE = 0.99
 def _stay_bound(duration, horizon: float) -> tuple[float, float]:
     """``(q, d)``: a deal with a uniform at most ``q`` that enters the stage by day ``d`` leaves it by the horizon.
 
-    With ``t`` the quantile at ``q`` of :func:`sim.distributions.tabulated_ppf`, which is
+    With ``t`` the quantile at ``q`` of :func:`sim.engines.tables.tabulated_ppf`, which is
     monotone in the uniform, ``d`` is ``horizon - t`` less a margin far above the rounding
     of the quantile (a few units in the last place) and of the day's sum: such a deal's
     exact time in the stage is not needed to count it.
@@ -507,20 +506,20 @@ def _advance(day, index, stay, kept, horizon, col, counted, bound):
     return d, inside
 
 
-def _with_amounts(value: np.ndarray, cols: list[np.ndarray], amounts: list[np.ndarray | None]) -> np.ndarray:
+def with_amounts(value: np.ndarray, cols: list[np.ndarray], amounts: list[np.ndarray | None]) -> np.ndarray:
     """``value`` (one per win of the chunks) with the amounts of listed deals put in where they have one."""
     if all(amount is None for amount in amounts):
         return value
-    amount = _joined([np.full(len(c), np.nan) if a is None else a for c, a in zip(cols, amounts, strict=True)], float)
+    amount = joined([np.full(len(c), np.nan) if a is None else a for c, a in zip(cols, amounts, strict=True)], float)
     return np.where(np.isnan(amount), value, amount)
 
 
-def _joined(chunks: list[np.ndarray], dtype) -> np.ndarray:
+def joined(chunks: list[np.ndarray], dtype) -> np.ndarray:
     """The chunks one after the other (an empty array when there are none)."""
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
 
 
-def _rank_in_column(col: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def rank_in_column(col: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Each entry's place among the entries of its column, in the order given (0, 1, ...)."""
     # A stable sort by column keeps each column's entries in order; an entry's rank is
     # then its place after the start of its column's run.
@@ -530,64 +529,6 @@ def _rank_in_column(col: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _draw(distribution, shape: tuple[int, int], rng: np.random.Generator, at: np.ndarray | None = None) -> np.ndarray:
-    """Random variates of ``distribution`` on a grid; a lognormal skips scipy's per-call machinery.
-
-    The closed form is ``exp(mu + sigma * Z)``. With ``at`` (flat grid positions) only
-    the variates there are returned, in that order: the grid's stream is read all the
-    same, but a lognormal exponentiates only those.
-    """
-    if isinstance(distribution, Lognormal):
-        mu, sigma = distribution._log_params()  # the one place the parameters are worked out
-        x = rng.standard_normal(shape)
-        if at is not None:
-            x = x.ravel().take(at)
-        x *= sigma
-        x += mu
-        return np.exp(x, out=x)
-    grid = distribution.rvs(shape, random_state=rng)
-    return grid if at is None else grid.ravel().take(at)
-
-
-def _cumulate_rows(grid: np.ndarray) -> np.ndarray:
-    """Cumulative sum down the columns, in place.
-
-    Row by row, because ``np.cumsum(grid, axis=0)`` walks a C-ordered grid with a
-    stride and is several times slower.
-    """
-    for row in range(1, len(grid)):
-        grid[row] += grid[row - 1]
-    return grid
-
-
-def _generators(seed_sequence: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
-    # SFC64: its draws are about a quarter cheaper than PCG64's, and drawing random
-    # numbers is a good part of this engine's time. It is a sound generator for
-    # independent streams seeded by a SeedSequence (NumPy's bit generator guide).
-    return generators(seed_sequence, n, np.random.SFC64)
-
-
-def _values_rng(values_seed: np.random.SeedSequence) -> np.random.Generator:
-    """A fresh generator of a block's deal values: ``_generators(values_seed, 1)[0]``, however often asked for.
-
-    Built from the child's spawn key (:func:`sim.streams.child`) rather than by
-    ``spawn``, which counts: every scenario of a block, and every quota judged, starts
-    the value stream from its beginning.
-    """
-    return np.random.Generator(np.random.SFC64(child(values_seed, 0)))
-
-
-def _exponential_rows(rng: np.random.Generator, rows: int, width: int) -> np.ndarray:
-    """Standard exponential draws, by inverse transform: ``-log(1 - U)``.
-
-    In place on one uniform grid: cheaper here than NumPy's ziggurat.
-    """
-    gaps = rng.random((rows, width))
-    np.subtract(1.0, gaps, out=gaps)  # in (0, 1]
-    np.log(gaps, out=gaps)
-    return np.negative(gaps, out=gaps)
-
-
 def _effect_rows(
     scenario: Scenario, rngs: list[np.random.Generator] | None, first: int, rows: int, width: int
 ) -> list | None:
@@ -595,7 +536,7 @@ def _effect_rows(
 
     ``rngs`` holds two streams per stage (touch, meeting); streams of other stages are not
     read, nor a stage's touch stream without follow-ups or its meeting stream without
-    no-shows (:func:`sim.streams.stage_effects` reads neither, so it gets None): each
+    no-shows (:func:`sim.model.funnel.stage_effects` reads neither, so it gets None): each
     stream is a generator of its own, so the numbers of the others stay the same.
     """
     if rngs is None:
@@ -631,8 +572,8 @@ class _NewDeals:
 
     def __init__(self, scenario: Scenario, new_seed, gaps_seed, effects: list[np.random.Generator] | None):
         self.scenario = scenario  # which stages have behaviour uniforms (the same for variants that share draws)
-        self.rngs = _generators(new_seed, len(scenario.stages))
-        self.gaps = _generators(gaps_seed, 1)[0]
+        self.rngs = sfc64_generators(new_seed, len(scenario.stages))
+        self.gaps = sfc64_generators(gaps_seed, 1)[0]
         self.effects = effects
         self.fixed = scenario.inflow.process == "fixed"
         self.drawn = 0  # rows of gaps drawn
@@ -663,9 +604,9 @@ class _NewDeals:
         while True:
             if not len(self.ahead):
                 rows = min(max_rows, max(top_up, planned - self.drawn))
-                gaps = np.ones((rows, width)) if self.fixed else _exponential_rows(self.gaps, rows, width)
+                gaps = np.ones((rows, width)) if self.fixed else exponential_rows(self.gaps, rows, width)
                 gaps[0] += self.unit_time
-                self.ahead = _cumulate_rows(gaps)
+                self.ahead = cumulate_rows(gaps)
                 self.unit_time = self.ahead[-1].copy()
                 self.drawn += rows
             arrival = self.ahead
@@ -737,7 +678,7 @@ def simulate_block_variants(scenarios: list[Scenario], seed_sequence: np.random.
     list of Outcomes
         Per scenario, ``BLOCK`` replications.
     """
-    blocks, new_deals, values_seed = _start_blocks(scenarios, seed_sequence)
+    blocks, new_deals, values_seed = start_blocks(scenarios, seed_sequence)
     # New opportunities: cumulative unit-rate gaps, turned into days by each inflow,
     # until every replication of the block has passed the horizon; every inflow walks
     # the chunk's rows (a smaller one with fewer of them arriving).
@@ -752,13 +693,13 @@ def simulate_block_variants(scenarios: list[Scenario], seed_sequence: np.random.
                 live = arrival <= cap if arrival[-1].max() > cap else None  # None: every deal arrives by the horizon
                 entering.append((group, arrival_days(group[0].scenario, arrival.copy()), live))
             if entering:
-                _add_deals(entering, 0, uniforms, effects=effects)
-    return [block.outcomes(_values_rng(values_seed)) for block in blocks]
+                add_deals(entering, 0, uniforms, effects=effects)
+    return [block.outcomes(values_rng(values_seed)) for block in blocks]
 
 
-def _start_blocks(
+def start_blocks(
     scenarios: list[Scenario], seed_sequence: np.random.SeedSequence
-) -> tuple[list[_Block], _NewDeals, np.random.SeedSequence]:
+) -> tuple[list[Block], _NewDeals, np.random.SeedSequence]:
     """A block per scenario with its open pipeline moved through; the block's new deals still to come.
 
     Returns the blocks, the stream of new opportunities and the seed of the deal values.
@@ -766,8 +707,8 @@ def _start_blocks(
     scenario = scenarios[0]
     width, n_stages = BLOCK, len(scenario.stages)
     rates_seed, open_seed, new_seed, values_seed, gaps_seed, listed_seed = seed_sequence.spawn(6)
-    rate_uniforms = _generators(rates_seed, 1)[0].random((n_stages, width))
-    blocks = [_Block(s, conversion_rates(s, rate_uniforms)) for s in scenarios]
+    rate_uniforms = sfc64_generators(rates_seed, 1)[0].random((n_stages, width))
+    blocks = [Block(s, conversion_rates(s, rate_uniforms)) for s in scenarios]
     _share(blocks)
     max_rows = max(1, MAX_CELLS // width)
     # Touch and meeting streams, two per stage for each kind of deal, only when some stage
@@ -775,15 +716,15 @@ def _start_blocks(
     open_fx = listed_fx = new_fx = None
     if any(stage.has_behaviour for stage in scenario.stages):
         open_fx, listed_fx, new_fx = (
-            _generators(kind, 2 * n_stages) for kind in child(seed_sequence, EFFECTS_CHILD).spawn(3)
+            sfc64_generators(kind, 2 * n_stages) for kind in child(seed_sequence, EFFECTS_CHILD).spawn(3)
         )
 
     # Deals already in the pipeline at day 0, one row per deal, stage by stage.
-    open_rngs = _generators(open_seed, n_stages)
+    open_rngs = sfc64_generators(open_seed, n_stages)
     for j, stage in enumerate(scenario.stages):
         for lo in range(0, stage.open, max_rows):
             rows = min(max_rows, stage.open - lo)
-            _add_deals(
+            add_deals(
                 [(blocks, np.zeros((rows, width)), None)],
                 j,
                 _uniform_rows(open_rngs, j, rows, width),
@@ -794,7 +735,7 @@ def _start_blocks(
     # durations of its stage turn into its chances: one block at a time.
     listed = [ListedDeals.of(block.scenario) for block in blocks]
     if len(listed[0]):
-        listed_rngs = _generators(listed_seed, n_stages)
+        listed_rngs = sfc64_generators(listed_seed, n_stages)
         grids = [rng.random((len(listed[0]), width)) for rng in listed_rngs]  # row k: listed deal k
         effect_grids = _effect_rows(scenario, listed_fx, 0, len(listed[0]), width)
         for j in range(n_stages):
@@ -810,189 +751,8 @@ def _start_blocks(
                     ]
                 for block, deals in zip(blocks, listed, strict=True):
                     start = np.zeros((len(rows), width))
-                    _add_deals([([block], start, None)], j, uniforms, listed=(deals, rows), effects=effects)
+                    add_deals([([block], start, None)], j, uniforms, listed=(deals, rows), effects=effects)
     return blocks, _NewDeals(scenario, new_seed, gaps_seed, new_fx), values_seed
-
-
-class ThresholdBlock:
-    """One block of a funnel, simulated as far as some weekly inflow: each new win's threshold inflow.
-
-    With the same seed only arrival days depend on the inflow ``x``: new deal *k* of a
-    replication arrives at unit-rate time ``t_k``, on day ``W^-1(7 t_k / x)`` (``W`` the
-    cumulative inflow weight, the identity without seasonality), and its path through
-    the funnel, ``D_k`` days in all if it is won at all, does not depend on ``x``. It is
-    won by the horizon ``H`` exactly when ``W^-1(7 t_k / x) + D_k <= H``, that is when
-    ``x >= 7 t_k / W(H - D_k)``: its own threshold. So every new deal is simulated from
-    day 0 (its win day is the length of its path), once: a block looked at as far as
-    one inflow is :meth:`extend` -ed to a larger one with only the deals beyond.
-    Nothing here depends on the quota (:class:`BlockWins` judges quotas).
-
-    Parameters
-    ----------
-    scenario : Scenario
-        The funnel (its inflow's ``per_week`` and quota are ignored).
-    seed_sequence : numpy.random.SeedSequence
-        The block's child of the root seed (as for :func:`simulate_block`).
-    """
-
-    def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence):
-        blocks, self._new_deals, self._values_seed = _start_blocks([scenario], seed_sequence)
-        self._open = blocks[0]  # the open pipeline's wins
-        self._new = _Block(scenario, self._open.rates)  # new deals' wins, each extension's turned into thresholds
-        self._col: list[np.ndarray] = []  # each new win's replication column and threshold, chunk by chunk
-        self._threshold: list[np.ndarray] = []
-        self.max_per_week = 0.0
-
-    @property
-    def scenario(self) -> Scenario:
-        return self._open.scenario
-
-    def __deepcopy__(self, memo) -> ThresholdBlock:
-        # Only the stream of new deals and the lists of thresholds change as the block is
-        # extended: the open pipeline's wins, the arrays and the scenario stay as they are.
-        other = copy.copy(self)
-        other._new_deals = copy.deepcopy(self._new_deals, memo)
-        other._new = _Block(self.scenario, self._open.rates)
-        other._col, other._threshold = list(self._col), list(self._threshold)
-        return other
-
-    def extend(self, max_per_week: float) -> None:
-        """Simulate the new deals that arrive by the horizon at ``max_per_week`` and were not yet simulated."""
-        if max_per_week <= self.max_per_week:
-            return
-        self.max_per_week = max_per_week
-        scenario = self.scenario
-        cap = unit_rate_cap(
-            scenario.model_copy(update={"inflow": scenario.inflow.model_copy(update={"per_week": max_per_week})})
-        )
-        if cap <= 0:  # no new deal arrives at any inflow
-            return
-        # Whole rows: a deal in them that arrives only at a higher inflow has a threshold
-        # above max_per_week (7 t / W(H - D) >= 7 t / W(H) > it), so it changes no answer.
-        unit = []
-        for arrival, uniforms, effects in self._new_deals.chunks(cap):
-            start = np.zeros(arrival.shape)
-            won = _add_deals([([self._new], start, None)], 0, uniforms, effects=effects, count=False)[id(self._new)]
-            unit.append(arrival.ravel().take(won))
-        room = scenario.weight_at(scenario.horizon - _joined(self._new.win_day, float))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self._threshold.append(np.where(room > 0, 7.0 * _joined(unit, float) / room, np.inf))
-        self._col.append(_joined(self._new.win_col, np.int64).astype(np.int16))  # width <= 2**15
-        for wins in (self._new.win_col, self._new.win_day, self._new.win_amount):
-            wins.clear()
-
-    def open_wins(self) -> tuple[np.ndarray, np.ndarray]:
-        """The open pipeline's wins per replication column and their column (one entry per win, in deal order)."""
-        col = _joined(self._open.win_col, np.int64)
-        return np.bincount(col, minlength=BLOCK), col
-
-    def new_wins(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each new win's replication column (int16) and threshold inflow."""
-        return _joined(self._col, np.int16), _joined(self._threshold, float)
-
-    def values(self, rows: int) -> np.ndarray:
-        """The first ``rows`` rows of the block's value grid: row *k* is the value of a replication's *k*-th win."""
-        return _draw(self.scenario.deal_value, (rows, BLOCK), _values_rng(self._values_seed))
-
-    def open_revenue(self, grid: np.ndarray) -> np.ndarray:
-        """The open pipeline's revenue per replication column, its wins taking the first rows of ``grid``."""
-        open_wins, col = self.open_wins()
-        value = grid.ravel().take(_rank_in_column(col, open_wins) * BLOCK + col)
-        value = _with_amounts(value, self._open.win_col, self._open.win_amount)
-        return np.bincount(col, weights=value, minlength=BLOCK)
-
-
-def _by_column(col: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``values`` laid out one row per replication column, in the order given, padded with ``inf``."""
-    order = np.argsort(col, kind="stable")  # a radix sort of the int16 columns
-    grid = np.full((BLOCK, int(counts.max(initial=0))), np.inf)
-    grid[col.take(order), np.arange(len(col)) - np.repeat(np.cumsum(counts) - counts, counts)] = values.take(order)
-    return grid
-
-
-class BlockWins:
-    """What the replications of a block win as the weekly inflow rises: enough for any quota.
-
-    At inflow ``x`` a replication wins its open pipeline's deals and the new deals whose
-    thresholds are ``<= x`` (:class:`ThresholdBlock`). Win *k* of a replication (in deal
-    order, open deals first) takes value row *k*, so with *n* new wins its revenue is the
-    open revenue plus value rows ``open_wins`` to ``open_wins + n - 1``, whichever deals
-    those wins are: the win with the *m*-th smallest threshold adds row ``open_wins + m - 1``.
-    With several funnels (the reps of a team, each a block of its own with the same
-    replications) their wins add up: every threshold of every rep, in order, adds that
-    rep's next win.
-
-    Parameters
-    ----------
-    parts : list of ThresholdBlock
-        The funnels whose wins count, simulated as far as the same inflow.
-    """
-
-    def __init__(self, parts: list[ThresholdBlock]):
-        self._parts = parts
-        self.open_wins = np.zeros(BLOCK, dtype=np.int64)
-        self._counts, rows = [], []
-        for part in parts:
-            open_wins, _ = part.open_wins()
-            col, threshold = part.new_wins()
-            counts = np.bincount(col, minlength=BLOCK)
-            self.open_wins = self.open_wins + open_wins
-            self._counts.append(counts)
-            rows.append(np.sort(_by_column(col, threshold, counts), axis=1))
-        self.counts = sum(self._counts)
-        # Row c: replication c's thresholds in increasing order (then inf). A team's reps
-        # are merged; _order remembers from where, for the values their wins add.
-        self._order = None
-        self.threshold = rows[0]
-        if len(rows) > 1:
-            merged = np.concatenate(rows, axis=1)
-            self._order = np.argsort(merged, axis=1, kind="stable")
-            self.threshold = np.take_along_axis(merged, self._order, axis=1)
-
-    @functools.cached_property
-    def _revenue(self) -> tuple[np.ndarray, np.ndarray]:
-        """The open revenue per replication, and the value each new win adds, laid out as :attr:`threshold`."""
-        open_revenue, gains = np.zeros(BLOCK), []
-        for part, counts in zip(self._parts, self._counts, strict=True):
-            open_wins, _ = part.open_wins()
-            grid = part.values(int((open_wins + counts).max(initial=0)))
-            open_revenue = open_revenue + part.open_revenue(grid)
-            rank = np.arange(int(counts.max(initial=0)))
-            row = np.minimum(open_wins[:, None] + rank[None, :], max(len(grid) - 1, 0))
-            gain = grid.T[np.arange(BLOCK)[:, None], row] if len(grid) else np.zeros(row.shape)
-            gains.append(np.where(rank[None, :] < counts[:, None], gain, 0.0))
-        gain = (
-            gains[0] if self._order is None else np.take_along_axis(np.concatenate(gains, axis=1), self._order, axis=1)
-        )
-        return open_revenue, gain
-
-    def critical_inflows(self, quota: Quota, max_per_week: float) -> np.ndarray:
-        """Per replication, the smallest weekly inflow at which it hits the quota.
-
-        A replication hits from the threshold of the last new win it needs; it gets
-        ``inf`` if it needs more than it wins at ``max_per_week`` (at most the inflow the
-        block was simulated as far as).
-
-        Returns
-        -------
-        ndarray of float, shape (BLOCK,)
-        """
-        if quota.unit == "deals":
-            needed = np.maximum(0, math.ceil(quota.target - 1e-9) - self.open_wins)
-        else:
-            open_revenue, gain = self._revenue
-            enough = open_revenue[:, None] + np.cumsum(gain, axis=1) >= quota.target  # column n - 1: after n wins
-            needed = np.full(BLOCK, np.iinfo(np.int64).max)
-            if gain.shape[1]:  # some new deal is won somewhere in the block
-                needed = np.where(enough.any(axis=1), enough.argmax(axis=1) + 1, needed)
-            needed[open_revenue >= quota.target] = 0
-        # Each replication's needed-th smallest threshold.
-        critical = np.full(BLOCK, np.inf)
-        critical[needed == 0] = 0.0
-        pick = np.flatnonzero((needed > 0) & (needed <= self.counts))
-        critical[pick] = self.threshold[pick, needed.take(pick) - 1]
-        critical[critical > max_per_week] = np.inf  # the deals beyond were not simulated
-        return critical
 
 
 def supports(scenario: Scenario) -> bool:

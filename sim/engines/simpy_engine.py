@@ -12,7 +12,7 @@ Speed comes from two things, neither of which changes a result:
 * random numbers are drawn in blocks (:class:`DealDraws`), not one scalar at a time,
   and the stage arithmetic of a batch of deals is NumPy's (:meth:`FunnelModel.follow`);
 * no event is scheduled that nothing can observe. A deal's path is fixed by its
-  draws the moment it enters (see :mod:`sim.streams`), and in the basic model the
+  draws the moment it enters (see :mod:`sim.engines.streams`), and in the basic model the
   only thing with a time stamp is a win, so the stage counters are updated at entry
   and a deal that will be lost (or that is still in the funnel at the horizon) needs
   no event at all. Arrival days are draws too, so every deal's path, and every win
@@ -31,8 +31,8 @@ stage's ``lost_duration`` (its ``duration`` when none is given) at a uniform of 
 deal's own from a separate stream (:class:`LostDraws`). Without capacity none of this
 runs and the basic model's numbers do not change.
 
-Follow-ups, no-shows and stalls (the optional stage keys of :class:`sim.scenario.Stage`)
-are part of a deal's path: :class:`DealDraws` applies :func:`sim.streams.stage_effects`,
+Follow-ups, no-shows and stalls (the optional stage keys of :class:`sim.model.scenario.Stage`)
+are part of a deal's path: :class:`DealDraws` applies :func:`sim.model.funnel.stage_effects`,
 the same function the vectorised engine uses, to each block of deals, with two more
 uniforms per deal and stage from streams of their own (replication seed children 7 and
 8). A deal that fails them is lost in that stage; one that passes stays the longer time.
@@ -43,19 +43,12 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from sim.outcomes import Outcomes, weekly_cumulative
-from sim.scenario import Scenario
-from sim.streams import (
-    ListedDeals,
-    arrival_days,
-    child,
-    conversion_rates,
-    generators,
-    planned_arrivals,
-    stage_effects,
-    stream,
-    unit_rate_cap,
-)
+from sim.engines.draws import arrival_days, planned_arrivals, unit_rate_cap
+from sim.engines.outcomes import Outcomes, weekly_cumulative
+from sim.engines.streams import child, generators, stream
+from sim.engines.tables import conversion_rates
+from sim.model.funnel import ListedDeals, stage_effects
+from sim.model.scenario import Scenario
 
 EFFECTS_CHILD = 7
 """Replication seed child of the follow-up and meeting uniforms of new and anonymous open deals.
@@ -80,7 +73,7 @@ class DealDraws:
     come before or after it; from them follow, for each stage, whether the deal
     converts and how long it stays (NaN where it is lost). With ``effects_rngs``
     (touch and meeting streams, for scenarios with stage behaviour keys) deal *k* also
-    takes their *k*-th rows, and :func:`sim.streams.stage_effects` decides the rest.
+    takes their *k*-th rows, and :func:`sim.model.funnel.stage_effects` decides the rest.
     ``block`` deals are drawn at a time; the streams are read in order, so the rows do
     not depend on it. Deals are taken as arrays (:meth:`take`) or one by one as lists
     (:meth:`next`, for the capacity runs), from the same rows.
@@ -221,7 +214,7 @@ def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
     Poisson arrivals are unit-rate exponential gaps, drawn in blocks and turned into
     days by the rate (and the seasonal multipliers); fixed arrivals are evenly spaced in
     unit-rate time, the first one interval after day 0. The first block holds nearly
-    every replication's arrivals (:func:`sim.streams.planned_arrivals`); the gaps are
+    every replication's arrivals (:func:`sim.engines.draws.planned_arrivals`); the gaps are
     read in order, so block sizes do not change the days.
     """
     cap = unit_rate_cap(scenario)
@@ -252,7 +245,7 @@ def listed_deal_path(
 ) -> list[float | None]:
     """Days in each stage for listed open deal ``k`` (None where it is lost, or before its stage).
 
-    Its own stage uses its age (:class:`sim.streams.ListedDeals`); later stages are as
+    Its own stage uses its age (:class:`sim.model.funnel.ListedDeals`); later stages are as
     for any deal: the same rules as the vectorised engine. Follow-ups, no-shows and
     stalls (``effects``: the deal's touch and meeting uniforms per stage) apply to the
     later stages only: its age-conditioned chance in its own stage already reflects what
@@ -584,7 +577,7 @@ def replication_rates(scenario: Scenario, seeds: list[np.random.SeedSequence]) -
 
     Replication *i* draws one uniform per stage from its own stream (child 0 of its
     seed); the rates of all of them come from one call of
-    :func:`sim.streams.conversion_rates`, which works value by value, so a replication
+    :func:`sim.engines.tables.conversion_rates`, which works value by value, so a replication
     gets the same rates in any company (a Beta quantile lookup costs some 15
     microseconds a call, whatever its size).
     """

@@ -2,7 +2,7 @@
 
 A CRM export (Salesforce, HubSpot, or a hand-made sheet) is turned into a DataFrame with
 fixed columns (``id``, ``created``, ``closed``, ``outcome``, ``stage``, ``amount``,
-``owner``) that :mod:`sim.fitting` can calibrate a scenario from. Columns are found by
+``owner``) that :mod:`sim.crm.fitting` can calibrate a scenario from. Columns are found by
 their usual names, case-insensitively and ignoring spaces and punctuation
 (``CreatedDate``, ``Create Date`` and ``created_date`` are one name), or named
 explicitly per role.

@@ -1,9 +1,9 @@
-"""The inverse questions: the magic number, a realistic quota, and which lever matters.
+"""The magic number: the weekly new opportunities at which P(hit quota) reaches a target.
 
-Each function runs the simulation through :func:`sim.runner.simulate` with one seed for
-every scenario it compares, so the comparisons use common random numbers: with the
-same seed, more inflow or a better rate can only add wins (see :mod:`sim.streams`),
-P(hit) is monotone in the inflow, and differences between variants are paired.
+With one seed for every inflow (common random numbers) P(hit) is a non-decreasing step
+function of the inflow. Where deals do not wait for each other the answer is exact
+from one simulation of each deal's threshold inflow; otherwise Brent's method finds the
+step.
 """
 
 from __future__ import annotations
@@ -15,25 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special
 
-from sim import analysis
-from sim.runner import (
-    Engine,
-    InflowThresholds,
-    SimulationResult,
-    choose_engine,
-    independent_deals,
-    inflow_thresholds,
-    simulate,
-    simulate_variants,
-)
-from sim.scenario import MAX_DEALS_PER_RUN, BetaRate, Scenario
+from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities, new_deal_win_bound
+from sim.model.scenario import Scenario, max_weekly_inflow, with_inflow
+from sim.runner import Engine, InflowThresholds, independent_deals, inflow_thresholds, simulate
 
 
 class Unreachable(ValueError):
     """The question has no numeric answer for this scenario; the message says why."""
-
-
-# --- the magic number ------------------------------------------------------------------
 
 
 @dataclass
@@ -59,33 +47,6 @@ class MagicNumber:
             "evaluations": self.evaluations,
             "curve": [{"weekly_opportunities": x, "p_hit": p} for x, p in self.curve],
         }
-
-
-def with_inflow(scenario: Scenario, per_week: float) -> Scenario:
-    """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0)."""
-    return scenario.model_copy(update={"inflow": scenario.inflow.model_copy(update={"per_week": per_week})})
-
-
-def max_weekly_inflow(scenario: Scenario) -> float:
-    """The largest weekly inflow the size limit allows for this horizon and open pipeline."""
-    room = MAX_DEALS_PER_RUN - sum(stage.open for stage in scenario.stages) - len(scenario.open_deals)
-    return max(0.0, room) / scenario.inflow_weight * 7.0 if scenario.inflow_weight > 0 else 0.0
-
-
-def new_deal_win_bound(scenario: Scenario) -> float:
-    """An upper bound on the probability that a new deal is won within the horizon.
-
-    A deal is won only if it converts at every stage (mean rates multiply, the stages
-    being independent) and every stage's duration fits in the horizon on its own; the
-    product of those probabilities bounds P(won in time) from above. It is 0 when the
-    stages' shortest durations add up to more than the horizon.
-    """
-    if sum(float(stage.duration.ppf(0.0)) for stage in scenario.stages) > scenario.horizon:
-        return 0.0
-    bound = math.prod(analysis.funnel_rates(scenario))
-    for stage in scenario.stages:
-        bound *= float(stage.duration.cdf(scenario.horizon))
-    return bound
 
 
 def solve_magic_number(
@@ -157,7 +118,7 @@ def solve_magic_number(
         p_hit_at_solution=p_hit,
         target=target,
         deterministic_weekly_opportunities=limits.deterministic,
-        activity_per_stage=analysis.activity_per_stage(scenario, solution),
+        activity_per_stage=activity_per_stage(scenario, solution),
         evaluations=simulations,
         curve=curve,
     )
@@ -181,7 +142,7 @@ class _Limits:
             # P(hit) moves in steps of 1 / runs: count hits, so that comparisons sit exactly
             # at the step that reaches the target (0.7 * 100 runs is 70 hits, not 70.0000001).
             needed_hits=math.ceil(target * runs - 1e-9),
-            deterministic=analysis.deterministic_weekly_opportunities(scenario),
+            deterministic=deterministic_weekly_opportunities(scenario),
             ceiling=max_weekly_inflow(scenario),
             # The horizon in weeks, weighted by seasonality; a team's reps each bring at most
             # the full inflow, so the bound on new wins below counts them all.
@@ -224,10 +185,16 @@ class _Limits:
 
 CURVE_POINTS = 61
 """Points of the P(hit)-by-inflow curve reported with an exact magic number."""
+
+
 CURVE_SPAN = 1.25
 """The exact curve reaches at least this multiple of the magic number (where P(hit) has mostly levelled off)."""
+
+
 TIE_MARGIN = 1e-9
 """Relative margin above a critical inflow, so floating-point rounding cannot undo a tie."""
+
+
 RUNGS_PER_DOUBLING = 4
 """Steps of the ladder of inflows the exact magic number simulates as far as (see :func:`_rung`)."""
 
@@ -359,203 +326,3 @@ def _solve_by_root_finding(
         (x for x, p in curve.items() if reaches(p) and x >= answer - relative_tolerance * high), default=high
     )
     return solution, curve[solution], len(curve), sorted(curve.items())
-
-
-# --- a realistic quota ----------------------------------------------------------------
-
-
-def realistic_quota(result: SimulationResult, confidence: float) -> dict:
-    """The largest quota hit with at least ``confidence`` probability, and attainment.
-
-    Parameters
-    ----------
-    result : SimulationResult
-        Replications of the scenario as it stands (its quota sets the attainment).
-    confidence : float
-        Wanted P(hit), strictly between 0 and 1.
-
-    Returns
-    -------
-    dict
-        ``quota`` (in the scenario's unit), ``confidence``, ``unit``, ``p_hit_at_quota``,
-        ``current_quota``, ``p_hit_at_current_quota`` and ``attainment`` (mean, p10,
-        p50, p90 of result / current quota).
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence: must be strictly between 0 and 1, got {confidence}")
-    values = np.sort(result.result)[::-1]
-    # At least ceil(c * n) runs must reach the quota: the ceil(c * n)-th largest result.
-    # The tolerance keeps 0.07 * 100 = 7.000000000000001 from asking for an 8th run.
-    quota = float(values[math.ceil(confidence * len(values) - 1e-9) - 1])
-    current = result.scenario.quota.target
-    attainment = analysis.describe(result.result / current)
-    return {
-        "quota": quota,
-        "confidence": confidence,
-        "unit": result.scenario.quota.unit,
-        "p_hit_at_quota": float((result.result >= quota).mean()),
-        "current_quota": current,
-        "p_hit_at_current_quota": result.p_hit,
-        "attainment": {key: attainment[key] for key in ("mean", "p10", "p50", "p90")},
-    }
-
-
-def p_hit_by_quota(result: SimulationResult, quotas: np.ndarray) -> np.ndarray:
-    """P(result >= quota) for each quota: how the odds fall as the quota rises."""
-    values = np.sort(result.result)
-    below = np.searchsorted(values, np.asarray(quotas, dtype=float), side="left")
-    return (len(values) - below) / len(values)
-
-
-# --- sensitivity ----------------------------------------------------------------------
-
-
-def levers(scenario: Scenario, step: float) -> list[tuple[dict, Scenario]]:
-    """Each lever improved by ``step`` (relative): a description and the improved scenario.
-
-    Conversion rates rise (fixed rates capped at 1, Beta means kept below 1), stage
-    durations shrink (the whole distribution scaled by 1 - step), inflow and the deal
-    value distribution grow by 1 + step.
-    """
-    if not 0.0 < step < 1.0:
-        raise ValueError(f"step: must be strictly between 0 and 1, got {step}")
-    out = []
-    for j, stage in enumerate(scenario.stages):
-        stages = list(scenario.stages)
-        conversion = stage.conversion
-        if isinstance(conversion, BetaRate):
-            before = conversion.mean()
-            after = min(before * (1 + step), 0.5 * (1 + before))  # stays inside (0, 1)
-            better = conversion.model_copy(update={"mean_": after})
-        else:
-            before = float(conversion)
-            after = better = min(1.0, before * (1 + step))
-        stages[j] = stage.model_copy(update={"conversion": better})
-        out.append(
-            (
-                {
-                    "lever": f"{stage.name} conversion",
-                    "kind": "conversion",
-                    "stage": stage.name,
-                    "from": before,
-                    "to": after,
-                },
-                scenario.model_copy(update={"stages": tuple(stages)}),
-            )
-        )
-        stages = list(scenario.stages)
-        stages[j] = stage.model_copy(update={"duration": stage.duration.scaled(1 - step)})
-        mean = stage.duration.mean()
-        out.append(
-            (
-                {
-                    "lever": f"{stage.name} duration",
-                    "kind": "duration",
-                    "stage": stage.name,
-                    "from": mean,
-                    "to": mean * (1 - step),
-                },
-                scenario.model_copy(update={"stages": tuple(stages)}),
-            )
-        )
-    per_week = scenario.inflow.per_week
-    out.append(
-        (
-            {
-                "lever": "inflow per week",
-                "kind": "inflow",
-                "stage": None,
-                "from": per_week,
-                "to": per_week * (1 + step),
-            },
-            with_inflow(scenario, per_week * (1 + step)),
-        )
-    )
-    value = scenario.deal_value.mean()
-    out.append(
-        (
-            {"lever": "deal value", "kind": "deal_value", "stage": None, "from": value, "to": value * (1 + step)},
-            scenario.model_copy(update={"deal_value": scenario.deal_value.scaled(1 + step)}),
-        )
-    )
-    return out
-
-
-def paired_difference(after: np.ndarray, before: np.ndarray) -> tuple[float, float]:
-    """Mean of the paired differences and its standard error."""
-    diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return float(diff.mean()), se
-
-
-def sensitivity(
-    scenario: Scenario,
-    step: float = 0.1,
-    runs: int = 10_000,
-    seed: int = 0,
-    jobs: int = 1,
-    engine: Engine = "auto",
-    run: Callable[[Scenario], SimulationResult] | None = None,
-    run_variants: Callable[[list[Scenario]], list[SimulationResult]] | None = None,
-) -> dict:
-    """Change in P(hit) and mean revenue when each lever improves by ``step``.
-
-    All variants run with the same seed (common random numbers), so each change is a
-    paired difference with its own standard error. Levers come sorted by the size of
-    their effect on P(hit), then on revenue: the bars of a tornado chart.
-
-    On the vectorised engine (limited reps included) the scenario and its levers are
-    simulated together (:func:`sim.runner.simulate_variants`, on ``jobs`` worker
-    processes): the random numbers are drawn once, and the work before the stage a
-    lever changes is done once, with the numbers of separate simulations.
-    ``run_variants`` (optional) does that instead, given the scenario and its levers in
-    the order of :func:`levers`: the app passes one that caches them without the quota.
-    On the SimPy engine ``run`` (optional) simulates a variant with these settings
-    instead of :func:`sim.runner.simulate` (the app passes its cached runner). The
-    numbers depend on neither.
-
-    Returns
-    -------
-    dict
-        ``base`` (p_hit, revenue_mean), ``step``, ``runs``, ``seed`` and ``levers``: a list
-        of dicts with ``lever``, ``kind``, ``stage``, ``from``, ``to``, ``p_hit_change``,
-        ``p_hit_change_se``, ``revenue_change`` and ``revenue_change_se``.
-    """
-    described = levers(scenario, step)
-    variants = [scenario, *(variant for _, variant in described)]
-    if choose_engine(scenario, engine) == "vectorized":
-        if run_variants is None:
-
-            def run_variants(variants: list[Scenario]) -> list[SimulationResult]:
-                return simulate_variants(variants, runs=runs, seed=seed, jobs=jobs, engine=engine)
-
-        base, *results = run_variants(variants)
-    else:
-        if run is None:
-
-            def run(variant: Scenario) -> SimulationResult:
-                return simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
-
-        base = run(scenario)
-        results = [run(variant) for variant in variants[1:]]
-    rows = []
-    for (description, _), result in zip(described, results, strict=True):
-        d_hit, se_hit = paired_difference(result.hit, base.hit)
-        d_rev, se_rev = paired_difference(result.outcomes.revenue, base.outcomes.revenue)
-        rows.append(
-            {
-                **description,
-                "p_hit_change": d_hit,
-                "p_hit_change_se": se_hit,
-                "revenue_change": d_rev,
-                "revenue_change_se": se_rev,
-            }
-        )
-    rows.sort(key=lambda r: (abs(r["p_hit_change"]), abs(r["revenue_change"])), reverse=True)
-    return {
-        "base": {"p_hit": base.p_hit, "revenue_mean": float(base.outcomes.revenue.mean())},
-        "step": step,
-        "runs": runs,
-        "seed": seed,
-        "levers": rows,
-    }

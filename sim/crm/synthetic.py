@@ -9,7 +9,7 @@ entered each stage, and whether by the horizon it was won, lost or still open.
 
 A lost deal is closed when its time in the stage it is lost in runs out: the quantile
 of that stage's ``lost_duration`` (its ``duration`` when none is given) at a uniform of
-the deal's own, the draw the capacity path uses (:class:`sim.engine.LostDraws`). Every
+the deal's own, the draw the capacity path uses (:class:`sim.engines.simpy_engine.LostDraws`). Every
 deal has an amount: a won deal the value it was won with, any other a draw of its own
 from ``deal_value`` (a CRM shows amounts on open and lost deals too).
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.engine import FunnelModel, LostDraws
-from sim.scenario import Scenario
-from sim.streams import stream
+from sim.engines.simpy_engine import FunnelModel, LostDraws
+from sim.engines.streams import stream
+from sim.model.scenario import Scenario
 
 LOST_CHILD = 5
 """Replication seed child of the lost-time uniforms (the one the capacity path uses)."""
@@ -42,7 +42,7 @@ def deal_history(scenario: Scenario, seed_sequence: np.random.SeedSequence) -> p
         ``[[open_deals]]`` (anonymous ``open`` deals are taken to be created at day 0,
         in their stage).
     seed_sequence : numpy.random.SeedSequence
-        The replication's seed, as :func:`sim.engine.run_replications` takes it.
+        The replication's seed, as :func:`sim.engines.simpy_engine.run_replications` takes it.
 
     Returns
     -------

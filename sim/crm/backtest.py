@@ -1,6 +1,6 @@
 """Backtests: calibrate on what was known on past dates, forecast, and compare with what happened.
 
-For each as-of date ``D`` the export is cut at ``D`` (:func:`sim.calibrate.calibrate`
+For each as-of date ``D`` the export is cut at ``D`` (:func:`sim.crm.calibrate.calibrate`
 looks at nothing later), the calibrated scenario is simulated over the next ``N`` days,
 and the forecast (P10, P50, P90 of won deals and revenue) is set against the actual: the
 deals of the file, created at any time, that closed won in ``(D, D + N]``. A forecast
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.calibrate import CalibrationError, calibrate, date_label, parse_as_of
-from sim.crm import CrmData
+from sim.crm.calibrate import CalibrationError, calibrate, date_label, parse_as_of
+from sim.crm.reader import CrmData
 from sim.runner import simulate
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -62,7 +62,7 @@ def backtest(
     Parameters
     ----------
     crm : CrmData or pandas.DataFrame
-        The export (:func:`sim.crm.read_deals`), or its ``deals`` table.
+        The export (:func:`sim.crm.reader.read_deals`), or its ``deals`` table.
     as_of_dates : list of datetime-like or str
         The dates to forecast from; each needs data up to ``as_of + horizon_days``.
     horizon_days : float
@@ -70,9 +70,9 @@ def backtest(
     runs, seed, jobs, engine
         As :func:`sim.runner.simulate`; every date uses the same seed.
     window_weeks : float
-        Trailing window of the inflow (as :func:`sim.calibrate.calibrate`).
+        Trailing window of the inflow (as :func:`sim.crm.calibrate.calibrate`).
     history : pandas.DataFrame, optional
-        A stage history (:func:`sim.crm.read_stage_history`): each date's calibration
+        A stage history (:func:`sim.crm.reader.read_stage_history`): each date's calibration
         then has one stage per stage name, from the rows entered by that date.
 
     Returns

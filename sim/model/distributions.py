@@ -17,7 +17,6 @@ import math
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-import numba
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from scipy import special, stats
@@ -29,7 +28,7 @@ MAX_SD_RATIO = 1e3
 FAMILIES = ("fixed", "uniform", "triangular", "exponential", "lognormal", "gamma", "empirical")
 
 
-class _Distribution(BaseModel):
+class DistributionBase(BaseModel):
     """Shared behaviour: the frozen-distribution interface over ``self.scipy()``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,7 +68,7 @@ class _Distribution(BaseModel):
         """Survival function, P(X > x)."""
         return self.scipy().sf(x)
 
-    def scaled(self, factor: float) -> _Distribution:
+    def scaled(self, factor: float) -> DistributionBase:
         """Return the distribution of ``factor * X`` (mean and sd both scale).
 
         Scaling keeps the shape, so draws with the same random numbers scale exactly:
@@ -79,7 +78,7 @@ class _Distribution(BaseModel):
 
 
 @lru_cache(maxsize=512)
-def _frozen(distribution: _Distribution) -> Any:
+def _frozen(distribution: DistributionBase) -> Any:
     # Freezing a scipy distribution costs about a millisecond; the models are
     # immutable and hash by value, so each one is frozen once per process.
     return distribution._build_scipy()
@@ -103,7 +102,7 @@ Positive = Annotated[float, AfterValidator(_positive)]
 """A float field that must be finite and > 0."""
 
 
-class Fixed(_Distribution):
+class Fixed(DistributionBase):
     """Always the same value (scipy has no point mass, so the interface is written out)."""
 
     dist: Literal["fixed"] = "fixed"
@@ -133,7 +132,7 @@ class Fixed(_Distribution):
         return self.model_copy(update={"value": self.value * factor})
 
 
-class Uniform(_Distribution):
+class Uniform(DistributionBase):
     """Uniform between ``low`` and ``high``."""
 
     dist: Literal["uniform"]
@@ -159,7 +158,7 @@ class Uniform(_Distribution):
         return self.model_copy(update={"low": self.low * factor, "high": self.high * factor})
 
 
-class Triangular(_Distribution):
+class Triangular(DistributionBase):
     """Triangular with ``low <= mode <= high``."""
 
     dist: Literal["triangular"]
@@ -198,7 +197,7 @@ class Triangular(_Distribution):
         )
 
 
-class Exponential(_Distribution):
+class Exponential(DistributionBase):
     """Exponential with the given mean."""
 
     dist: Literal["exponential"]
@@ -219,7 +218,7 @@ class Exponential(_Distribution):
         return self.model_copy(update={"mean_": self.mean_ * factor})
 
 
-class _MeanSd(_Distribution):
+class _MeanSd(DistributionBase):
     """A two-parameter family given by its own mean and standard deviation."""
 
     mean_: float = Field(alias="mean")
@@ -298,7 +297,7 @@ class Gamma(_MeanSd):
         return np.where((q >= 0) & (q <= 1), x, np.nan)  # outside [0, 1]: NaN, as scipy (gammaincinv may say 0)
 
 
-class Empirical(_Distribution):
+class Empirical(DistributionBase):
     """Resample uniformly from observed values."""
 
     dist: Literal["empirical"]
@@ -340,154 +339,6 @@ class Empirical(_Distribution):
 
     def scaled(self, factor):
         return self.model_copy(update={"values": tuple(v * factor for v in self.values)})
-
-
-class QuantileTable:
-    """A quantile function tabulated on a uniform grid: fast, monotone and close to exact.
-
-    The exact quantiles ``ppf(i / n)``, ``i = 0 .. n``, are worked out once; a quantile
-    at ``q`` is then the linear interpolation between the two grid points around it
-    (index ``floor(q n)``, weight ``q n - floor(q n)``), except in the first and last
-    ``k`` intervals, ``q < k / n`` or ``q >= 1 - k / n``, where the exact ``ppf`` is called.
-    There the quantile function is steep (unbounded for the lognormal and gamma), and a
-    chord's error, about ``ppf''(q) / (8 n^2)``, falls only as ``1 / m^2`` with the
-    number ``m`` of intervals to the end: with ``k = 1`` the chord next to the end was
-    off by a tenth of an sd for a lognormal, with ``k = 64`` by a few 10^-5 of an sd
-    (:mod:`tests.test_tables`). Only a fraction ``2 k / n`` of uniforms land there.
-
-    Why the engines can use it:
-
-    * monotone in ``q``: the grid values are (exact quantiles are monotone), each chord is
-      monotone in its weight, and the slopes are trimmed by an ulp where rounding would
-      take a chord's end past the next grid value; the exact ends meet the grid values;
-    * monotone in the distribution at fixed ``q``: if one distribution's exact quantiles
-      lie below another's (a better Beta rate, a shorter scaled stage), so do their grid
-      values, and the same weights keep the order, so common random numbers still give
-      "a better rate can only add wins" and "shorter stages are never slower";
-    * reproducible: the table is a pure function of the distribution, so the same seed
-      still gives the same numbers, on any worker.
-
-    Parameters
-    ----------
-    ppf : callable
-        The exact quantile function, vectorised over an array of ``q``.
-    intervals : int
-        ``n``, a power of two, so that ``q * n`` and the grid points are exact in binary.
-    exact_intervals : int, optional
-        ``k``, the intervals at each end where the exact ``ppf`` is used (``2 k < n``).
-    """
-
-    def __init__(self, ppf, intervals: int, exact_intervals: int = 64):
-        if intervals < 4 or intervals & (intervals - 1):
-            raise ValueError(f"intervals must be a power of two >= 4, got {intervals}")
-        if not 1 <= exact_intervals < intervals // 2:
-            raise ValueError(f"exact_intervals must be between 1 and intervals / 2, got {exact_intervals}")
-        self.ppf = ppf
-        self.intervals = intervals
-        self.exact_intervals = exact_intervals
-        values = np.asarray(ppf(np.arange(intervals + 1) / intervals), dtype=float)
-        # Slopes of the inner chords only: the end intervals are exact, and ppf(0) or
-        # ppf(1) may be infinite. One spare entry: q = 1 indexes it before the fix-up.
-        slopes = np.zeros(intervals + 1)
-        k = exact_intervals
-        slopes[k : intervals - k] = np.diff(values[k : intervals - k + 1])
-        # A chord may end one ulp past the next grid value through rounding: trim it, so
-        # the table is monotone across grid points too (rarely needed, an ulp or two at most).
-        for _ in range(4):
-            over = values[:-1] + slopes[:-1] > values[1:]
-            if not over.any():
-                break
-            slopes[:-1][over] = np.nextafter(slopes[:-1][over], 0.0)
-        # Value and slope side by side: a chord reads both from one cache line.
-        self._rows = np.stack([values, slopes], axis=1)
-        self.values, self.slopes = self._rows[:, 0], self._rows[:, 1]
-
-    def __call__(self, q):
-        """Quantiles at ``q`` (same shape); exact outside the inner intervals (and for NaN)."""
-        q = np.asarray(q, dtype=float)
-        if q.ndim == 0:
-            return np.asarray(self.ppf(q), dtype=float)[()]
-        flat = np.ascontiguousarray(q).ravel()
-        out = np.empty(len(flat))
-        tail = np.empty(len(flat), dtype=np.intp)
-        n_tail = _chords(self.values, self.slopes, self.intervals, self.exact_intervals, flat, out, tail)
-        if n_tail:
-            tail = tail[:n_tail]
-            out[tail] = self.ppf(flat.take(tail))
-        return out.reshape(q.shape)
-
-
-@numba.njit(cache=True, nogil=True)
-def _chords(values, slopes, intervals, exact_intervals, q, out, tail):
-    """The chords of a :class:`QuantileTable` at ``q`` into ``out``; the places of the exact ones into ``tail``.
-
-    Returns how many are exact: ``q < k / n`` or ``q >= 1 - k / n`` (also ``q < 0``,
-    ``q >= 1`` and NaN, which fail both tests), left for the exact ``ppf``. Compiled: one
-    pass with no temporary arrays, several times faster than the same steps in NumPy.
-    The arithmetic is NumPy's, step for step (no fast-math, so no fused multiply-add):
-    ``x = q n`` and its integer part are exact, the weight ``x - floor(x)`` too, and the
-    quantile is ``slope * weight + value``, rounded after the product and after the sum.
-    """
-    n_tail = 0
-    for i in range(len(q)):
-        x = q[i] * intervals
-        if exact_intervals <= x < intervals - exact_intervals:
-            index = int(x)
-            out[i] = slopes[index] * (x - index) + values[index]
-        else:
-            tail[n_tail] = i
-            n_tail += 1
-    return n_tail
-
-
-PPF_TABLE_INTERVALS = 1 << 16
-"""Grid intervals of the duration tables (:func:`tabulated_ppf`): 65,537 values, 1 MiB."""
-
-
-def tabulated_ppf(distribution: _Distribution, q):
-    """The quantile function of a duration distribution, fast: for the vectorised engine.
-
-    Lognormal, gamma and triangular quantiles go through a :class:`QuantileTable` of
-    :data:`PPF_TABLE_INTERVALS` intervals (exact quantiles on the grid, linear between,
-    exact for ``q < 2^-10`` and ``q >= 1 - 2^-10``); the other families have cheap exact
-    quantiles (closed forms, or a lookup for the empirical, which a chord would change)
-    and use them.
-
-    Error: a chord is off by about ``F^-1''(q) / (8 n^2)``, most next to the exact tails.
-    Measured over 10^6 uniforms, the largest difference from the exact quantile is
-    4e-5 sd for a lognormal with sd / mean = 0.57 (the reference scenario's stages),
-    2.1e-4 sd for sd / mean = 3, 2e-5 sd for a gamma with sd / mean = 0.57, 4e-5 sd for
-    a gamma of shape 0.5, and 1e-6 sd for a triangular; :mod:`tests.test_tables` holds
-    it to 5e-4 sd. That is far below what a simulation can show: the Monte Carlo error
-    of a mean over 10^6 deals is 1e-3 sd.
-
-    The table is exact at the grid points, so the ordering arguments of the engines
-    carry over (see :class:`QuantileTable`): the result is monotone in ``q``, and a
-    scaled distribution (the "stages x% shorter" lever) has the scaled distribution's
-    own exact quantiles on the same grid, so under common random numbers each deal is
-    no slower in the shorter scenario, as with the exact quantile function.
-
-    Parameters
-    ----------
-    distribution : Distribution
-    q : ndarray
-        Probabilities in [0, 1).
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``q``.
-    """
-    if isinstance(distribution, Lognormal | Gamma | Triangular):
-        return _ppf_table(distribution)(q)
-    return distribution.ppf(q)
-
-
-@lru_cache(maxsize=32)  # 1 MiB each
-def _ppf_table(distribution: _Distribution) -> QuantileTable:
-    # One table per distribution value (the models are frozen and hash by value): about
-    # 3 ms for a lognormal, 40 ms for a gamma, once per process.
-    return QuantileTable(distribution.ppf, PPF_TABLE_INTERVALS)
 
 
 def _number_means_fixed(value: Any) -> Any:

@@ -3,17 +3,17 @@
 On the as-of date ``D`` a deal is known only if it was created by ``D``; its outcome is
 known only if it closed by ``D``; otherwise it was open on ``D``, aged ``D - created``
 days. Later rows of the export are the future and are not looked at, so the same file
-serves for calibration today and for backtests of past dates (:mod:`sim.backtest`).
+serves for calibration today and for backtests of past dates (:mod:`sim.crm.backtest`).
 
 Without a stage history the funnel is one stage, :data:`OPEN_STAGE`, from creation to
 close: its conversion is the win rate, its ``duration`` the days from creation to a win
 and its ``lost_duration`` the days to a loss. Both durations and the rate are fitted
-jointly with the open deals as censored observations (:func:`sim.fitting.fit_outcomes`):
+jointly with the open deals as censored observations (:func:`sim.crm.fitting.fit_outcomes`):
 fitting closed deals alone keeps the quick ones and makes the cycle look short. The open
 pipeline becomes ``[[open_deals]]`` with each deal's age and amount, so old "zombie"
 deals, which have outlived the deals that close, come out unlikely to win.
 
-With a stage history (:func:`sim.crm.read_stage_history`: which stage each deal entered,
+With a stage history (:func:`sim.crm.reader.read_stage_history`: which stage each deal entered,
 and when) the funnel has one stage per stage name, in the order deals usually enter them
 (:func:`stage_order`), and each stage is fitted the same way from its own episodes
 (:func:`stage_episodes`): a deal that entered the stage by the as-of date either moved on
@@ -34,10 +34,19 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from sim.crm import CrmData, outcome_of_stage
+from sim.crm.fitting import (
+    THIN_DATA,
+    DurationFit,
+    OutcomeFit,
+    fit_duration,
+    fit_outcomes,
+    fit_value,
+    seasonality,
+)
+from sim.crm.reader import CrmData, outcome_of_stage
 from sim.errors import InputError
-from sim.fitting import THIN_DATA, DurationFit, OutcomeFit, fit_duration, fit_outcomes, fit_value, seasonality
-from sim.scenario import (
+from sim.model.funnel import aged_conversion
+from sim.model.scenario import (
     DAYS_PER_MONTH,
     Inflow,
     OpenDeal,
@@ -48,7 +57,6 @@ from sim.scenario import (
     problems_from,
     scenario_to_toml,
 )
-from sim.streams import aged_conversion
 
 OPEN_STAGE = "Open pipeline"
 """The single stage of a funnel calibrated without a stage history."""
@@ -125,7 +133,7 @@ def snapshot(deals: pd.DataFrame, as_of: Any) -> Snapshot:
     Parameters
     ----------
     deals : pandas.DataFrame
-        :attr:`sim.crm.CrmData.deals`.
+        :attr:`sim.crm.reader.CrmData.deals`.
     as_of : datetime-like
         The information cut-off: deals created after it are ignored, and those closed
         after it count as open on it.
@@ -209,8 +217,8 @@ def stage_order(history: pd.DataFrame) -> list[str]:
     Parameters
     ----------
     history : pandas.DataFrame
-        ``id``, ``stage``, ``entered`` (as :func:`sim.crm.read_stage_history`); closing
-        stages (won or lost, by :func:`sim.crm.outcome_of_stage`) are left out.
+        ``id``, ``stage``, ``entered`` (as :func:`sim.crm.reader.read_stage_history`); closing
+        stages (won or lost, by :func:`sim.crm.reader.outcome_of_stage`) are left out.
     """
     open_rows = history[history["stage"].map(outcome_of_stage) == "open"]
     first = open_rows.sort_values(["id", "entered"], kind="stable").drop_duplicates(["id", "stage"])
@@ -242,9 +250,9 @@ def stage_episodes(
     Parameters
     ----------
     deals : pandas.DataFrame
-        :attr:`sim.crm.CrmData.deals`.
+        :attr:`sim.crm.reader.CrmData.deals`.
     history : pandas.DataFrame
-        :func:`sim.crm.read_stage_history`.
+        :func:`sim.crm.reader.read_stage_history`.
     as_of : datetime-like
     order : list of str, optional
         Stage names in funnel order; by default :func:`stage_order` of the known history.
@@ -387,8 +395,8 @@ def _month_factor(profile: dict[int, float], start: pd.Timestamp, days: float) -
 def seasonal_inflow(created: pd.Series, as_of: pd.Timestamp, window_weeks: float, horizon_days: float):
     """Seasonality for the scenario: the window's mean factor and one multiplier per scenario month.
 
-    :func:`sim.fitting.seasonality` gives one factor per calendar month; the scenario's
-    months are periods of :data:`sim.scenario.DAYS_PER_MONTH` days from the as-of date,
+    :func:`sim.crm.fitting.seasonality` gives one factor per calendar month; the scenario's
+    months are periods of :data:`sim.model.scenario.DAYS_PER_MONTH` days from the as-of date,
     so each gets the mean factor of the days it covers. None when the history is
     shorter than :data:`SEASONAL_YEARS` years.
     """
@@ -426,7 +434,7 @@ def calibrate(
     Parameters
     ----------
     crm : CrmData or pandas.DataFrame
-        From :func:`sim.crm.read_deals` (or its ``deals`` table).
+        From :func:`sim.crm.reader.read_deals` (or its ``deals`` table).
     as_of : datetime-like or str
         The information cut-off (a date means the start of that day).
     window_weeks : float
@@ -442,7 +450,7 @@ def calibrate(
     name : str, optional
         The scenario's name.
     history : pandas.DataFrame, optional
-        A stage history (:func:`sim.crm.read_stage_history`). Without it the funnel is
+        A stage history (:func:`sim.crm.reader.read_stage_history`). Without it the funnel is
         the one stage :data:`OPEN_STAGE`; with it, one stage per stage name in the order
         of :func:`stage_order`, each fitted from :func:`stage_episodes`, and the report's
         top-level ``rate``, ``won_duration`` and ``lost_duration`` are None (see its

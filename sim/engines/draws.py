@@ -1,0 +1,109 @@
+"""Array draws the array engines share: arrivals in unit-rate time, exponential gaps, values on a grid.
+
+Arrivals are drawn in unit-rate time (a Poisson process of rate 1) and turned into days
+by the inflow (:func:`arrival_days`), so more inflow only adds deals at the end; the
+vectorised engine and its queues read their gaps, values and uniforms through these.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.engines.streams import child, generators
+from sim.model.distributions import Lognormal
+from sim.model.scenario import Scenario
+
+
+def unit_rate_cap(scenario: Scenario) -> float:
+    """Length of the horizon in unit-rate time: arrivals with cumulative time <= it count."""
+    # Multiply first (17 * 91 / 7 is exactly 221; 17 / 7 * 91 rounds below it), and allow
+    # for the last bit so the arrival exactly at the horizon is not lost to rounding.
+    # (The horizon is scenario.inflow_weight with seasonal multipliers: see arrival_days.)
+    return scenario.inflow.per_week * scenario.inflow_weight / 7.0 * (1.0 + 1e-12)
+
+
+def planned_arrivals(cap: float) -> int:
+    """Arrivals to make room for at once: enough for nearly every replication.
+
+    Their count over the horizon is Poisson with mean ``cap`` (:func:`unit_rate_cap`)
+    and exceeds ``cap + 4 sqrt(cap) + 4`` in at most one replication in 30,000 (fewer
+    for a small ``cap``); both engines then top up.
+    """
+    return math.ceil(cap + 4 * math.sqrt(cap) + 4)
+
+
+def arrival_days(scenario: Scenario, unit_time: np.ndarray) -> np.ndarray:
+    """Days of arrivals at these unit-rate times (in place when there is no seasonality).
+
+    Unit-rate time divided by the daily rate is the cumulative inflow weight, which is
+    the day itself unless the inflow has multipliers; then the weight is turned back
+    into days through the piecewise-linear ``W^-1`` (:meth:`Scenario.day_at`).
+    """
+    rate = scenario.inflow.per_week / 7.0
+    with np.errstate(over="ignore"):  # a vanishing rate sends arrivals to +inf: past the horizon
+        unit_time /= rate
+    if scenario.inflow.multipliers is None:
+        return unit_time
+    return scenario.day_at(unit_time)
+
+
+def draw_grid(
+    distribution, shape: tuple[int, int], rng: np.random.Generator, at: np.ndarray | None = None
+) -> np.ndarray:
+    """Random variates of ``distribution`` on a grid; a lognormal skips scipy's per-call machinery.
+
+    The closed form is ``exp(mu + sigma * Z)``. With ``at`` (flat grid positions) only
+    the variates there are returned, in that order: the grid's stream is read all the
+    same, but a lognormal exponentiates only those.
+    """
+    if isinstance(distribution, Lognormal):
+        mu, sigma = distribution._log_params()  # the one place the parameters are worked out
+        x = rng.standard_normal(shape)
+        if at is not None:
+            x = x.ravel().take(at)
+        x *= sigma
+        x += mu
+        return np.exp(x, out=x)
+    grid = distribution.rvs(shape, random_state=rng)
+    return grid if at is None else grid.ravel().take(at)
+
+
+def cumulate_rows(grid: np.ndarray) -> np.ndarray:
+    """Cumulative sum down the columns, in place.
+
+    Row by row, because ``np.cumsum(grid, axis=0)`` walks a C-ordered grid with a
+    stride and is several times slower.
+    """
+    for row in range(1, len(grid)):
+        grid[row] += grid[row - 1]
+    return grid
+
+
+def sfc64_generators(seed_sequence: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
+    # SFC64: its draws are about a quarter cheaper than PCG64's, and drawing random
+    # numbers is a good part of this engine's time. It is a sound generator for
+    # independent streams seeded by a SeedSequence (NumPy's bit generator guide).
+    return generators(seed_sequence, n, np.random.SFC64)
+
+
+def values_rng(values_seed: np.random.SeedSequence) -> np.random.Generator:
+    """A fresh generator of a block's deal values: ``sfc64_generators(values_seed, 1)[0]``, however often asked for.
+
+    Built from the child's spawn key (:func:`sim.engines.streams.child`) rather than by
+    ``spawn``, which counts: every scenario of a block, and every quota judged, starts
+    the value stream from its beginning.
+    """
+    return np.random.Generator(np.random.SFC64(child(values_seed, 0)))
+
+
+def exponential_rows(rng: np.random.Generator, rows: int, width: int) -> np.ndarray:
+    """Standard exponential draws, by inverse transform: ``-log(1 - U)``.
+
+    In place on one uniform grid: cheaper here than NumPy's ziggurat.
+    """
+    gaps = rng.random((rows, width))
+    np.subtract(1.0, gaps, out=gaps)  # in (0, 1]
+    np.log(gaps, out=gaps)
+    return np.negative(gaps, out=gaps)

@@ -1,0 +1,100 @@
+"""Random numbers: one root seed, independent streams, and the draws both engines share.
+
+The rules (NumPy's "Parallel random number generation" guide):
+
+* one root ``SeedSequence(seed)``; its ``spawn`` children give independent streams, and
+  child *i* is the same however many children are spawned, so replication *i* does not
+  change when more runs are asked for or when work is split over more workers;
+* within a replication, each kind of draw has its own stream, so changing one
+  parameter (say the inflow) does not shift the random numbers behind another (the deal
+  values): compared scenarios then see *common random numbers*;
+* arrivals are generated in "unit-rate time" (a Poisson process of rate 1) and scaled
+  by the inflow rate, and conversion rates come from inverse cdfs of fixed uniforms, so
+  more inflow or a better rate can only add wins, never reshuffle them;
+* one uniform ``u`` per deal and stage decides both whether the deal converts
+  (``u < p``) and, if it does, how long it took: given ``u < p``, ``u / p`` is again
+  uniform and independent of the decision, so the duration is the stage
+  distribution's inverse cdf at ``u / p``. A better rate then converts a superset of
+  deals, each no slower than before, and the engines never draw durations that
+  cannot matter;
+* deal values are i.i.d. and independent of everything else, so the *k*-th win of a
+  replication takes the *k*-th value of the replication's value stream: revenue can
+  only grow with the number of wins;
+* a stage with follow-ups, no-shows or stalls (:attr:`sim.model.scenario.Stage.has_behaviour`)
+  gives each deal two more uniforms there, from streams of their own (spawned after the
+  existing ones, so scenarios without these keys draw exactly the numbers they drew
+  before): one for the touches it needs, one for its meeting
+  (:func:`stage_effects`). Both only ever take wins away through thresholds that move
+  one way, so more persistence or fewer no-shows can only add wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:
+    """Children ``start`` to ``stop - 1`` of the root seed (one per replication or block).
+
+    Child *i* is exactly ``SeedSequence(seed).spawn(n)[i]`` for any ``n > i``, built
+    directly from its spawn key, so a worker makes only the seeds it needs.
+    """
+    return [np.random.SeedSequence(seed, spawn_key=(i,)) for i in range(start, stop)]
+
+
+def generators(
+    seed_sequence: np.random.SeedSequence, n: int, bit_generator: type[np.random.BitGenerator] = np.random.PCG64
+) -> list[np.random.Generator]:
+    """``n`` independent generators spawned from one seed sequence.
+
+    Parameters
+    ----------
+    seed_sequence : numpy.random.SeedSequence
+    n : int
+    bit_generator : type, optional
+        NumPy bit generator class; PCG64 (NumPy's default) unless an engine that is
+        bound by raw draws asks for a faster one such as SFC64.
+    """
+    return [np.random.Generator(bit_generator(child)) for child in seed_sequence.spawn(n)]
+
+
+def child(seed_sequence: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
+    """Child ``index`` of a seed sequence, as ``spawn`` would make it, without spawning.
+
+    ``spawn`` counts the children made so far; building the child from its spawn key
+    gives the same stream whatever else has been spawned, so a new kind of draw can take
+    a fixed index after the existing ones and leave their numbers alone.
+    """
+    return np.random.SeedSequence(
+        seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, index), pool_size=seed_sequence.pool_size
+    )
+
+
+def stream(
+    seed_sequence: np.random.SeedSequence, index: int, bit_generator: type[np.random.BitGenerator] = np.random.PCG64
+) -> np.random.Generator:
+    """The generator of child ``index`` of a seed sequence, made on its own.
+
+    It is ``generators(seed_sequence, n)[index]`` for a sequence that has spawned
+    nothing yet, so a model can make only the streams it reads (each costs about 15
+    microseconds, a good part of a short SimPy replication).
+    """
+    return np.random.Generator(bit_generator(child(seed_sequence, index)))
+
+
+TEAM_STREAM = 0x7EA7
+"""First spawn-key word of the reps' seeds: keeps them apart from the replication streams."""
+
+
+def rep_seed(seed: int, rep: int) -> int:
+    """Root seed of rep ``rep``: a 128-bit integer drawn from ``SeedSequence(seed, spawn_key=(TEAM_STREAM, rep))``.
+
+    It depends on nothing but ``seed`` and ``rep``. The spawn key has two words, unlike a
+    replication's (one word), so no rep reuses a replication stream of the root seed.
+    """
+    words = np.random.SeedSequence(int(seed), spawn_key=(TEAM_STREAM, int(rep))).generate_state(4, np.uint32)
+    return int.from_bytes(words.astype("<u4").tobytes(), "little")
+
+
+BLOCK = 512
+"""Replications simulated together; one seed child each (a power of two)."""
