@@ -13,7 +13,8 @@ import sys
 
 import streamlit as st
 
-from ui import form, inputs
+from sim.runner import choose_engine
+from ui import compute, form, inputs
 from ui.calibrate_page import calibrate_page, carried_inputs
 from ui.form import stage_names
 from ui.pages import PAGES, Context
@@ -22,6 +23,7 @@ ALL_PAGES = {**PAGES, "Calibrate": calibrate_page}
 
 st.set_page_config(page_title="funnel-sim: the odds of hitting quota", page_icon=":material/filter_alt:", layout="wide")
 inputs.start(sys.argv[1:])
+compute.serve()
 
 st.title("What are the odds we hit quota?")
 slots, settings = inputs.sidebar()
@@ -63,8 +65,12 @@ else:
 inputs.offer_download(slots.download, scenario, stale=bool(problems))
 
 st.caption(f"**{scenario.name}**" + (f": {scenario.description}" if scenario.description else ""))
-engine = form.engine_for(settings.engine, scenario)
-context = Context(scenario, form.runs_for(settings.runs, scenario, engine), settings.seed, engine)
+try:
+    engine = settings.engine
+    running = choose_engine(scenario, engine)
+except ValueError:  # the vectorised engine picked for what only the SimPy engine models
+    engine = running = "simpy"
+context = Context(scenario, form.runs_for(settings.runs, scenario, running), settings.seed, engine)
 for tab, page in zip(st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.values(), strict=True):
     if tab.open:
         with tab:

@@ -20,7 +20,7 @@ from sim.model.scenario import Scenario, load_scenario
 from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import sensitivity
-from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate
+from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_ANSWER = 1
@@ -408,8 +408,6 @@ def _run(args, scenario: Scenario) -> tuple[dict, str]:
     update, close = _progress_bar(not args.json, args.runs * reps)
     try:
         if team:  # rep by rep; the usual figures are the team total's, the team's in `team`
-            from sim.runner import simulate_team
-
             run = simulate_team
         else:
             run = simulate
@@ -463,7 +461,6 @@ def _quota(args, scenario: Scenario) -> tuple[dict, str]:
     team = None
     if scenario.team is not None:  # the team quota from the team total, and `per_rep`
         from sim.questions.quota import realistic_rep_quota
-        from sim.runner import simulate_team
 
         team = simulate_team(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
         result = team.total

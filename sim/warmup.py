@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sim.model.scenario import scenario_from_dict
 from sim.questions.sensitivity import levers
-from sim.runner import inflow_thresholds, simulate, simulate_variants
+from sim.runner import Request, inflow_thresholds, simulate, simulate_variants
 
 _WARM_UP = {
     "name": "warm-up",
@@ -45,4 +45,4 @@ def compile_kernels() -> None:
     for scenario in (plain, behaviour, limited):
         simulate_variants([scenario, *(variant for _, variant in levers(scenario, 0.1))], runs=1, engine="vectorized")
         simulate(scenario, runs=1, engine="vectorized")
-    inflow_thresholds(plain, runs=1, max_per_week=30.0).extended(40.0)
+    inflow_thresholds(Request.of(plain, runs=1), max_per_week=30.0).extended(40.0)

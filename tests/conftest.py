@@ -14,6 +14,7 @@ import pytest
 import tomli_w
 
 from sim.model.scenario import Scenario, scenario_from_dict
+from sim.runner import memo
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR = ROOT / "scenarios"
@@ -73,6 +74,15 @@ def within_proportion(hits, exact: float, z: float = Z) -> None:
     n = len(hits)
     # At p = 0 or 1 the SE is 0 and the share must then be exact.
     within(float(hits.mean()), exact, math.sqrt(exact * (1 - exact) / n) + 1e-12, z)
+
+
+@pytest.fixture(autouse=True)
+def runner_memory_off():
+    """Every test starts and ends with the runner remembering nothing (the app turns it on for its server):
+    a remembered answer would make a comparison of two runs compare one with itself."""
+    memo.remember(0)
+    yield
+    memo.remember(0)
 
 
 @pytest.fixture

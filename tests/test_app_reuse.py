@@ -1,9 +1,9 @@
 """The app simulates only what is new: the quota and the page's slider reuse what was simulated.
 
 The inflow thresholds behind the magic number and the simulations behind the levers do
-not depend on the quota, so the app keeps them without it (:mod:`ui.compute`). Here the
-library's entry points are counted while the inputs move, and the numbers shown are the
-library's own for the new inputs.
+not depend on the quota, so the runner remembers them without it (:mod:`sim.runner.memo`,
+which the app turns on). Here the runner's new simulations are counted while the inputs
+move, and the numbers shown are the library's own for the new inputs.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import pytest
 import streamlit as st
 
 from sim import load_scenario, simulate
-from sim.model.scenario import with_inflow
 from sim.questions.magic_number import solve_magic_number
 from sim.questions.sensitivity import sensitivity
-from sim.runner import InflowThresholds
+from sim.runner import InflowThresholds, memo
+from sim.runner import execute as runner
 from tests.app_helpers import metric, new_app, no_exception, number, open_page
 from ui import compute
-from ui.pages import _unlimited
 
 RUNS, SEED = 2_000, 0  # the app's defaults
 
@@ -44,9 +43,16 @@ def calls(monkeypatch) -> Counter:
 
         return wrapper
 
-    monkeypatch.setattr(compute, "inflow_thresholds", counted("thresholds", compute.inflow_thresholds))
+    def assemble(request, *args):
+        counts["levers" if len(request.scenarios) > 2 else "simulate"] += 1
+        return assemble_simulation(request, *args)
+
+    assemble_simulation = runner._assemble  # called once per new simulation
+    monkeypatch.setattr(runner, "_assemble", assemble)
+    monkeypatch.setattr(runner, "InflowThresholds", counted("thresholds", InflowThresholds))  # new ones only
     monkeypatch.setattr(InflowThresholds, "extended", counted("extended", InflowThresholds.extended))
-    monkeypatch.setattr(compute, "simulate_variants", counted("levers", compute.simulate_variants))
+    memo.forget()
+    memo.remember(compute.MEMORY_BYTES)  # as the app's server does
     st.cache_data.clear()
     st.cache_resource.clear()
     return counts
@@ -106,7 +112,7 @@ def test_p_hit_at_an_inflow_is_the_simulation_at_that_inflow(calls, name):
     engine = "vectorized"
     for factor in (0.5, 1.0, 1.7, 0.8):
         per_week = factor * scenario.inflow.per_week
-        expected = simulate(with_inflow(scenario, per_week), runs=RUNS, seed=SEED, engine=engine).p_hit
+        expected = simulate(scenario.with_inflow(per_week), runs=RUNS, seed=SEED, engine=engine).p_hit
         assert compute.p_hit_at(scenario, per_week, RUNS, SEED, engine) == expected, factor
     shortcut = not scenario.has_capacity_limits
     # Simulated as far as 0.5, then extended to 1.0 and to 1.7; 0.8 reads what is there.
@@ -114,22 +120,24 @@ def test_p_hit_at_an_inflow_is_the_simulation_at_that_inflow(calls, name):
 
 
 def test_the_forecast_simulates_limited_and_unlimited_reps_together(monkeypatch):
-    # ui.compute.run_together: one pass for both funnels, each with exactly its own numbers.
+    # ui.compute.run_together: one request for both funnels, each with exactly its own numbers.
     scenario = load_scenario("scenarios/capacity_quarter.toml")
-    unlimited = _unlimited(scenario, "vectorized")
-    counts: Counter = Counter()
-    for name in ("simulate", "simulate_variants"):
-        function = getattr(compute, name)
-        monkeypatch.setattr(
-            compute, name, lambda *a, name=name, function=function, **k: counts.update([name]) or function(*a, **k)
-        )
-    st.cache_data.clear()
-    at = new_app({"file": "capacity_quarter.toml"}).run()
-    no_exception(at)
-    assert counts == {"simulate_variants": 1}
+    unlimited = scenario.with_enough_reps()
     limited_p, unlimited_p = (
         simulate(s, runs=RUNS, seed=SEED, engine="vectorized").p_hit for s in (scenario, unlimited)
     )
+    counts: Counter = Counter()
+    assemble_simulation = runner._assemble
+
+    def assemble(request, *args):
+        counts.update(["simulate_variants" if len(request.scenarios) > 1 else "simulate"])
+        return assemble_simulation(request, *args)
+
+    monkeypatch.setattr(runner, "_assemble", assemble)
+    memo.forget()
+    at = new_app({"file": "capacity_quarter.toml"}).run()
+    no_exception(at)
+    assert counts == {"simulate_variants": 1}
     assert number(metric(at, "P(hit quota)")) == round(100 * limited_p, 1)
     assert f"P(hit) would be {100 * unlimited_p:.1f}%" in " ".join(info.value for info in at.info)
     at.run()  # the same inputs: nothing simulated again

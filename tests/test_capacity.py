@@ -299,16 +299,14 @@ def test_capacity_round_trips_through_toml(tmp_path):
     assert "capacity" not in scenario_to_toml(make_scenario()) and "per_rep" not in scenario_to_toml(make_scenario())
 
 
-def test_limited_reps_run_on_the_simpy_engine_unless_asked_otherwise():
+def test_limited_reps_run_on_the_queues_unless_the_simpy_engine_is_asked_for():
     scenario = scenario_from_dict(with_per_rep(2, {"reps": 1}))
-    assert choose_engine(scenario, "auto") == "simpy"  # the discrete-event reference
-    assert choose_engine(scenario, "simpy") == "simpy"
-    assert choose_engine(scenario, "vectorized") == "vectorized"  # sim.queueing
-    assert choose_engine(scenario, "auto", fastest=True) == "vectorized"  # the app
-    assert choose_engine(scenario, "simpy", fastest=True) == "simpy"
+    assert choose_engine(scenario, "auto") == "vectorized"  # the queues, wherever they model the scenario
+    assert choose_engine(scenario, "simpy") == "simpy"  # the discrete-event reference
+    assert choose_engine(scenario, "vectorized") == "vectorized"
     # Listed open deals with limited reps: the SimPy engine only.
     listed = scenario_from_dict({**with_per_rep(2, {"reps": 1}), "open_deals": [{"stage": "Proposal", "age_days": 3}]})
-    assert choose_engine(listed, "auto", fastest=True) == "simpy"
+    assert choose_engine(listed, "auto") == "simpy"
     with pytest.raises(ValueError, match="^engine: .*listed open deals"):
         choose_engine(listed, "vectorized")
     # Deals wait for each other, so no inflow threshold is a replication's own.
@@ -320,7 +318,7 @@ def test_limited_reps_run_on_the_simpy_engine_unless_asked_otherwise():
 
 def test_cli_run_shows_wait_and_utilisation(tmp_path, capsys):
     path = write_toml(tmp_path, with_per_rep(2, {"reps": 1, "max_wait_days": 10}))
-    assert main(["run", str(path), "--runs", "30", "--json"]) == 0
+    assert main(["run", str(path), "--runs", "30", "--engine", "simpy", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["engine"] == "simpy"
     first, second = out["stages"]

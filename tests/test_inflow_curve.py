@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from sim import load_scenario, simulate
-from sim.model.scenario import with_inflow
 from sim.questions.magic_number import solve_magic_number
 from sim.runner import critical_inflows
 from tests.conftest import ROOT, make_scenario
@@ -43,7 +42,7 @@ def test_the_curve_equals_separate_simulations(scenario):
     critical = critical_inflows(scenario, runs=runs, seed=seed, max_per_week=top)
     assert critical.shape == (runs,)
     for per_week in np.linspace(0.0, top, 7):
-        direct = simulate(with_inflow(scenario, per_week), runs=runs, seed=seed, engine="vectorized").hit
+        direct = simulate(scenario.with_inflow(per_week), runs=runs, seed=seed, engine="vectorized").hit
         np.testing.assert_array_equal(critical <= per_week, direct, err_msg=f"at {per_week:.3f} a week")
 
 
@@ -59,8 +58,8 @@ def test_the_magic_number_is_a_quantile_of_the_critical_inflows_and_hits_the_tar
     runs, seed = 2_000, 0
     magic = solve_magic_number(scenario, 0.8, runs=runs, seed=seed)
     assert magic.evaluations <= 4
-    at = simulate(with_inflow(scenario, magic.weekly_opportunities), runs=runs, seed=seed, engine="vectorized")
+    at = simulate(scenario.with_inflow(magic.weekly_opportunities), runs=runs, seed=seed, engine="vectorized")
     assert at.p_hit >= 0.8 and magic.p_hit_at_solution == at.p_hit
     # A hair less and fewer than 80% of the runs hit: the smallest such inflow.
-    below = simulate(with_inflow(scenario, magic.weekly_opportunities * 0.999), runs=runs, seed=seed)
+    below = simulate(scenario.with_inflow(magic.weekly_opportunities * 0.999), runs=runs, seed=seed)
     assert below.p_hit < 0.8

@@ -11,6 +11,7 @@ simulated together (a scenario and its levers) must give exactly their own numbe
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 
 import numpy as np
@@ -182,8 +183,9 @@ def test_levers_simulated_together_are_each_exactly_its_own_simulation(name):
             np.testing.assert_array_equal(
                 getattr(shared.outcomes, field.name), getattr(alone.outcomes, field.name), err_msg=field.name
             )
-    one_thread = queueing.simulate_block_variants(variants, root_children(2, 0, 2), threads=1)
-    two_threads = queueing.simulate_block_variants(variants, root_children(2, 0, 2), threads=2)
+    one_thread = queueing.simulate_block_variants(variants, root_children(2, 0, 2))
+    with ThreadPoolExecutor(2) as threads:
+        two_threads = queueing.simulate_block_variants(variants, root_children(2, 0, 2), threads)
     for a, b in zip(one_thread, two_threads, strict=True):
         for field in fields(a):
             np.testing.assert_array_equal(getattr(a, field.name), getattr(b, field.name), err_msg=field.name)

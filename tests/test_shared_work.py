@@ -16,10 +16,10 @@ import pytest
 
 from sim import load_scenario, simulate
 from sim.engines import vectorized
-from sim.model.scenario import Quota, scenario_from_dict, with_inflow
+from sim.model.scenario import Quota, scenario_from_dict
 from sim.questions.magic_number import Unreachable, _Limits, _solve_by_root_finding, solve_magic_number
-from sim.questions.sensitivity import levers, sensitivity
-from sim.runner import critical_inflows, inflow_thresholds, simulate_variants
+from sim.questions.sensitivity import levers, paired_difference, sensitivity
+from sim.runner import Request, critical_inflows, inflow_thresholds, simulate_variants
 from tests.conftest import ROOT, document, make_scenario
 from tests.test_vectorized import assert_identical
 
@@ -134,8 +134,12 @@ def test_a_stage_time_left_out_where_it_cannot_matter_changes_nothing(monkeypatc
 def test_sensitivity_simulated_together_is_lever_by_lever():
     scenario = SCENARIOS["outbound_sdr"]
     together = sensitivity(scenario, step=0.1, runs=700, seed=4)
-    one_by_one = sensitivity(scenario, step=0.1, runs=700, seed=4, engine="simpy", run=lambda v: simulate(v, 700, 4))
-    assert together == one_by_one  # the run of each lever: the vectorised engine's, through `run`
+    base = simulate(scenario, 700, 4)  # each lever against its own separate simulation
+    for description, variant in levers(scenario, 0.1):
+        row = next(r for r in together["levers"] if r["lever"] == description["lever"])
+        alone = simulate(variant, 700, 4)
+        assert (row["p_hit_change"], row["p_hit_change_se"]) == paired_difference(alone.hit, base.hit)
+        assert row["revenue_change"] == paired_difference(alone.outcomes.revenue, base.outcomes.revenue)[0]
     assert sensitivity(scenario, step=0.1, runs=700, seed=4, jobs=2) == together
 
 
@@ -146,18 +150,19 @@ def test_sensitivity_simulated_together_is_lever_by_lever():
 def test_thresholds_extended_or_read_part_way_are_a_simulation_that_far(scenario):
     runs, seed, x = 700, 6, 1.5 * scenario.inflow.per_week
     fresh = critical_inflows(scenario, runs=runs, seed=seed, max_per_week=x)
-    short = inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=0.4 * x)
+    short = inflow_thresholds(Request.of(scenario, runs=runs, seed=seed), max_per_week=0.4 * x)
     extended = short.extended(x)
-    np.testing.assert_array_equal(extended.critical_inflows(), fresh)
-    np.testing.assert_array_equal(extended.extended(2 * x).critical_inflows(max_per_week=x), fresh)
-    np.testing.assert_array_equal(short.critical_inflows(), critical_inflows(scenario, runs, seed, 0.4 * x))
+    quota = scenario.quota
+    np.testing.assert_array_equal(extended.critical_inflows(quota), fresh)
+    np.testing.assert_array_equal(extended.extended(2 * x).critical_inflows(quota, max_per_week=x), fresh)
+    np.testing.assert_array_equal(short.critical_inflows(quota), critical_inflows(scenario, runs, seed, 0.4 * x))
     assert short.max_per_week == 0.4 * x  # extending made new thresholds, the old ones are as they were
 
 
 @pytest.mark.parametrize("name", ["reference_quarter", "outbound_sdr", "team_quarter"])
 def test_one_simulation_of_thresholds_answers_every_quota(name):
     scenario, runs, seed = SCENARIOS[name], 600, 1
-    thresholds = inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=2 * scenario.inflow.per_week)
+    thresholds = inflow_thresholds(Request.of(scenario, runs=runs, seed=seed), 2 * scenario.inflow.per_week)
     for factor in (0.5, 1.0, 1.3):
         quota = scenario.quota.model_copy(update={scenario.quota.unit: round(factor * scenario.quota.target)})
         other = scenario.model_copy(update={"quota": quota})
@@ -177,7 +182,7 @@ def test_a_team_hits_exactly_from_its_critical_inflow(team):
     runs, seed, top = 800, 4, 3.0 * team.inflow.per_week
     critical = critical_inflows(team, runs=runs, seed=seed, max_per_week=top)
     for per_week in np.linspace(0.0, top, 8):
-        direct = simulate(with_inflow(team, per_week), runs=runs, seed=seed).hit
+        direct = simulate(team.with_inflow(per_week), runs=runs, seed=seed).hit
         np.testing.assert_array_equal(critical <= per_week, direct, err_msg=f"at {per_week:.3f} a week")
 
 
@@ -185,13 +190,13 @@ def test_a_team_hits_exactly_from_its_critical_inflow(team):
 def test_the_team_magic_number_is_exact_where_the_root_finder_was_close(team):
     runs, seed, tolerance = 800, 2, 1e-3
     magic = solve_magic_number(team, 0.8, runs=runs, seed=seed)
-    at = simulate(with_inflow(team, magic.weekly_opportunities), runs=runs, seed=seed)
-    below = simulate(with_inflow(team, magic.weekly_opportunities * 0.999), runs=runs, seed=seed)
+    at = simulate(team.with_inflow(magic.weekly_opportunities), runs=runs, seed=seed)
+    below = simulate(team.with_inflow(magic.weekly_opportunities * 0.999), runs=runs, seed=seed)
     assert at.p_hit == magic.p_hit_at_solution >= 0.8 > below.p_hit
     assert magic.evaluations <= 3 and len(magic.curve) > 60
     # The root finder on the same simulations lands on the hitting side, within its tolerance.
     limits = _Limits.of(team, 0.8, runs)
-    found, p_found, _, _ = _solve_by_root_finding(team, limits, runs, seed, 1, "vectorized", tolerance)
+    found, p_found, _, _ = _solve_by_root_finding(team, limits, Request.of(team, runs=runs, seed=seed), tolerance)
     assert p_found >= 0.8 and magic.weekly_opportunities <= found
     assert found - magic.weekly_opportunities <= 2 * tolerance * found
 

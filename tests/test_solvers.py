@@ -35,10 +35,10 @@ from sim import simulate
 from sim.cli import main
 from sim.engines.outcomes import Outcomes
 from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities
-from sim.model.scenario import BetaRate, Scenario, load_scenario, scenario_from_dict, scenario_to_toml, with_inflow
+from sim.model.scenario import BetaRate, Scenario, load_scenario, scenario_from_dict, scenario_to_toml
 from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import p_hit_by_quota, realistic_quota
-from sim.questions.sensitivity import levers, sensitivity
+from sim.questions.sensitivity import levers, paired_difference, sensitivity
 from sim.runner import SimulationResult
 
 Z = 4.0
@@ -307,7 +307,7 @@ def test_solver_converges_on_a_monotone_curve_within_20_runs(name, runs, seed):
     assert dict(answer.curve)[answer.weekly_opportunities] == answer.p_hit_at_solution >= target
     assert answer.weekly_opportunities == min(x for x, p in answer.curve if p >= target)
     # Exact, not within a tolerance: a hair less inflow and fewer runs hit than the target needs.
-    just_below = with_inflow(s, answer.weekly_opportunities * (1 - 1e-6))
+    just_below = s.with_inflow(answer.weekly_opportunities * (1 - 1e-6))
     assert simulate(just_below, runs=runs, seed=seed).p_hit < target
 
 
@@ -340,13 +340,13 @@ def test_solver_handles_a_pipeline_just_below_a_target_that_is_not_a_multiple_of
         per_week=1.0,
     )
     target = 0.7
-    cumulative = np.cumsum(simulate(with_inflow(s, 0.0), runs=5_000, seed=0).hit)
+    cumulative = np.cumsum(simulate(s.with_inflow(0.0), runs=5_000, seed=0).hit)
     awkward = [n for n in range(500, 5_001) if cumulative[n - 1] < target * n and target * n - cumulative[n - 1] < 0.5]
     assert awkward, "no run count puts the open pipeline just below the target"
     runs = awkward[0]
     answer = solve_magic_number(s, target, runs=runs, seed=0)
     assert answer.p_hit_at_solution >= target
-    just_below = with_inflow(s, answer.weekly_opportunities * (1 - 1e-6))
+    just_below = s.with_inflow(answer.weekly_opportunities * (1 - 1e-6))
     assert simulate(just_below, runs=runs, seed=0).p_hit < target
     # The root finder of the SimPy engine gets there too, within its tolerance.
     found = solve_magic_number(s, target, runs=runs, seed=0, engine="simpy")
@@ -430,10 +430,11 @@ def test_with_limited_reps_a_target_beyond_their_capacity_is_unreachable():
 
 
 def test_with_limited_reps_a_reachable_target_is_solved_on_the_simpy_engine():
-    answer = solve_magic_number(one_rep(2), target=0.7, runs=200, seed=1, relative_tolerance=0.01)
+    simpy = {"runs": 200, "seed": 1, "engine": "simpy"}
+    answer = solve_magic_number(one_rep(2), target=0.7, relative_tolerance=0.01, **simpy)
     assert answer.p_hit_at_solution >= 0.7
-    at = simulate(with_inflow(one_rep(2), answer.weekly_opportunities), runs=200, seed=1)
-    below = simulate(with_inflow(one_rep(2), 0.97 * answer.weekly_opportunities), runs=200, seed=1)
+    at = simulate(one_rep(2).with_inflow(answer.weekly_opportunities), **simpy)
+    below = simulate(one_rep(2).with_inflow(0.97 * answer.weekly_opportunities), **simpy)
     assert at.engine == "simpy" and at.p_hit == answer.p_hit_at_solution
     assert below.p_hit < 0.7 <= at.p_hit
 
@@ -722,11 +723,12 @@ def test_sensitivity_is_sorted_and_improvements_never_hurt(engine):
 def test_sensitivity_on_two_workers_or_lever_by_lever_gives_the_same_answer():
     one = sensitivity(_mixed(), step=0.1, runs=1_000, seed=4)
     assert sensitivity(_mixed(), step=0.1, runs=1_000, seed=4, jobs=2) == one
-
-    def run(variant):  # the vectorised engine's runs, lever by lever, as the SimPy engine's path takes them
-        return simulate(variant, runs=1_000, seed=4)
-
-    assert sensitivity(_mixed(), step=0.1, runs=1_000, seed=4, engine="simpy", run=run) == one
+    # Lever by lever: each change is the paired difference of two separate simulations.
+    base = simulate(_mixed(), runs=1_000, seed=4)
+    for description, variant in levers(_mixed(), 0.1):
+        row = next(r for r in one["levers"] if r["lever"] == description["lever"])
+        alone = simulate(variant, runs=1_000, seed=4)
+        assert (row["p_hit_change"], row["p_hit_change_se"]) == paired_difference(alone.hit, base.hit)
 
 
 def test_cli_sensitivity_json(capsys):

@@ -21,7 +21,7 @@ from scipy import integrate, stats
 from sim import load_scenario, simulate
 from sim.model.average_math import average_math, deterministic_weekly_opportunities, funnel_rates
 from sim.model.funnel import meeting_held_probability, stage_effects, touch_ok_probability
-from sim.model.scenario import ScenarioError, scenario_from_dict, scenario_from_toml, scenario_to_toml, with_inflow
+from sim.model.scenario import ScenarioError, scenario_from_dict, scenario_from_toml, scenario_to_toml
 from sim.runner import critical_inflows
 from tests.conftest import ENGINES, ROOT, Z, document, make_scenario, within
 
@@ -239,7 +239,7 @@ def test_the_inflow_curve_equals_separate_simulations():
     runs, seed, top = 1_000, 4, 3.0 * ALL_KEYS.inflow.per_week
     critical = critical_inflows(ALL_KEYS, runs=runs, seed=seed, max_per_week=top)
     for per_week in np.linspace(0.0, top, 6):
-        direct = simulate(with_inflow(ALL_KEYS, per_week), runs=runs, seed=seed, engine="vectorized").hit
+        direct = simulate(ALL_KEYS.with_inflow(per_week), runs=runs, seed=seed, engine="vectorized").hit
         np.testing.assert_array_equal(critical <= per_week, direct, err_msg=f"at {per_week:.3f} a week")
 
 

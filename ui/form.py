@@ -47,7 +47,6 @@ from sim.model.scenario import (
     scenario_to_dict,
     scenario_to_toml,
 )
-from sim.runner import choose_engine
 
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "fixed": ("mean",),
@@ -566,25 +565,10 @@ def stage_names(frame: pd.DataFrame) -> list[str]:
     return [str(row.get("name") or "(no name)") for row in ordered_rows(frame)]
 
 
-def engine_for(engine: str, scenario: Scenario) -> str:
-    """The engine the app runs: ``auto`` means the vectorised one wherever it can, limited reps included.
-
-    The command line's ``auto`` keeps limited reps on the SimPy engine, the discrete-event
-    reference; the app must answer within a second, so it takes the vectorised queues
-    (:mod:`sim.engines.queues`, the same model, held to SimPy's answers by the tests). Where
-    the vectorised engine cannot run the scenario (limited reps and listed open deals),
-    the SimPy engine does, whatever was chosen.
-    """
-    try:
-        return choose_engine(scenario, engine, fastest=True)
-    except ValueError:
-        return "simpy"
-
-
 def runs_for(runs: int, scenario: Scenario, engine: str) -> int:
     """The runs to simulate: the default means :data:`DEFAULT_SIMPY_RUNS` with limited reps on the SimPy engine.
 
-    ``engine`` is the one that runs (:func:`engine_for`).
+    ``engine`` is the one that runs (:func:`sim.runner.choose_engine`).
     """
     slow = scenario.has_capacity_limits and engine == "simpy"
     return DEFAULT_SIMPY_RUNS if runs == DEFAULT_RUNS and slow else runs

@@ -18,7 +18,6 @@ import streamlit as st
 from sim import Scenario
 from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities, team_average_math
 from sim.model.distributions import Fixed
-from sim.model.scenario import with_inflow
 from sim.questions.quota import p_hit_by_quota, realistic_quota, realistic_rep_quota
 from sim.questions.sensitivity import paired_difference
 from sim.runner.results import quota_result, wilson_interval
@@ -38,7 +37,7 @@ class Context:
 
     def run(self, scenario: Scenario | None = None):
         """The simulation of this (or another) scenario with these settings, cached."""
-        return compute.run(scenario or self.scenario, self.runs, self.seed, self.engine)
+        return compute.run_scenario(scenario or self.scenario, self.runs, self.seed, self.engine)
 
     @property
     def unit(self) -> str:
@@ -87,7 +86,7 @@ def _result_title(unit: str) -> str:
 def forecast(ctx: Context) -> None:
     scenario, unit, target = ctx.scenario, ctx.unit, ctx.scenario.quota.target
     # With limited reps the page shows the funnel with as many reps as it needs too: both simulated at once.
-    twins = [scenario, _unlimited(scenario, ctx.engine)] if scenario.has_capacity_limits else [scenario]
+    twins = [scenario, scenario.with_enough_reps()] if scenario.has_capacity_limits else [scenario]
     result, *unlimited = compute.run_together(twins, ctx.runs, ctx.seed, ctx.engine)
     summary = result.summary()
     low, high = summary["p_hit_ci"]
@@ -195,7 +194,7 @@ def forecast(ctx: Context) -> None:
 
 def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
     """Forecast's section on limited reps: waits, slot use and neglect per stage, and by week (``unlimited``: the
-    same funnel with as many reps as it needs, :func:`_unlimited`)."""
+    same funnel with as many reps as it needs, :meth:`sim.model.scenario.Scenario.with_enough_reps`)."""
     scenario = ctx.scenario
     capacity = scenario.capacity
     st.subheader("Rep capacity")
@@ -222,24 +221,6 @@ def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
         o.queue_by_week, o.busy_by_week, scenario.slots(), scenario.stage_names, scenario.horizon
     )
     show_chart(charts.capacity_chart(frame), "forecast_capacity", f"{scenario.name}: queue and rep utilisation by week")
-
-
-NEVER_BINDING = 10**9
-"""Deals a rep can work at once in the "as many reps as it needs" comparison: more than any run has."""
-
-
-def _unlimited(scenario: Scenario, engine: str) -> Scenario:
-    """The same funnel worked by as many reps as it needs, with the same luck.
-
-    The SimPy engine draws limited and unlimited funnels alike, so the limits just go.
-    The vectorised queues draw from streams of their own, so they keep the funnel and
-    give every stage more slots than deals, which never binds.
-    """
-    if engine == "simpy":
-        stages = tuple(stage.model_copy(update={"per_rep": None}) for stage in scenario.stages)
-        return scenario.model_copy(update={"capacity": None, "stages": stages})
-    stages = tuple(stage.model_copy(update={"per_rep": NEVER_BINDING}) for stage in scenario.stages)
-    return scenario.model_copy(update={"stages": stages})
 
 
 # --- 2. Magic number --------------------------------------------------------------------------
@@ -582,7 +563,7 @@ def funnel_math(ctx: Context) -> None:
         + ", and it assumes every number comes in exactly at its average."
     )
     st.subheader("The same plan, simulated")
-    plan = with_inflow(scenario, math_.per_week)
+    plan = scenario.with_inflow(math_.per_week)
     result = ctx.run(plan)
     values = result.result
     p10, p50, p90 = np.percentile(values, [10, 50, 90])

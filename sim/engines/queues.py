@@ -41,9 +41,8 @@ stage walked once for all the scenarios that agree on it and on the stages befor
 from __future__ import annotations
 
 import math
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 
 import numba
 import numpy as np
@@ -69,8 +68,6 @@ MAX_CELLS = 1 << 21
 """Deals x replications simulated side by side at most (:func:`blocks_at_once`): 16 MB a grid."""
 MAX_BLOCKS = 8
 """Blocks simulated side by side at most."""
-WALK_THREADS = min(2, os.cpu_count() or 1)
-"""Walks of scenarios simulated together that run at once (:func:`simulate_block_variants`)."""
 
 
 def supports(scenario: Scenario) -> bool:
@@ -177,7 +174,7 @@ class _Draws:
 
 
 def simulate_block_variants(
-    scenarios: list[Scenario], seed_sequences: list[np.random.SeedSequence], threads: int = WALK_THREADS
+    scenarios: list[Scenario], seed_sequences: list[np.random.SeedSequence], executor: Executor | None = None
 ) -> list[Outcomes]:
     """The same blocks of several scenarios, each exactly as :func:`simulate_blocks` makes it alone.
 
@@ -187,15 +184,16 @@ def simulate_block_variants(
     on it and on every stage before it (same arrivals, rates, stages and slots): a
     lever at the last stage shares the walk through the others, and one on deal values
     the whole walk. The stages of different scenarios are independent, and run
-    ``threads`` at a time (the walk is compiled code that runs without Python's lock).
+    on ``executor``'s threads when one is given (the walk is compiled code that runs without
+    Python's lock).
 
     Parameters
     ----------
     scenarios : list of Scenario
     seed_sequences : list of numpy.random.SeedSequence
         The blocks' children of the root seed.
-    threads : int, optional
-        Stages walked at once; the numbers do not depend on it.
+    executor : concurrent.futures.Executor, optional
+        Threads for the stages of different scenarios (the runner's); the numbers do not depend on it.
 
     Returns
     -------
@@ -232,28 +230,28 @@ def simulate_block_variants(
     key: list[tuple] = [(s.inflow,) for s in scenarios]
     lines: dict = {}  # the lines the last stage passed on, by key
     stage_figures: list[list[tuple]] = [[] for _ in scenarios]
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        for j in range(len(scenario.stages)):
-            # What a deal's days in the stage depend on: its rates and the stage (one table each).
-            alike = [(draws.rates[v][j].tobytes(), s.stages[j]) for v, s in enumerate(scenarios)]
-            parent, key = key, [(*k, *alike[v], slots[v][j]) for v, k in enumerate(key)]
-            firsts: dict = {}  # each line to walk: the first scenario with it, and its line before the stage
-            tables: dict = {}
-            for v, k in enumerate(key):
-                if k not in firsts:
-                    firsts[k] = (v, parent[v])
-                    if alike[v] not in tables:
-                        tables[alike[v]] = _StageDays(scenarios[v].stages[j], draws.rates[v][j], draws, j)
+    mapped = map if executor is None else executor.map
+    for j in range(len(scenario.stages)):
+        # What a deal's days in the stage depend on: its rates and the stage (one table each).
+        alike = [(draws.rates[v][j].tobytes(), s.stages[j]) for v, s in enumerate(scenarios)]
+        parent, key = key, [(*k, *alike[v], slots[v][j]) for v, k in enumerate(key)]
+        firsts: dict = {}  # each line to walk: the first scenario with it, and its line before the stage
+        tables: dict = {}
+        for v, k in enumerate(key):
+            if k not in firsts:
+                firsts[k] = (v, parent[v])
+                if alike[v] not in tables:
+                    tables[alike[v]] = _StageDays(scenarios[v].stages[j], draws.rates[v][j], draws, j)
 
-            def step(item, j=j, lines=lines, tables=tables, alike=alike):
-                v, from_key = item
-                line = first_line(v) if j == 0 else _next_line(first_row, j, *lines[from_key])
-                return walk(j, v, line, tables[alike[v]])
+        def step(item, j=j, lines=lines, tables=tables, alike=alike):
+            v, from_key = item
+            line = first_line(v) if j == 0 else _next_line(first_row, j, *lines[from_key])
+            return walk(j, v, line, tables[alike[v]])
 
-            walked = dict(zip(firsts, pool.map(step, firsts.values()), strict=True))
-            for v, k in enumerate(key):
-                stage_figures[v].append(walked[k])
-            lines = {k: figures[-1] for k, figures in walked.items()}
+        walked = dict(zip(firsts, mapped(step, firsts.values()), strict=True))
+        for v, k in enumerate(key):
+            stage_figures[v].append(walked[k])
+        lines = {k: figures[-1] for k, figures in walked.items()}
     return [_outcomes(s, stage_figures[v], draws.rates[v], draws.value_seeds) for v, s in enumerate(scenarios)]
 
 

@@ -36,6 +36,8 @@ from scipy import stats
 from sim.errors import InputError
 from sim.model.distributions import FAMILIES, Distribution, NonNegative, Positive
 
+NEVER_BINDING = 10**9
+"""Deals a rep works at once in :meth:`Scenario.with_enough_reps`: more than any run has."""
 MAX_DEALS_PER_RUN = 1_000_000
 """Refuse scenarios whose expected deals per replication exceed this (memory and time)."""
 MAX_HORIZON_DAYS = 3660.0
@@ -488,6 +490,25 @@ class Scenario(_Model):
         """Whether some stage has a limited number of slots (deals then interact)."""
         return any(n is not None for n in self.slots())
 
+    def with_inflow(self, per_week: float) -> Scenario:
+        """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0)."""
+        return self.model_copy(update={"inflow": self.inflow.model_copy(update={"per_week": per_week})})
+
+    def with_enough_reps(self) -> Scenario:
+        """The same funnel worked by as many reps as its deals need: every limited stage gets more slots than deals.
+
+        Slots that never bind give the numbers of the funnel without limits while the
+        engine and its random numbers stay those of the limited funnel, so the two
+        compare with the same luck on any engine.
+        """
+        if not self.has_capacity_limits:
+            return self
+        stages = tuple(
+            stage if stage.per_rep is None else stage.model_copy(update={"per_rep": NEVER_BINDING})
+            for stage in self.stages
+        )
+        return self.model_copy(update={"stages": stages})
+
 
 # --- reading and writing -------------------------------------------------------------
 
@@ -649,11 +670,6 @@ def scenario_to_dict(scenario: Scenario) -> dict:
 def scenario_to_toml(scenario: Scenario) -> str:
     """Write the scenario as TOML that :func:`load_scenario` reads back to an equal scenario."""
     return tomli_w.dumps(scenario_to_dict(scenario))
-
-
-def with_inflow(scenario: Scenario, per_week: float) -> Scenario:
-    """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0)."""
-    return scenario.model_copy(update={"inflow": scenario.inflow.model_copy(update={"per_week": per_week})})
 
 
 def max_weekly_inflow(scenario: Scenario) -> float:

@@ -103,7 +103,9 @@ def rep_scenarios(scenario: Scenario) -> list[Scenario]:
             process=scenario.inflow.process,
             multipliers=ramp_multipliers(scenario, team.ramp_months),
         )
-    if scenario.quota.unit == "revenue":
+    if scenario.quota is None or team.rep_quota is None:  # a team without quotas (what the runner simulates)
+        quota = None
+    elif scenario.quota.unit == "revenue":
         quota = Quota(revenue=team.rep_quota)
     else:
         quota = Quota(deals=int(team.rep_quota))

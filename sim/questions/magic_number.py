@@ -9,15 +9,14 @@ step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special
 
 from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities, new_deal_win_bound
-from sim.model.scenario import Scenario, max_weekly_inflow, with_inflow
-from sim.runner import Engine, InflowThresholds, independent_deals, inflow_thresholds, simulate
+from sim.model.scenario import Scenario, max_weekly_inflow
+from sim.runner import Engine, InflowThresholds, Request, independent_deals, inflow_thresholds, run
 
 
 class Unreachable(ValueError):
@@ -57,18 +56,16 @@ def solve_magic_number(
     jobs: int = 1,
     engine: Engine = "auto",
     relative_tolerance: float = 1e-3,
-    thresholds: Callable[[float, InflowThresholds | None], InflowThresholds] | None = None,
 ) -> MagicNumber:
     """Weekly new opportunities at which P(hit quota) reaches ``target``.
 
     With one seed for every evaluation, P(hit) is a non-decreasing step function of the
-    inflow. On the vectorised engine, when deals do not wait for reps (no ``per_rep``
-    limits), one simulation gives each replication's critical inflow
-    (:func:`sim.runner.inflow_thresholds`; for a team, the team total against the team
-    quota) and the answer is exact: their ``target`` quantile. Otherwise (the SimPy
-    engine, or limited reps) Brent's method (``scipy.optimize.brentq``) finds the step
-    where P(hit) crosses the target, bracketed from the average-math answer, to
-    ``relative_tolerance``.
+    inflow. Where deals do not wait for reps (:func:`sim.runner.independent_deals`), one
+    simulation gives each replication's critical inflow (:func:`sim.runner.inflow_thresholds`;
+    for a team, the team total against the team quota) and the answer is exact: their
+    ``target`` quantile. Otherwise (the SimPy engine, or limited reps) Brent's method
+    (``scipy.optimize.brentq``) finds the step where P(hit) crosses the target,
+    bracketed from the average-math answer, to ``relative_tolerance``.
 
     Parameters
     ----------
@@ -78,14 +75,7 @@ def solve_magic_number(
     runs, seed, jobs, engine
         As for :func:`sim.runner.simulate`.
     relative_tolerance : float
-        Width of the final bracket relative to the answer (SimPy engine).
-    thresholds : callable, optional
-        ``thresholds(max_per_week, previous)`` instead of :func:`sim.runner.inflow_thresholds`
-        with these settings (vectorised engine): the scenario's thresholds as far as
-        ``max_per_week`` at least, where ``previous`` (None at first) are the ones it
-        returned last, to extend. Only inflows up to ``max_per_week`` are read. They do not
-        depend on the quota or the target, so kept ones (the app's) answer another quota
-        or target without simulating, or by simulating the deals beyond only.
+        Width of the final bracket relative to the answer (root finding).
 
     Returns
     -------
@@ -99,20 +89,12 @@ def solve_magic_number(
     """
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
+    request = Request.of(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
     limits = _Limits.of(scenario, target, runs)
     if independent_deals(scenario, engine):
-        if thresholds is None:
-
-            def thresholds(top: float, previous: InflowThresholds | None) -> InflowThresholds:
-                if previous is not None:
-                    return previous.extended(top, jobs=jobs)
-                return inflow_thresholds(scenario, runs=runs, seed=seed, max_per_week=top, jobs=jobs)
-
-        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, runs, thresholds)
+        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, request)
     else:
-        solution, p_hit, simulations, curve = _solve_by_root_finding(
-            scenario, limits, runs, seed, jobs, engine, relative_tolerance
-        )
+        solution, p_hit, simulations, curve = _solve_by_root_finding(scenario, limits, request, relative_tolerance)
     return MagicNumber(
         weekly_opportunities=solution,
         p_hit_at_solution=p_hit,
@@ -209,12 +191,7 @@ def _rung(per_week: float) -> float:
     return 2.0 ** (math.ceil(RUNGS_PER_DOUBLING * math.log2(per_week) - 1e-9) / RUNGS_PER_DOUBLING)
 
 
-def _solve_by_critical_inflows(
-    scenario: Scenario,
-    limits: _Limits,
-    runs: int,
-    thresholds: Callable[[float, InflowThresholds | None], InflowThresholds],
-):
+def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, request: Request):
     """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
 
     Each replication hits the quota from its critical inflow on, so the smallest inflow
@@ -225,10 +202,12 @@ def _solve_by_critical_inflows(
     heading (:func:`_heading`), until the size limit. Each step extends the last one's
     thresholds, simulating only the deals beyond.
     """
+    runs = request.runs
     top = min(limits.ceiling, _rung(CURVE_SPAN * limits.first_guess()))
-    data, simulations = None, 0
+    data: InflowThresholds | None = None
+    simulations = 0
     while True:
-        data = thresholds(top, data)
+        data = inflow_thresholds(request, top, previous=data)
         simulations += 1
         critical = np.sort(data.critical_inflows(scenario.quota, max_per_week=top))
         least = limits.check(float(np.mean(critical <= 0.0)), runs)
@@ -283,16 +262,16 @@ def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
     )
 
 
-def _solve_by_root_finding(
-    scenario: Scenario, limits: _Limits, runs: int, seed: int, jobs: int, engine: Engine, relative_tolerance: float
-):
+def _solve_by_root_finding(scenario: Scenario, limits: _Limits, request: Request, relative_tolerance: float):
     """The magic number by Brent's method on P(hit), one simulation per evaluation (any engine)."""
     curve: dict[float, float] = {}
+    runs = request.runs
 
     def p_hit(per_week: float) -> float:
         if per_week not in curve:
-            variant = with_inflow(scenario, per_week)
-            curve[per_week] = simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine).p_hit
+            variant = scenario.with_inflow(per_week)
+            asked = Request.of(variant, runs=runs, seed=request.seed, jobs=request.jobs, engine=request.engine)
+            curve[per_week] = run(asked).result(variant, request.seed).p_hit
         return curve[per_week]
 
     def reaches(p: float) -> bool:

@@ -7,12 +7,11 @@ paired difference with its own standard error: the bars of a tornado chart.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
-from sim.model.scenario import BetaRate, Scenario, with_inflow
-from sim.runner import Engine, SimulationResult, choose_engine, simulate, simulate_variants
+from sim.model.scenario import BetaRate, Scenario
+from sim.runner import Engine, Request, run
 
 
 def levers(scenario: Scenario, step: float) -> list[tuple[dict, Scenario]]:
@@ -73,7 +72,7 @@ def levers(scenario: Scenario, step: float) -> list[tuple[dict, Scenario]]:
                 "from": per_week,
                 "to": per_week * (1 + step),
             },
-            with_inflow(scenario, per_week * (1 + step)),
+            scenario.with_inflow(per_week * (1 + step)),
         )
     )
     value = scenario.deal_value.mean()
@@ -100,24 +99,24 @@ def sensitivity(
     seed: int = 0,
     jobs: int = 1,
     engine: Engine = "auto",
-    run: Callable[[Scenario], SimulationResult] | None = None,
-    run_variants: Callable[[list[Scenario]], list[SimulationResult]] | None = None,
+    progress=None,
 ) -> dict:
     """Change in P(hit) and mean revenue when each lever improves by ``step``.
 
     All variants run with the same seed (common random numbers), so each change is a
     paired difference with its own standard error. Levers come sorted by the size of
-    their effect on P(hit), then on revenue: the bars of a tornado chart.
+    their effect on P(hit), then on revenue: the bars of a tornado chart. The scenario
+    and its levers are one request (:func:`sim.runner.execute`): where an engine can, the
+    runner draws the random numbers once and does the work before the stage a lever
+    changes once, with the numbers of separate simulations.
 
-    On the vectorised engine (limited reps included) the scenario and its levers are
-    simulated together (:func:`sim.runner.simulate_variants`, on ``jobs`` worker
-    processes): the random numbers are drawn once, and the work before the stage a
-    lever changes is done once, with the numbers of separate simulations.
-    ``run_variants`` (optional) does that instead, given the scenario and its levers in
-    the order of :func:`levers`: the app passes one that caches them without the quota.
-    On the SimPy engine ``run`` (optional) simulates a variant with these settings
-    instead of :func:`sim.runner.simulate` (the app passes its cached runner). The
-    numbers depend on neither.
+    Parameters
+    ----------
+    scenario : Scenario
+    step : float
+        Relative improvement of each lever, strictly between 0 and 1.
+    runs, seed, jobs, engine, progress
+        As for :func:`sim.runner.simulate`.
 
     Returns
     -------
@@ -128,21 +127,9 @@ def sensitivity(
     """
     described = levers(scenario, step)
     variants = [scenario, *(variant for _, variant in described)]
-    if choose_engine(scenario, engine) == "vectorized":
-        if run_variants is None:
-
-            def run_variants(variants: list[Scenario]) -> list[SimulationResult]:
-                return simulate_variants(variants, runs=runs, seed=seed, jobs=jobs, engine=engine)
-
-        base, *results = run_variants(variants)
-    else:
-        if run is None:
-
-            def run(variant: Scenario) -> SimulationResult:
-                return simulate(variant, runs=runs, seed=seed, jobs=jobs, engine=engine)
-
-        base = run(scenario)
-        results = [run(variant) for variant in variants[1:]]
+    request = Request(tuple(variants), runs=runs, seed=seed, jobs=jobs, engine=engine)
+    simulation = run(request, progress)
+    base, *results = (simulation.result(v, request.seed, i) for i, v in enumerate(variants))
     rows = []
     for (description, _), result in zip(described, results, strict=True):
         d_hit, se_hit = paired_difference(result.hit, base.hit)

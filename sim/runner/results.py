@@ -8,8 +8,10 @@ outcomes and the scenario's quota, so outcomes simulated once answer any quota.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -17,9 +19,42 @@ from scipy import stats
 
 from sim.engines.outcomes import Outcomes
 from sim.engines.streams import rep_seed
+from sim.engines.thresholds import BlockWins, ThresholdBlock
 from sim.model.average_math import average_math, team_average_math
-from sim.model.scenario import Scenario
+from sim.model.scenario import Quota, Scenario
 from sim.model.team import DAYS_PER_YEAR, is_new, rep_scenarios
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What the runner produced for a request: each scenario's outcomes, nothing judged yet.
+
+    Attributes
+    ----------
+    engines : tuple of str
+        Per scenario of the request, the engine that ran it (``"simpy"`` or ``"vectorized"``).
+    outcomes : tuple of Outcomes
+        Per scenario, its replications (a team's: the team total, :func:`team_total`).
+    reps : tuple of (tuple of Outcomes or None)
+        Per scenario, each rep's replications for a team; None otherwise.
+    """
+
+    engines: tuple[str, ...]
+    outcomes: tuple[Outcomes, ...]
+    reps: tuple[tuple[Outcomes, ...] | None, ...]
+
+    def nbytes(self) -> int:
+        """Memory the arrays take."""
+        parts = list(self.outcomes) + [o for reps in self.reps if reps for o in reps]
+        return sum(getattr(o, f.name).nbytes for o in parts for f in fields(o))
+
+    def result(self, scenario: Scenario, seed: int, index: int = 0) -> SimulationResult:
+        """Scenario ``index``'s replications judged against ``scenario``'s quota (a team's: its total)."""
+        return SimulationResult(scenario, seed, self.engines[index], self.outcomes[index])
+
+    def team(self, scenario: Scenario, seed: int, index: int = 0) -> TeamResult:
+        """Scenario ``index``'s reps and total, judged against ``scenario``'s team and rep quotas."""
+        return team_result(scenario, seed, self.engines[index], list(self.reps[index]))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -362,7 +397,7 @@ class TeamResult:
         return pd.DataFrame(columns)
 
 
-def _team_total(parts: list[Outcomes]) -> Outcomes:
+def team_total(parts: list[Outcomes]) -> Outcomes:
     def add(name):
         return np.sum([getattr(p, name) for p in parts], axis=0)
 
@@ -386,5 +421,80 @@ def team_result(scenario: Scenario, seed: int, engine: str, rep_outcomes: list[O
         SimulationResult(rep_scenario, rep_seed(seed, rep), engine, outcomes)
         for rep, (rep_scenario, outcomes) in enumerate(zip(rep_scenarios(scenario), rep_outcomes, strict=True))
     )
-    total = SimulationResult(scenario, int(seed), engine, _team_total(list(rep_outcomes)))
+    total = SimulationResult(scenario, int(seed), engine, team_total(list(rep_outcomes)))
     return TeamResult(scenario, int(seed), engine, reps, total)
+
+
+@dataclass(frozen=True)
+class InflowThresholds:
+    """Each replication's wins as the weekly inflow rises, simulated as far as ``max_per_week``.
+
+    With one seed a deal's way through the funnel does not depend on the inflow, only
+    its arrival day does, so each new deal of each replication is won from a threshold
+    inflow on (:class:`sim.engines.ThresholdBlock`). Nothing here depends on the quota:
+    :meth:`critical_inflows` judges any quota, and :meth:`extended` looks further by
+    simulating only the deals beyond.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The funnel or team (its inflow's ``per_week`` is ignored).
+    runs, seed : int
+    max_per_week : float
+        The largest inflow looked at.
+    blocks : tuple of tuple of ThresholdBlock
+        Per block of replications, one per funnel (each rep of a team).
+    """
+
+    scenario: Scenario
+    runs: int
+    seed: int
+    max_per_week: float
+    blocks: tuple[tuple[ThresholdBlock, ...], ...]
+
+    def critical_inflows(self, quota: Quota, max_per_week: float | None = None) -> np.ndarray:
+        """Per replication, the smallest weekly inflow at which it hits the quota (``inf``: more than looked at).
+
+        Parameters
+        ----------
+        quota : Quota
+            The quota judged (a team's: the team quota).
+        max_per_week : float, optional
+            Look only as far as this (at most :attr:`max_per_week`): the answer is then
+            the one of thresholds simulated as far as it.
+
+        Returns
+        -------
+        ndarray of float, shape (runs,)
+        """
+        top = self.max_per_week if max_per_week is None else min(self.max_per_week, max_per_week)
+        return np.concatenate([wins.critical_inflows(quota, top) for wins in self._wins])[: self.runs]
+
+    def nbytes(self) -> int:
+        """About the memory the thresholds take (each new win's column and threshold)."""
+        return sum(10 * len(part.new_wins()[1]) for funnels in self.blocks for part in funnels)
+
+    @functools.cached_property
+    def _wins(self) -> list[BlockWins]:
+        # Sorted once: every quota and inflow asked about afterwards only counts.
+        return [BlockWins(list(funnels)) for funnels in self.blocks]
+
+    def extended(self, max_per_week: float) -> InflowThresholds:
+        """The same replications looked at as far as ``max_per_week``: only the deals beyond are simulated.
+
+        The answers are those of :func:`sim.runner.inflow_thresholds` at ``max_per_week``;
+        this object is left as it is. (In this process: sending the blocks' state to
+        workers and back costs what they would save.)
+        """
+        if max_per_week <= self.max_per_week:
+            return self
+        done = [_extended_part(part, float(max_per_week)) for funnels in self.blocks for part in funnels]
+        per_block = len(self.blocks[0])  # funnels
+        blocks = tuple(tuple(done[i : i + per_block]) for i in range(0, len(done), per_block))
+        return InflowThresholds(self.scenario, self.runs, self.seed, float(max_per_week), blocks)
+
+
+def _extended_part(part: ThresholdBlock, max_per_week: float) -> ThresholdBlock:
+    part = copy.deepcopy(part)  # in this process (one job) the original is kept as it was
+    part.extend(max_per_week)
+    return part
