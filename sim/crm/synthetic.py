@@ -23,13 +23,8 @@ import numpy as np
 import pandas as pd
 
 from sim.engines.simpy_engine import FunnelModel, LostDraws
-from sim.engines.streams import stream
+from sim.engines.streams import ReplicationStream, stream
 from sim.model.scenario import Scenario
-
-LOST_CHILD = 5
-"""Replication seed child of the lost-time uniforms (the one the capacity path uses)."""
-AMOUNTS_CHILD = 9
-"""Replication seed child of the amounts of deals that are not won (0 to 8 are the engine's)."""
 
 
 def deal_history(scenario: Scenario, seed_sequence: np.random.SeedSequence) -> pd.DataFrame:
@@ -68,7 +63,7 @@ def deal_history(scenario: Scenario, seed_sequence: np.random.SeedSequence) -> p
     n = len(first)
     created = np.concatenate([np.zeros(n - len(model._arrivals)), model._arrivals])
     paths = model.paths.take(n)
-    lost = LostDraws(scenario, stream(seed_sequence, LOST_CHILD))
+    lost = LostDraws(scenario, stream(seed_sequence, ReplicationStream.LOST))
     lost_days = np.array([lost.next() for _ in range(n)]).reshape(n, n_stages)
 
     entered = np.full((n, n_stages), np.nan)
@@ -92,7 +87,7 @@ def deal_history(scenario: Scenario, seed_sequence: np.random.SeedSequence) -> p
 
     # Wins take the value stream in the order they happen (ties in deal order, as SimPy
     # runs them); every other deal an amount of its own.
-    amount = scenario.deal_value.rvs(n, random_state=stream(seed_sequence, AMOUNTS_CHILD)).astype(float)
+    amount = scenario.deal_value.rvs(n, random_state=stream(seed_sequence, ReplicationStream.AMOUNTS)).astype(float)
     won = np.flatnonzero(going)
     for k in won[np.argsort(day[won], kind="stable")].tolist():
         amount[k] = model.values.next()

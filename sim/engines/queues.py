@@ -59,7 +59,8 @@ from sim.engines.draws import (
     values_rng,
 )
 from sim.engines.outcomes import Outcomes, weekly_cumulative
-from sim.engines.streams import BLOCK
+from sim.engines.streams import BLOCK, child
+from sim.engines.streams import QueueStream as Stream
 from sim.engines.tables import conversion_rates, tabulated_ppf
 from sim.model.funnel import stage_effects
 from sim.model.scenario import Scenario
@@ -130,8 +131,8 @@ class _Draws:
     def __init__(self, scenarios: list[Scenario], seed_sequences: list[np.random.SeedSequence]):
         scenario = scenarios[0]
         n_stages = len(scenario.stages)
-        streams = [seed_sequence.spawn(6) for seed_sequence in seed_sequences]
-        rate_uniforms = np.hstack([sfc64_generators(s[0], 1)[0].random((n_stages, BLOCK)) for s in streams])
+        streams = [{kind: child(seed_sequence, kind) for kind in Stream} for seed_sequence in seed_sequences]
+        rate_uniforms = np.hstack([sfc64_generators(s[Stream.RATES], 1)[0].random((n_stages, BLOCK)) for s in streams])
         self.rates = [conversion_rates(variant, rate_uniforms) for variant in scenarios]
         self.first_row = np.concatenate([[0], np.cumsum([stage.open for stage in scenario.stages])]).astype(np.int64)
         n_open = int(self.first_row[-1])
@@ -139,7 +140,7 @@ class _Draws:
         inflows = list(dict.fromkeys(variant.inflow for variant in scenarios))
         arrivals = _arrivals(
             [next(v for v in scenarios if v.inflow == inflow) for inflow in inflows],
-            [sfc64_generators(s[4], 1)[0] for s in streams],
+            [sfc64_generators(s[Stream.GAPS], 1)[0] for s in streams],
         )
         deals = [n_open + max(len(days[b]) for days in arrivals) for b in range(len(streams))]
         self.deals = max(deals)
@@ -164,12 +165,14 @@ class _Draws:
                         out[i][:k, b * BLOCK : (b + 1) * BLOCK] = rng.random((k, BLOCK))
             return out
 
-        self.conversion = grids(lambda s: s[1], n_stages, range(n_stages))
-        self.lost = grids(lambda s: s[2], 1, [0])[0]  # one per deal: it is lost at most once
+        self.conversion = grids(lambda s: s[Stream.PATHS], n_stages, range(n_stages))
+        self.lost = grids(lambda s: s[Stream.LOST], 1, [0])[0]  # one per deal: it is lost at most once
         # Two streams per stage (touch, meeting), read only for stages with behaviour keys.
         behaviour = [j for j, stage in enumerate(scenario.stages) if stage.has_behaviour]
-        self.effects = grids(lambda s: s[3], 2 * n_stages, [i for j in behaviour for i in (2 * j, 2 * j + 1)])
-        self.value_seeds = [s[5] for s in streams]
+        self.effects = grids(
+            lambda s: s[Stream.EFFECTS], 2 * n_stages, [i for j in behaviour for i in (2 * j, 2 * j + 1)]
+        )
+        self.value_seeds = [s[Stream.VALUES] for s in streams]
         self.width = BLOCK * len(streams)
 
 

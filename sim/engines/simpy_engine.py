@@ -45,17 +45,11 @@ import simpy
 
 from sim.engines.draws import arrival_days, planned_arrivals, unit_rate_cap
 from sim.engines.outcomes import Outcomes, weekly_cumulative
+from sim.engines.streams import ReplicationStream as Stream
 from sim.engines.streams import child, generators, stream
 from sim.engines.tables import conversion_rates
 from sim.model.funnel import ListedDeals, stage_effects
 from sim.model.scenario import Scenario
-
-EFFECTS_CHILD = 7
-"""Replication seed child of the follow-up and meeting uniforms of new and anonymous open deals.
-
-Children 0 to 4 are the basic model's streams and 5 and 6 the capacity streams; 8 holds
-those of listed open deals.
-"""
 
 DRAW_BLOCK = 128
 """Deals, arrivals or values whose random numbers are drawn in one go, at the least.
@@ -296,9 +290,11 @@ class FunnelModel:
         listed: ListedDeals | None = None,
         rates: np.ndarray | None = None,
     ):
-        # Children 1 to 4 of the replication's seed: arrivals, deal paths, deal values and
-        # listed deals (made only when there are some); child 0 holds the rates.
-        arrivals_rng, deals_rng, values_rng = (stream(seed_sequence, i) for i in range(1, 4))
+        # The replication's streams (sim.engines.streams.ReplicationStream): arrivals, deal paths, values and
+        # listed deals (made only when there are some); the rates are drawn beforehand.
+        arrivals_rng, deals_rng, values_rng = (
+            stream(seed_sequence, kind) for kind in (Stream.ARRIVALS, Stream.PATHS, Stream.VALUES)
+        )
         n_stages = len(scenario.stages)
         self.scenario = scenario
         self.env = simpy.Environment()
@@ -310,11 +306,10 @@ class FunnelModel:
         self.listed = ListedDeals.of(scenario) if listed is None else listed
         self._listed_effects = [None] * len(self.listed)
         if any(stage.has_behaviour for stage in scenario.stages):
-            # Fixed children after the others (see EFFECTS_CHILD): the streams above keep their numbers.
-            effects_rngs = tuple(generators(child(seed_sequence, EFFECTS_CHILD), 2))
+            effects_rngs = tuple(generators(child(seed_sequence, Stream.EFFECTS), 2))
             touch, meeting = (
                 rng.random((len(self.listed), n_stages)).tolist()
-                for rng in generators(child(seed_sequence, EFFECTS_CHILD + 1), 2)
+                for rng in generators(child(seed_sequence, Stream.LISTED_EFFECTS), 2)
             )
             self._listed_effects = list(zip(touch, meeting, strict=True))
         self._arrivals = arrival_times(scenario, arrivals_rng)
@@ -324,7 +319,7 @@ class FunnelModel:
         self.values = ValueDraws(scenario, values_rng)
         self._listed_uniforms = np.zeros((0, n_stages))
         if len(self.listed):
-            self._listed_uniforms = stream(seed_sequence, 4).random((len(self.listed), n_stages))
+            self._listed_uniforms = stream(seed_sequence, Stream.LISTED).random((len(self.listed), n_stages))
         # The recorder: plain counters and a list of (day, value) wins.
         self.entered = [0] * n_stages
         self.converted = [0] * n_stages
@@ -336,8 +331,8 @@ class FunnelModel:
     def _set_up_capacity(self, seed_sequence: np.random.SeedSequence) -> None:
         """Resources, lost-time draws and the capacity recorder (only when reps are limited)."""
         scenario, n_stages = self.scenario, len(self.scenario.stages)
-        # Children 5 and 6 of the replication's seed, after the basic model's five streams.
-        lost_rng, listed_lost_rng = stream(seed_sequence, 5), stream(seed_sequence, 6)
+        # The capacity streams: a lost deal's days in its stage, for new and for listed deals.
+        lost_rng, listed_lost_rng = stream(seed_sequence, Stream.LOST), stream(seed_sequence, Stream.LISTED_LOST)
         self.lost = LostDraws(scenario, lost_rng)
         self._listed_lost = listed_lost_days(scenario, self.listed, listed_lost_rng.random(len(self.listed)))
         self.slots = [None if n is None else simpy.Resource(self.env, capacity=n) for n in scenario.slots()]
@@ -583,7 +578,7 @@ def replication_rates(scenario: Scenario, seeds: list[np.random.SeedSequence]) -
     """
     uniforms = np.empty((len(scenario.stages), len(seeds)))
     for i, seed in enumerate(seeds):
-        uniforms[:, i] = stream(seed, 0).random(len(scenario.stages))
+        uniforms[:, i] = stream(seed, Stream.RATES).random(len(scenario.stages))
     return conversion_rates(scenario, uniforms).T
 
 

@@ -30,7 +30,51 @@ The rules (NumPy's "Parallel random number generation" guide):
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
+
+
+class ReplicationStream(IntEnum):
+    """The SimPy engine's streams: children of a replication's seed (:func:`child` / :func:`stream`).
+
+    Numbers are fixed: a new kind of draw takes the next free one, so the others keep
+    their numbers. Those past ``VALUES`` are made only when a scenario reads them.
+    """
+
+    RATES = 0  # one uniform per stage: the replication's Beta rates
+    ARRIVALS = 1  # unit-rate arrival gaps
+    PATHS = 2  # one uniform per deal and stage: converts (u < p) and, if so, its days (ppf(u / p))
+    VALUES = 3  # deal values, in the order deals are won
+    LISTED = 4  # listed open deals' uniforms
+    LOST = 5  # with limited reps: a lost deal's days in its stage
+    LISTED_LOST = 6  # the same for listed open deals
+    EFFECTS = 7  # follow-up and meeting uniforms (two streams spawned under it)
+    LISTED_EFFECTS = 8  # the same for listed open deals
+    AMOUNTS = 9  # a synthetic CRM export's amounts of deals not won (sim.crm.synthetic)
+
+
+class BlockStream(IntEnum):
+    """The vectorised engine's streams: children of a block's seed (one block: :data:`BLOCK` replications)."""
+
+    RATES = 0
+    OPEN = 1  # anonymous open deals' conversion uniforms, one stream per stage
+    NEW = 2  # new deals' conversion uniforms, one stream per stage
+    VALUES = 3
+    GAPS = 4  # unit-rate arrival gaps
+    LISTED = 5  # listed open deals' conversion uniforms, one stream per stage
+    EFFECTS = 6  # follow-up and meeting uniforms, for open, listed and new deals (spawned under it)
+
+
+class QueueStream(IntEnum):
+    """The vectorised queues' streams (limited reps): children of a block's seed."""
+
+    RATES = 0
+    PATHS = 1  # conversion uniforms, one stream per stage
+    LOST = 2  # one uniform per deal: a lost deal's days in the stage it is lost in
+    EFFECTS = 3  # follow-up and meeting uniforms, two streams per stage
+    GAPS = 4
+    VALUES = 5
 
 
 def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:

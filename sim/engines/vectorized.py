@@ -17,7 +17,7 @@ same numbers, so a higher inflow only adds deals at the end, and chunking the ro
 
 Follow-ups, no-shows and stalls (optional stage keys) keep deals independent, so they
 are here too: each stage that has them gives each deal two more uniforms (touch and
-meeting) from streams of their own under the block's seed child :data:`EFFECTS_CHILD`,
+meeting) from streams of their own under the block's seed child ``BlockStream.EFFECTS`` (:mod:`sim.engines.streams`),
 one set per kind of deal (anonymous open, listed, new), and
 :func:`sim.model.funnel.stage_effects`, shared with the SimPy engine, decides which
 converting deals are kept and how long they stay.
@@ -58,12 +58,11 @@ from sim.engines.draws import (
 )
 from sim.engines.outcomes import Outcomes, weekly_cumulative
 from sim.engines.streams import BLOCK, child
+from sim.engines.streams import BlockStream as Stream
 from sim.engines.tables import conversion_rates, tabulated_ppf
 from sim.model.funnel import ListedDeals, held_whatever_the_time, stage_effects
 from sim.model.scenario import Scenario
 
-EFFECTS_CHILD = 6
-"""Block seed child of the follow-up and meeting uniforms (0 to 5 are the basic streams)."""
 MAX_CELLS = 1 << 15
 """Deals x replications worked on at once (rows are processed in chunks).
 
@@ -706,7 +705,10 @@ def start_blocks(
     """
     scenario = scenarios[0]
     width, n_stages = BLOCK, len(scenario.stages)
-    rates_seed, open_seed, new_seed, values_seed, gaps_seed, listed_seed = seed_sequence.spawn(6)
+    rates_seed, open_seed, new_seed, values_seed, gaps_seed, listed_seed = (
+        child(seed_sequence, kind)
+        for kind in (Stream.RATES, Stream.OPEN, Stream.NEW, Stream.VALUES, Stream.GAPS, Stream.LISTED)
+    )
     rate_uniforms = sfc64_generators(rates_seed, 1)[0].random((n_stages, width))
     blocks = [Block(s, conversion_rates(s, rate_uniforms)) for s in scenarios]
     _share(blocks)
@@ -716,7 +718,7 @@ def start_blocks(
     open_fx = listed_fx = new_fx = None
     if any(stage.has_behaviour for stage in scenario.stages):
         open_fx, listed_fx, new_fx = (
-            sfc64_generators(kind, 2 * n_stages) for kind in child(seed_sequence, EFFECTS_CHILD).spawn(3)
+            sfc64_generators(kind, 2 * n_stages) for kind in child(seed_sequence, Stream.EFFECTS).spawn(3)
         )
 
     # Deals already in the pipeline at day 0, one row per deal, stage by stage.
