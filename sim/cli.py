@@ -9,10 +9,13 @@ numeric answer (an unreachable target) says why and exits with code 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sim.errors import InputError
 from sim.model.average_math import deterministic_weekly_opportunities
@@ -21,6 +24,9 @@ from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
+
+if TYPE_CHECKING:  # the data commands import sim.crm only when they run
+    from sim.crm.report import CalibrationReport, FitSummary, RowCounts
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_ANSWER = 1
@@ -173,123 +179,171 @@ def _read_history(args, crm):
     return read_stage_history(args.history, parse_column_options(args.history_column), deals=crm)
 
 
-def _format_rows(what: str, rows: dict) -> list[str]:
+def _format_rows(what: str, rows: RowCounts) -> list[str]:
     """A rows-read line, then one line per reason rows were skipped, with their line numbers."""
-    reasons = rows.get("skipped_by_reason", {})
+    reasons = rows.reasons
     lines = [
-        f"{what}: {rows.get('rows_read', rows['rows_used']):,} read, {rows['rows_used']:,} used, "
-        f"{rows.get('skipped', 0):,} skipped" + (" (by line of the file; the header is line 1):" if reasons else ".")
+        f"{what}: {rows.read:,} read, {rows.rows_used:,} used, {rows.skipped or 0:,} skipped"
+        + (" (by line of the file; the header is line 1):" if reasons else ".")
     ]
     for reason, entry in reasons.items():
-        count, shown = entry["count"], entry["lines"]
+        count, shown = entry.count, entry.lines
         more = f" and {count - len(shown):,} more" if count > len(shown) else ""
         plural = "s" if count > 1 else ""
         lines.append(f"  {reason}: {count:,} row{plural} (line{plural} {', '.join(map(str, shown))}{more})")
     return lines
 
 
-def _format_fit(label: str, fit: dict | None) -> str:
+def _format_fit(label: str, fit: FitSummary | None) -> str:
     if fit is None:
         return f"  {label:<15}none fitted"
-    aic = "" if fit["aic"] is None else f", AIC {fit['aic']:,.1f}"
+    aic = "" if fit.aic is None else f", AIC {fit.aic:,.1f}"
     return (
-        f"  {label:<15}{fit['family']}: mean {fit['mean']:,.1f}, sd {fit['sd']:,.1f}{aic}, KS {fit['ks_distance']:.3f}"
-        f" ({fit['n_complete']} closed, {fit['n_censored']} open as censored)"
+        f"  {label:<15}{fit.family}: mean {fit.mean:,.1f}, sd {fit.sd:,.1f}{aic}, KS {fit.ks_distance:.3f}"
+        f" ({fit.n_complete} closed, {fit.n_censored} open as censored)"
     )
 
 
-def _format_one_stage(r: dict) -> list[str]:
+def _format_one_stage(r: CalibrationReport) -> list[str]:
     return [
-        f"Win rate: {r['rate']['mean']:.1%} (Beta concentration {r['rate']['concentration']:,.0f}).",
-        _format_fit("won in", r["won_duration"]),
-        _format_fit("lost in", r["lost_duration"]),
+        f"Win rate: {r.rate.mean:.1%} (Beta concentration {r.rate.concentration:,.0f}).",
+        _format_fit("won in", r.won_duration),
+        _format_fit("lost in", r.lost_duration),
     ]
 
 
-def _format_stages(r: dict) -> list[str]:
-    h = r["history"]
+def _format_stages(r: CalibrationReport) -> list[str]:
+    h = r.history
     lines = [
-        *_format_rows("Stage history rows", h),
-        f"Deals with a stage history: {h['deals_with_history']:,}; without: {h['deals_without_history']:,} (taken "
+        *_format_rows("Stage history rows", h.rows),
+        f"Deals with a stage history: {h.deals_with_history:,}; without: {h.deals_without_history:,} (taken "
         "to enter the first stage on creation).",
-        f"Stages in the order deals enter them ({len(r['stages'])}):",
+        f"Stages in the order deals enter them ({len(r.stages)}):",
     ]
-    for stage in r["stages"]:
-        c = stage["counts"]
-        skipped = f", {c['skipped']:,} went past it" if c["skipped"] else ""
+    for stage in r.stages:
+        c = stage.counts
+        skipped = f", {c.skipped:,} went past it" if c.skipped else ""
         lines += [
-            f"{stage['name']}: {c['entered']:,} entered, {c['converted']:,} moved on, {c['lost']:,} lost, "
-            f"{c['open']:,} open{skipped}; conversion {stage['rate']['mean']:.1%} "
-            f"(Beta concentration {stage['rate']['concentration']:,.0f}).",
-            _format_fit("moved on in", stage["duration"]),
-            _format_fit("lost in", stage["lost_duration"]),
+            f"{stage.name}: {c.entered:,} entered, {c.converted:,} moved on, {c.lost:,} lost, "
+            f"{c.open:,} open{skipped}; conversion {stage.rate.mean:.1%} "
+            f"(Beta concentration {stage.rate.concentration:,.0f}).",
+            _format_fit("moved on in", stage.duration),
+            _format_fit("lost in", stage.lost_duration),
         ]
     return lines
+
+
+FLAGS = {
+    "as_of": "--as-of",
+    "horizon_days": "--horizon-days",
+    "window_weeks": "--window-weeks",
+    "quota_revenue": "--quota-revenue",
+    "quota_deals": "--quota-deals",
+    "history": "--history",
+}
+"""The data commands' flag for each field that calibration and backtest problems name."""
+_FIELD = re.compile(r"\b(" + "|".join(name for name in FLAGS if "_" in name) + r")\b")
+
+
+def _as_flags(problem: str) -> str:
+    """A problem line in the command line's words: ``horizon_days: ...`` becomes ``--horizon-days: ...``.
+
+    The field that starts the line is replaced by its flag, and so is any other
+    field with an underscore in its name (``quota_deals``) further on.
+    """
+    head, sep, rest = problem.partition(":")
+    first, space, detail = head.partition(" ")
+    if first in FLAGS:
+        head = FLAGS[first] + space + detail
+    return _FIELD.sub(lambda m: FLAGS[m.group(1)], head) + sep + _FIELD.sub(lambda m: FLAGS[m.group(1)], rest)
+
+
+@contextlib.contextmanager
+def _in_flag_words():
+    """Re-raise calibration problems (and a bad ``--as-of``) with the command line's flags for field names."""
+    from sim.crm.calibrate import CalibrationError
+
+    try:
+        yield
+    except CalibrationError as error:
+        raise CalibrationError([_as_flags(line) for line in error.problems]) from None
+    except InputError:
+        raise
+    except ValueError as error:  # parse_as_of
+        raise ValueError("\n".join(_as_flags(line) for line in str(error).splitlines())) from None
 
 
 def _calibrate(args) -> tuple[dict, str]:
     from sim.crm.calibrate import calibrate, check_output, parse_as_of, write_scenario
 
-    as_of = parse_as_of(args.as_of)
+    with _in_flag_words():
+        as_of = parse_as_of(args.as_of)
     check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
-    calibration = calibrate(
-        crm,
-        as_of,
-        window_weeks=args.window_weeks,
-        horizon_days=args.horizon_days,
-        quota_revenue=args.quota_revenue,
-        quota_deals=args.quota_deals,
-        history=_read_history(args, crm),
-    )
+    history = _read_history(args, crm)
+    with _in_flag_words():
+        calibration = calibrate(
+            crm,
+            as_of,
+            window_weeks=args.window_weeks,
+            horizon_days=args.horizon_days,
+            quota_revenue=args.quota_revenue,
+            quota_deals=args.quota_deals,
+            history=history,
+        )
     path = write_scenario(calibration.scenario, args.output, force=args.force)
-    report = {"output": str(path), **calibration.report}
-    r, c = report, report["counts"]
+    r = calibration.report
+    c, inflow, pipeline, quota = r.counts, r.inflow, r.open_pipeline, r.quota
     lines = [
-        f"Wrote {path}: calibrated from {r['source']} as of {r['as_of']} ({r['horizon_days']:g}-day horizon).",
-        "Columns: " + ", ".join(f"{role} = {column}" for role, column in r["columns"].items()) + ".",
-        *_format_rows("Rows", r["rows"]),
-        f"Deals known: {c['known']:,} ({c['won']:,} won, {c['lost']:,} lost, {c['open']:,} open); "
-        f"{c['created_in_window']:,} created in the last {r['window_weeks']:g} weeks.",
-        *(_format_stages(r) if r["history"] else _format_one_stage(r)),
-        _format_fit("deal value", r["deal_value"]),
-        f"Inflow: {r['inflow']['per_week']:,.2f} a week (observed {r['inflow']['observed_per_week']:,.2f})"
+        f"Wrote {path}: calibrated from {r.source} as of {r.as_of} ({r.horizon_days:g}-day horizon).",
+        "Columns: " + ", ".join(f"{role} = {column}" for role, column in r.columns.items()) + ".",
+        *_format_rows("Rows", r.rows),
+        f"Deals known: {c.known:,} ({c.won:,} won, {c.lost:,} lost, {c.open:,} open); "
+        f"{c.created_in_window:,} created in the last {r.window_weeks:g} weeks.",
+        *(_format_stages(r) if r.history else _format_one_stage(r)),
+        _format_fit("deal value", r.deal_value),
+        f"Inflow: {inflow.per_week:,.2f} a week (observed {inflow.observed_per_week:,.2f})"
         + (
-            f"; seasonal multipliers by month {', '.join(f'{m:.2f}' for m in r['seasonality']['multipliers'])}"
-            if r["seasonality"]
+            f"; seasonal multipliers by month {', '.join(f'{m:.2f}' for m in r.seasonality.multipliers)}"
+            if r.seasonality
             else ""
         ),
-        f"Open pipeline: {r['open_pipeline']['deals']:,} deals, about {r['open_pipeline']['expected_wins']:,.1f} "
-        "expected to be won eventually.",
-        f"Quota: {_money(r['quota']['target'])}{' deals' if r['quota']['unit'] == 'deals' else ''} "
-        f"({r['quota']['basis']}).",
+        f"Open pipeline: {pipeline.deals:,} deals, about {pipeline.expected_wins:,.1f} expected to be won eventually.",
+        f"Quota: {_money(quota.target)}{' deals' if quota.unit == 'deals' else ''} ({quota.basis}).",
     ]
-    lines += [f"warning: {w}" for w in r["warnings"]]
-    return report, "\n".join(lines)
+    lines += [f"warning: {w}" for w in r.warnings]
+    return {"output": str(path), **r.as_dict()}, "\n".join(lines)
 
 
 def _backtest(args) -> tuple[dict, str]:
     from sim.crm.backtest import backtest
     from sim.crm.calibrate import parse_as_of
+    from sim.crm.report import RowCounts
 
-    dates = [parse_as_of(d) for d in args.as_of]
+    with _in_flag_words():
+        dates = [parse_as_of(d) for d in args.as_of]
     crm = _read_export(args)
     history = _read_history(args, crm)
-    answer = backtest(
-        crm,
-        dates,
-        args.horizon_days,
-        runs=args.runs,
-        seed=args.seed,
-        window_weeks=args.window_weeks,
-        jobs=args.jobs,
-        engine=args.engine,
-        history=history,
-    )
+    with _in_flag_words():
+        answer = backtest(
+            crm,
+            dates,
+            args.horizon_days,
+            runs=args.runs,
+            seed=args.seed,
+            window_weeks=args.window_weeks,
+            jobs=args.jobs,
+            engine=args.engine,
+            history=history,
+        )
     lines = [
         f"Backtest over {args.horizon_days:g} days from each date ({args.runs:,} runs, seed {args.seed}).",
-        *_format_rows(f"Rows of {crm.source}", crm.report()),
-        *(_format_rows("Stage history rows", history.attrs["report"]) if history is not None else ()),
+        *_format_rows(f"Rows of {crm.source}", RowCounts.from_dict(crm.report())),
+        *(
+            _format_rows("Stage history rows", RowCounts.from_dict(history.attrs["report"]))
+            if history is not None
+            else ()
+        ),
         "",
         f"{'as of':<12}{'revenue P10':>14}{'P50':>14}{'P90':>14}{'actual':>14}  in band"
         f"{'deals P10':>11}{'P50':>7}{'P90':>7}{'actual':>8}  in band",

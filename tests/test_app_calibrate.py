@@ -191,7 +191,7 @@ def test_bad_files_show_the_problem_and_keep_the_scenario(export):
     key = next(k for k in at.session_state if k.startswith("crm_as_of_"))
     at.date_input(key=key).set_value("2020-01-01").run()
     no_exception(at)
-    assert any(e.startswith("--as-of 2020-01-01: no deal was created by then") for e in errors(at))
+    assert any(e.startswith("as_of 2020-01-01: no deal was created by then") for e in errors(at))
     assert at.session_state["last_valid"] == before
 
 

@@ -28,6 +28,7 @@ from sim.crm.calibrate import (
     write_scenario,
 )
 from sim.crm.reader import read_deals, read_stage_history
+from sim.crm.report import StageCounts
 from sim.model.funnel import aged_conversion
 from sim.model.scenario import load_scenario
 from tests.conftest import Z, within
@@ -53,10 +54,10 @@ def test_calibration_recovers_the_truth(world_export):
     stage = scenario.stages[0]
     assert stage.name == OPEN_STAGE and len(scenario.stages) == 1
     within(scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
-    assert scenario.inflow.multipliers is None and report["seasonality"] is None
-    closed = report["counts"]["won"] + report["counts"]["lost"]
+    assert scenario.inflow.multipliers is None and report.seasonality is None
+    closed = report.counts.won + report.counts.lost
     within(stage.conversion.mean(), world.p, math.sqrt(world.p * (1 - world.p) / closed))
-    assert report["won_duration"]["family"] == "lognormal"
+    assert report.won_duration.family == "lognormal"
     within(
         stage.duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, cal.snapshot.won.size)
     )
@@ -71,11 +72,11 @@ def test_calibration_recovers_the_truth(world_export):
         lognormal_mean_se(world.value_mean, world.value_sd, cal.snapshot.won_amounts.size),
     )
     # Every open deal is listed with its age, amount and CRM id.
-    assert len(scenario.open_deals) == report["counts"]["open"] > 0
+    assert len(scenario.open_deals) == report.counts.open > 0
     assert all(d.stage == OPEN_STAGE and d.amount is not None and d.name for d in scenario.open_deals)
-    for key in ("family", "parameters", "aic", "ks_distance"):
-        assert key in report["won_duration"] and key in report["lost_duration"] and key in report["deal_value"]
-    assert report["rate"]["converged"]
+    for fit in (report.won_duration, report.lost_duration, report.deal_value):
+        assert fit.family and fit.parameters and fit.aic is not None and 0 <= fit.ks_distance <= 1
+    assert report.rate.converged
 
 
 def test_an_engine_made_export_calibrates_back_to_its_scenario():
@@ -86,22 +87,18 @@ def test_an_engine_made_export_calibrates_back_to_its_scenario():
     span = (pd.Timestamp(as_of) - pd.Timestamp(world.start)) / pd.Timedelta(days=1)
     deals, _ = engine_deals(world.scenario(horizon_days=span), world.start, seed=21)
     cal = calibrate(read_deals(export_csv(deals, as_of).encode()), as_of)
-    stage, counts = cal.scenario.stages[0], cal.report["counts"]
+    stage, counts = cal.scenario.stages[0], cal.report.counts
     within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
-    closed = counts["won"] + counts["lost"]
+    closed = counts.won + counts.lost
     within(stage.conversion.mean(), world.p, math.sqrt(world.p * (1 - world.p) / closed))
-    within(stage.duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, counts["won"]))
-    within(
-        stage.lost_duration.mean(), world.lost_mean, lognormal_mean_se(world.lost_mean, world.lost_sd, counts["lost"])
-    )
+    within(stage.duration.mean(), world.won_mean, lognormal_mean_se(world.won_mean, world.won_sd, counts.won))
+    within(stage.lost_duration.mean(), world.lost_mean, lognormal_mean_se(world.lost_mean, world.lost_sd, counts.lost))
     within(
         cal.scenario.deal_value.mean(),
         world.value_mean,
         lognormal_mean_se(world.value_mean, world.value_sd, cal.snapshot.won_amounts.size),
     )
-    assert (
-        counts["open"] == len(cal.scenario.open_deals) == int((deals["close"].isna() | (deals["close"] > as_of)).sum())
-    )
+    assert counts.open == len(cal.scenario.open_deals) == int((deals["close"].isna() | (deals["close"] > as_of)).sum())
 
 
 def test_censoring_removes_the_bias_of_closed_deals_only():
@@ -136,8 +133,8 @@ def test_zombies_come_out_unlikely_to_win(world_export):
     assert np.all(aged_conversion(stage, stage.conversion.mean(), [d.age_days for d in zombies]) < 0.01)
     fresh = aged_conversion(stage, stage.conversion.mean(), 0.0)
     assert float(fresh) == pytest.approx(stage.conversion.mean())
-    assert cal.report["open_pipeline"]["zombies"] == 5
-    assert any("zombie" in w for w in cal.report["warnings"])
+    assert cal.report.open_pipeline.zombies == 5
+    assert any("zombie" in w for w in cal.report.warnings)
 
 
 def test_a_later_export_calibrates_as_the_export_of_that_day_did():
@@ -149,7 +146,7 @@ def test_a_later_export_calibrates_as_the_export_of_that_day_did():
     later = read_deals(export_csv(deals, "2024-12-31").encode())
     then = read_deals(export_csv(deals, "2024-06-01").encode())
     from_later, from_then = calibrate(later, "2024-06-01"), calibrate(then, "2024-06-01")
-    assert from_later.report["counts"]["created_after_as_of"] > 0
+    assert from_later.report.counts.created_after_as_of > 0
     assert (
         len(later.deals) > len(then.deals)
         and (later.deals["outcome"] != "open").sum() > (then.deals["outcome"] != "open").sum()
@@ -182,7 +179,7 @@ def test_a_few_ancient_open_deals_do_not_make_seasons(world_export):
     world, _ = world_export
     text = export_csv(world.deals("2024-06-01", seed=3), "2024-06-01", zombies=3, zombie_age_days=1_000)
     cal = calibrate(read_deals(text.encode()), "2024-06-01")
-    assert cal.report["seasonality"] is None and cal.scenario.inflow.multipliers is None
+    assert cal.report.seasonality is None and cal.scenario.inflow.multipliers is None
     within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
 
 
@@ -190,17 +187,17 @@ def test_thin_data_is_warned_about():
     # Ten weeks of three deals a week: a handful of outcomes for every fit.
     world = World(per_week=3, start="2024-01-01")
     cal = calibrate(read_deals(export_csv(world.deals("2024-03-11", seed=5), "2024-03-11").encode()), "2024-03-11")
-    counts, warnings = cal.report["counts"], "\n".join(cal.report["warnings"])
-    closed = counts["won"] + counts["lost"]
-    assert 0 < counts["won"] < 30 and closed < 30
+    counts, warnings = cal.report.counts, "\n".join(cal.report.warnings)
+    closed = counts.won + counts.lost
+    assert 0 < counts.won < 30 and closed < 30
     assert f"only {closed} won or lost deals (fewer than 30): the win rate is uncertain" in warnings
-    assert f"won duration: only {counts['won']} complete durations (fewer than 30)" in warnings
-    assert f"deal value: only {counts['won']} complete won amounts (fewer than 30)" in warnings
-    if counts["lost"]:
-        assert f"lost duration: only {counts['lost']} complete durations (fewer than 30)" in warnings
+    assert f"won duration: only {counts.won} complete durations (fewer than 30)" in warnings
+    assert f"deal value: only {counts.won} complete won amounts (fewer than 30)" in warnings
+    if counts.lost:
+        assert f"lost duration: only {counts.lost} complete durations (fewer than 30)" in warnings
     # A year and a half of the same world is enough: none of this is said then.
     longer = read_deals(export_csv(world.deals("2025-06-01", seed=5), "2025-06-01").encode())
-    assert not any("fewer than 30" in w for w in calibrate(longer, "2025-06-01").report["warnings"])
+    assert not any("fewer than 30" in w for w in calibrate(longer, "2025-06-01").report.warnings)
 
 
 def test_seasonal_inflow_has_one_multiplier_per_month_and_round_trips(tmp_path):
@@ -212,7 +209,7 @@ def test_seasonal_inflow_has_one_multiplier_per_month_and_round_trips(tmp_path):
     multipliers = cal.scenario.inflow.multipliers
     assert multipliers is not None and len(multipliers) == cal.scenario.n_months == 3
     # March to May are busier than the December to February window: the forecast says so.
-    assert min(multipliers) > cal.report["inflow"]["window_factor"]
+    assert min(multipliers) > cal.report.inflow.window_factor
     # The expected arrivals over the horizon against the truth's. The estimate is the
     # window's count times the ratio of the history's rates in the horizon's months to
     # those in the window's (the yearly mean cancels), so its relative variance is about
@@ -221,10 +218,10 @@ def test_seasonal_inflow_has_one_multiplier_per_month_and_round_trips(tmp_path):
     days = pd.date_range("2024-03-01", periods=91, freq="D")
     truth = world.per_week / 7 * sum(monthly[d.month - 1] for d in days)
     history = deals["created"][(deals["created"] >= "2021-03-01") & (deals["created"] < "2024-03-01")].dt.month
-    n_window = cal.report["counts"]["created_in_window"]
+    n_window = cal.report.counts.created_in_window
     n_horizon_months, n_window_months = history.isin([3, 4, 5]).sum(), history.isin([12, 1, 2]).sum()
     relative_se = math.sqrt(1 / n_window + 1 / n_horizon_months + 1 / n_window_months)
-    within(cal.report["inflow"]["expected_over_horizon"], truth, truth * relative_se)
+    within(cal.report.inflow.expected_over_horizon, truth, truth * relative_se)
     path = write_scenario(cal.scenario, tmp_path / "s.toml")
     assert load_scenario(path) == cal.scenario
 
@@ -254,9 +251,9 @@ def test_nothing_to_calibrate_from(world_export, as_of, message):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"window_weeks": 0}, "--window-weeks: must be a number > 0, got 0"),
-        ({"horizon_days": 0}, "--horizon-days: must be a number of days from 1 to 3660, got 0"),
-        ({"quota_revenue": 1e6, "quota_deals": 3}, "--quota-revenue: give at most one of"),
+        ({"window_weeks": 0}, "window_weeks: must be a number > 0, got 0"),
+        ({"horizon_days": 0}, "horizon_days: must be a number of days from 1 to 3660, got 0"),
+        ({"quota_revenue": 1e6, "quota_deals": 3}, "quota_revenue: give at most one of quota_revenue and quota_deals"),
     ],
 )
 def test_bad_options_are_named(world_export, options, message):
@@ -313,7 +310,7 @@ def test_cli_refuses_to_overwrite_and_force_overwrites(tmp_path, export_file, ca
         (["--as-of", "yesterday"], "--as-of: not a date"),
         (["--as-of", "2024-06-01", "--column", "price=Amount"], "--column: unknown role 'price'"),
         (["--as-of", "2024-06-01", "--column", "amount=Price"], "column 'Price' given for amount is not in the file"),
-        (["--as-of", "2019-01-01"], "no deal was created by then"),
+        (["--as-of", "2019-01-01"], "--as-of 2019-01-01: no deal was created by then"),  # as_of, in flag words
     ],
 )
 def test_cli_bad_input_exits_2_with_a_named_problem(tmp_path, export_file, capsys, extra, message):
@@ -443,34 +440,32 @@ def stage_world(tmp_path_factory):
     return world, deals, history, crm, read, folder
 
 
-def assert_stage_recovered(stage, counts: dict, truth) -> None:
+def assert_stage_recovered(stage, counts: StageCounts, truth) -> None:
     """A calibrated stage's rate and mean times against the truth, within Z standard errors."""
-    closed = counts["converted"] + counts["lost"]
+    closed = counts.converted + counts.lost
     within(stage.conversion.mean(), truth.p, math.sqrt(truth.p * (1 - truth.p) / closed))
-    within(stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts["converted"]))
-    within(
-        stage.lost_duration.mean(), truth.lost_mean, lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts["lost"])
-    )
+    within(stage.duration.mean(), truth.won_mean, lognormal_mean_se(truth.won_mean, truth.won_sd, counts.converted))
+    within(stage.lost_duration.mean(), truth.lost_mean, lognormal_mean_se(truth.lost_mean, truth.lost_sd, counts.lost))
 
 
 def test_stage_history_recovers_each_stage(stage_world):
     world, _, _, crm, history, _ = stage_world
     cal = calibrate(crm, AS_OF, history=history)
     assert [s.name for s in cal.scenario.stages] == [t.name for t in world.stages]  # "Closed Won" is no stage
-    assert cal.report["rate"] is None and len(cal.report["stages"]) == 3
+    assert cal.report.rate is None and len(cal.report.stages) == 3
     for stage, report, episodes, truth in zip(
-        cal.scenario.stages, cal.report["stages"], cal.stages, world.stages, strict=True
+        cal.scenario.stages, cal.report.stages, cal.stages, world.stages, strict=True
     ):
-        counts = report["counts"]
-        assert counts["converted"] + counts["lost"] > 100 and counts["skipped"] == 0
+        counts = report.counts
+        assert counts.converted + counts.lost > 100 and counts.skipped == 0
         assert_stage_recovered(stage, counts, truth)
-        assert episodes.converted.size == counts["converted"]
+        assert episodes.converted.size == counts.converted
     # Deals enter the first stage on creation: the inflow is the creation rate.
     within(cal.scenario.inflow.per_week, world.per_week, math.sqrt(world.per_week * 13) / 13)
     # Each stage passes on to the next the deals it converted.
-    entered = [r["counts"]["entered"] for r in cal.report["stages"]]
-    converted = [r["counts"]["converted"] for r in cal.report["stages"]]
-    assert entered[1:] == converted[:-1] and converted[-1] == cal.report["counts"]["won"]
+    entered = [r.counts.entered for r in cal.report.stages]
+    converted = [r.counts.converted for r in cal.report.stages]
+    assert entered[1:] == converted[:-1] and converted[-1] == cal.report.counts.won
 
 
 def test_an_engine_made_stage_history_calibrates_back_to_each_stage(tmp_path):
@@ -482,8 +477,8 @@ def test_an_engine_made_stage_history_calibrates_back_to_each_stage(tmp_path):
     crm = read_deals(tmp_path / "deals.csv")
     cal = calibrate(crm, AS_OF, history=read_stage_history(tmp_path / "stages.csv", deals=crm))
     assert [s.name for s in cal.scenario.stages] == [t.name for t in world.stages]
-    for stage, report, truth in zip(cal.scenario.stages, cal.report["stages"], world.stages, strict=True):
-        assert_stage_recovered(stage, report["counts"], truth)
+    for stage, report, truth in zip(cal.scenario.stages, cal.report.stages, world.stages, strict=True):
+        assert_stage_recovered(stage, report.counts, truth)
 
 
 def test_stage_history_lists_open_deals_in_their_stage_with_its_age(stage_world):
@@ -596,5 +591,5 @@ def test_cli_bad_history_file(stage_world, tmp_path, capsys):
 def test_a_stage_nobody_left_is_a_named_problem(stage_world):
     _, _, _, crm, history, _ = stage_world
     late = pd.DataFrame({"id": [crm.deals["id"].iloc[-1]], "stage": ["Legal review"], "entered": [pd.Timestamp(AS_OF)]})
-    with pytest.raises(CalibrationError, match="'Legal review': no deal had moved on"):
+    with pytest.raises(CalibrationError, match="^history: stage 'Legal review': no deal had moved on"):
         calibrate(crm, AS_OF, history=pd.concat([history, late], ignore_index=True))

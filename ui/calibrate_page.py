@@ -40,6 +40,7 @@ from sim.crm.reader import (
     read_deals,
 )
 from sim.crm.reader import recognise_columns as recognise
+from sim.crm.report import CalibrationReport, FitSummary
 from sim.model.scenario import Scenario, scenario_to_toml
 from ui import charts, form, inputs
 from ui import explain as say
@@ -363,63 +364,72 @@ def _days(x: float) -> str:
 def summary_words(cal: Calibration, name: str) -> str:
     """What the calibration did, in plain words."""
     report = cal.report
-    counts, rate = report["counts"], report["rate"]
-    won, lost, value = report["won_duration"], report["lost_duration"], report["deal_value"]
-    inflow, pipe, quota = report["inflow"], report["open_pipeline"], report["quota"]
-    later = counts["created_after_as_of"]
+    counts, rate = report.counts, report.rate
+    won, lost, value = report.won_duration, report.lost_duration, report.deal_value
+    inflow, pipe, quota = report.inflow, report.open_pipeline, report.quota
+    later = counts.created_after_as_of
     season = (
         f" (the history shows seasons, so the weekly rate is adjusted month by month over the "
-        f"{report['horizon_days']:g} days ahead)"
-        if report["seasonality"]
+        f"{report.horizon_days:g} days ahead)"
+        if report.seasonality
         else ""
     )
-    lost_words = f", a lost one about **{_days(lost['mean'])}**" if lost else ""
+    lost_words = f", a lost one about **{_days(lost.mean)}**" if lost else ""
     return (
         f"**What the calibration did.** It read the deals in *{name}* and used only what was known on "
-        f"**{report['as_of']}**: {counts['won']:,} deals won, {counts['lost']:,} lost and {counts['open']:,} still "
+        f"**{report.as_of}**: {counts.won:,} deals won, {counts.lost:,} lost and {counts.open:,} still "
         f"open" + (f" ({later:,} created later were left out)" if later else "") + ". From them it learned that "
-        f"about **{say.percent(rate['mean'], 0)}** of deals are won; a deal that is won takes about "
-        f"**{_days(won['mean'])}** from creation to close{lost_words}; a won deal is worth about "
-        f"**{say.money(value['mean'])}**; and **{inflow['observed_per_week']:,.1f}** new deals came in a week over "
-        f"the last {report['window_weeks']:g} weeks{season}.\n\n"
+        f"about **{say.percent(rate.mean, 0)}** of deals are won; a deal that is won takes about "
+        f"**{_days(won.mean)}** from creation to close{lost_words}; a won deal is worth about "
+        f"**{say.money(value.mean)}**; and **{inflow.observed_per_week:,.1f}** new deals came in a week over "
+        f"the last {report.window_weeks:g} weeks{season}.\n\n"
         "Deals that are still open were counted as *not closed yet* rather than ignored: leaving them out keeps "
         "only the quick deals and makes the sales cycle look shorter than it is. Each of the "
-        f"{pipe['deals']:,} open deals is kept with its age, and an old deal counts as less likely to be won: "
-        f"together they should bring about **{pipe['expected_wins']:,.1f}** wins. The quota is "
-        f"{say.amount(quota['target'], quota['unit'])} ({quota['basis']}).\n\n"
+        f"{pipe.deals:,} open deals is kept with its age, and an old deal counts as less likely to be won: "
+        f"together they should bring about **{pipe.expected_wins:,.1f}** wins. The quota is "
+        f"{say.amount(quota.target, quota.unit)} ({quota.basis}).\n\n"
         "The scenario has one stage, *Open pipeline*, from creation to close: the export says whether each deal "
         "was won, not which stages it went through."
     )
 
 
-def _parameters(summary: dict) -> str:
-    return ", ".join(f"{key} = {value:,.4g}" for key, value in summary["parameters"].items() if value != 0.0)
+def _parameters(summary: FitSummary) -> str:
+    return ", ".join(f"{key} = {value:,.4g}" for key, value in summary.parameters.items() if value != 0.0)
 
 
-def fits_table(report: dict) -> pd.DataFrame:
-    """One row per fit: what, the family chosen by AIC, its numbers, and how well it matches the data."""
+def fits_table(report: CalibrationReport) -> pd.DataFrame:
+    """One row per fit: what, the family chosen by AIC, its numbers, and how well it matches the data.
+
+    Parameters
+    ----------
+    report : sim.crm.report.CalibrationReport
+        A one-stage calibration's report (fits that are None are left out).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     rows = []
-    for label, key, unit in (
-        ("Days to win", "won_duration", "days"),
-        ("Days to lose", "lost_duration", "days"),
-        ("Won deal value", "deal_value", "$"),
+    for label, fit, unit in (
+        ("Days to win", report.won_duration, "days"),
+        ("Days to lose", report.lost_duration, "days"),
+        ("Won deal value", report.deal_value, "$"),
     ):
-        fit = report[key]
         if fit is None:
             continue
         rows.append(
             {
                 "what": label,
-                "family": fit["family"],
-                "mean": fit["mean"],
-                "sd": fit["sd"],
+                "family": fit.family,
+                "mean": fit.mean,
+                "sd": fit.sd,
                 "unit": unit,
                 "scipy parameters": _parameters(fit),
-                "AIC": fit["aic"],
-                "KS distance": fit["ks_distance"],
-                "closed deals": fit["n_complete"],
-                "open deals counted": fit["n_censored"],
-                "how chosen": fit["note"],
+                "AIC": fit.aic,
+                "KS distance": fit.ks_distance,
+                "closed deals": fit.n_complete,
+                "open deals counted": fit.n_censored,
+                "how chosen": fit.note,
             }
         )
     return pd.DataFrame(rows)
@@ -427,18 +437,18 @@ def fits_table(report: dict) -> pd.DataFrame:
 
 def _report_section(cal: Calibration) -> None:
     report = cal.report
-    rows, counts, rate = report["rows"], report["counts"], report["rate"]
+    rows, counts, rate = report.rows, report.counts, report.rate
     a, b, c, d = st.columns(4)
-    a.metric("Deals used", f"{rows['rows_used']:,}", border=True)
-    a.caption(f"of {rows.get('rows_read', rows['rows_used']):,} rows read; {rows.get('skipped', 0):,} skipped.")
-    b.metric("Win rate", say.percent(rate["mean"]), border=True)
-    b.caption(f"{counts['won']:,} won, {counts['lost']:,} lost, {counts['open']:,} open on {report['as_of']}.")
-    c.metric("Days to win", f"{report['won_duration']['mean']:,.0f}", border=True)
-    lost = report["lost_duration"]
-    c.caption("on average; " + (f"{lost['mean']:,.0f} to lose." if lost else "no deal lost yet."))
-    d.metric("New deals a week", f"{report['inflow']['observed_per_week']:,.1f}", border=True)
-    d.caption(f"over the last {report['window_weeks']:g} weeks; {say.money(report['deal_value']['mean'])} a won deal.")
-    for line in report["warnings"]:
+    a.metric("Deals used", f"{rows.rows_used:,}", border=True)
+    a.caption(f"of {rows.read:,} rows read; {rows.skipped or 0:,} skipped.")
+    b.metric("Win rate", say.percent(rate.mean), border=True)
+    b.caption(f"{counts.won:,} won, {counts.lost:,} lost, {counts.open:,} open on {report.as_of}.")
+    c.metric("Days to win", f"{report.won_duration.mean:,.0f}", border=True)
+    lost = report.lost_duration
+    c.caption("on average; " + (f"{lost.mean:,.0f} to lose." if lost else "no deal lost yet."))
+    d.metric("New deals a week", f"{report.inflow.observed_per_week:,.1f}", border=True)
+    d.caption(f"over the last {report.window_weeks:g} weeks; {say.money(report.deal_value.mean)} a won deal.")
+    for line in report.warnings:
         st.warning(line, icon=":material/warning:")
 
 
@@ -501,11 +511,10 @@ def _details_section(cal: Calibration) -> None:
             "KS distance": st.column_config.NumberColumn(format="%.3f"),
         },
     )
-    rows = report["rows"]
-    skipped = rows.get("skipped_by_reason", {})
+    rows = report.rows
+    skipped = rows.reasons
     st.markdown(
-        f"**Rows**: {rows.get('rows_read', rows['rows_used']):,} read, {rows['rows_used']:,} used, "
-        f"{rows.get('skipped', 0):,} skipped"
+        f"**Rows**: {rows.read:,} read, {rows.rows_used:,} used, {rows.skipped or 0:,} skipped"
         + (" (below, with the file's line numbers; the header is line 1)." if skipped else ".")
     )
     if skipped:
@@ -514,38 +523,38 @@ def _details_section(cal: Calibration) -> None:
                 [
                     {
                         "reason": reason,
-                        "rows": entry["count"],
-                        "lines": ", ".join(map(str, entry["lines"])) + (", ..." if entry["count"] > 10 else ""),
+                        "rows": entry.count,
+                        "lines": ", ".join(map(str, entry.lines)) + (", ..." if entry.count > 10 else ""),
                     }
                     for reason, entry in skipped.items()
                 ]
             ),
             hide_index=True,
         )
-    counts = report["counts"]
+    counts = report.counts
     st.markdown(
-        f"**Counts on {report['as_of']}**: {counts['known']:,} deals known, {counts['won']:,} won, "
-        f"{counts['lost']:,} lost, {counts['open']:,} open; {counts['created_in_window']:,} created in the last "
-        f"{report['window_weeks']:g} weeks; {counts['created_after_as_of']:,} created after {report['as_of']} "
+        f"**Counts on {report.as_of}**: {counts.known:,} deals known, {counts.won:,} won, "
+        f"{counts.lost:,} lost, {counts.open:,} open; {counts.created_in_window:,} created in the last "
+        f"{report.window_weeks:g} weeks; {counts.created_after_as_of:,} created after {report.as_of} "
         "(left out)."
     )
     with st.expander("All candidate fits, and the scenario file"):
         candidates = [
-            {"what": label, **candidate}
-            for label, key in (
-                ("Days to win", "won_duration"),
-                ("Days to lose", "lost_duration"),
-                ("Value", "deal_value"),
+            {"what": label, **candidate.as_dict()}
+            for label, fit in (
+                ("Days to win", report.won_duration),
+                ("Days to lose", report.lost_duration),
+                ("Value", report.deal_value),
             )
-            if report[key]
-            for candidate in report[key]["candidates"]
+            if fit
+            for candidate in fit.candidates
         ]
         st.dataframe(pd.DataFrame(candidates), hide_index=True)
         text = scenario_to_toml(cal.scenario)
         st.download_button(
             "Download the calibrated scenario (TOML)",
             data=text,
-            file_name=f"calibrated_{report['as_of']}.toml",
+            file_name=f"calibrated_{report.as_of}.toml",
             mime="application/toml",
             key="crm_toml",
             on_click="ignore",
@@ -719,7 +728,7 @@ def calibrate_page(ctx: Context) -> None:
             "Use as the current scenario",
             type="primary",
             on_click=_use,
-            args=(cal.scenario, f"a CRM export ({name}, as of {cal.report['as_of']})"),
+            args=(cal.scenario, f"a CRM export ({name}, as of {cal.report.as_of})"),
             icon=":material/input:",
             help="Load it into the inputs: every page then shows it, and the link and the TOML download carry it.",
         )

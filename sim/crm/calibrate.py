@@ -44,6 +44,20 @@ from sim.crm.fitting import (
     seasonality,
 )
 from sim.crm.reader import CrmData, outcome_of_stage
+from sim.crm.report import (
+    CalibrationReport,
+    DealCounts,
+    FitSummary,
+    HistorySummary,
+    InflowSummary,
+    OpenPipeline,
+    QuotaSummary,
+    RateSummary,
+    RowCounts,
+    SeasonalitySummary,
+    StageCounts,
+    StageReport,
+)
 from sim.errors import InputError
 from sim.model.funnel import aged_conversion
 from sim.model.scenario import (
@@ -108,7 +122,7 @@ def parse_as_of(text: Any) -> pd.Timestamp:
     Raises
     ------
     ValueError
-        ``--as-of: ...`` for anything else.
+        ``as_of: ...`` for anything else.
     """
     value = str(text).strip()
     try:
@@ -116,9 +130,9 @@ def parse_as_of(text: Any) -> pd.Timestamp:
             raise ValueError
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError):
-        raise ValueError(f"--as-of: not a date (YYYY-MM-DD), got {text!r}") from None
+        raise ValueError(f"as_of: not a date (YYYY-MM-DD), got {text!r}") from None
     if stamp is pd.NaT:
-        raise ValueError(f"--as-of: not a date (YYYY-MM-DD), got {text!r}")
+        raise ValueError(f"as_of: not a date (YYYY-MM-DD), got {text!r}")
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
@@ -338,52 +352,34 @@ def stage_episodes(
 
 @dataclass
 class Calibration:
-    """The result of :func:`calibrate`: the scenario, the fits behind it, and the report."""
+    """The result of :func:`calibrate`: the scenario, the fits behind it, and the report.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The calibrated scenario.
+    report : CalibrationReport
+        What was read, fitted and made, with the warnings (:meth:`CalibrationReport.as_dict`
+        for JSON).
+    snapshot : Snapshot
+        The export as known on the as-of date.
+    outcomes : OutcomeFit
+        The first stage's joint fit (the only one without a stage history).
+    value : DurationFit
+        The fit of the won deals' amounts.
+    stages : list of StageEpisodes
+        Each stage's observations, in funnel order (one stage without a history).
+    stage_outcomes : list of OutcomeFit
+        Each stage's joint fit, in funnel order; ``outcomes`` is the first.
+    """
 
     scenario: Scenario
-    report: dict
+    report: CalibrationReport
     snapshot: Snapshot
     outcomes: OutcomeFit
     value: DurationFit
     stages: list[StageEpisodes] = field(default_factory=list)
-    """Each stage's observations, in funnel order (one stage without a history)."""
     stage_outcomes: list[OutcomeFit] = field(default_factory=list)
-    """Each stage's joint fit, in funnel order; ``outcomes`` is the first."""
-
-
-def fit_summary(fit: DurationFit) -> dict:
-    """A JSON-ready summary of a fit: the chosen family, its parameters, AIC and KS distance."""
-    table = fit.table
-    chosen = table[table["family"] == fit.family]
-    row = chosen.iloc[0] if not chosen.empty else None
-    return {
-        "family": fit.family,
-        "mean": float(fit.model.mean()),
-        "sd": float(fit.model.std()),
-        "parameters": {k: float(v) for k, v in row["parameters"].items()} if row is not None else {},
-        "aic": float(row["aic"]) if row is not None else None,
-        "ks_distance": float(fit.ks_distance),
-        "n_complete": fit.n_complete,
-        "n_censored": fit.n_censored,
-        "note": fit.note,
-        "candidates": [
-            {"family": r["family"], "aic": float(r["aic"]), "ks_distance": float(r["ks_distance"])}
-            for _, r in table.iterrows()
-        ],
-    }
-
-
-def _rate_summary(fit: OutcomeFit) -> dict:
-    """A JSON-ready summary of a joint fit's rate."""
-    return {
-        "mean": fit.rate.mean(),
-        "concentration": fit.rate.concentration,
-        "p_mle": fit.p,
-        "expected_won": fit.expected_won,
-        "expected_lost": fit.expected_lost,
-        "em_iterations": fit.iterations,
-        "converged": fit.converged,
-    }
 
 
 def _month_factor(profile: dict[int, float], start: pd.Timestamp, days: float) -> float:
@@ -417,6 +413,363 @@ def seasonal_inflow(created: pd.Series, as_of: pd.Timestamp, window_weeks: float
     return window, multipliers
 
 
+def _check_options(window_weeks: Any, horizon_days: Any, quota_revenue: float | None, quota_deals: int | None) -> None:
+    """Refuse bad options of :func:`calibrate`, one ``field: problem`` line each.
+
+    Raises
+    ------
+    CalibrationError
+        For a window that is not a number > 0, a horizon not from 1 to 3660 days, or
+        both quotas.
+    """
+    problems = []
+    if not (isinstance(window_weeks, int | float) and math.isfinite(window_weeks) and window_weeks > 0):
+        problems.append(f"window_weeks: must be a number > 0, got {window_weeks!r}")
+    if not (isinstance(horizon_days, int | float) and math.isfinite(horizon_days) and 0 < horizon_days <= 3660):
+        problems.append(f"horizon_days: must be a number of days from 1 to 3660, got {horizon_days!r}")
+    if quota_revenue is not None and quota_deals is not None:
+        problems.append("quota_revenue: give at most one of quota_revenue and quota_deals")
+    if problems:
+        raise CalibrationError(problems)
+
+
+def _known_data(deals: pd.DataFrame, as_of: pd.Timestamp) -> tuple[Snapshot, list[str]]:
+    """The snapshot on ``as_of``, refused when it has nothing to fit, and its warnings.
+
+    Raises
+    ------
+    CalibrationError
+        ``as_of DATE: ...`` when no deal had been created, or none won, by then.
+    """
+    label = date_label(as_of)
+    snap = snapshot(deals, as_of)
+    if snap.created.empty:
+        first = deals["created"].min()
+        raise CalibrationError([f"as_of {label}: no deal was created by then (the first is from {date_label(first)})"])
+    if snap.won.size == 0:
+        raise CalibrationError(
+            [f"as_of {label}: no deal had been won by then, so there is nothing to fit how long winning takes"]
+        )
+    warnings = []
+    last = max(deals["created"].max(), deals["closed"].max())
+    if as_of > last:
+        warnings.append(
+            f"as-of {label} is after the last date in the file ({date_label(last)}): deals open in the file are "
+            "taken to be still open on it"
+        )
+    return snap, warnings
+
+
+def _stage_observations(
+    deals: pd.DataFrame, snap: Snapshot, history: pd.DataFrame | None
+) -> tuple[list[StageEpisodes], dict[str, int] | None]:
+    """Each stage's episodes (the one :data:`OPEN_STAGE` without a history) and the history's counts.
+
+    Raises
+    ------
+    CalibrationError
+        ``history: ...`` when no deal had entered a stage, or a stage that no deal had
+        left, by the as-of date.
+    """
+    label = date_label(snap.as_of)
+    if history is None:
+        episodes, counts = [StageEpisodes(OPEN_STAGE, snap.won, snap.lost, snap.open)], None
+    else:
+        episodes, counts = stage_episodes(deals, history, snap.as_of)
+        if not episodes:
+            raise CalibrationError([f"history: no deal had entered a stage by {label}"])
+    problems = [
+        f"history: stage {e.name!r}: no deal had moved on from it by {label}, so there is nothing to fit "
+        "how long it takes"
+        for e in episodes
+        if e.converted.size == 0
+    ]
+    if problems:
+        raise CalibrationError(problems)
+    return episodes, counts
+
+
+def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]:
+    """What to say about one stage's fit: its durations' warnings, thin data, no convergence, skips."""
+    where = f"stage {e.name!r}: " if multi else ""
+    moved = "moved on" if multi else "won"
+    warnings = []
+    for what, part in ((f"{moved} duration", fit.won), ("lost duration", fit.lost)):
+        if part is not None:
+            warnings += [f"{where}{what}: {w}" for w in part.warnings]
+    if e.lost.size == 0:
+        warnings.append(f"{where}no deal had been lost: lost deals are taken to last as long as {moved} ones")
+    closed = e.converted.size + e.lost.size
+    if closed < THIN_DATA:
+        warnings.append(
+            f"{where}only {closed} {moved} or lost deals (fewer than {THIN_DATA}): the "
+            f"{'conversion' if multi else 'win'} rate is uncertain"
+        )
+    if not fit.converged:
+        warnings.append(f"{where}the joint fit did not settle in {fit.iterations} iterations: treat it with care")
+    passed = e.skipped + e.converted.size
+    if multi and e.skipped and e.skipped >= 0.05 * passed:
+        warnings.append(
+            f"stage {e.name!r}: {e.skipped} deals went past it without entering it; its rate and durations are "
+            "those of the deals that entered it, and the scenario sends every deal through it"
+        )
+    return warnings
+
+
+def _fit_stages(episodes: list[StageEpisodes], multi: bool) -> tuple[list[OutcomeFit], list[str]]:
+    """Each stage's joint fit of rate and durations (open deals censored), and the warnings about them."""
+    fits = [fit_outcomes(e.converted, e.lost, e.open["age_days"]) for e in episodes]
+    warnings = [w for e, fit in zip(episodes, fits, strict=True) for w in _stage_warnings(e, fit, multi)]
+    return fits, warnings
+
+
+@dataclass(frozen=True)
+class _Inflow:
+    """The inflow estimate: deals created in the window, their weekly rate, and its seasonal form."""
+
+    in_window: int
+    observed: float
+    per_week: float
+    window_factor: float
+    multipliers: list[float] | None
+    warnings: list[str]
+
+
+def _estimate_inflow(snap: Snapshot, window_weeks: float, horizon_days: float, seasonal: bool) -> _Inflow:
+    """The trailing window's rate of new deals, deseasonalised when seasonality is known."""
+    as_of = snap.as_of
+    window_start = as_of - pd.Timedelta(weeks=window_weeks)
+    in_window = int(((snap.created > window_start) & (snap.created <= as_of)).sum())
+    observed = in_window / window_weeks
+    warnings = []
+    if snap.created.min() > window_start:
+        warnings.append(
+            f"the history starts {date_label(snap.created.min())}, inside the {window_weeks:g}-week window: "
+            "the inflow is understated"
+        )
+    season = seasonal_inflow(snap.created, as_of, window_weeks, horizon_days) if seasonal else None
+    per_week, multipliers, window_factor = observed, None, 1.0
+    if season is not None:
+        window_factor, multipliers = season
+        per_week = observed / window_factor if window_factor > 0 else observed
+    return _Inflow(in_window, observed, per_week, window_factor, multipliers, warnings)
+
+
+def _zombies(episodes: list[StageEpisodes], fits: list[OutcomeFit], multi: bool) -> tuple[list[float], int, list[str]]:
+    """Each stage's zombie age, the open deals older than theirs, and the warning about them.
+
+    A zombie is older than nearly every deal that left its stage, won (moved on) or lost:
+    the :data:`ZOMBIE_QUANTILE` point of both durations.
+    """
+    parts, limits = [], []
+    for e, fit in zip(episodes, fits, strict=True):
+        limit = float(fit.won.model.ppf(ZOMBIE_QUANTILE))
+        if fit.lost is not None:
+            limit = max(limit, float(fit.lost.model.ppf(ZOMBIE_QUANTILE)))
+        limits.append(limit)
+        parts.append(e.open[e.open["age_days"] > limit])
+    zombies = pd.concat(parts, ignore_index=True)
+    warnings = []
+    if len(zombies):
+        examples = ", ".join(zombies["id"].head(5))
+        days = f"{limits[0]:.0f} days" if not multi else "their stage allows"
+        warnings.append(
+            f"{len(zombies)} open deals are older than {days} (the {ZOMBIE_QUANTILE:.0%} point of both "
+            f"won and lost durations), e.g. {examples}: zombies, nearly certain not to be won; close them in the CRM"
+        )
+    return limits, int(len(zombies)), warnings
+
+
+def _quota(
+    snap: Snapshot,
+    window_weeks: float,
+    horizon_days: float,
+    quota_revenue: float | None,
+    quota_deals: int | None,
+) -> tuple[Quota, str, list[str]]:
+    """The quota given, or by default the trailing window's won revenue at the same pace; its basis; warnings."""
+    as_of = snap.as_of
+    if quota_revenue is not None:
+        return Quota(revenue=quota_revenue), "given", []
+    if quota_deals is not None:
+        return Quota(deals=quota_deals), "given", []
+    window_start = as_of - pd.Timedelta(weeks=window_weeks)
+    won_in_window = (snap.won_closed > window_start) & (snap.won_closed <= as_of)
+    pace = horizon_days / (7 * window_weeks)
+    revenue = float(snap.won_amounts[won_in_window.to_numpy()].sum()) * pace
+    if revenue > 0:
+        basis = f"revenue won in the {window_weeks:g} weeks to {date_label(as_of)}, scaled to {horizon_days:g} days"
+        return Quota(revenue=revenue), basis, []
+    return (
+        Quota(deals=1),
+        "nothing was won in the window: one won deal",
+        ["no revenue was won in the window: the default quota is one won deal"],
+    )
+
+
+def _scenario(
+    *,
+    name: str | None,
+    source: str,
+    snap: Snapshot,
+    window_weeks: float,
+    horizon_days: float,
+    quota: Quota,
+    inflow: _Inflow,
+    value: DurationFit,
+    episodes: list[StageEpisodes],
+    fits: list[OutcomeFit],
+) -> Scenario:
+    """The calibrated scenario: one stage per fit, the open deals listed in their stages.
+
+    Raises
+    ------
+    CalibrationError
+        When the scenario does not validate (the scenario's own ``field: problem`` lines).
+    """
+    label = date_label(snap.as_of)
+    open_deals = [
+        OpenDeal(
+            stage=e.name,
+            age_days=float(row.age_days),
+            amount=None if not math.isfinite(row.amount) else float(row.amount),
+            name=str(row.id),
+        )
+        for e in episodes
+        for row in e.open.itertuples(index=False)
+    ]
+    multipliers = inflow.multipliers
+    try:
+        return Scenario(
+            name=(name or f"Calibrated from {Path(source).name} as of {label}")[:200],
+            description=(
+                f"Calibrated by funnel-sim from {source} with what was known on {label}: "
+                f"{snap.won.size} won, {snap.lost.size} lost, {len(snap.open)} open; inflow over the "
+                f"{window_weeks:g} weeks before."
+            ),
+            horizon_days=float(horizon_days),
+            quota=quota,
+            inflow=Inflow(per_week=inflow.per_week, multipliers=tuple(multipliers) if multipliers else None),
+            deal_value=value.model,
+            stages=tuple(
+                Stage(
+                    name=e.name,
+                    conversion=fit.rate,
+                    duration=fit.won.model,
+                    lost_duration=fit.lost.model if fit.lost is not None else None,
+                )
+                for e, fit in zip(episodes, fits, strict=True)
+            ),
+            open_deals=tuple(open_deals),
+        )
+    except ValidationError as error:
+        raise CalibrationError(problems_from(error)) from None
+    except ScenarioError as error:  # pragma: no cover - the models above are validated already
+        raise CalibrationError(error.problems) from None
+
+
+def _expected_open_wins(scenario: Scenario, episodes: list[StageEpisodes], fits: list[OutcomeFit]) -> float:
+    """Wins expected from the open deals: each leaves its stage forwards, then passes every later stage."""
+    means = [fit.rate.mean() for fit in fits]
+    p_open = np.concatenate(
+        [
+            np.asarray(aged_conversion(stage, means[j], e.open["age_days"].to_numpy()), dtype=float).ravel()
+            * float(np.prod(means[j + 1 :]))
+            for j, (stage, e) in enumerate(zip(scenario.stages, episodes, strict=True))
+        ]
+    )
+    return float(p_open.sum())
+
+
+def _stage_report(e: StageEpisodes, fit: OutcomeFit, zombie_age: float) -> StageReport:
+    """One stage's counts, rate, durations and zombie age."""
+    return StageReport(
+        name=e.name,
+        counts=StageCounts(
+            entered=int(e.converted.size + e.lost.size + len(e.open)),
+            converted=int(e.converted.size),
+            lost=int(e.lost.size),
+            open=int(len(e.open)),
+            skipped=e.skipped,
+        ),
+        rate=RateSummary.from_fit(fit),
+        duration=FitSummary.from_fit(fit.won),
+        lost_duration=FitSummary.from_fit(fit.lost) if fit.lost is not None else None,
+        zombie_age_days=zombie_age,
+    )
+
+
+def _report(
+    *,
+    crm: CrmData | pd.DataFrame,
+    source: str,
+    snap: Snapshot,
+    window_weeks: float,
+    horizon_days: float,
+    history: pd.DataFrame | None,
+    history_counts: dict[str, int] | None,
+    episodes: list[StageEpisodes],
+    fits: list[OutcomeFit],
+    value: DurationFit,
+    inflow: _Inflow,
+    zombie_ages: list[float],
+    zombies: int,
+    scenario: Scenario,
+    quota: Quota,
+    basis: str,
+    warnings: list[str],
+) -> CalibrationReport:
+    """The typed report of a calibration from its parts."""
+    multi = history is not None
+    outcomes = fits[0]
+    if isinstance(crm, CrmData):
+        rows, columns = RowCounts.from_dict(crm.report()), dict(crm.mapping)
+    else:
+        rows, columns = RowCounts(rows_used=len(crm)), None
+    return CalibrationReport(
+        source=source,
+        as_of=date_label(snap.as_of),
+        horizon_days=float(horizon_days),
+        window_weeks=float(window_weeks),
+        rows=rows,
+        columns=columns,
+        counts=DealCounts(
+            known=int(len(snap.created)),
+            won=int(snap.won.size),
+            lost=int(snap.lost.size),
+            open=int(len(snap.open)),
+            created_in_window=inflow.in_window,
+            created_after_as_of=snap.unknown,
+        ),
+        rate=None if multi else RateSummary.from_fit(outcomes),
+        won_duration=None if multi else FitSummary.from_fit(outcomes.won),
+        lost_duration=None if multi or outcomes.lost is None else FitSummary.from_fit(outcomes.lost),
+        stages=tuple(_stage_report(e, fit, limit) for e, fit, limit in zip(episodes, fits, zombie_ages, strict=True)),
+        history=None
+        if history is None
+        else HistorySummary(
+            rows=RowCounts.from_dict(history.attrs.get("report", {"rows_used": len(history)})), **history_counts
+        ),
+        deal_value=FitSummary.from_fit(value),
+        inflow=InflowSummary(
+            per_week=inflow.per_week,
+            observed_per_week=inflow.observed,
+            window_factor=inflow.window_factor,
+            expected_over_horizon=scenario.expected_arrivals,
+        ),
+        seasonality=SeasonalitySummary(multipliers=tuple(inflow.multipliers)) if inflow.multipliers else None,
+        open_pipeline=OpenPipeline(
+            deals=len(snap.open),
+            with_amount=int(np.isfinite(snap.open["amount"]).sum()),
+            expected_wins=_expected_open_wins(scenario, episodes, fits),
+            zombies=zombies,
+            zombie_age_days=zombie_ages[0] if not multi else None,
+        ),
+        quota=QuotaSummary(unit=quota.unit, target=quota.target, basis=basis),
+        warnings=tuple(warnings),
+    )
+
+
 def calibrate(
     crm: CrmData | pd.DataFrame,
     as_of: Any,
@@ -430,6 +783,9 @@ def calibrate(
     history: pd.DataFrame | None = None,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as known on ``as_of``.
+
+    The steps: the data known on ``as_of``, each stage's joint fit, the deal value, the
+    inflow, the zombies among the open deals, the quota, the scenario, and the report.
 
     Parameters
     ----------
@@ -459,243 +815,73 @@ def calibrate(
     Returns
     -------
     Calibration
+        With the typed :class:`sim.crm.report.CalibrationReport` as its ``report``.
 
     Raises
     ------
+    ValueError
+        ``as_of: ...`` for a string that is not a date (:func:`parse_as_of`).
     CalibrationError
         When nothing can be fitted (no deal created by ``as_of``, none won, a stage that
-        no deal has left yet) or an option is bad, one ``field: problem`` line each.
+        no deal has left yet) or an option is bad, one ``field: problem`` line each,
+        named by the parameter (``as_of``, ``window_weeks``, ``horizon_days``,
+        ``quota_revenue``, ``history``).
     """
     deals = crm.deals if isinstance(crm, CrmData) else crm
     source = crm.source if isinstance(crm, CrmData) else "deals"
     as_of = parse_as_of(as_of) if isinstance(as_of, str) else pd.Timestamp(as_of)
-    label = date_label(as_of)
-    problems = []
-    if not (isinstance(window_weeks, int | float) and math.isfinite(window_weeks) and window_weeks > 0):
-        problems.append(f"--window-weeks: must be a number > 0, got {window_weeks!r}")
-    if not (isinstance(horizon_days, int | float) and math.isfinite(horizon_days) and 0 < horizon_days <= 3660):
-        problems.append(f"--horizon-days: must be a number of days from 1 to 3660, got {horizon_days!r}")
-    if quota_revenue is not None and quota_deals is not None:
-        problems.append("--quota-revenue: give at most one of --quota-revenue and --quota-deals")
-    if problems:
-        raise CalibrationError(problems)
-    snap = snapshot(deals, as_of)
-    if snap.created.empty:
-        first = deals["created"].min()
-        raise CalibrationError(
-            [f"--as-of {label}: no deal was created by then (the first is from {date_label(first)})"]
-        )
-    if snap.won.size == 0:
-        raise CalibrationError(
-            [f"--as-of {label}: no deal had been won by then, so there is nothing to fit how long winning takes"]
-        )
-    warnings: list[str] = []
-    last = max(deals["created"].max(), deals["closed"].max())
-    if as_of > last:
-        warnings.append(
-            f"as-of {label} is after the last date in the file ({date_label(last)}): deals open in the file are "
-            "taken to be still open on it"
-        )
-
-    if history is None:
-        episodes, history_counts = [StageEpisodes(OPEN_STAGE, snap.won, snap.lost, snap.open)], None
-    else:
-        episodes, history_counts = stage_episodes(deals, history, as_of)
-        if not episodes:
-            raise CalibrationError([f"--history: no deal had entered a stage by {label}"])
+    _check_options(window_weeks, horizon_days, quota_revenue, quota_deals)
+    snap, warnings = _known_data(deals, as_of)
+    episodes, history_counts = _stage_observations(deals, snap, history)
     multi = history is not None
-    problems = [
-        f"--history: stage {e.name!r}: no deal had moved on from it by {label}, so there is nothing to fit "
-        "how long it takes"
-        for e in episodes
-        if e.converted.size == 0
-    ]
-    if problems:
-        raise CalibrationError(problems)
-    fits = [fit_outcomes(e.converted, e.lost, e.open["age_days"]) for e in episodes]
+    fits, fit_warnings = _fit_stages(episodes, multi)
     value = fit_value(snap.won_amounts)
-    for e, fit in zip(episodes, fits, strict=True):
-        where = f"stage {e.name!r}: " if multi else ""
-        moved = "moved on" if multi else "won"
-        for what, part in ((f"{moved} duration", fit.won), ("lost duration", fit.lost)):
-            if part is not None:
-                warnings += [f"{where}{what}: {w}" for w in part.warnings]
-        if e.lost.size == 0:
-            warnings.append(f"{where}no deal had been lost: lost deals are taken to last as long as {moved} ones")
-        closed = e.converted.size + e.lost.size
-        if closed < THIN_DATA:
-            warnings.append(
-                f"{where}only {closed} {moved} or lost deals (fewer than {THIN_DATA}): the "
-                f"{'conversion' if multi else 'win'} rate is uncertain"
-            )
-        if not fit.converged:
-            warnings.append(f"{where}the joint fit did not settle in {fit.iterations} iterations: treat it with care")
-        passed = e.skipped + e.converted.size
-        if multi and e.skipped and e.skipped >= 0.05 * passed:
-            warnings.append(
-                f"stage {e.name!r}: {e.skipped} deals went past it without entering it; its rate and durations are "
-                "those of the deals that entered it, and the scenario sends every deal through it"
-            )
-    warnings += [f"deal value: {w}" for w in value.warnings]
-    outcomes = fits[0]
-
-    # Inflow: the trailing window's rate, deseasonalised when seasonality is known.
-    window_start = as_of - pd.Timedelta(weeks=window_weeks)
-    in_window = int(((snap.created > window_start) & (snap.created <= as_of)).sum())
-    observed = in_window / window_weeks
-    if snap.created.min() > window_start:
-        warnings.append(
-            f"the history starts {date_label(snap.created.min())}, inside the {window_weeks:g}-week window: "
-            "the inflow is understated"
-        )
-    season = seasonal_inflow(snap.created, as_of, window_weeks, horizon_days) if seasonal else None
-    per_week, multipliers, window_factor = observed, None, 1.0
-    if season is not None:
-        window_factor, multipliers = season
-        per_week = observed / window_factor if window_factor > 0 else observed
-
-    # Zombies: older than nearly every deal that left their stage, won (moved on) or lost.
-    zombie_parts, limits = [], []
-    for e, fit in zip(episodes, fits, strict=True):
-        limit = float(fit.won.model.ppf(ZOMBIE_QUANTILE))
-        if fit.lost is not None:
-            limit = max(limit, float(fit.lost.model.ppf(ZOMBIE_QUANTILE)))
-        limits.append(limit)
-        zombie_parts.append(e.open[e.open["age_days"] > limit])
-    zombies = pd.concat(zombie_parts, ignore_index=True)
-    if len(zombies):
-        examples = ", ".join(zombies["id"].head(5))
-        days = f"{limits[0]:.0f} days" if not multi else "their stage allows"
-        warnings.append(
-            f"{len(zombies)} open deals are older than {days} (the {ZOMBIE_QUANTILE:.0%} point of both "
-            f"won and lost durations), e.g. {examples}: zombies, nearly certain not to be won; close them in the CRM"
-        )
-
-    # Quota: by default, the trailing window's won revenue at the same pace.
-    won_in_window = (snap.won_closed > window_start) & (snap.won_closed <= as_of)
-    pace = horizon_days / (7 * window_weeks)
-    if quota_revenue is not None:
-        quota, basis = Quota(revenue=quota_revenue), "given"
-    elif quota_deals is not None:
-        quota, basis = Quota(deals=quota_deals), "given"
-    else:
-        revenue = float(snap.won_amounts[won_in_window.to_numpy()].sum()) * pace
-        if revenue > 0:
-            quota = Quota(revenue=revenue)
-            basis = f"revenue won in the {window_weeks:g} weeks to {label}, scaled to {horizon_days:g} days"
-        else:
-            quota, basis = Quota(deals=1), "nothing was won in the window: one won deal"
-            warnings.append("no revenue was won in the window: the default quota is one won deal")
-
-    open_deals = [
-        OpenDeal(
-            stage=e.name,
-            age_days=float(row.age_days),
-            amount=None if not math.isfinite(row.amount) else float(row.amount),
-            name=str(row.id),
-        )
-        for e in episodes
-        for row in e.open.itertuples(index=False)
+    inflow = _estimate_inflow(snap, window_weeks, horizon_days, seasonal)
+    zombie_ages, zombies, zombie_warnings = _zombies(episodes, fits, multi)
+    quota, basis, quota_warnings = _quota(snap, window_weeks, horizon_days, quota_revenue, quota_deals)
+    warnings += [
+        *fit_warnings,
+        *(f"deal value: {w}" for w in value.warnings),
+        *inflow.warnings,
+        *zombie_warnings,
+        *quota_warnings,
     ]
-    try:
-        scenario = Scenario(
-            name=(name or f"Calibrated from {Path(source).name} as of {label}")[:200],
-            description=(
-                f"Calibrated by funnel-sim from {source} with what was known on {label}: "
-                f"{snap.won.size} won, {snap.lost.size} lost, {len(snap.open)} open; inflow over the "
-                f"{window_weeks:g} weeks before."
-            ),
-            horizon_days=float(horizon_days),
-            quota=quota,
-            inflow=Inflow(per_week=per_week, multipliers=tuple(multipliers) if multipliers else None),
-            deal_value=value.model,
-            stages=tuple(
-                Stage(
-                    name=e.name,
-                    conversion=fit.rate,
-                    duration=fit.won.model,
-                    lost_duration=fit.lost.model if fit.lost is not None else None,
-                )
-                for e, fit in zip(episodes, fits, strict=True)
-            ),
-            open_deals=tuple(open_deals),
-        )
-    except ValidationError as error:
-        raise CalibrationError(problems_from(error)) from None
-    except ScenarioError as error:  # pragma: no cover - the models above are validated already
-        raise CalibrationError(error.problems) from None
-
-    # An open deal is won if it leaves its stage forwards, then passes every later stage.
-    means = [fit.rate.mean() for fit in fits]
-    p_open = np.concatenate(
-        [
-            np.asarray(aged_conversion(stage, means[j], e.open["age_days"].to_numpy()), dtype=float).ravel()
-            * float(np.prod(means[j + 1 :]))
-            for j, (stage, e) in enumerate(zip(scenario.stages, episodes, strict=True))
-        ]
+    scenario = _scenario(
+        name=name,
+        source=source,
+        snap=snap,
+        window_weeks=window_weeks,
+        horizon_days=horizon_days,
+        quota=quota,
+        inflow=inflow,
+        value=value,
+        episodes=episodes,
+        fits=fits,
     )
-    stage_reports = [
-        {
-            "name": e.name,
-            "counts": {
-                "entered": int(e.converted.size + e.lost.size + len(e.open)),
-                "converted": int(e.converted.size),
-                "lost": int(e.lost.size),
-                "open": int(len(e.open)),
-                "skipped": e.skipped,
-            },
-            "rate": _rate_summary(fit),
-            "duration": fit_summary(fit.won),
-            "lost_duration": fit_summary(fit.lost) if fit.lost is not None else None,
-            "zombie_age_days": limit,
-        }
-        for e, fit, limit in zip(episodes, fits, limits, strict=True)
-    ]
-    report = {
-        "source": source,
-        "as_of": label,
-        "horizon_days": float(horizon_days),
-        "window_weeks": float(window_weeks),
-        "rows": crm.report() if isinstance(crm, CrmData) else {"rows_used": len(deals)},
-        "columns": dict(crm.mapping) if isinstance(crm, CrmData) else None,
-        "counts": {
-            "known": int(len(snap.created)),
-            "won": int(snap.won.size),
-            "lost": int(snap.lost.size),
-            "open": int(len(snap.open)),
-            "created_in_window": in_window,
-            "created_after_as_of": snap.unknown,
-        },
-        "rate": None if multi else _rate_summary(outcomes),
-        "won_duration": None if multi else fit_summary(outcomes.won),
-        "lost_duration": None if multi or outcomes.lost is None else fit_summary(outcomes.lost),
-        "stages": stage_reports,
-        "history": None
-        if history is None
-        else {**history.attrs.get("report", {"rows_used": len(history)}), **history_counts},
-        "deal_value": fit_summary(value),
-        "inflow": {
-            "per_week": per_week,
-            "observed_per_week": observed,
-            "window_factor": window_factor,
-            "expected_over_horizon": scenario.expected_arrivals,
-        },
-        "seasonality": {"per": "month", "multipliers": list(multipliers)} if multipliers else None,
-        "open_pipeline": {
-            "deals": len(snap.open),
-            "with_amount": int(np.isfinite(snap.open["amount"]).sum()),
-            "expected_wins": float(p_open.sum()),
-            "zombies": int(len(zombies)),
-            "zombie_age_days": limits[0] if not multi else None,
-        },
-        "quota": {"unit": quota.unit, "target": quota.target, "basis": basis},
-        "warnings": warnings,
-    }
+    report = _report(
+        crm=crm,
+        source=source,
+        snap=snap,
+        window_weeks=window_weeks,
+        horizon_days=horizon_days,
+        history=history,
+        history_counts=history_counts,
+        episodes=episodes,
+        fits=fits,
+        value=value,
+        inflow=inflow,
+        zombie_ages=zombie_ages,
+        zombies=zombies,
+        scenario=scenario,
+        quota=quota,
+        basis=basis,
+        warnings=warnings,
+    )
     return Calibration(
         scenario=scenario,
         report=report,
         snapshot=snap,
-        outcomes=outcomes,
+        outcomes=fits[0],
         value=value,
         stages=episodes,
         stage_outcomes=fits,
