@@ -50,9 +50,12 @@ def _request(scenarios: list[Scenario], runs: int, seed: int, engine: str) -> Re
     return Request(tuple(scenarios), runs=runs, seed=seed, engine=engine, jobs=CORES)
 
 
-def _progress(request: Request):
-    """A progress bar's update function and its closing, or None where the simulation is short."""
-    size = request.runs * sum(1 if s.team is None else s.team.reps for s in request.scenarios)
+def _progress(request: Request, copies: int = 1):
+    """A progress bar's update function and its closing (None where the simulation is short).
+
+    ``copies``: how many scenarios like the request's first one are simulated (a scenario and its levers).
+    """
+    size = copies * request.runs * sum(1 if s.team is None else s.team.reps for s in request.scenarios)
     simpy = any(choose_engine(s, request.engine) == "simpy" for s in request.scenarios)
     if size < LONG_RUNS and not simpy:
         return None, lambda: None
@@ -119,8 +122,8 @@ def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine
 
 def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:
     """:func:`sim.questions.sensitivity.sensitivity` of the scenario: it and its levers, one request."""
-    variants = 2 * len(scenario.stages) + 3
-    tick, close = _progress(_request([scenario] * variants, runs, seed, engine))
+    variants = 2 * len(scenario.stages) + 3  # the scenario, two levers a stage, inflow and deal value
+    tick, close = _progress(_request([scenario], runs, seed, engine), copies=variants)
     try:
         with st.spinner("Trying each lever...", show_time=True):
             return sensitivity(scenario, step=step, runs=runs, seed=seed, jobs=CORES, engine=engine, progress=tick)

@@ -146,14 +146,11 @@ def _spans(runs: int, group: _Group, workers: int) -> Iterator[tuple[int, int, i
     each carries many blocks.
     """
     blocks = _blocks(runs)
-    size = 1
-    if group.engine == "queues":
+    if group.engine == "queues":  # as many side by side as memory allows, whatever the workers
         widest = max(group.funnels, key=lambda s: s.expected_arrivals)
         size = queues.blocks_at_once(widest, len(group.funnels))
-    if workers > 1:
-        size = max(size, math.ceil(len(blocks) / (workers * TASKS_PER_WORKER)))
-        if group.engine == "queues":
-            size = min(size, queues.blocks_at_once(widest, len(group.funnels)))
+    else:
+        size = 1 if workers == 1 else math.ceil(len(blocks) / (workers * TASKS_PER_WORKER))
     for lo in range(0, len(blocks), size):
         part = blocks[lo : lo + size]
         yield part[0][0], len(part), sum(kept for _, kept in part)
