@@ -7,7 +7,7 @@ duration fit is a maximum-likelihood fit to right-censored data: a closed deal
 contributes its density, an open one its survival probability at its age. That is the
 likelihood ``scipy.stats`` maximises for ``CensoredData``, written out here because an
 open deal may count only in part (the EM weights of :func:`fit_outcomes`); with unit
-weights the fits agree with scipy's (tests/test_fitting.py).
+weights the fits agree with scipy's (tests/crm/test_fitting.py).
 
 The functions return :mod:`sim.model.distributions` and :class:`sim.model.scenario.BetaRate`
 models, ready for a scenario, plus the numbers a user needs to judge the fit (per-family

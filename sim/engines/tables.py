@@ -29,7 +29,7 @@ class QuantileTable:
     chord's error, about ``ppf''(q) / (8 n^2)``, falls only as ``1 / m^2`` with the
     number ``m`` of intervals to the end: with ``k = 1`` the chord next to the end was
     off by a tenth of an sd for a lognormal, with ``k = 64`` by a few 10^-5 of an sd
-    (:mod:`tests.test_tables`). Only a fraction ``2 k / n`` of uniforms land there.
+    (:mod:`tests.engines.test_tables`). Only a fraction ``2 k / n`` of uniforms land there.
 
     Why the engines can use it:
 
@@ -133,7 +133,7 @@ def tabulated_ppf(distribution: DistributionBase, q):
     Measured over 10^6 uniforms, the largest difference from the exact quantile is
     4e-5 sd for a lognormal with sd / mean = 0.57 (the reference scenario's stages),
     2.1e-4 sd for sd / mean = 3, 2e-5 sd for a gamma with sd / mean = 0.57, 4e-5 sd for
-    a gamma of shape 0.5, and 1e-6 sd for a triangular; :mod:`tests.test_tables` holds
+    a gamma of shape 0.5, and 1e-6 sd for a triangular; :mod:`tests.engines.test_tables` holds
     it to 5e-4 sd. That is far below what a simulation can show: the Monte Carlo error
     of a mean over 10^6 deals is 1e-3 sd.
 
@@ -215,7 +215,7 @@ def beta_quantile_table(a: float, b: float) -> QuantileTable:
     Error: measured over 10^6 uniforms, the largest difference from ``betaincinv`` is
     7e-7 on the rate (1.1e-5 of the Beta's sd) for the reference scenario's
     Beta(32.5, 17.5), 1.1e-6 (3.4e-5 sd) for a skewed Beta(0.5, 20);
-    :mod:`tests.test_tables` holds it to 1e-4 sd.
+    :mod:`tests.engines.test_tables` holds it to 1e-4 sd.
 
     Built once per (a, b) in a process (about 3 ms; a solver that varies a rate builds
     one per rate it tries).

@@ -262,7 +262,7 @@ class Lognormal(_MeanSd):
         if not isinstance(random_state, np.random.Generator):
             return super().rvs(size, random_state)
         # scipy's own arithmetic (lognorm draws exp(s * Z) and scales them; the loc of 0
-        # adds nothing), so the values are scipy's to the bit (tests/test_fast_paths.py),
+        # adds nothing), so the values are scipy's to the bit (tests/engines/test_fast_paths.py),
         # without its per-call argument checks: the SimPy engine draws a block of values
         # every replication, and the checks cost ten times the draws.
         mu, sigma = self._log_params()

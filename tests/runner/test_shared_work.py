@@ -21,7 +21,7 @@ from sim.questions.magic_number import Unreachable, _Limits, _solve_by_root_find
 from sim.questions.sensitivity import levers, paired_difference, sensitivity
 from sim.runner import Request, critical_inflows, inflow_thresholds, simulate_variants
 from tests.conftest import ROOT, document, make_scenario
-from tests.test_vectorized import assert_identical
+from tests.engines.test_vectorized import assert_identical
 
 TOUCHES = {"dist": "empirical", "values": [1, 2, 3, 5, 8]}
 EVERY_KEY = scenario_from_dict(

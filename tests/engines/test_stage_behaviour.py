@@ -7,7 +7,7 @@ stage's p the chance a deal converts there (Poisson thinning). The stage keys of
 and P(meeting held) = (1 - ns) + ns * r * (1 - l), and add days to the time in the
 stage; stalls make the rate p * F(s) for a stage whose duration has cdf F. Statistical
 checks are |estimate - exact| <= Z * SE with Z = 4 (see tests/conftest.py); the
-engine comparison is that of tests/test_equivalence.py.
+engine comparison is that of tests/engines/test_equivalence.py.
 """
 
 from __future__ import annotations

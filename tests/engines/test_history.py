@@ -16,7 +16,7 @@ from sim.engines.outcomes import weekly_cumulative
 from sim.engines.simpy_engine import run_replications
 from sim.engines.streams import root_children
 from tests.conftest import SCENARIOS_DIR, make_scenario
-from tests.test_stage_behaviour import ALL_KEYS
+from tests.engines.test_stage_behaviour import ALL_KEYS
 
 SCENARIOS = {
     "reference quarter (open pipeline, Beta rates)": load_scenario(SCENARIOS_DIR / "reference_quarter.toml"),

@@ -43,7 +43,7 @@ from sim.runner import SimulationResult
 
 Z = 4.0
 """Standard errors allowed between an estimate and its exact value."""
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = str(ROOT / "scenarios" / "reference_quarter.toml")
 ENGINES = ("vectorized", "simpy")
 VALUE = {"dist": "lognormal", "mean": 10_000, "sd": 4_000}

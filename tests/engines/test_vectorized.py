@@ -24,7 +24,7 @@ from sim.engines import vectorized
 from sim.engines.outcomes import Outcomes
 from sim.model.scenario import Scenario, scenario_from_dict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GIB_IN_KIB = 2**20
 
 

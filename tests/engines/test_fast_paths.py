@@ -22,7 +22,7 @@ from sim.engines.streams import root_children, stream
 from sim.engines.tables import conversion_rates
 from sim.model.distributions import Distribution, Lognormal
 from tests.conftest import SCENARIOS_DIR, make_scenario
-from tests.test_stage_behaviour import ALL_KEYS  # follow-ups, no-shows and stalls
+from tests.engines.test_stage_behaviour import ALL_KEYS  # follow-ups, no-shows and stalls
 
 
 def assert_identical(a: Outcomes, b: Outcomes) -> None:

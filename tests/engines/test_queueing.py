@@ -4,7 +4,7 @@ The two engines draw from different streams, so they agree in distribution, not 
 run: every per-run figure's mean must match within ``Z`` standard errors of the
 difference of two independent means, and the revenue distributions must pass a
 two-sample KS test. Queueing theory (Erlang C and B) and the exact paths with fixed
-durations are checked for both engines in :mod:`tests.test_capacity`. Scenarios
+durations are checked for both engines in :mod:`tests.engines.test_capacity`. Scenarios
 simulated together (a scenario and its levers) must give exactly their own numbers.
 """
 
