@@ -96,9 +96,9 @@ def backtest(
     """
     deals = crm.deals if isinstance(crm, CrmData) else crm
     if not as_of_dates:
-        raise CalibrationError(["--as-of: give at least one date"])
+        raise CalibrationError(["as_of: give at least one date"])
     if not (isinstance(horizon_days, int | float) and 0 < horizon_days <= 3660):
-        raise CalibrationError([f"--horizon-days: must be a number of days from 1 to 3660, got {horizon_days!r}"])
+        raise CalibrationError([f"horizon_days: must be a number of days from 1 to 3660, got {horizon_days!r}"])
     dates = [parse_as_of(d) if isinstance(d, str) else pd.Timestamp(d) for d in as_of_dates]
     last = max(deals["created"].max(), deals["closed"].max())
     problems, calibrations = [], []
@@ -106,7 +106,7 @@ def backtest(
         label = date_label(as_of)
         if as_of + pd.Timedelta(days=horizon_days) > last:
             problems.append(
-                f"--as-of {label}: cannot be backtested over {horizon_days:g} days: "
+                f"as_of {label}: cannot be backtested over {horizon_days:g} days: "
                 f"the data end on {date_label(last)}, before {date_label(as_of + pd.Timedelta(days=horizon_days))}"
             )
             continue

@@ -60,7 +60,7 @@ def test_dates_past_the_data_are_refused_by_name(world_crm):
         backtest(world_crm, ["2022-01-01", "2024-12-20", "2025-06-01"], 30)
     lines = error.value.problems
     assert len(lines) == 2
-    assert lines[0].startswith("--as-of 2024-12-20: cannot be backtested") and "2025-06-01" in lines[1]
+    assert lines[0].startswith("as_of 2024-12-20: cannot be backtested") and "2025-06-01" in lines[1]
 
 
 ISSUE_KEYS = {"dates", "coverage", "mape_p50"}
@@ -71,7 +71,7 @@ ENTRY_KEYS = {"as_of", "forecast", "actual", "inside_p10_p90", "inside_p10_p90_d
 
 @pytest.mark.parametrize(
     ("dates", "horizon", "message"),
-    [([], 30, "--as-of: give at least one date"), (["2022-01-01"], 0, "--horizon-days: must be a number of days")],
+    [([], 30, "as_of: give at least one date"), (["2022-01-01"], 0, "horizon_days: must be a number of days")],
 )
 def test_bad_options_are_named(world_crm, dates, horizon, message):
     with pytest.raises(CalibrationError) as error:
