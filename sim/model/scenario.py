@@ -43,6 +43,8 @@ MAX_DEALS_PER_RUN = 1_000_000
 MAX_HORIZON_DAYS = 3660.0
 """Ten years: the weekly tables and arrival streams stay a sensible size."""
 MAX_FILE_BYTES = 5_000_000
+MAX_DISPERSION = 3.0
+"""Largest ``[inflow] dispersion``: beyond it a replication's inflow level is nearly always 0 or huge."""
 
 
 class ScenarioError(InputError):
@@ -225,11 +227,20 @@ class Inflow(_Model):
     ``multipliers`` (optional) make the inflow seasonal: one factor per week, or per
     month (of :data:`DAYS_PER_MONTH` days), of the horizon; the inflow in that period is
     ``per_week`` times the factor.
+
+    ``dispersion`` (optional, default 0) makes the inflow's level vary between
+    replications (between periods like the one simulated): each replication draws one
+    multiplier ``G ~ Gamma(shape=1 / dispersion**2, scale=dispersion**2)`` (mean 1, sd
+    ``dispersion``) and new opportunities arrive at ``per_week * G`` (times the seasonal
+    factor) for the whole horizon. A period's count of Poisson arrivals with expected
+    size ``m`` is then negative binomial, with variance ``m + (dispersion * m)**2``; 0
+    is a steady Poisson inflow. With a ``[team]`` each rep draws its own multiplier.
     """
 
     per_week: NonNegative
     process: Literal["poisson", "fixed"] = "poisson"
     multipliers: tuple[float, ...] | None = Field(default=None, min_length=1, max_length=600)
+    dispersion: float = Field(default=0.0, description="coefficient of variation of the inflow level between periods")
 
     @field_validator("multipliers")
     @classmethod
@@ -238,6 +249,13 @@ class Inflow(_Model):
             bad = [m for m in value if not math.isfinite(m) or m < 0]
             if bad:
                 raise ValueError(f"every multiplier must be a finite number >= 0, got {bad[0]}")
+        return value
+
+    @field_validator("dispersion")
+    @classmethod
+    def _spread(cls, value):
+        if not math.isfinite(value) or not 0.0 <= value <= MAX_DISPERSION:
+            raise ValueError(f"must be a finite number between 0 and {MAX_DISPERSION:g}, got {value}")
         return value
 
 
@@ -491,7 +509,10 @@ class Scenario(_Model):
         return any(n is not None for n in self.slots())
 
     def with_inflow(self, per_week: float) -> Scenario:
-        """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0)."""
+        """The scenario with another weekly inflow (no re-validation: ``per_week`` >= 0).
+
+        The dispersion, a spread relative to the level, and the seasonality stay.
+        """
         return self.model_copy(update={"inflow": self.inflow.model_copy(update={"per_week": per_week})})
 
     def with_enough_reps(self) -> Scenario:
@@ -657,6 +678,8 @@ def scenario_to_dict(scenario: Scenario) -> dict:
                 stage.pop(key)
     if not scenario.open_deals:
         document.pop("open_deals")
+    if scenario.inflow.dispersion == 0:
+        document["inflow"].pop("dispersion")
     if scenario.team is not None and scenario.team.new_reps == 0:
         document["team"].pop("new_reps")
     for deal in document.get("open_deals", []):
