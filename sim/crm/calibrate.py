@@ -58,6 +58,14 @@ from sim.crm.report import (
     StageCounts,
     StageReport,
 )
+from sim.crm.spread import (
+    RateSpread,
+    inflow_dispersion,
+    rate_spread,
+    recency_weights,
+    value_spread,
+    weekly_counts,
+)
 from sim.errors import InputError
 from sim.model.funnel import aged_conversion
 from sim.model.scenario import (
@@ -79,6 +87,10 @@ ZOMBIE_QUANTILE = 0.99
 """An open deal older than this quantile of both the won and the lost durations is a zombie."""
 SEASONAL_YEARS = 2
 """Whole years of history needed before the inflow is made seasonal."""
+UNCERTAINTIES = ("history", "sampling")
+"""How uncertain a calibrated scenario's rates and inflow are: as they varied between past
+periods (``history``), or only the sampling error of the fits (``sampling``)."""
+MAX_HALF_LIFE_WEEKS = 520.0
 
 
 class CalibrationError(InputError):
@@ -94,6 +106,8 @@ class Snapshot:
     as_of : pandas.Timestamp
     won, lost : ndarray
         Days from creation to close of the deals won (lost) by ``as_of``.
+    won_created, lost_created : ndarray of datetime64
+        Their creation dates.
     won_amounts : ndarray
         Amounts of the deals won by ``as_of``.
     won_closed : pandas.Series
@@ -109,6 +123,8 @@ class Snapshot:
     as_of: pd.Timestamp
     won: np.ndarray
     lost: np.ndarray
+    won_created: np.ndarray
+    lost_created: np.ndarray
     won_amounts: np.ndarray
     won_closed: pd.Series
     open: pd.DataFrame
@@ -167,6 +183,8 @@ def snapshot(deals: pd.DataFrame, as_of: Any) -> Snapshot:
         as_of=as_of,
         won=days[won].to_numpy(dtype=float),
         lost=days[lost].to_numpy(dtype=float),
+        won_created=known.loc[won, "created"].to_numpy(),
+        lost_created=known.loc[lost, "created"].to_numpy(),
         won_amounts=known.loc[won, "amount"].to_numpy(dtype=float),
         won_closed=known.loc[won, "closed"],
         open=pd.DataFrame(
@@ -202,6 +220,9 @@ class StageEpisodes:
     open : pandas.DataFrame
         Deals in the stage on the as-of date: ``id``, ``age_days`` (days since they
         entered it), ``amount``.
+    converted_entered, lost_entered : ndarray of datetime64
+        When the converted and the lost deals entered the stage (their creation date
+        without a stage history).
     skipped : int
         Deals that went from an earlier stage straight to a later one (or to a win)
         without entering this one; they are not among its observations.
@@ -211,7 +232,14 @@ class StageEpisodes:
     converted: np.ndarray
     lost: np.ndarray
     open: pd.DataFrame
+    converted_entered: np.ndarray
+    lost_entered: np.ndarray
     skipped: int = 0
+
+    def entered(self, as_of: pd.Timestamp) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex, pd.DatetimeIndex]:
+        """When the converted, the lost and the open deals entered the stage."""
+        opened = as_of - pd.to_timedelta(self.open["age_days"].to_numpy(dtype=float), unit="D")
+        return pd.DatetimeIndex(self.converted_entered), pd.DatetimeIndex(self.lost_entered), pd.DatetimeIndex(opened)
 
 
 def _history_known(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -331,6 +359,8 @@ def stage_episodes(
                 name=name,
                 converted=days[here & converted],
                 lost=days[here & lost],
+                converted_entered=visits.loc[here & converted, "entered"].to_numpy(),
+                lost_entered=visits.loc[here & lost, "entered"].to_numpy(),
                 open=pd.DataFrame(
                     {
                         "id": visits.loc[opened, "id"].astype(str).to_numpy(),
@@ -413,16 +443,36 @@ def seasonal_inflow(created: pd.Series, as_of: pd.Timestamp, window_weeks: float
     return window, multipliers
 
 
-def _check_options(window_weeks: Any, horizon_days: Any, quota_revenue: float | None, quota_deals: int | None) -> None:
+def _check_options(
+    window_weeks: Any,
+    horizon_days: Any,
+    quota_revenue: float | None,
+    quota_deals: int | None,
+    uncertainty: Any = "history",
+    half_life_weeks: Any = None,
+) -> None:
     """Refuse bad options of :func:`calibrate`, one ``field: problem`` line each.
 
     Raises
     ------
     CalibrationError
-        For a window that is not a number > 0, a horizon not from 1 to 3660 days, or
-        both quotas.
+        For a window that is not a number > 0, a horizon not from 1 to 3660 days,
+        both quotas, an unknown uncertainty, or a half-life that is not a number of
+        weeks in (0, 520].
     """
     problems = []
+    if uncertainty not in UNCERTAINTIES:
+        problems.append(f"uncertainty: must be one of {', '.join(UNCERTAINTIES)}, got {uncertainty!r}")
+    if half_life_weeks is not None and not (
+        isinstance(half_life_weeks, int | float)
+        and not isinstance(half_life_weeks, bool)
+        and math.isfinite(half_life_weeks)
+        and 0 < half_life_weeks <= MAX_HALF_LIFE_WEEKS
+    ):
+        problems.append(
+            f"half_life_weeks: must be a number of weeks above 0 and at most {MAX_HALF_LIFE_WEEKS:g}, "
+            f"got {half_life_weeks!r}"
+        )
     if not (isinstance(window_weeks, int | float) and math.isfinite(window_weeks) and window_weeks > 0):
         problems.append(f"window_weeks: must be a number > 0, got {window_weeks!r}")
     if not (isinstance(horizon_days, int | float) and math.isfinite(horizon_days) and 0 < horizon_days <= 3660):
@@ -473,7 +523,10 @@ def _stage_observations(
     """
     label = date_label(snap.as_of)
     if history is None:
-        episodes, counts = [StageEpisodes(OPEN_STAGE, snap.won, snap.lost, snap.open)], None
+        episodes, counts = (
+            [StageEpisodes(OPEN_STAGE, snap.won, snap.lost, snap.open, snap.won_created, snap.lost_created)],
+            None,
+        )
     else:
         episodes, counts = stage_episodes(deals, history, snap.as_of)
         if not episodes:
@@ -516,11 +569,49 @@ def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]
     return warnings
 
 
-def _fit_stages(episodes: list[StageEpisodes], multi: bool) -> tuple[list[OutcomeFit], list[str]]:
+def _recency(e: StageEpisodes, as_of: pd.Timestamp, half_life_weeks: float | None) -> dict[str, np.ndarray]:
+    """The stage's recency weights by entry date, as :func:`sim.crm.fitting.fit_outcomes` takes them."""
+    if half_life_weeks is None:
+        return {}
+    converted, lost, opened = e.entered(as_of)
+    return {
+        "won_weights": recency_weights(converted, as_of, half_life_weeks),
+        "lost_weights": recency_weights(lost, as_of, half_life_weeks),
+        "open_weights": recency_weights(opened, as_of, half_life_weeks),
+    }
+
+
+def _fit_stages(
+    episodes: list[StageEpisodes], multi: bool, as_of: pd.Timestamp, half_life_weeks: float | None
+) -> tuple[list[OutcomeFit], list[str]]:
     """Each stage's joint fit of rate and durations (open deals censored), and the warnings about them."""
-    fits = [fit_outcomes(e.converted, e.lost, e.open["age_days"]) for e in episodes]
+    fits = [
+        fit_outcomes(e.converted, e.lost, e.open["age_days"], **_recency(e, as_of, half_life_weeks)) for e in episodes
+    ]
     warnings = [w for e, fit in zip(episodes, fits, strict=True) for w in _stage_warnings(e, fit, multi)]
     return fits, warnings
+
+
+def _rate_spread(e: StageEpisodes, fit: OutcomeFit, as_of: pd.Timestamp, half_life_weeks: float | None) -> RateSpread:
+    """The stage's rate for the coming period, from its monthly entry cohorts.
+
+    A closed deal is a whole trial; an open one counts for what its survival so far
+    already says about its outcome (:attr:`sim.crm.fitting.OutcomeFit.open_known`), a
+    success in the proportion of its chance of being won.
+    """
+    converted, lost, opened = e.entered(as_of)
+    dates = converted.append(lost).append(opened)
+    known = fit.open_known
+    successes = np.concatenate([np.ones(len(converted)), np.zeros(len(lost)), fit.weights * known])
+    trials = np.concatenate([np.ones(len(converted) + len(lost)), known])
+    return rate_spread(
+        fit.rate.mean(),
+        fit.rate.concentration,
+        np.asarray(dates.to_period("M").astype(str)),
+        successes,
+        trials,
+        recency_weights(dates, as_of, half_life_weeks),
+    )
 
 
 @dataclass(frozen=True)
@@ -533,14 +624,28 @@ class _Inflow:
     window_factor: float
     multipliers: list[float] | None
     warnings: list[str]
+    dispersion: float = 0.0
+    dispersion_note: str = "not measured: Poisson around one rate"
 
 
-def _estimate_inflow(snap: Snapshot, window_weeks: float, horizon_days: float, seasonal: bool) -> _Inflow:
-    """The trailing window's rate of new deals, deseasonalised when seasonality is known."""
+def _estimate_inflow(
+    snap: Snapshot,
+    window_weeks: float,
+    horizon_days: float,
+    seasonal: bool,
+    uncertainty: str = "sampling",
+    half_life_weeks: float | None = None,
+) -> _Inflow:
+    """The rate of new deals (the trailing window's, or recency-weighted weeks'), deseasonalised
+    when seasonality is known, and with ``history`` uncertainty its spread between periods."""
     as_of = snap.as_of
     window_start = as_of - pd.Timedelta(weeks=window_weeks)
     in_window = int(((snap.created > window_start) & (snap.created <= as_of)).sum())
     observed = in_window / window_weeks
+    if half_life_weeks is not None:
+        counts = weekly_counts(snap.created, as_of)
+        weights = np.exp2(-(np.arange(counts.size)[::-1] + 0.5) / half_life_weeks)
+        observed = float(np.dot(weights, counts) / weights.sum())
     warnings = []
     if snap.created.min() > window_start:
         warnings.append(
@@ -552,7 +657,11 @@ def _estimate_inflow(snap: Snapshot, window_weeks: float, horizon_days: float, s
     if season is not None:
         window_factor, multipliers = season
         per_week = observed / window_factor if window_factor > 0 else observed
-    return _Inflow(in_window, observed, per_week, window_factor, multipliers, warnings)
+    if uncertainty == "sampling":
+        return _Inflow(in_window, observed, per_week, window_factor, multipliers, warnings)
+    spread = inflow_dispersion(snap.created, as_of, window_weeks, horizon_days, half_life_weeks)
+    warnings += list(spread.warnings)
+    return _Inflow(in_window, observed, per_week, window_factor, multipliers, warnings, spread.dispersion, spread.note)
 
 
 def _zombies(episodes: list[StageEpisodes], fits: list[OutcomeFit], multi: bool) -> tuple[list[float], int, list[str]]:
@@ -619,8 +728,12 @@ def _scenario(
     value: DurationFit,
     episodes: list[StageEpisodes],
     fits: list[OutcomeFit],
+    spreads: list[RateSpread] | None,
 ) -> Scenario:
     """The calibrated scenario: one stage per fit, the open deals listed in their stages.
+
+    Each stage's rate is its spread between periods when measured (``spreads``), else
+    the fit's sampling Beta.
 
     Raises
     ------
@@ -639,6 +752,7 @@ def _scenario(
         for row in e.open.itertuples(index=False)
     ]
     multipliers = inflow.multipliers
+    rates = [fit.rate for fit in fits] if spreads is None else [spread.rate for spread in spreads]
     try:
         return Scenario(
             name=(name or f"Calibrated from {Path(source).name} as of {label}")[:200],
@@ -649,16 +763,20 @@ def _scenario(
             ),
             horizon_days=float(horizon_days),
             quota=quota,
-            inflow=Inflow(per_week=inflow.per_week, multipliers=tuple(multipliers) if multipliers else None),
+            inflow=Inflow(
+                per_week=inflow.per_week,
+                multipliers=tuple(multipliers) if multipliers else None,
+                dispersion=inflow.dispersion,
+            ),
             deal_value=value.model,
             stages=tuple(
                 Stage(
                     name=e.name,
-                    conversion=fit.rate,
+                    conversion=rate,
                     duration=fit.won.model,
                     lost_duration=fit.lost.model if fit.lost is not None else None,
                 )
-                for e, fit in zip(episodes, fits, strict=True)
+                for e, fit, rate in zip(episodes, fits, rates, strict=True)
             ),
             open_deals=tuple(open_deals),
         )
@@ -681,7 +799,7 @@ def _expected_open_wins(scenario: Scenario, episodes: list[StageEpisodes], fits:
     return float(p_open.sum())
 
 
-def _stage_report(e: StageEpisodes, fit: OutcomeFit, zombie_age: float) -> StageReport:
+def _stage_report(e: StageEpisodes, fit: OutcomeFit, spread: RateSpread | None, zombie_age: float) -> StageReport:
     """One stage's counts, rate, durations and zombie age."""
     return StageReport(
         name=e.name,
@@ -692,7 +810,7 @@ def _stage_report(e: StageEpisodes, fit: OutcomeFit, zombie_age: float) -> Stage
             open=int(len(e.open)),
             skipped=e.skipped,
         ),
-        rate=RateSummary.from_fit(fit),
+        rate=RateSummary.from_fit(fit, spread),
         duration=FitSummary.from_fit(fit.won),
         lost_duration=FitSummary.from_fit(fit.lost) if fit.lost is not None else None,
         zombie_age_days=zombie_age,
@@ -710,7 +828,10 @@ def _report(
     history_counts: dict[str, int] | None,
     episodes: list[StageEpisodes],
     fits: list[OutcomeFit],
+    spreads: list[RateSpread] | None,
     value: DurationFit,
+    value_sd: float,
+    half_life_weeks: float | None,
     inflow: _Inflow,
     zombie_ages: list[float],
     zombies: int,
@@ -741,10 +862,13 @@ def _report(
             created_in_window=inflow.in_window,
             created_after_as_of=snap.unknown,
         ),
-        rate=None if multi else RateSummary.from_fit(outcomes),
+        rate=None if multi else RateSummary.from_fit(outcomes, spreads[0] if spreads else None),
         won_duration=None if multi else FitSummary.from_fit(outcomes.won),
         lost_duration=None if multi or outcomes.lost is None else FitSummary.from_fit(outcomes.lost),
-        stages=tuple(_stage_report(e, fit, limit) for e, fit, limit in zip(episodes, fits, zombie_ages, strict=True)),
+        stages=tuple(
+            _stage_report(e, fit, spread, limit)
+            for e, fit, spread, limit in zip(episodes, fits, spreads or [None] * len(fits), zombie_ages, strict=True)
+        ),
         history=None
         if history is None
         else HistorySummary(
@@ -756,6 +880,8 @@ def _report(
             observed_per_week=inflow.observed,
             window_factor=inflow.window_factor,
             expected_over_horizon=scenario.expected_arrivals,
+            dispersion=inflow.dispersion,
+            dispersion_note=inflow.dispersion_note,
         ),
         seasonality=SeasonalitySummary(multipliers=tuple(inflow.multipliers)) if inflow.multipliers else None,
         open_pipeline=OpenPipeline(
@@ -767,6 +893,9 @@ def _report(
         ),
         quota=QuotaSummary(unit=quota.unit, target=quota.target, basis=basis),
         warnings=tuple(warnings),
+        uncertainty="sampling" if spreads is None else "history",
+        half_life_weeks=half_life_weeks,
+        deal_value_spread=value_sd,
     )
 
 
@@ -781,6 +910,8 @@ def calibrate(
     seasonal: bool = True,
     name: str | None = None,
     history: pd.DataFrame | None = None,
+    uncertainty: str = "history",
+    half_life_weeks: float | None = None,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as known on ``as_of``.
 
@@ -811,6 +942,18 @@ def calibrate(
         of :func:`stage_order`, each fitted from :func:`stage_episodes`, and the report's
         top-level ``rate``, ``won_duration`` and ``lost_duration`` are None (see its
         ``stages``).
+    uncertainty : {"history", "sampling"}
+        ``history``: each rate's Beta is the spread between monthly cohorts
+        (:func:`sim.crm.spread.rate_spread`) and the inflow's level varies between
+        replications as the inflow forecast's error did at past dates
+        (:func:`sim.crm.spread.inflow_dispersion`). ``sampling``: only the fits'
+        sampling error, a Poisson inflow around one rate (too narrow wherever periods
+        differ; kept to show it).
+    half_life_weeks : float, optional
+        Recency weighting: a deal counts ``0.5 ** (age / half_life)`` in the rate and
+        duration fits (age since it entered the stage), an amount by its close date, a
+        week's new deals by its age (the inflow is then the weighted weekly mean over
+        the whole history, not the window's). None: every deal counts the same.
 
     Returns
     -------
@@ -830,13 +973,24 @@ def calibrate(
     deals = crm.deals if isinstance(crm, CrmData) else crm
     source = crm.source if isinstance(crm, CrmData) else "deals"
     as_of = parse_as_of(as_of) if isinstance(as_of, str) else pd.Timestamp(as_of)
-    _check_options(window_weeks, horizon_days, quota_revenue, quota_deals)
+    _check_options(window_weeks, horizon_days, quota_revenue, quota_deals, uncertainty, half_life_weeks)
     snap, warnings = _known_data(deals, as_of)
     episodes, history_counts = _stage_observations(deals, snap, history)
     multi = history is not None
-    fits, fit_warnings = _fit_stages(episodes, multi)
-    value = fit_value(snap.won_amounts)
-    inflow = _estimate_inflow(snap, window_weeks, horizon_days, seasonal)
+    fits, fit_warnings = _fit_stages(episodes, multi, as_of, half_life_weeks)
+    spreads = None
+    if uncertainty == "history":
+        spreads = [_rate_spread(e, fit, as_of, half_life_weeks) for e, fit in zip(episodes, fits, strict=True)]
+        fit_warnings += [
+            (f"stage {e.name!r}: " if multi else "") + w
+            for e, s in zip(episodes, spreads, strict=True)
+            for w in s.warnings
+        ]
+    value = fit_value(
+        snap.won_amounts, recency_weights(snap.won_closed, as_of, half_life_weeks) if half_life_weeks else None
+    )
+    value_sd = value_spread(snap.won_amounts, np.asarray(snap.won_closed.dt.to_period("M").astype(str)))
+    inflow = _estimate_inflow(snap, window_weeks, horizon_days, seasonal, uncertainty, half_life_weeks)
     zombie_ages, zombies, zombie_warnings = _zombies(episodes, fits, multi)
     quota, basis, quota_warnings = _quota(snap, window_weeks, horizon_days, quota_revenue, quota_deals)
     warnings += [
@@ -857,6 +1011,7 @@ def calibrate(
         value=value,
         episodes=episodes,
         fits=fits,
+        spreads=spreads,
     )
     report = _report(
         crm=crm,
@@ -868,7 +1023,10 @@ def calibrate(
         history_counts=history_counts,
         episodes=episodes,
         fits=fits,
+        spreads=spreads,
         value=value,
+        value_sd=value_sd,
+        half_life_weeks=half_life_weeks,
         inflow=inflow,
         zombie_ages=zombie_ages,
         zombies=zombies,

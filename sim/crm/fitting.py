@@ -105,18 +105,37 @@ def _model_from_scipy(family: str, params: tuple[float, ...]) -> DistributionBas
     raise ValueError(f"unknown family {family!r}")
 
 
-def _weighted_log_likelihood(frozen: Any, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray) -> float:
-    """Sum of log pdf over complete durations plus weighted log sf over censored ages.
+def _weighted_sum(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """Sum of ``values``, each times its weight when weights are given."""
+    return float(np.sum(values) if weights is None else np.dot(weights, values))
+
+
+def _weighted_log_likelihood(
+    frozen: Any,
+    complete: np.ndarray,
+    censored: np.ndarray,
+    weights: np.ndarray,
+    complete_weights: np.ndarray | None = None,
+) -> float:
+    """Sum of (weighted) log pdf over complete durations plus weighted log sf over censored ages.
 
     A censored age with weight 0 contributes nothing, even where its survival
     probability underflows to 0 (0 * -inf would be nan).
     """
     log_sf = np.asarray(frozen.logsf(censored), dtype=float)
     used = weights > 0
-    return float(np.sum(frozen.logpdf(complete)) + np.sum(weights[used] * np.maximum(log_sf[used], -1e6)))
+    log_pdf = np.asarray(frozen.logpdf(complete), dtype=float)
+    return _weighted_sum(log_pdf, complete_weights) + float(np.sum(weights[used] * np.maximum(log_sf[used], -1e6)))
 
 
-def _family_log_likelihood(family: str, theta: np.ndarray, complete: np.ndarray, censored: np.ndarray, weights):
+def _family_log_likelihood(
+    family: str,
+    theta: np.ndarray,
+    complete: np.ndarray,
+    censored: np.ndarray,
+    weights: np.ndarray,
+    complete_weights: np.ndarray | None = None,
+):
     """:func:`_weighted_log_likelihood` written out for lognormal (mu, log s) and gamma (log a, log scale).
 
     The search evaluates it hundreds of times; freezing a scipy distribution per call
@@ -132,7 +151,7 @@ def _family_log_likelihood(family: str, theta: np.ndarray, complete: np.ndarray,
         log_pdf = (shape - 1) * np.log(complete) - complete / scale - special.gammaln(shape) - shape * theta[1]
         with np.errstate(divide="ignore"):
             log_sf = np.log(special.gammaincc(shape, censored / scale))
-    return float(np.sum(log_pdf) + np.sum(weights * np.maximum(log_sf, -1e6)))
+    return _weighted_sum(log_pdf, complete_weights) + float(np.sum(weights * np.maximum(log_sf, -1e6)))
 
 
 def _start(family: str, complete: np.ndarray) -> np.ndarray:
@@ -150,6 +169,7 @@ def _fit_family(
     censored: np.ndarray,
     weights: np.ndarray,
     start: np.ndarray | None = None,
+    complete_weights: np.ndarray | None = None,
 ) -> tuple[DistributionBase, dict, np.ndarray]:
     """Weighted censored maximum likelihood for one family.
 
@@ -159,14 +179,15 @@ def _fit_family(
     if family == "exponential":
         # The censored MLE of an exponential mean has a closed form (total time on test
         # / events), weights included.
-        mean = float((complete.sum() + np.dot(weights, censored)) / complete.size)
+        events = complete.size if complete_weights is None else complete_weights.sum()
+        mean = float((_weighted_sum(complete, complete_weights) + np.dot(weights, censored)) / events)
         return Exponential(dist="exponential", mean=mean), {"scale": mean}, np.array([math.log(mean)])
 
     def negative(theta):
         if np.any(np.abs(theta) > 50):  # far outside any sensible duration or amount
             return np.inf
         with np.errstate(all="ignore"):
-            value = -_family_log_likelihood(family, theta, complete, censored, weights)
+            value = -_family_log_likelihood(family, theta, complete, censored, weights, complete_weights)
         return value if math.isfinite(value) else np.inf
 
     theta0 = _start(family, complete) if start is None else np.asarray(start, dtype=float)
@@ -189,13 +210,19 @@ def _fit_family(
 
 
 def _log_likelihood(
-    model: DistributionBase, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
+    model: DistributionBase,
+    complete: np.ndarray,
+    censored: np.ndarray,
+    weights: np.ndarray | None = None,
+    complete_weights: np.ndarray | None = None,
 ) -> float:
     weights = np.ones(censored.size) if weights is None else weights
-    return _weighted_log_likelihood(model.scipy(), complete, censored, weights)
+    return _weighted_log_likelihood(model.scipy(), complete, censored, weights, complete_weights)
 
 
-def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def kaplan_meier(
+    complete: Any, censored: Any = None, weights: Any = None, complete_weights: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The Kaplan-Meier estimate of the cdf, with optionally weighted censored ages.
 
     Parameters
@@ -207,6 +234,8 @@ def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tu
     weights : array-like of float, optional
         A weight in [0, 1] per censored age (default 1): the share of that deal that
         belongs to this population (the EM weights of :func:`fit_outcomes`).
+    complete_weights : array-like of float, optional
+        A weight > 0 per complete duration (default 1): recency weights.
 
     Returns
     -------
@@ -215,11 +244,19 @@ def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tu
         unit weights this is ``scipy.stats.ecdf`` of the ``CensoredData``; a censored age
         tied with a complete duration is counted at risk there, as scipy does.
     """
-    complete = np.sort(np.asarray(complete, dtype=float))
+    complete = np.asarray(complete, dtype=float)
     ages = np.asarray([] if censored is None else censored, dtype=float)
     w = np.ones(ages.size) if weights is None else np.asarray(weights, dtype=float)
-    times, deaths = np.unique(complete, return_counts=True)
-    at_risk_complete = complete.size - np.searchsorted(complete, times, side="left")
+    if complete_weights is None:
+        complete = np.sort(complete)
+        times, deaths = np.unique(complete, return_counts=True)
+        at_risk_complete = complete.size - np.searchsorted(complete, times, side="left")
+    else:
+        order = np.argsort(complete, kind="stable")
+        complete, cw = complete[order], np.asarray(complete_weights, dtype=float)[order]
+        times, first = np.unique(complete, return_index=True)
+        deaths = np.add.reduceat(cw, first)
+        at_risk_complete = np.concatenate([np.cumsum(cw[::-1])[::-1], [0.0]])[first]
     order = np.argsort(ages)
     tail = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
     at_risk_censored = tail[np.searchsorted(ages[order], times, side="left")]
@@ -228,7 +265,11 @@ def kaplan_meier(complete: Any, censored: Any = None, weights: Any = None) -> tu
 
 
 def _ks_to_kaplan_meier(
-    model: DistributionBase, complete: np.ndarray, censored: np.ndarray, weights: np.ndarray | None = None
+    model: DistributionBase,
+    complete: np.ndarray,
+    censored: np.ndarray,
+    weights: np.ndarray | None = None,
+    complete_weights: np.ndarray | None = None,
 ) -> float:
     """Largest |F_model - F_KM| at the Kaplan-Meier jumps, both sides of each step.
 
@@ -237,7 +278,7 @@ def _ks_to_kaplan_meier(
     two values of F are one; for the empirical fallback, which jumps where the data do,
     comparing F(t) with the estimate before the jump would count the jump itself as misfit.
     """
-    times, after = kaplan_meier(complete, censored, weights)
+    times, after = kaplan_meier(complete, censored, weights, complete_weights)
     before = np.concatenate([[0.0], after[:-1]])
     fitted = np.asarray(model.cdf(times), dtype=float)
     fitted_before = np.asarray(model.cdf(np.nextafter(times, -np.inf)), dtype=float)
@@ -257,6 +298,7 @@ def fit_duration(
     families: tuple[str, ...] = DURATION_FAMILIES,
     weights: Any = None,
     *,
+    complete_weights: Any = None,
     starts: dict[str, np.ndarray] | None = None,
     what: str = "durations",
 ) -> DurationFit:
@@ -278,6 +320,10 @@ def fit_duration(
         belongs to this population. :func:`fit_outcomes` passes P(won | open at its age)
         for the won durations and its complement for the lost ones; an unweighted fit is
         the fit with every weight 1.
+    complete_weights : array-like of float, optional
+        One weight > 0 per complete duration (default 1): how much that deal counts,
+        for recency weighting (:func:`sim.crm.spread.recency_weights`). A censored age's
+        recency goes into its ``weights``.
     starts : dict, optional
         Family -> log-parameters to start the search from (``DurationFit.thetas`` of an
         earlier fit of similar data); the complete-data estimates otherwise.
@@ -308,6 +354,9 @@ def fit_duration(
         raise ValueError(f"weights: one per censored age is needed, got {w.size} for {ages.size}")
     if not np.all((w >= 0) & (w <= 1)):
         raise ValueError("weights: every weight must be between 0 and 1")
+    cw = None if complete_weights is None else np.asarray(complete_weights, dtype=float).ravel()
+    if cw is not None and (cw.size != raw.size or not np.all((cw > 0) & np.isfinite(cw))):
+        raise ValueError(f"complete_weights: one number > 0 per complete value is needed, got {cw.size} for {raw.size}")
     unknown = [f for f in families if f not in _PARAMETERS]
     if unknown:
         raise ValueError(f"families: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(_PARAMETERS)}")
@@ -332,8 +381,8 @@ def fit_duration(
     if raw.size >= MIN_COMPLETE_FOR_FIT:
         for family in families:
             try:
-                model, params, theta = _fit_family(family, complete, ages, w, (starts or {}).get(family))
-                log_l = _log_likelihood(model, complete, ages, w)
+                model, params, theta = _fit_family(family, complete, ages, w, (starts or {}).get(family), cw)
+                log_l = _log_likelihood(model, complete, ages, w, cw)
                 if not math.isfinite(log_l):
                     raise ValueError("log-likelihood is not finite")
             except (ValueError, RuntimeError, OverflowError, FloatingPointError) as error:
@@ -350,7 +399,7 @@ def fit_duration(
                     "sd": model.std(),
                     "log_likelihood": log_l,
                     "aic": 2 * _PARAMETERS[family] - 2 * log_l,
-                    "ks_distance": _ks_to_kaplan_meier(model, complete, ages, w),
+                    "ks_distance": _ks_to_kaplan_meier(model, complete, ages, w, cw),
                 }
             )
     columns = ["family", "parameters", "mean", "sd", "log_likelihood", "aic", "ks_distance"]
@@ -366,7 +415,7 @@ def fit_duration(
         )
         note = f"{why}: resampling the {raw.size} observed {what} (open deals ignored, so biased short)"
         # Against the values it resamples (zeros as zeros), not the likelihood's stand-ins.
-        ks = _ks_to_kaplan_meier(model, raw, ages, w)
+        ks = _ks_to_kaplan_meier(model, raw, ages, w, cw)
     else:
         best = table.iloc[0]
         family, model, ks = best["family"], models[best["family"]], float(best["ks_distance"])
@@ -389,7 +438,7 @@ def fit_duration(
 VALUE_FAMILIES = ("lognormal", "gamma")
 
 
-def fit_value(amounts: Any) -> DurationFit:
+def fit_value(amounts: Any, weights: Any = None) -> DurationFit:
     """Fit the deal value distribution to the amounts of won deals.
 
     The same maximum-likelihood machinery as :func:`fit_duration` (nothing censored),
@@ -401,12 +450,14 @@ def fit_value(amounts: Any) -> DurationFit:
     ----------
     amounts : array-like of float
         Won amounts, >= 0.
+    weights : array-like of float, optional
+        One weight > 0 per amount (recency weights); default 1.
 
     Returns
     -------
     DurationFit
     """
-    return fit_duration(amounts, families=VALUE_FAMILIES, what="won amounts")
+    return fit_duration(amounts, families=VALUE_FAMILIES, complete_weights=weights, what="won amounts")
 
 
 @dataclass
@@ -430,6 +481,10 @@ class OutcomeFit:
         EM iterations done.
     converged : bool
         Whether the weights settled within the tolerance.
+    open_known : ndarray
+        Per open deal, how much of its outcome its survival so far already tells, in
+        closed deals: ``p (1 - p) (S_won - S_lost)^2 / (p S_won + (1 - p) S_lost)^2``,
+        0 for a fresh deal, 1 for one that can only be lost.
     """
 
     rate: BetaRate
@@ -441,6 +496,7 @@ class OutcomeFit:
     expected_lost: float
     iterations: int
     converged: bool
+    open_known: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _beta_rate(converted: float, n: float) -> BetaRate:
@@ -455,6 +511,10 @@ def fit_outcomes(
     families: tuple[str, ...] = DURATION_FAMILIES,
     tol: float = 1e-6,
     max_iterations: int = 500,
+    *,
+    won_weights: Any = None,
+    lost_weights: Any = None,
+    open_weights: Any = None,
 ) -> OutcomeFit:
     """Fit the win rate and the won and lost duration models together, open deals included.
 
@@ -480,6 +540,9 @@ def fit_outcomes(
         Stop when no weight moves by more than this.
     max_iterations : int
         Give up after this many iterations (``converged`` is then False).
+    won_weights, lost_weights, open_weights : array-like of float, optional
+        One weight > 0 per won, lost and open deal (default 1): how much each counts,
+        for recency weighting. Every sum above becomes a weighted sum.
 
     Returns
     -------
@@ -502,9 +565,39 @@ def fit_outcomes(
     ages = _as_days(open_ages, "open ages")
     if won.size == 0:
         raise ValueError("won durations: no deal has been won yet, so there is nothing to fit how long winning takes")
-    n = won.size + lost.size + ages.size
-    p = (won.size + 0.5 * ages.size) / n  # half of the open deals won: a neutral start
+    weighted = not (won_weights is None and lost_weights is None and open_weights is None)
+    r_won, r_lost, r_open = (
+        None if not weighted else np.ones(x.size) if given is None else np.asarray(given, dtype=float).ravel()
+        for x, given in ((won, won_weights), (lost, lost_weights), (ages, open_weights))
+    )
+    n_won, n_lost, n_open = (
+        float(x.size) if r is None else float(r.sum()) for x, r in ((won, r_won), (lost, r_lost), (ages, r_open))
+    )
+    n = n_won + n_lost + n_open
+    p = (n_won + 0.5 * n_open) / n  # half of the open deals won: a neutral start
     w = np.full(ages.size, p)
+
+    def open_sum(values: np.ndarray) -> float:
+        return _weighted_sum(values, r_open)
+
+    def fit_parts(won_families, lost_families):
+        won_fit = fit_duration(
+            won, ages, won_families, w if r_open is None else w * r_open, complete_weights=r_won, starts=starts_won
+        )
+        lost_fit = (
+            fit_duration(
+                lost,
+                ages,
+                lost_families,
+                1 - w if r_open is None else (1 - w) * r_open,
+                complete_weights=r_lost,
+                starts=starts_lost,
+            )
+            if lost.size
+            else None
+        )
+        return won_fit, lost_fit
+
     fixed_won = fixed_lost = None
     starts_won: dict = {}
     starts_lost: dict = {}
@@ -512,29 +605,25 @@ def fit_outcomes(
     for _ in range(3):  # rounds of EM with fixed families, then an AIC re-check
         while iterations < max_iterations:
             iterations += 1
-            won_fit = fit_duration(won, ages, fixed_won or families, w, starts=starts_won)
-            lost_fit = (
-                fit_duration(lost, ages, fixed_lost or families, 1 - w, starts=starts_lost) if lost.size else None
-            )
+            won_fit, lost_fit = fit_parts(fixed_won or families, fixed_lost or families)
             starts_won, starts_lost = won_fit.thetas, (lost_fit.thetas if lost_fit else {})
             fixed_won = (won_fit.family,) if won_fit.family != "empirical" else fixed_won
             fixed_lost = (lost_fit.family,) if lost_fit and lost_fit.family != "empirical" else fixed_lost
-            p = (won.size + w.sum()) / n
+            p = (n_won + open_sum(w)) / n
             new_w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
             change = float(np.max(np.abs(new_w - w))) if w.size else 0.0
             w = new_w
             if change < tol:
                 converged = True
                 break
-        won_fit = fit_duration(won, ages, families, w, starts=starts_won)
-        lost_fit = fit_duration(lost, ages, families, 1 - w, starts=starts_lost) if lost.size else None
+        won_fit, lost_fit = fit_parts(families, families)
         if won_fit.family in (fixed_won or ()) + ("empirical",) and (
             lost_fit is None or lost_fit.family in (fixed_lost or ()) + ("empirical",)
         ):
             break
         fixed_won = fixed_lost = None
         converged = False
-    p = (won.size + w.sum()) / n
+    p = (n_won + open_sum(w)) / n
     # Observed information about p: closed deals give 1/p^2 or 1/(1-p)^2, an open one
     # (S_w - S_l)^2 / (p S_w + (1 - p) S_l)^2.
     s_won = np.asarray(won_fit.model.sf(ages), dtype=float)
@@ -542,7 +631,7 @@ def fit_outcomes(
     mix = p * s_won + (1 - p) * s_lost
     open_info = np.divide((s_won - s_lost) ** 2, mix**2, out=np.zeros_like(mix), where=mix > 0)
     p_inside = min(max(p, 1e-9), 1 - 1e-9)
-    information = won.size / p_inside**2 + lost.size / (1 - p_inside) ** 2 + float(open_info.sum())
+    information = n_won / p_inside**2 + n_lost / (1 - p_inside) ** 2 + open_sum(open_info)
     n_equivalent = p_inside * (1 - p_inside) * information
     return OutcomeFit(
         rate=_beta_rate(p * n_equivalent, n_equivalent),
@@ -554,6 +643,7 @@ def fit_outcomes(
         expected_lost=float(lost.size + (1 - w).sum()),
         iterations=iterations,
         converged=converged,
+        open_known=np.clip(p_inside * (1 - p_inside) * open_info, 0.0, 1.0),
     )
 
 

@@ -15,11 +15,13 @@ The records hold plain values only; building them from the fits is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sim.crm.fitting import DurationFit, OutcomeFit
+from sim.crm.spread import RateSpread
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,12 @@ class RateSummary:
         Iterations of the joint fit.
     converged : bool
         Whether the joint fit settled.
+    cohorts : int or None
+        Monthly cohorts whose spread made the Beta (None: the sampling Beta of the fit).
+    between_sd : float or None
+        The rate's sd between those cohorts (None when not measured).
+    spread_note : str
+        How the Beta was made, in words.
     """
 
     mean: float
@@ -144,18 +152,27 @@ class RateSummary:
     expected_lost: float
     em_iterations: int
     converged: bool
+    cohorts: int | None = None
+    between_sd: float | None = None
+    spread_note: str = "sampling error of the joint fit"
 
     @classmethod
-    def from_fit(cls, fit: OutcomeFit) -> RateSummary:
-        """The rate of a :class:`sim.crm.fitting.OutcomeFit`."""
+    def from_fit(cls, fit: OutcomeFit, spread: RateSpread | None = None) -> RateSummary:
+        """The rate of a :class:`sim.crm.fitting.OutcomeFit`, or its spread between periods when given."""
+        rate = fit.rate if spread is None else spread.rate
+        extra = {}
+        if spread is not None:
+            between = None if math.isnan(spread.between_sd) else spread.between_sd
+            extra = {"cohorts": spread.cohorts, "between_sd": between, "spread_note": spread.note}
         return cls(
-            mean=fit.rate.mean(),
-            concentration=fit.rate.concentration,
+            mean=rate.mean(),
+            concentration=rate.concentration,
             p_mle=fit.p,
             expected_won=fit.expected_won,
             expected_lost=fit.expected_lost,
             em_iterations=fit.iterations,
             converged=fit.converged,
+            **extra,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -168,6 +185,9 @@ class RateSummary:
             "expected_lost": self.expected_lost,
             "em_iterations": self.em_iterations,
             "converged": self.converged,
+            "cohorts": self.cohorts,
+            "between_sd": self.between_sd,
+            "spread_note": self.spread_note,
         }
 
 
@@ -378,12 +398,19 @@ class InflowSummary:
         The window's mean seasonal factor (1 without seasonality).
     expected_over_horizon : float
         Arrivals the scenario expects over its horizon.
+    dispersion : float
+        The inflow level's relative sd between periods (the scenario's
+        ``inflow.dispersion``; 0 for a plain Poisson inflow).
+    dispersion_note : str
+        How it was measured.
     """
 
     per_week: float
     observed_per_week: float
     window_factor: float
     expected_over_horizon: float
+    dispersion: float = 0.0
+    dispersion_note: str = "not measured: Poisson around one rate"
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-ready dictionary of the attributes."""
@@ -392,6 +419,8 @@ class InflowSummary:
             "observed_per_week": self.observed_per_week,
             "window_factor": self.window_factor,
             "expected_over_horizon": self.expected_over_horizon,
+            "dispersion": self.dispersion,
+            "dispersion_note": self.dispersion_note,
         }
 
 
@@ -487,6 +516,14 @@ class CalibrationReport:
     quota : QuotaSummary
     warnings : tuple of str
         One line each, for the user.
+    uncertainty : str
+        ``"history"`` (rates and inflow vary as they did between past periods) or
+        ``"sampling"`` (only the sampling error of the fits).
+    half_life_weeks : float or None
+        The recency weighting's half-life (None: every deal counts the same).
+    deal_value_spread : float
+        The mean won amount's relative sd between months, beyond sampling noise (not
+        simulated: read it as a caveat on the revenue band).
     """
 
     source: str
@@ -507,6 +544,9 @@ class CalibrationReport:
     open_pipeline: OpenPipeline
     quota: QuotaSummary
     warnings: tuple[str, ...]
+    uncertainty: str = "sampling"
+    half_life_weeks: float | None = None
+    deal_value_spread: float = 0.0
 
     @property
     def multi_stage(self) -> bool:
@@ -542,4 +582,7 @@ class CalibrationReport:
             "open_pipeline": self.open_pipeline.as_dict(),
             "quota": self.quota.as_dict(),
             "warnings": list(self.warnings),
+            "uncertainty": self.uncertainty,
+            "half_life_weeks": self.half_life_weeks,
+            "deal_value_spread": self.deal_value_spread,
         }
