@@ -42,6 +42,10 @@ THIN_DATA = 30
 MAX_EMPIRICAL_VALUES = 100_000
 """Most values :class:`sim.model.distributions.Empirical` takes."""
 DURATION_FAMILIES = ("lognormal", "gamma", "exponential")
+KS_CRITICAL = 1.36
+"""The Kolmogorov-Smirnov statistic's 5% point, times sqrt(n), for large n."""
+MIN_MISFIT = 0.05
+"""A KS distance below this is no misfit worth a warning, however many values there are."""
 _PARAMETERS = {"lognormal": 2, "gamma": 2, "exponential": 1}
 
 
@@ -70,7 +74,11 @@ class DurationFit:
     note : str
         How the model was chosen, in words.
     warnings : list of str
-        Reasons to distrust the fit (thin data, most deals still open, failed families).
+        Reasons to distrust the fit (thin data, most deals still open, failed families,
+        a poor fit).
+    fits_well : bool
+        Whether :attr:`ks_distance` is within the goodness-of-fit limit,
+        ``max(KS_CRITICAL / sqrt(n_complete), MIN_MISFIT)``.
     """
 
     model: Any
@@ -82,6 +90,17 @@ class DurationFit:
     note: str = ""
     warnings: list[str] = field(default_factory=list)
     thetas: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    fits_well: bool = True
+
+
+def misfit_limit(n_complete: int) -> float:
+    """The KS distance above which a fitted family is said to fit poorly.
+
+    The KS test's 5% point for ``n_complete`` values (lenient: the parameters were
+    fitted to the same data, which makes distances smaller), and never below
+    :data:`MIN_MISFIT`, so a large export does not warn about trivial misfits.
+    """
+    return max(KS_CRITICAL / math.sqrt(max(n_complete, 1)), MIN_MISFIT)
 
 
 def _as_days(values: Any, what: str) -> np.ndarray:
@@ -422,6 +441,13 @@ def fit_duration(
         note = f"{family} chosen by AIC among {', '.join(table['family'])}" + (
             f", with {ages.size} open deals as censored" if ages.size else ""
         )
+    limit = misfit_limit(raw.size)
+    fits_well = family == "empirical" or ks <= limit
+    if not fits_well:
+        warnings.append(
+            f"the {family} fit is poor: its cdf is {ks:.2f} from the Kaplan-Meier estimate of the data at worst, "
+            f"above {limit:.2f} (the 5% level for {raw.size} values): the forecast's timing may be off"
+        )
     return DurationFit(
         model=model,
         family=family,
@@ -432,6 +458,7 @@ def fit_duration(
         note=note,
         warnings=warnings,
         thetas=thetas,
+        fits_well=fits_well,
     )
 
 

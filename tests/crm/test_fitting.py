@@ -22,6 +22,7 @@ from sim.crm.fitting import (
     fit_outcomes,
     fit_rate,
     kaplan_meier,
+    misfit_limit,
     seasonality,
     weekly_inflow,
 )
@@ -389,3 +390,45 @@ def test_fit_outcomes_without_open_deals_is_fit_rate():
 def test_fit_outcomes_needs_a_won_deal():
     with pytest.raises(ValueError, match="no deal has been won"):
         fit_outcomes([], [3, 4], [5])
+
+
+def test_a_family_that_does_not_fit_is_warned_about():
+    # Lognormal durations with a long tail: an exponential cannot follow them. The
+    # warning's limit is the KS 5% point, so a family that is right stays quiet.
+    rng = np.random.default_rng(21)
+    durations = rng.lognormal(3.0, 1.2, 400)
+    wrong = fit_duration(durations, families=("exponential",))
+    assert not wrong.fits_well and wrong.ks_distance > misfit_limit(400)
+    assert any("exponential fit is poor" in w for w in wrong.warnings)
+    right = fit_duration(durations, families=("lognormal",))
+    assert right.fits_well and not any("poor" in w for w in right.warnings)
+    assert misfit_limit(400) == pytest.approx(1.36 / 20) and misfit_limit(10**6) == 0.05
+
+
+def test_weighted_complete_durations_count_as_often_as_their_weight():
+    # A weight of 2 is the same as the value seen twice: in Kaplan-Meier, in the
+    # censored exponential's closed form, and in the lognormal's likelihood.
+    rng = np.random.default_rng(22)
+    complete, ages = rng.exponential(30, 50), rng.uniform(0, 60, 20)
+    twice = rng.uniform(size=50) < 0.5
+    weights = np.where(twice, 2.0, 1.0)
+    doubled = np.concatenate([complete, complete[twice]])
+    times, cdf = kaplan_meier(complete, ages, complete_weights=weights)
+    times_d, cdf_d = kaplan_meier(doubled, ages)
+    np.testing.assert_allclose(times, times_d)
+    np.testing.assert_allclose(cdf, cdf_d)
+    weighted = fit_duration(complete, ages, ("exponential",), complete_weights=weights)
+    assert weighted.model.mean() == pytest.approx((np.dot(weights, complete) + ages.sum()) / weights.sum())
+    for family in ("exponential", "lognormal"):
+        a = fit_duration(complete, ages, (family,), complete_weights=weights).model
+        b = fit_duration(doubled, ages, (family,)).model
+        assert a.mean() == pytest.approx(b.mean(), rel=1e-5) and a.std() == pytest.approx(b.std(), rel=1e-5)
+
+
+def test_recency_weighted_outcomes_follow_the_recent_rate():
+    # Old deals won 40%, recent ones 20%: weights that favour the recent move the rate.
+    won, lost = np.full(60, 10.0), np.full(140, 12.0)
+    old = np.r_[np.arange(60) < 40, np.arange(140) < 60]  # 40 of 100 old deals won, 20 of 100 recent
+    weights = np.where(old, 0.1, 1.0)
+    fit = fit_outcomes(won, lost, won_weights=weights[:60], lost_weights=weights[60:])
+    assert fit.p == pytest.approx((40 * 0.1 + 20) / (100 * 0.1 + 100))
