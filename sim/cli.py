@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # the data commands import sim.crm only when they run
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_ANSWER = 1
+EVERY_DAYS = 14
+"""Days between backtest origins from --from to --to when --every is not given."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,7 +153,12 @@ def _add_data_commands(commands) -> None:
     back = commands.add_parser("backtest", help="calibrate at past dates, forecast, and compare with what happened")
     _add_export(back)
     back.add_argument(
-        "--as-of", required=True, action="append", help="a date to forecast from (YYYY-MM-DD); repeat for several"
+        "--as-of", action="append", default=[], help="a date to forecast from (YYYY-MM-DD); repeat for several"
+    )
+    back.add_argument("--from", dest="start", metavar="DATE", help="the first of origins every --every days")
+    back.add_argument("--to", dest="stop", metavar="DATE", help="the last date such an origin may fall on")
+    back.add_argument(
+        "--every", metavar="DAYS", help=f"days between origins from --from to --to (default {EVERY_DAYS})"
     )
     back.add_argument("--horizon-days", type=_days, required=True, help="days forecast after each date")
     back.add_argument("--runs", type=_count(MAX_RUNS), default=2_000, help="replications per date (default 2,000)")
@@ -161,6 +168,10 @@ def _add_data_commands(commands) -> None:
     )
     back.add_argument(
         "--engine", choices=ENGINES, default="auto", help="simulation engine (default auto: vectorised when possible)"
+    )
+    back.epilog = (
+        "Origins are the --as-of dates and those from --from to --to, sorted, each once. A bar shows progress "
+        "when stderr is a terminal."
     )
 
 
@@ -240,6 +251,9 @@ FLAGS = {
     "quota_revenue": "--quota-revenue",
     "quota_deals": "--quota-deals",
     "history": "--history",
+    "from": "--from",
+    "to": "--to",
+    "every_days": "--every",
 }
 """The data commands' flag for each field that calibration and backtest problems name."""
 _FIELD = re.compile(r"\b(" + "|".join(name for name in FLAGS if "_" in name) + r")\b")
@@ -315,29 +329,45 @@ def _calibrate(args) -> tuple[dict, str]:
     return {"output": str(path), **r.as_dict()}, "\n".join(lines)
 
 
-def _backtest(args) -> tuple[dict, str]:
-    from sim.crm.backtest import backtest
+def _number_or_text(text: str) -> float | str:
+    """A flag's text as a number when it is one; otherwise as given, for the library to name."""
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return text
+
+
+def _origins(args) -> list:
+    """The backtest's origins: the ``--as-of`` dates and those of the ``--from``/``--to`` range, sorted, each once."""
+    from sim.crm.backtest import rolling_origins
     from sim.crm.calibrate import parse_as_of
+
+    ranged = args.start is not None or args.stop is not None
+    if not args.as_of and not ranged:
+        raise ValueError("give the origins: --as-of DATE (repeatable), or --from DATE --to DATE [--every DAYS]")
+    if args.every is not None and not ranged:
+        raise ValueError("--every: give it with --from and --to")
+    with _in_flag_words():
+        dates = {parse_as_of(d) for d in args.as_of}
+        if ranged:
+            every = EVERY_DAYS if args.every is None else _number_or_text(args.every)
+            dates.update(rolling_origins(args.start, args.stop, every))
+    return sorted(dates)
+
+
+def _held(rows: list[dict], band: str, suffix: str) -> str:
+    inside = sum(r[f"inside_{band}{suffix}"] for r in rows)
+    return f"{inside} time{'s' if inside != 1 else ''} in {len(rows)}"
+
+
+def _format_backtest(answer: dict, args, crm, history) -> str:
+    """The backtest's report: per origin, then the methods' errors side by side, coverage in words, PIT."""
     from sim.crm.report import RowCounts
 
-    with _in_flag_words():
-        dates = [parse_as_of(d) for d in args.as_of]
-    crm = _read_export(args)
-    history = _read_history(args, crm)
-    with _in_flag_words():
-        answer = backtest(
-            crm,
-            dates,
-            args.horizon_days,
-            runs=args.runs,
-            seed=args.seed,
-            window_weeks=args.window_weeks,
-            jobs=args.jobs,
-            engine=args.engine,
-            history=history,
-        )
+    rows = answer["dates"]
     lines = [
-        f"Backtest over {args.horizon_days:g} days from each date ({args.runs:,} runs, seed {args.seed}).",
+        f"Backtest over {args.horizon_days:g} days from each of {answer['origins']} origins "
+        f"({args.runs:,} runs, seed {args.seed}).",
         *_format_rows(f"Rows of {crm.source}", RowCounts.from_dict(crm.report())),
         *(
             _format_rows("Stage history rows", RowCounts.from_dict(history.attrs["report"]))
@@ -348,7 +378,7 @@ def _backtest(args) -> tuple[dict, str]:
         f"{'as of':<12}{'revenue P10':>14}{'P50':>14}{'P90':>14}{'actual':>14}  in band"
         f"{'deals P10':>11}{'P50':>7}{'P90':>7}{'actual':>8}  in band",
     ]
-    for row in answer["dates"]:
+    for row in rows:
         rev, deals = row["forecast"]["revenue"], row["forecast"]["deals"]
         lines.append(
             f"{row['as_of']:<12}{_money(rev['p10']):>14}{_money(rev['p50']):>14}{_money(rev['p90']):>14}"
@@ -356,30 +386,94 @@ def _backtest(args) -> tuple[dict, str]:
             f"{deals['p10']:>11,.0f}{deals['p50']:>7,.0f}{deals['p90']:>7,.0f}{row['actual']['deals']:>8,}"
             f"  {'yes' if row['inside_p10_p90_deals'] else 'no'}"
         )
+    lines += [
+        "",
+        f"{'as of':<12}{'revenue':>14}{'sim. P50':>14}{'run-rate':>14}{'pipeline':>14}{'PIT':>7}"
+        f"{'deals':>8}{'P50':>7}{'run-rate':>10}{'pipeline':>10}{'PIT':>7}",
+    ]
+    for row in rows:
+        base, pit, actual = row["baselines"], row["pit"], row["actual"]
+        lines.append(
+            f"{row['as_of']:<12}{_money(actual['revenue']):>14}{_money(row['forecast']['revenue']['p50']):>14}"
+            f"{_money(base['run_rate']['revenue']):>14}{_money(base['weighted_pipeline']['revenue']):>14}"
+            f"{pit['revenue']:>7.2f}{actual['deals']:>8,}{row['forecast']['deals']['p50']:>7,.0f}"
+            f"{base['run_rate']['deals']:>10,.1f}{base['weighted_pipeline']['deals']:>10,.1f}{pit['deals']:>7.2f}"
+        )
 
     def pct(x):
         return "n/a" if x is None else f"{x:.1%}"
 
+    def signed(x):
+        return "n/a" if x is None else f"{x:+.2f}"
+
+    baselines, pinball, pit, skill = answer["baselines"], answer["pinball"], answer["pit"], answer["skill"]
     lines += [
         "",
         f"Revenue: actual inside P10-P90 on {pct(answer['coverage'])} of dates (nominal 80%); "
         f"mean absolute error of P50 {pct(answer['mape_p50'])}.",
         f"Won deals: inside on {pct(answer['coverage_deals'])}; mean absolute error of P50 "
         f"{pct(answer['mape_p50_deals'])}.",
+        f"The P10-P90 band held the actual revenue {_held(rows, 'p10_p90', '')} (80% is honest), the P25-P75 "
+        f"band {_held(rows, 'p25_p75', '')} (50%); won deals: {_held(rows, 'p10_p90', '_deals')} and "
+        f"{_held(rows, 'p25_p75', '_deals')}.",
+        "",
+        f"{'Mean absolute % error':<26}{'revenue':>10}{'won deals':>11}",
+        f"{'  simulation P50':<26}{pct(answer['mape_p50']):>10}{pct(answer['mape_p50_deals']):>11}",
+        *(
+            f"{'  ' + label:<26}{pct(baselines[name]['mape_p50']):>10}{pct(baselines[name]['mape_p50_deals']):>11}"
+            for name, label in (("run_rate", "run-rate"), ("weighted_pipeline", "weighted pipeline"))
+        ),
+        f"Skill against the run-rate (1 - the simulation's error / the run-rate's; above 0 the simulation misses "
+        f"less): revenue {signed(skill['revenue'])}, won deals {signed(skill['deals'])}.",
+        f"Pinball loss over P10, P50, P90: revenue {_money(pinball['revenue']['loss'])} "
+        f"({pct(pinball['revenue']['scaled'])} of the mean actual), won deals {pinball['deals']['loss']:,.2f} "
+        f"({pct(pinball['deals']['scaled'])}).",
+        "Where the actuals fell in the forecasts (PIT; spread evenly if the forecast is honest):",
+        *(
+            f"  {label}: KS {pit[m]['ks_statistic']:.3f}, p = {pit[m]['p_value']:.3g}: {pit[m]['verdict']}."
+            for m, label in (("revenue", "revenue"), ("deals", "won deals"))
+        ),
     ]
-    return answer, "\n".join(lines)
+    return "\n".join(lines)
+
+
+def _backtest(args) -> tuple[dict, str]:
+    from sim.crm.backtest import backtest
+
+    dates = _origins(args)
+    crm = _read_export(args)
+    history = _read_history(args, crm)
+    # On a terminal's stderr only: stdout (and --json) stays clean.
+    update, close = _progress_bar(True, 2 * len(dates), unit="step")
+    try:
+        with _in_flag_words():
+            answer = backtest(
+                crm,
+                dates,
+                args.horizon_days,
+                runs=args.runs,
+                seed=args.seed,
+                window_weeks=args.window_weeks,
+                jobs=args.jobs,
+                engine=args.engine,
+                history=history,
+                progress=update,
+            )
+    finally:
+        close()
+    return answer, _format_backtest(answer, args, crm, history)
 
 
 DATA_COMMANDS = {"calibrate": _calibrate, "backtest": _backtest}
 
 
-def _progress_bar(enabled: bool, total: int):
-    """A tqdm bar on the terminal's stderr (none when piped or in JSON mode)."""
+def _progress_bar(enabled: bool, total: int, unit: str = "run"):
+    """A tqdm bar on stderr when it is a terminal (none when piped, or when not ``enabled``)."""
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="run", disable=None, leave=False, file=sys.stderr)
+    bar = tqdm(total=total, unit=unit, disable=None, leave=False, file=sys.stderr)
 
     def update(done: int, _total: int) -> None:
         bar.update(done - bar.n)
