@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from sim.crm.fitting import (
+    DURATION_CHOICES,
     THIN_DATA,
     DurationFit,
     OutcomeFit,
@@ -450,6 +451,7 @@ def _check_options(
     quota_deals: int | None,
     uncertainty: Any = "history",
     half_life_weeks: Any = None,
+    durations: Any = "auto",
 ) -> None:
     """Refuse bad options of :func:`calibrate`, one ``field: problem`` line each.
 
@@ -461,6 +463,8 @@ def _check_options(
         weeks in (0, 520].
     """
     problems = []
+    if durations not in DURATION_CHOICES:
+        problems.append(f"durations: must be one of {', '.join(DURATION_CHOICES)}, got {durations!r}")
     if uncertainty not in UNCERTAINTIES:
         problems.append(f"uncertainty: must be one of {', '.join(UNCERTAINTIES)}, got {uncertainty!r}")
     if half_life_weeks is not None and not (
@@ -582,11 +586,18 @@ def _recency(e: StageEpisodes, as_of: pd.Timestamp, half_life_weeks: float | Non
 
 
 def _fit_stages(
-    episodes: list[StageEpisodes], multi: bool, as_of: pd.Timestamp, half_life_weeks: float | None
+    episodes: list[StageEpisodes],
+    multi: bool,
+    as_of: pd.Timestamp,
+    half_life_weeks: float | None,
+    durations: str = "auto",
 ) -> tuple[list[OutcomeFit], list[str]]:
     """Each stage's joint fit of rate and durations (open deals censored), and the warnings about them."""
     fits = [
-        fit_outcomes(e.converted, e.lost, e.open["age_days"], **_recency(e, as_of, half_life_weeks)) for e in episodes
+        fit_outcomes(
+            e.converted, e.lost, e.open["age_days"], durations=durations, **_recency(e, as_of, half_life_weeks)
+        )
+        for e in episodes
     ]
     warnings = [w for e, fit in zip(episodes, fits, strict=True) for w in _stage_warnings(e, fit, multi)]
     return fits, warnings
@@ -912,6 +923,7 @@ def calibrate(
     history: pd.DataFrame | None = None,
     uncertainty: str = "history",
     half_life_weeks: float | None = None,
+    durations: str = "auto",
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as known on ``as_of``.
 
@@ -954,6 +966,10 @@ def calibrate(
         duration fits (age since it entered the stage), an amount by its close date, a
         week's new deals by its age (the inflow is then the weighted weekly mean over
         the whole history, not the window's). None: every deal counts the same.
+    durations : {"auto", "parametric", "nonparametric"}
+        How durations are modelled (:func:`sim.crm.fitting.fit_outcomes`): ``auto``
+        takes the best family unless it fits poorly, then the data themselves
+        (Aalen-Johansen, won and lost competing, open deals censored).
 
     Returns
     -------
@@ -973,11 +989,11 @@ def calibrate(
     deals = crm.deals if isinstance(crm, CrmData) else crm
     source = crm.source if isinstance(crm, CrmData) else "deals"
     as_of = parse_as_of(as_of) if isinstance(as_of, str) else pd.Timestamp(as_of)
-    _check_options(window_weeks, horizon_days, quota_revenue, quota_deals, uncertainty, half_life_weeks)
+    _check_options(window_weeks, horizon_days, quota_revenue, quota_deals, uncertainty, half_life_weeks, durations)
     snap, warnings = _known_data(deals, as_of)
     episodes, history_counts = _stage_observations(deals, snap, history)
     multi = history is not None
-    fits, fit_warnings = _fit_stages(episodes, multi, as_of, half_life_weeks)
+    fits, fit_warnings = _fit_stages(episodes, multi, as_of, half_life_weeks, durations)
     spreads = None
     if uncertainty == "history":
         spreads = [_rate_spread(e, fit, as_of, half_life_weeks) for e, fit in zip(episodes, fits, strict=True)]

@@ -46,6 +46,10 @@ KS_CRITICAL = 1.36
 """The Kolmogorov-Smirnov statistic's 5% point, times sqrt(n), for large n."""
 MIN_MISFIT = 0.05
 """A KS distance below this is no misfit worth a warning, however many values there are."""
+DURATION_CHOICES = ("auto", "parametric", "nonparametric")
+"""How :func:`fit_outcomes` models durations: a family, the data themselves, or the data when no family fits."""
+NONPARAMETRIC_POINTS = 400
+"""Quantiles that stand for a non-parametric duration distribution."""
 _PARAMETERS = {"lognormal": 2, "gamma": 2, "exponential": 1}
 
 
@@ -304,6 +308,100 @@ def _ks_to_kaplan_meier(
     return float(max(np.max(np.abs(fitted - after)), np.max(np.abs(fitted_before - before))))
 
 
+def _weighted_at(times: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Total weight of ``values`` equal to each of the sorted ``times``."""
+    return np.bincount(np.searchsorted(times, values), weights=weights, minlength=times.size)[: times.size]
+
+
+def _at_risk(times: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Total weight of ``values`` at or above each of the sorted ``times``."""
+    order = np.argsort(values)
+    tail = np.concatenate([np.cumsum(weights[order][::-1])[::-1], [0.0]])
+    return tail[np.searchsorted(values[order], times, side="left")]
+
+
+def aalen_johansen(
+    won: Any,
+    lost: Any,
+    open_ages: Any = None,
+    won_weights: Any = None,
+    lost_weights: Any = None,
+    open_weights: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cumulative incidence of winning and of losing by each time, open deals censored.
+
+    Winning and losing compete: with ``n(t)`` deals still open just before ``t`` (closed
+    at or after ``t``, or open at an age of at least ``t``) and ``d_won(t)``,
+    ``d_lost(t)`` of them closing at ``t``, the incidence of winning grows by
+    ``S(t-) d_won(t) / n(t)``, where ``S`` is the Kaplan-Meier chance of being still open.
+    Without open deals the incidences are the shares won and lost by ``t``.
+
+    Parameters
+    ----------
+    won, lost : array-like of float
+        Days to a win and to a loss.
+    open_ages : array-like of float, optional
+        Ages of open deals (right-censored).
+    won_weights, lost_weights, open_weights : array-like of float, optional
+        A weight per deal (default 1).
+
+    Returns
+    -------
+    times, won_incidence, lost_incidence : ndarray
+        The distinct closing times and both incidences just after each.
+    """
+    won, lost = _as_days(won, "won durations"), _as_days(lost, "lost durations")
+    ages = _as_days(open_ages, "open ages")
+    r_won, r_lost, r_open = (
+        np.ones(x.size) if r is None else np.asarray(r, dtype=float).ravel()
+        for x, r in ((won, won_weights), (lost, lost_weights), (ages, open_weights))
+    )
+    closed = np.concatenate([won, lost])
+    times = np.unique(closed)
+    d_won, d_lost = _weighted_at(times, won, r_won), _weighted_at(times, lost, r_lost)
+    at_risk = _at_risk(times, closed, np.concatenate([r_won, r_lost])) + _at_risk(times, ages, r_open)
+    hazard = (d_won + d_lost) / at_risk
+    still_open_before = np.concatenate([[1.0], np.cumprod(1.0 - hazard)[:-1]])
+    return times, np.cumsum(still_open_before * d_won / at_risk), np.cumsum(still_open_before * d_lost / at_risk)
+
+
+def _incidence_fit(
+    times: np.ndarray,
+    incidence: np.ndarray,
+    complete: np.ndarray,
+    ages: np.ndarray,
+    weights: np.ndarray,
+    parametric: DurationFit,
+    what: str,
+) -> DurationFit:
+    """A duration distribution from a cumulative incidence, as :data:`NONPARAMETRIC_POINTS` quantiles.
+
+    It cannot reach beyond the longest duration observed; the parametric fit's table
+    stays, for the report.
+    """
+    cdf = incidence / incidence[-1]
+    quantiles = (np.arange(NONPARAMETRIC_POINTS) + 0.5) / NONPARAMETRIC_POINTS
+    values = times[np.minimum(np.searchsorted(cdf, quantiles, side="left"), times.size - 1)]
+    model = Empirical(dist="empirical", values=tuple(float(v) for v in values))
+    why = (
+        f"no family fits ({parametric.family}: KS {parametric.ks_distance:.2f})"
+        if not parametric.fits_well
+        else "asked for"
+    )
+    return DurationFit(
+        model=model,
+        family="aalen-johansen",
+        table=parametric.table,
+        ks_distance=_ks_to_kaplan_meier(model, complete, ages, weights),
+        n_complete=parametric.n_complete,
+        n_censored=parametric.n_censored,
+        note=f"{why}: the {what} taken from the data (Aalen-Johansen, open deals censored), up to "
+        f"{times[-1]:.0f} days, the longest seen",
+        warnings=[w for w in parametric.warnings if "fit is poor" not in w],
+        fits_well=True,
+    )
+
+
 def _empirical(values: np.ndarray) -> Empirical:
     ordered = np.sort(values)
     if ordered.size > MAX_EMPIRICAL_VALUES:  # evenly spaced order statistics keep the shape
@@ -542,6 +640,7 @@ def fit_outcomes(
     won_weights: Any = None,
     lost_weights: Any = None,
     open_weights: Any = None,
+    durations: str = "parametric",
 ) -> OutcomeFit:
     """Fit the win rate and the won and lost duration models together, open deals included.
 
@@ -570,6 +669,12 @@ def fit_outcomes(
     won_weights, lost_weights, open_weights : array-like of float, optional
         One weight > 0 per won, lost and open deal (default 1): how much each counts,
         for recency weighting. Every sum above becomes a weighted sum.
+    durations : {"parametric", "auto", "nonparametric"}
+        ``parametric``: the families above. ``nonparametric``: the won and lost
+        durations and the rate from :func:`aalen_johansen` (each duration model the
+        incidence's shape, the rate the share won of the incidences at the longest
+        duration seen). ``auto``: the families, unless the won or the lost one fits
+        poorly (:attr:`DurationFit.fits_well`), then non-parametric.
 
     Returns
     -------
@@ -590,6 +695,8 @@ def fit_outcomes(
     won = _as_days(won, "won durations")
     lost = _as_days(lost, "lost durations")
     ages = _as_days(open_ages, "open ages")
+    if durations not in DURATION_CHOICES:
+        raise ValueError(f"durations: must be one of {', '.join(DURATION_CHOICES)}, got {durations!r}")
     if won.size == 0:
         raise ValueError("won durations: no deal has been won yet, so there is nothing to fit how long winning takes")
     weighted = not (won_weights is None and lost_weights is None and open_weights is None)
@@ -651,6 +758,16 @@ def fit_outcomes(
         fixed_won = fixed_lost = None
         converged = False
     p = (n_won + open_sum(w)) / n
+    if durations == "nonparametric" or (
+        durations == "auto" and not (won_fit.fits_well and (lost_fit is None or lost_fit.fits_well))
+    ):
+        r = {"won_weights": r_won, "lost_weights": r_lost, "open_weights": r_open}
+        times, won_incidence, lost_incidence = aalen_johansen(won, lost, ages, **r)
+        p = float(won_incidence[-1] / (won_incidence[-1] + lost_incidence[-1]))
+        won_fit = _incidence_fit(times, won_incidence, won, ages, w, won_fit, "won durations")
+        if lost_fit is not None:
+            lost_fit = _incidence_fit(times, lost_incidence, lost, ages, 1 - w, lost_fit, "lost durations")
+        w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
     # Observed information about p: closed deals give 1/p^2 or 1/(1-p)^2, an open one
     # (S_w - S_l)^2 / (p S_w + (1 - p) S_l)^2.
     s_won = np.asarray(won_fit.model.sf(ages), dtype=float)

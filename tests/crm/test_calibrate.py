@@ -137,7 +137,16 @@ def test_zombies_come_out_unlikely_to_win(world_export):
     assert any("zombie" in w for w in cal.report.warnings)
 
 
-def test_a_later_export_calibrates_as_the_export_of_that_day_did():
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"uncertainty": "sampling"},
+        {"half_life_weeks": 13},
+        {"durations": "nonparametric", "half_life_weeks": 26},
+    ],
+)
+def test_a_later_export_calibrates_as_the_export_of_that_day_did(options):
     # The file of 2024-12-31 knows how the deals open on 2024-06-01 ended, and has deals
     # created since; calibrated as of 2024-06-01 it must give the very scenario the
     # export made on 2024-06-01 gives (which showed those deals open, with expected close
@@ -145,13 +154,14 @@ def test_a_later_export_calibrates_as_the_export_of_that_day_did():
     deals = World(per_week=20, start="2023-06-01").deals("2024-12-31", seed=3)
     later = read_deals(export_csv(deals, "2024-12-31").encode())
     then = read_deals(export_csv(deals, "2024-06-01").encode())
-    from_later, from_then = calibrate(later, "2024-06-01"), calibrate(then, "2024-06-01")
+    from_later, from_then = calibrate(later, "2024-06-01", **options), calibrate(then, "2024-06-01", **options)
     assert from_later.report.counts.created_after_as_of > 0
     assert (
         len(later.deals) > len(then.deals)
         and (later.deals["outcome"] != "open").sum() > (then.deals["outcome"] != "open").sum()
     )
     assert from_later.scenario == from_then.scenario
+    assert from_later.report.inflow.dispersion == from_then.report.inflow.dispersion
 
 
 def test_only_what_was_known_on_the_date_is_used():
@@ -254,6 +264,10 @@ def test_nothing_to_calibrate_from(world_export, as_of, message):
         ({"window_weeks": 0}, "window_weeks: must be a number > 0, got 0"),
         ({"horizon_days": 0}, "horizon_days: must be a number of days from 1 to 3660, got 0"),
         ({"quota_revenue": 1e6, "quota_deals": 3}, "quota_revenue: give at most one of quota_revenue and quota_deals"),
+        ({"uncertainty": "vibes"}, "uncertainty: must be one of history, sampling, got 'vibes'"),
+        ({"half_life_weeks": 0}, "half_life_weeks: must be a number of weeks above 0"),
+        ({"half_life_weeks": "auto"}, "half_life_weeks: must be a number of weeks above 0"),
+        ({"durations": "spline"}, "durations: must be one of auto, parametric, nonparametric"),
     ],
 )
 def test_bad_options_are_named(world_export, options, message):

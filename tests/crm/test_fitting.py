@@ -18,6 +18,7 @@ from scipy import stats
 
 from sim.crm.fitting import (
     ZERO_DURATION_DAYS,
+    aalen_johansen,
     fit_duration,
     fit_outcomes,
     fit_rate,
@@ -432,3 +433,45 @@ def test_recency_weighted_outcomes_follow_the_recent_rate():
     weights = np.where(old, 0.1, 1.0)
     fit = fit_outcomes(won, lost, won_weights=weights[:60], lost_weights=weights[60:])
     assert fit.p == pytest.approx((40 * 0.1 + 20) / (100 * 0.1 + 100))
+
+
+def test_aalen_johansen_without_open_deals_is_the_share_closed_by_each_time():
+    won, lost = np.array([3.0, 5.0, 5.0, 9.0]), np.array([1.0, 5.0, 12.0])
+    times, won_incidence, lost_incidence = aalen_johansen(won, lost)
+    assert times.tolist() == [1.0, 3.0, 5.0, 9.0, 12.0]
+    np.testing.assert_allclose(won_incidence, np.array([0, 1, 3, 4, 4]) / 7)
+    np.testing.assert_allclose(lost_incidence, np.array([1, 1, 2, 2, 3]) / 7)
+
+
+def test_aalen_johansen_with_one_outcome_is_kaplan_meier():
+    rng = np.random.default_rng(23)
+    won, ages = rng.exponential(20, 80), rng.uniform(0, 40, 30)
+    times, won_incidence, lost_incidence = aalen_johansen(won, [], ages)
+    km_times, km_cdf = kaplan_meier(won, ages)
+    np.testing.assert_allclose(times, km_times)
+    np.testing.assert_allclose(won_incidence, km_cdf)
+    assert not lost_incidence.any()
+
+
+def test_no_family_fits_so_auto_takes_durations_from_the_data():
+    # Won deals close either within days or after months (two kinds of buyer); no single
+    # family follows that. Auto turns to Aalen-Johansen, whose rate and mean duration
+    # are the truth within Z SE (binomial, and the sample mean's).
+    rng = np.random.default_rng(24)
+    n, p = 1_500, 0.3
+    is_won = rng.uniform(size=n) < p
+    fast = rng.uniform(size=n) < 0.5
+    days = np.where(is_won, np.where(fast, rng.gamma(4, 1.5, n), rng.gamma(30, 4.0, n)), rng.exponential(30, n))
+    created = rng.uniform(0, 400, n)
+    closed = created + days <= 400
+    ages = (400 - created)[~closed]
+    parametric = fit_outcomes(days[is_won & closed], days[~is_won & closed], ages)
+    assert not parametric.won.fits_well
+    fit = fit_outcomes(days[is_won & closed], days[~is_won & closed], ages, durations="auto")
+    assert fit.won.family == "aalen-johansen" and fit.won.fits_well
+    within(fit.p, p, math.sqrt(p * (1 - p) / n))
+    true_mean = 0.5 * 6.0 + 0.5 * 120.0
+    true_sd = math.sqrt(0.5 * (6.0 + 36.0) + 0.5 * (14_400.0 + 480.0) - true_mean**2)
+    within(fit.won.model.mean(), true_mean, true_sd / math.sqrt((is_won & closed).sum()))
+    with pytest.raises(ValueError, match="durations: must be one of"):
+        fit_outcomes([1.0], [2.0], durations="spline")
