@@ -3,6 +3,10 @@
 Arrivals are drawn in unit-rate time (a Poisson process of rate 1) and turned into days
 by the inflow (:func:`arrival_days`), so more inflow only adds deals at the end; the
 vectorised engine and its queues read their gaps, values and uniforms through these.
+With ``[inflow] dispersion`` a replication's inflow is ``G`` times the scenario's
+(:func:`inflow_levels`): its unit-rate times are divided by ``G`` (:func:`at_level`)
+before anything else looks at them, so every engine compares them with the same
+horizon (:func:`unit_rate_cap`) and turns them into days as without dispersion.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import special
 
-from sim.engines.streams import child, generators
+from sim.engines.streams import BLOCK, child, generators
 from sim.model.distributions import Lognormal
 from sim.model.scenario import Scenario
 
@@ -32,6 +37,47 @@ def planned_arrivals(cap: float) -> int:
     for a small ``cap``); both engines then top up.
     """
     return math.ceil(cap + 4 * math.sqrt(cap) + 4)
+
+
+def inflow_levels(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray | None:
+    """Each replication's inflow level ``G`` at its uniform; None without ``[inflow] dispersion``.
+
+    ``G ~ Gamma(shape=1 / d**2, scale=d**2)`` (mean 1, sd ``d``, the dispersion) is
+    the Gamma quantile of the uniform, so scenarios with the same seed and another
+    dispersion or ``per_week`` keep common random numbers.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    uniforms : ndarray
+        One per replication, in [0, 1).
+
+    Returns
+    -------
+    ndarray or None
+        ``G`` per replication, the shape of ``uniforms``.
+    """
+    d = scenario.inflow.dispersion
+    if d == 0:
+        return None
+    return special.gammaincinv(1.0 / (d * d), uniforms) * (d * d)
+
+
+def busiest_level(scenario: Scenario) -> float:
+    """The inflow level one replication in :data:`BLOCK` exceeds: for sizing arrays, never for a result."""
+    d = scenario.inflow.dispersion
+    return 1.0 if d == 0 else float(special.gammaincinv(1.0 / (d * d), 1.0 - 1.0 / BLOCK) * (d * d))
+
+
+def at_level(unit_time: np.ndarray, level) -> np.ndarray:
+    """Unit-rate times of arrivals whose inflow is ``level`` times the scenario's, in place: ``t / G``.
+
+    A Poisson process of rate ``G`` is one of rate 1 with its times divided by ``G``
+    (evenly spaced arrivals: the same), so only the times change. ``level`` is one
+    replication's ``G`` or one per column; ``G = 0`` sends every arrival to ``+inf``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(unit_time, level, out=unit_time)
 
 
 def arrival_days(scenario: Scenario, unit_time: np.ndarray) -> np.ndarray:

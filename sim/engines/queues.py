@@ -50,9 +50,12 @@ import numpy as np
 from sim.engines import vectorized
 from sim.engines.draws import (
     arrival_days,
+    at_level,
+    busiest_level,
     cumulate_rows,
     draw_grid,
     exponential_rows,
+    inflow_levels,
     planned_arrivals,
     sfc64_generators,
     unit_rate_cap,
@@ -82,7 +85,9 @@ def blocks_at_once(scenario: Scenario, scenarios: int = 1) -> int:
     ``scenarios`` simulated together keep about as many tables of days per stage as
     there are scenarios per stage (a lever changes one stage), so fewer blocks.
     """
-    deals = sum(stage.open for stage in scenario.stages) + planned_arrivals(unit_rate_cap(scenario))
+    deals = sum(stage.open for stage in scenario.stages) + planned_arrivals(
+        unit_rate_cap(scenario) * busiest_level(scenario)
+    )
     tables = max(1.0, scenarios / len(scenario.stages))
     return max(1, min(MAX_BLOCKS, int(MAX_CELLS / tables) // (max(deals, 1) * BLOCK)))
 
@@ -121,7 +126,8 @@ class _Draws:
     """The random numbers of some blocks, for every scenario that shares them (:func:`shares_draws`).
 
     Per block, the seed's children are: rates, deal paths, lost days, follow-ups and
-    meetings, arrival gaps, deal values. Deal *k* of a block has its own uniforms, drawn
+    meetings, arrival gaps, deal values and (read only with ``[inflow] dispersion``) the
+    replications' inflow levels. Deal *k* of a block has its own uniforms, drawn
     for every row of the block (so that it keeps its numbers whichever deals reach a
     stage), as far as the scenario with the most arrivals needs them. Grids have one
     row per deal (the open deals stage by stage, then the new ones) and one column per
@@ -138,9 +144,16 @@ class _Draws:
         n_open = int(self.first_row[-1])
         # New deals depend on the inflow only: once per inflow.
         inflows = list(dict.fromkeys(variant.inflow for variant in scenarios))
+        levels = [
+            inflow_levels(scenario, sfc64_generators(s[Stream.INFLOW], 1)[0].random(BLOCK))
+            if scenario.inflow.dispersion > 0
+            else None
+            for s in streams
+        ]
         arrivals = _arrivals(
             [next(v for v in scenarios if v.inflow == inflow) for inflow in inflows],
             [sfc64_generators(s[Stream.GAPS], 1)[0] for s in streams],
+            levels,
         )
         deals = [n_open + max(len(days[b]) for days in arrivals) for b in range(len(streams))]
         self.deals = max(deals)
@@ -494,25 +507,33 @@ def _add_overlap(by_week, c, week_ends, start, end):
         w += 1
 
 
-def _arrivals(scenarios: list[Scenario], rngs: list[np.random.Generator]) -> list[list[np.ndarray]]:
+def _arrivals(
+    scenarios: list[Scenario], rngs: list[np.random.Generator], levels: list[np.ndarray | None]
+) -> list[list[np.ndarray]]:
     """Per scenario and block, the arrival days of the new deals, shape (deals, BLOCK); ``inf`` past the horizon.
 
     Cumulative unit-rate gaps as in :mod:`sim.engines.vectorized`, until every replication has
     passed the horizon of the scenario with the most arrivals (rows for nearly every
     block first, then small top-ups); each block's stream is read row after row, so a
-    scenario with fewer arrivals reads a first part of the same rows.
+    scenario with fewer arrivals reads a first part of the same rows. ``levels`` holds
+    per block its replications' inflow levels (None without ``[inflow] dispersion``),
+    which divide their unit-rate times (:func:`sim.engines.draws.at_level`).
     """
     caps = [unit_rate_cap(scenario) for scenario in scenarios]
     fixed = scenarios[0].inflow.process == "fixed"
     out: list[list[np.ndarray]] = [[] for _ in scenarios]
-    for rng in rngs:
+    for rng, level in zip(rngs, levels, strict=True):
         cap, width = max(caps), BLOCK
-        chunks, unit_time = [np.zeros((0, width))], np.zeros(width)
-        rows, top_up = planned_arrivals(cap), math.ceil(math.sqrt(cap) + 4)
+        chunks, unit_time, drawn = [np.zeros((0, width))], np.zeros(width), np.zeros(width)
+        most = cap if level is None else cap * float(level.max())
+        rows, top_up = planned_arrivals(most), math.ceil(math.sqrt(most) + 4)
         while cap > 0 and unit_time.min() <= cap:
             gaps = np.ones((rows, width)) if fixed else exponential_rows(rng, rows, width)
-            gaps[0] += unit_time
+            gaps[0] += drawn
             chunks.append(cumulate_rows(gaps))
+            drawn = chunks[-1][-1].copy()  # the stream's own time, before any level
+            if level is not None:
+                at_level(chunks[-1], level)
             unit_time = chunks[-1][-1].copy()
             rows = top_up
         unit = np.concatenate(chunks)

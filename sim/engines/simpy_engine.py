@@ -36,6 +36,10 @@ are part of a deal's path: :class:`DealDraws` applies :func:`sim.model.funnel.st
 the same function the vectorised engine uses, to each block of deals, with two more
 uniforms per deal and stage from streams of their own (replication seed children 7 and
 8). A deal that fails them is lost in that stage; one that passes stays the longer time.
+
+With ``[inflow] dispersion`` a replication's new opportunities arrive at its own level
+``G`` times the inflow (:func:`replication_levels`, one uniform from replication seed
+child 10): its arrival times are the unit-rate ones divided by ``G``; nothing else changes.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from sim.engines.draws import arrival_days, planned_arrivals, unit_rate_cap
+from sim.engines.draws import arrival_days, at_level, inflow_levels, planned_arrivals, unit_rate_cap
 from sim.engines.outcomes import Outcomes, weekly_cumulative
 from sim.engines.streams import ReplicationStream as Stream
 from sim.engines.streams import child, generators, stream
@@ -202,17 +206,20 @@ class ValueDraws:
         return self._values.pop()
 
 
-def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
+def arrival_times(scenario: Scenario, rng: np.random.Generator, level: float | None = None) -> np.ndarray:
     """The arrival days of new opportunities over the horizon, in order.
 
     Poisson arrivals are unit-rate exponential gaps, drawn in blocks and turned into
     days by the rate (and the seasonal multipliers); fixed arrivals are evenly spaced in
     unit-rate time, the first one interval after day 0. The first block holds nearly
     every replication's arrivals (:func:`sim.engines.draws.planned_arrivals`); the gaps are
-    read in order, so block sizes do not change the days.
+    read in order, so block sizes do not change the days. With ``level`` (the
+    replication's inflow level ``G``, for ``[inflow] dispersion``) the inflow is ``G``
+    times the scenario's: unit-rate times are divided by it (:func:`sim.engines.draws.at_level`).
     """
     cap = unit_rate_cap(scenario)
-    size = max(DRAW_BLOCK, planned_arrivals(cap)) if cap > 0 else 0
+    most = cap if level is None else cap * level
+    size = max(DRAW_BLOCK, planned_arrivals(most)) if most > 0 else 0
     blocks = [np.zeros(0)]
     unit_time = 0.0
     while size:
@@ -223,6 +230,8 @@ def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
         gaps[0] += unit_time
         units = np.cumsum(gaps)
         unit_time = float(units[-1])
+        if level is not None:
+            units = at_level(units, level)
         inside = units[units <= cap]
         blocks.append(arrival_days(scenario, inside))
         size = DRAW_BLOCK if len(inside) == size else 0
@@ -281,6 +290,9 @@ class FunnelModel:
         The scenario's listed open deals, if already worked out.
     rates : ndarray, optional
         This replication's conversion rates, if already drawn (:func:`replication_rates`).
+    level : float, optional
+        This replication's inflow level, if already drawn (:func:`replication_levels`;
+        only with ``[inflow] dispersion``).
     """
 
     def __init__(
@@ -289,6 +301,7 @@ class FunnelModel:
         seed_sequence: np.random.SeedSequence,
         listed: ListedDeals | None = None,
         rates: np.ndarray | None = None,
+        level: float | None = None,
     ):
         # The replication's streams (sim.engines.streams.ReplicationStream): arrivals, deal paths, values and
         # listed deals (made only when there are some); the rates are drawn beforehand.
@@ -312,7 +325,10 @@ class FunnelModel:
                 for rng in generators(child(seed_sequence, Stream.LISTED_EFFECTS), 2)
             )
             self._listed_effects = list(zip(touch, meeting, strict=True))
-        self._arrivals = arrival_times(scenario, arrivals_rng)
+        if level is None and scenario.inflow.dispersion > 0:
+            level = float(replication_levels(scenario, [seed_sequence])[0])
+        self.level = level
+        self._arrivals = arrival_times(scenario, arrivals_rng, level)
         # Anonymous open deals and new ones take paths in turn: one block holds them all.
         deals = sum(stage.open for stage in scenario.stages) + len(self._arrivals)
         self.paths = DealDraws(scenario, rates, deals_rng, effects_rngs, block=max(deals, 1))
@@ -582,6 +598,19 @@ def replication_rates(scenario: Scenario, seeds: list[np.random.SeedSequence]) -
     return conversion_rates(scenario, uniforms).T
 
 
+def replication_levels(scenario: Scenario, seeds: list[np.random.SeedSequence]) -> np.ndarray | None:
+    """Each replication's inflow level ``G`` (None without ``[inflow] dispersion``).
+
+    Replication *i* reads one uniform from a stream of its own (``ReplicationStream.INFLOW``),
+    read only with dispersion, so scenarios without it draw what they drew before; the
+    Gamma quantiles of all of them come from one call (:func:`sim.engines.draws.inflow_levels`).
+    """
+    if scenario.inflow.dispersion == 0:
+        return None
+    uniforms = np.array([stream(seed, Stream.INFLOW).random() for seed in seeds])
+    return inflow_levels(scenario, uniforms)
+
+
 def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) -> Outcomes:
     """Run one SimPy replication per seed and return their outcomes in order.
 
@@ -602,9 +631,10 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     win_rep, win_day, win_value = [], [], []
     listed = ListedDeals.of(scenario)  # worked out once for all replications
     all_rates = replication_rates(scenario, seeds)
+    levels = replication_levels(scenario, seeds)
     capacity: dict[str, list[np.ndarray]] = {}
     for i, seed in enumerate(seeds):
-        model = FunnelModel(scenario, seed, listed, all_rates[i])
+        model = FunnelModel(scenario, seed, listed, all_rates[i], None if levels is None else float(levels[i]))
         model.run()
         entered[i], converted[i], rates[i] = model.entered, model.converted, model.rates
         if scenario.has_capacity_limits:

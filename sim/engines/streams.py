@@ -25,7 +25,12 @@ The rules (NumPy's "Parallel random number generation" guide):
   existing ones, so scenarios without these keys draw exactly the numbers they drew
   before): one for the touches it needs, one for its meeting
   (:func:`stage_effects`). Both only ever take wins away through thresholds that move
-  one way, so more persistence or fewer no-shows can only add wins.
+  one way, so more persistence or fewer no-shows can only add wins;
+* an inflow with ``dispersion`` gives each replication one more uniform, from a stream
+  of its own (the last of each table, read only then), whose Gamma quantile is the
+  replication's inflow level ``G`` (:func:`sim.engines.draws.inflow_levels`): its
+  unit-rate arrival times are divided by ``G``, so a scenario with another
+  ``per_week`` or dispersion reads the same uniform and keeps common random numbers.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class ReplicationStream(IntEnum):
     EFFECTS = 7  # follow-up and meeting uniforms (two streams spawned under it)
     LISTED_EFFECTS = 8  # the same for listed open deals
     AMOUNTS = 9  # a synthetic CRM export's amounts of deals not won (sim.crm.synthetic)
+    INFLOW = 10  # with [inflow] dispersion: one uniform, the replication's inflow level
 
 
 class BlockStream(IntEnum):
@@ -64,6 +70,7 @@ class BlockStream(IntEnum):
     GAPS = 4  # unit-rate arrival gaps
     LISTED = 5  # listed open deals' conversion uniforms, one stream per stage
     EFFECTS = 6  # follow-up and meeting uniforms, for open, listed and new deals (spawned under it)
+    INFLOW = 7  # with [inflow] dispersion: one uniform per replication, its inflow level
 
 
 class QueueStream(IntEnum):
@@ -75,6 +82,7 @@ class QueueStream(IntEnum):
     EFFECTS = 3  # follow-up and meeting uniforms, two streams per stage
     GAPS = 4
     VALUES = 5
+    INFLOW = 6  # with [inflow] dispersion: one uniform per replication, its inflow level
 
 
 def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:

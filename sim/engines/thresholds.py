@@ -35,6 +35,13 @@ class ThresholdBlock:
     one inflow is :meth:`extend` -ed to a larger one with only the deals beyond.
     Nothing here depends on the quota (:class:`BlockWins` judges quotas).
 
+    With ``[inflow] dispersion`` replication *i*'s inflow is ``G_i x``, so ``t_k`` is
+    read as ``t_k / G_i`` (the stream of new deals divides its times as it draws them)
+    and each threshold is the unit-rate one divided by ``G_i``; a block is simulated
+    until every replication's divided times pass the horizon at ``max_per_week``, so the
+    replications with ``G_i > 1`` get all the deals they win up to it, and :meth:`extend`
+    reads the same stream on.
+
     Parameters
     ----------
     scenario : Scenario

@@ -22,6 +22,10 @@ one set per kind of deal (anonymous open, listed, new), and
 :func:`sim.model.funnel.stage_effects`, shared with the SimPy engine, decides which
 converting deals are kept and how long they stay.
 
+With ``[inflow] dispersion`` each replication of a block draws its inflow level ``G``
+from a stream of its own (``BlockStream.INFLOW``), and its column of unit-rate arrival
+times is divided by it as it is drawn (:class:`_NewDeals`); the rest is unchanged.
+
 Because the streams are the seed's, scenarios that differ only in rates, durations,
 inflow or deal values read the same numbers: :func:`simulate_block_variants` simulates
 them in one pass, drawing once and doing once every step on which they agree, each with
@@ -48,9 +52,11 @@ import numpy as np
 
 from sim.engines.draws import (
     arrival_days,
+    at_level,
     cumulate_rows,
     draw_grid,
     exponential_rows,
+    inflow_levels,
     planned_arrivals,
     sfc64_generators,
     unit_rate_cap,
@@ -566,17 +572,28 @@ class _NewDeals:
     Each row's unit-rate arrival time (cumulative gaps down the columns), its conversion
     uniforms and its behaviour uniforms come from streams of their own, read in order, so
     the rows are the same however they are cut into chunks; the stream can be read as
-    far as one unit-rate time and later on to a larger one.
+    far as one unit-rate time and later on to a larger one. With ``level`` (each
+    replication's inflow level, for ``[inflow] dispersion``) a column's times are
+    divided by its level (:func:`sim.engines.draws.at_level`) as they are drawn, so
+    everything after sees the replication's own inflow.
     """
 
-    def __init__(self, scenario: Scenario, new_seed, gaps_seed, effects: list[np.random.Generator] | None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        new_seed,
+        gaps_seed,
+        effects: list[np.random.Generator] | None,
+        level: np.ndarray | None = None,
+    ):
         self.scenario = scenario  # which stages have behaviour uniforms (the same for variants that share draws)
         self.rngs = sfc64_generators(new_seed, len(scenario.stages))
         self.gaps = sfc64_generators(gaps_seed, 1)[0]
         self.effects = effects
         self.fixed = scenario.inflow.process == "fixed"
+        self.level = level  # None, or one inflow level per column (never written to)
         self.drawn = 0  # rows of gaps drawn
-        self.unit_time = np.zeros(BLOCK)  # arrival time of the last row drawn
+        self.unit_time = np.zeros(BLOCK)  # arrival time of the last row drawn (before any level)
         self.ahead = np.zeros((0, BLOCK))  # arrival times of rows drawn but not handed out yet
 
     def __deepcopy__(self, memo) -> _NewDeals:
@@ -598,8 +615,10 @@ class _NewDeals:
         width = BLOCK
         max_rows = max(1, MAX_CELLS // width)
         # Rows for nearly every block, in chunks; the rare block that needs more gets small top-ups.
-        planned = planned_arrivals(cap)
-        top_up = min(max_rows, math.ceil(math.sqrt(cap) + 4))
+        # With levels the busiest column sets the rows: the others pass the horizon sooner.
+        most = cap if self.level is None else cap * float(self.level.max())
+        planned = planned_arrivals(most)
+        top_up = min(max_rows, math.ceil(math.sqrt(most) + 4))
         while True:
             if not len(self.ahead):
                 rows = min(max_rows, max(top_up, planned - self.drawn))
@@ -607,6 +626,8 @@ class _NewDeals:
                 gaps[0] += self.unit_time
                 self.ahead = cumulate_rows(gaps)
                 self.unit_time = self.ahead[-1].copy()
+                if self.level is not None:
+                    at_level(self.ahead, self.level)
                 self.drawn += rows
             arrival = self.ahead
             last = arrival[-1].min() > cap
@@ -642,11 +663,14 @@ def shares_draws(a: Scenario, b: Scenario) -> bool:
     It does when they differ only in rates, durations, the inflow's rate and
     seasonality, deal values or the quota: the same stages (by name, with the same open
     deals and the same kinds of behaviour), the same listed deals, the same horizon and
-    the same kind of arrivals. :func:`simulate_block_variants` then simulates them in one pass.
+    the same kind of arrivals with the same dispersion (each replication's inflow level
+    is then the same multiple of each one's ``per_week``). :func:`simulate_block_variants`
+    then simulates them in one pass.
     """
     return (
         a.horizon == b.horizon
         and a.inflow.process == b.inflow.process
+        and a.inflow.dispersion == b.inflow.dispersion
         and a.open_deals == b.open_deals
         and len(a.stages) == len(b.stages)
         and all(
@@ -754,7 +778,11 @@ def start_blocks(
                 for block, deals in zip(blocks, listed, strict=True):
                     start = np.zeros((len(rows), width))
                     add_deals([([block], start, None)], j, uniforms, listed=(deals, rows), effects=effects)
-    return blocks, _NewDeals(scenario, new_seed, gaps_seed, new_fx), values_seed
+    # With dispersion, one uniform per replication from a stream of its own: its inflow level.
+    level = None
+    if scenario.inflow.dispersion > 0:
+        level = inflow_levels(scenario, sfc64_generators(child(seed_sequence, Stream.INFLOW), 1)[0].random(width))
+    return blocks, _NewDeals(scenario, new_seed, gaps_seed, new_fx, level), values_seed
 
 
 def supports(scenario: Scenario) -> bool:

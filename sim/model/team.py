@@ -17,6 +17,9 @@ run teams and every rep's numbers are those of an ordinary scenario:
   the engines as one ``[inflow] multipliers`` factor per week, each the ramp's average
   over that week (times the scenario's own seasonal factor when it has one), so a new
   rep's expected inflow is exactly the integral of the ramp;
+* with ``[inflow] dispersion`` each rep's funnel keeps it, and each rep draws its own
+  inflow level from its own seed (below): reps' inflows swing independently, so a
+  team's total swings less, relatively, than one rep's;
 * the scenario's open pipeline is the team's, split evenly: ``open = n`` in a stage
   gives each rep ``n // reps`` deals and one more to the first ``n % reps`` reps, and
   listed open deal *i* goes to rep ``i % reps``;
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.model.scenario import DAYS_PER_MONTH, BetaRate, Inflow, Quota, Scenario, rate_mean
+from sim.model.scenario import DAYS_PER_MONTH, BetaRate, Quota, Scenario, rate_mean
 
 DAYS_PER_YEAR = 365.25
 
@@ -98,11 +101,7 @@ def rep_scenarios(scenario: Scenario) -> list[Scenario]:
     new = is_new(scenario)
     ramped = None
     if team.new_reps:
-        ramped = Inflow(
-            per_week=scenario.inflow.per_week,
-            process=scenario.inflow.process,
-            multipliers=ramp_multipliers(scenario, team.ramp_months),
-        )
+        ramped = scenario.inflow.model_copy(update={"multipliers": ramp_multipliers(scenario, team.ramp_months)})
     if scenario.quota is None or team.rep_quota is None:  # a team without quotas (what the runner simulates)
         quota = None
     elif scenario.quota.unit == "revenue":
