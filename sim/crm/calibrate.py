@@ -607,13 +607,13 @@ def _rate_spread(e: StageEpisodes, fit: OutcomeFit, as_of: pd.Timestamp, half_li
     """The stage's rate for the coming period, from its monthly entry cohorts.
 
     A closed deal is a whole trial; an open one counts for what its survival so far
-    already says about its outcome (:attr:`sim.crm.fitting.OutcomeFit.open_known`), a
-    success in the proportion of its chance of being won.
+    already says about its outcome (:attr:`sim.crm.fitting.OutcomeFit.open_known`), with
+    its chance of being won.
     """
     converted, lost, opened = e.entered(as_of)
     dates = converted.append(lost).append(opened)
     known = fit.open_known
-    successes = np.concatenate([np.ones(len(converted)), np.zeros(len(lost)), fit.weights * known])
+    successes = np.concatenate([np.ones(len(converted)), np.zeros(len(lost)), fit.weights])
     trials = np.concatenate([np.ones(len(converted) + len(lost)), known])
     return rate_spread(
         fit.rate.mean(),

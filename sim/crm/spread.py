@@ -132,11 +132,15 @@ def rate_spread(
         sampling uncertainty is ``mean (1 - mean) / pooled_trials``).
     cohort : ndarray
         Each deal's cohort label (any hashable; a month).
-    successes, trials : ndarray
-        Each deal's share of a success and of a trial: a won deal 1 and 1, a lost one 0
-        and 1, an open one ``w * k`` and ``k`` where ``w`` is its chance of being won and
-        ``k`` in [0, 1] how much of its outcome is known already (its information
-        relative to a closed deal's).
+    successes : ndarray
+        Each deal's chance of a win: 1 for a won deal, 0 for a lost one, ``w`` for an
+        open one (its chance given its age).
+    trials : ndarray
+        How much each deal tells about its cohort's rate, in closed deals: 1 for a closed
+        deal, ``k`` in [0, 1] for an open one (its information relative to a closed deal's).
+        A cohort's rate is the mean of its deals' chances (closed deals alone would be
+        biased to the quick outcome: in a young cohort the deals closed so far are the
+        quick ones), observed with the information of the sum of its trials.
     weights : ndarray, optional
         Each cohort's weight is the mean of its deals' (recency) weights; default 1.
 
@@ -154,12 +158,13 @@ def rate_spread(
     frame = pd.DataFrame(
         {
             "cohort": cohort,
-            "x": successes,
+            "chance": successes,
             "n": trials,
             "w": np.ones(len(cohort)) if weights is None else weights,
         }
     )
-    sums = frame.groupby("cohort", sort=True).agg(x=("x", "sum"), n=("n", "sum"), w=("w", "mean"))
+    sums = frame.groupby("cohort", sort=True).agg(chance=("chance", "mean"), n=("n", "sum"), w=("w", "mean"))
+    sums["x"] = sums["chance"] * sums["n"]
     used = sums[sums["n"] >= MIN_COHORT_DEALS]
     sampling = mean * (1 - mean) / max(pooled_trials, 1.0)
     if len(used) < MIN_COHORTS:
