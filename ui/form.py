@@ -370,6 +370,7 @@ def widget_values(scenario: Scenario) -> dict[str, Any]:
         "quota_deals": deals,
         "per_week": float(scenario.inflow.per_week),
         "process": scenario.inflow.process,
+        "dispersion": float(scenario.inflow.dispersion),
         "value_dist": fields["dist"],
         **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
         "keep_open_deals": True,
@@ -463,6 +464,8 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     inflow: dict[str, Any] = {"process": values.get("process", "poisson")}
     if not _blank(values.get("per_week")):
         inflow["per_week"] = _number(values["per_week"])
+    if not _blank(values.get("dispersion")) and values["dispersion"] != 0:  # 0: a steady inflow, the default
+        inflow["dispersion"] = _number(values["dispersion"])
     if values.get("multipliers"):
         inflow["multipliers"] = list(values["multipliers"])
     document["inflow"] = inflow

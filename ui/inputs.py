@@ -249,6 +249,18 @@ def sidebar() -> tuple[Slots, Settings]:
         horizontal=True,
         format_func=lambda p: "at random (Poisson)" if p == "poisson" else "evenly spaced",
     )
+    bar.number_input(
+        "Inflow swings between periods (± share)",
+        key="dispersion",
+        min_value=0.0,
+        step=0.05,
+        format="%.2f",
+        help=(
+            "How much the weekly new opportunities swing from one period to the next, as a share of the "
+            "average: 0.25 means a period's inflow is typically 25% above or below it. 0 = a steady "
+            "Poisson inflow (only chance varies the count)."
+        ),
+    )
     inflow = bar.container()
     family = bar.selectbox(
         "Deal value: how it varies",
@@ -540,6 +552,7 @@ def read_values() -> dict[str, Any]:
         "quota_deals",
         "per_week",
         "process",
+        "dispersion",
         "value_dist",
         *(f"value_{key}" for key in form.PARAMETER_NAMES),
         *form.CAPACITY_KEYS,

@@ -2,10 +2,12 @@
 
 The engines count what happens by the horizon; a CRM lists deals. :func:`deal_history`
 replays one replication of the SimPy engine's basic model with the very same draws (the
-same arrivals, the same path through the stages for each deal, the same deal values in
-the order deals are won), so its won deals are exactly that replication's wins, on the
-same days and worth the same, and writes every deal down: when it was created, when it
-entered each stage, and whether by the horizon it was won, lost or still open.
+same arrivals, at the replication's own inflow level with ``[inflow] dispersion``, the
+same path through the stages for each deal, the same deal values in the order deals are
+won: :class:`sim.engines.simpy_engine.FunnelModel` draws them all), so its won deals are
+exactly that replication's wins, on the same days and worth the same, and writes every
+deal down: when it was created, when it entered each stage, and whether by the horizon it
+was won, lost or still open.
 
 A lost deal is closed when its time in the stage it is lost in runs out: the quantile
 of that stage's ``lost_duration`` (its ``duration`` when none is given) at a uniform of
