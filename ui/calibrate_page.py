@@ -61,7 +61,6 @@ MAX_BACKTEST_DATES = 24
 DATA = "#4C78A8"
 FIT = "#D62728"
 NAIVE = "#A0A0A0"
-ACTUAL = "#F58518"
 
 Columns = tuple[tuple[str, str], ...]
 """A column mapping as sorted ``(role, column)`` pairs: hashable, so it can be a cache key."""
@@ -262,35 +261,6 @@ def fit_cumulative(
     )
     curve = alt.Chart(fitted).mark_line(strokeWidth=2.5, strokeDash=[6, 3]).encode(alt.X("x:Q"), alt.Y("cdf:Q"), legend)
     return alt.layer(steps, curve).properties(height=charts.HEIGHT)
-
-
-def backtest_chart(frame: pd.DataFrame, y_title: str, y_format: str) -> alt.LayerChart:
-    """Per as-of date: the forecast's P10-P90 band (a bar), its P50 (a tick) and the actual (a dot)."""
-    domain = ["Forecast P10–P90", "Forecast P50", "Actual"]
-    colours = [charts.BAND, charts.SIMULATION, ACTUAL]
-    base = alt.Chart(frame).encode(
-        alt.X("as_of:T", title="forecast made on", axis=alt.Axis(format="%Y-%m-%d"), scale=alt.Scale(padding=24))
-    )
-    tooltip = [
-        alt.Tooltip("as_of:T", title="as of", format="%Y-%m-%d"),
-        alt.Tooltip("p10:Q", format=",.0f"),
-        alt.Tooltip("p50:Q", format=",.0f"),
-        alt.Tooltip("p90:Q", format=",.0f"),
-        alt.Tooltip("actual:Q", format=",.0f"),
-    ]
-    band = base.mark_rule(strokeWidth=14, opacity=0.8).encode(
-        alt.Y("p10:Q", title=y_title, axis=alt.Axis(format=y_format)),
-        alt.Y2("p90:Q"),
-        alt.Color("band:N", scale=alt.Scale(domain=domain, range=colours), legend=charts.LEGEND),
-        tooltip=tooltip,
-    )
-    middle = base.mark_tick(thickness=3, size=22).encode(
-        alt.Y("p50:Q"), alt.Color("middle:N", scale=alt.Scale(domain=domain, range=colours)), tooltip=tooltip
-    )
-    actual = base.mark_point(filled=True, size=90, opacity=1).encode(
-        alt.Y("actual:Q"), alt.Color("seen:N", scale=alt.Scale(domain=domain, range=colours)), tooltip=tooltip
-    )
-    return alt.layer(band, middle, actual).properties(height=charts.HEIGHT)
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -577,6 +547,52 @@ def backtest_dates(
     return sorted(d.strftime("%Y-%m-%d") for d in dates if d >= earliest)
 
 
+def _times(k: int, n: int) -> str:
+    return f"{k} time{'' if k == 1 else 's'} in {n}"
+
+
+def backtest_words(result: dict, measure: str) -> str:
+    """A backtest's figures in plain words: how often the bands held the actual, and who missed by how much.
+
+    Parameters
+    ----------
+    result : dict
+        :func:`sim.crm.backtest.backtest`'s answer.
+    measure : {"revenue", "deals"}
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    suffix = "" if measure == "revenue" else "_deals"
+    rows = result["dates"]
+    n = len(rows)
+    outer = sum(r[f"inside_p10_p90{suffix}"] for r in rows)
+    inner = sum(r[f"inside_p25_p75{suffix}"] for r in rows)
+    what = "won revenue" if measure == "revenue" else "won deals"
+    held = (
+        f"**In plain words.** For {what}, the P10–P90 band held the actual {_times(outer, n)} (an honest band "
+        f"holds about 8 in 10) and the P25–P75 band {_times(inner, n)} (about 5 in 10)."
+    )
+    simulated = result[f"mape_p50{suffix}"]
+    run = result["baselines"]["run_rate"][f"mape_p50{suffix}"]
+    pipeline = result["baselines"]["weighted_pipeline"][f"mape_p50{suffix}"]
+    if simulated is None or run is None or pipeline is None:
+        return held + f" No date had any {what} after it, so there is no relative error to compare."
+    better = (
+        "the simulation missed less than the run-rate"
+        if simulated < run
+        else "the run-rate missed no more than the simulation: here the simulation has not earned its keep"
+    )
+    verdict = result["pit"][measure]["verdict"]
+    return (
+        f"{held} The simulation's middle estimate was off by {say.percent(simulated, 0)} on average, the run-rate "
+        f"by {say.percent(run, 0)} and the weighted pipeline by {say.percent(pipeline, 0)}: {better}. "
+        f"Where the actuals fell in the forecasts: {verdict}."
+    )
+
+
 def _start_backtest() -> None:
     st.session_state["crm_backtest_on"] = True
 
@@ -632,22 +648,28 @@ def _backtest_section(
         "means the forecast is honest about its uncertainty, much less that it was overconfident. The MAPE says "
         "how far the middle forecast (P50) landed from what happened, as a share of what happened."
     )
+    st.markdown(backtest_words(result, measure))
     frame = pd.DataFrame(
         [
             {
                 "as_of": pd.Timestamp(r["as_of"]),
-                **{q: r["forecast"][measure][q] for q in ("p10", "p50", "p90")},
+                **{q: r["forecast"][measure][q] for q in ("p10", "p25", "p50", "p75", "p90")},
                 "actual": r["actual"][measure],
-                "inside": r[f"inside_p10_p90{suffix}"],
+                "run_rate": r["baselines"]["run_rate"][measure],
             }
             for r in result["dates"]
         ]
-    ).assign(band="Forecast P10–P90", middle="Forecast P50", seen="Actual")
+    )
     y_title = "won revenue ($)" if measure == "revenue" else "won deals"
     show_chart(
-        backtest_chart(frame, y_title, charts.axis_format(measure)),
+        charts.backtest_chart(frame, y_title, charts.axis_format(measure)),
         f"backtest_{measure}",
         f"Backtest: {y_title} over {horizon:g} days, forecast vs actual",
+    )
+    st.caption(
+        "The run-rate is the naive forecast: the next period wins what the last one did. The weighted pipeline "
+        "adds each open deal's amount times its chance of being won, and new deals won at the recent pace. A "
+        "simulation that misses more than these has not earned its keep."
     )
 
 
@@ -740,6 +762,7 @@ def calibrate_page(ctx: Context) -> None:
 
 __all__ = [
     "backtest_dates",
+    "backtest_words",
     "calibrate_page",
     "carried_inputs",
     "csv_header",

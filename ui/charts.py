@@ -156,6 +156,51 @@ def fan_chart(weekly: np.ndarray, horizon_days: float, pace_total: float | None,
     return alt.layer(*layers).properties(height=HEIGHT)
 
 
+BACKTEST_LABELS = ("Forecast P10–P90", "Forecast P25–P75", "Forecast P50", "Actual", "Run-rate (last period again)")
+INNER_BAND = "#6BAED6"
+ACTUAL = "#F58518"
+
+
+def backtest_chart(frame: pd.DataFrame, y_title: str, y_format: str) -> alt.LayerChart:
+    """Forecasts from past dates against what happened: the bands as areas, actuals as points, the run-rate as a line.
+
+    ``frame`` has one row per origin: ``as_of`` (a date), the forecast's ``p10``, ``p25``,
+    ``p50``, ``p75``, ``p90``, the ``actual`` and the ``run_rate`` baseline.
+    """
+    labels = list(BACKTEST_LABELS)
+    color = alt.Color(
+        "what:N",
+        scale=alt.Scale(domain=labels, range=[BAND, INNER_BAND, SIMULATION, ACTUAL, BASELINE]),
+        legend=LEGEND,
+    )
+    x = alt.X("as_of:T", title="forecast made on", axis=alt.Axis(format="%Y-%m-%d"))
+    tooltip = [
+        alt.Tooltip("as_of:T", title="as of", format="%Y-%m-%d"),
+        *(alt.Tooltip(f"{q}:Q", title=q.upper(), format=",.0f") for q in ("p10", "p25", "p50", "p75", "p90")),
+        alt.Tooltip("actual:Q", format=",.0f"),
+        alt.Tooltip("run_rate:Q", title="run-rate", format=",.0f"),
+    ]
+    base = alt.Chart(frame)
+
+    def labelled(label: str) -> alt.Chart:
+        return base.transform_calculate(what=f"'{label}'")
+
+    layers = [
+        labelled(labels[0])
+        .mark_area(opacity=0.5)
+        .encode(x, alt.Y("p10:Q", title=y_title, axis=alt.Axis(format=y_format)), alt.Y2("p90:Q"), color=color),
+        labelled(labels[1]).mark_area(opacity=0.6).encode(x, alt.Y("p25:Q"), alt.Y2("p75:Q"), color=color),
+        labelled(labels[2]).mark_line(strokeWidth=2).encode(x, alt.Y("p50:Q"), color=color),
+        labelled(labels[4])
+        .mark_line(strokeDash=[6, 3], strokeWidth=2, point=True)
+        .encode(x, alt.Y("run_rate:Q"), color=color, tooltip=tooltip),
+        labelled(labels[3])
+        .mark_point(filled=True, size=80, opacity=1)
+        .encode(x, alt.Y("actual:Q"), color=color, tooltip=tooltip),
+    ]
+    return alt.layer(*layers).properties(height=HEIGHT)
+
+
 def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
     """Expected deals per stage: ``stage``, ``source`` and ``deals`` columns, stages in funnel order."""
     order = list(dict.fromkeys(frame["stage"]))
