@@ -132,7 +132,39 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
         metavar="ROLE=NAME",
         help="the history file's column for a role (id, stage, entered) when not recognised",
     )
+    parser.add_argument(
+        "--uncertainty",
+        choices=("history", "sampling"),
+        default="history",
+        help="history (default): rates and inflow vary between periods as they did in the file; "
+        "sampling: only the fits' sampling error (too narrow where periods differ)",
+    )
+    parser.add_argument(
+        "--half-life-weeks",
+        type=_half_life,
+        metavar="WEEKS|auto",
+        help="recent history counts more: a deal this many weeks old counts half (default: all the same); "
+        "auto chooses it at each date by backtesting the history before that date",
+    )
+    parser.add_argument(
+        "--durations",
+        choices=("auto", "parametric", "nonparametric"),
+        default="auto",
+        help="how long deals take: auto (default) fits a family unless none fits, then uses the data themselves",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _half_life(text: str) -> float | str:
+    """``--half-life-weeks``: a number of weeks in (0, 520], or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _number(float, lambda v: 0 < v <= 520, "a number of weeks above 0 and at most 520, or auto")(text)
+
+
+def _calibration_options(args) -> dict:
+    """The calibration options both data commands pass on."""
+    return {"uncertainty": args.uncertainty, "half_life_weeks": args.half_life_weeks, "durations": args.durations}
 
 
 def _add_data_commands(commands) -> None:
@@ -217,7 +249,7 @@ def _format_fit(label: str, fit: FitSummary | None) -> str:
 
 def _format_one_stage(r: CalibrationReport) -> list[str]:
     return [
-        f"Win rate: {r.rate.mean:.1%} (Beta concentration {r.rate.concentration:,.0f}).",
+        f"Win rate: {r.rate.mean:.1%} (Beta concentration {r.rate.concentration:,.0f}; {r.rate.spread_note}).",
         _format_fit("won in", r.won_duration),
         _format_fit("lost in", r.lost_duration),
     ]
@@ -237,7 +269,7 @@ def _format_stages(r: CalibrationReport) -> list[str]:
         lines += [
             f"{stage.name}: {c.entered:,} entered, {c.converted:,} moved on, {c.lost:,} lost, "
             f"{c.open:,} open{skipped}; conversion {stage.rate.mean:.1%} "
-            f"(Beta concentration {stage.rate.concentration:,.0f}).",
+            f"(Beta concentration {stage.rate.concentration:,.0f}; {stage.rate.spread_note}).",
             _format_fit("moved on in", stage.duration),
             _format_fit("lost in", stage.lost_duration),
         ]
@@ -254,6 +286,9 @@ FLAGS = {
     "from": "--from",
     "to": "--to",
     "every_days": "--every",
+    "uncertainty": "--uncertainty",
+    "half_life_weeks": "--half-life-weeks",
+    "durations": "--durations",
 }
 """The data commands' flag for each field that calibration and backtest problems name."""
 _FIELD = re.compile(r"\b(" + "|".join(name for name in FLAGS if "_" in name) + r")\b")
@@ -295,15 +330,22 @@ def _calibrate(args) -> tuple[dict, str]:
     check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
     history = _read_history(args, crm)
+    options = {**_calibration_options(args), "window_weeks": args.window_weeks, "history": history}
+    choice = None
     with _in_flag_words():
+        if options["half_life_weeks"] == "auto":
+            from sim.crm.half_life import choose_half_life
+
+            options.pop("half_life_weeks")
+            choice = choose_half_life(crm, as_of, args.horizon_days, **options)
+            options["half_life_weeks"] = choice.half_life_weeks
         calibration = calibrate(
             crm,
             as_of,
-            window_weeks=args.window_weeks,
             horizon_days=args.horizon_days,
             quota_revenue=args.quota_revenue,
             quota_deals=args.quota_deals,
-            history=history,
+            **options,
         )
     path = write_scenario(calibration.scenario, args.output, force=args.force)
     r = calibration.report
@@ -321,12 +363,32 @@ def _calibrate(args) -> tuple[dict, str]:
             f"; seasonal multipliers by month {', '.join(f'{m:.2f}' for m in r.seasonality.multipliers)}"
             if r.seasonality
             else ""
+        )
+        + (
+            f"; swings by ±{inflow.dispersion:.0%} between periods ({inflow.dispersion_note})"
+            if inflow.dispersion
+            else ""
+        ),
+        *(
+            [f"Recent history counts more: a deal {r.half_life_weeks:g} weeks old counts half."]
+            if r.half_life_weeks
+            else []
+        ),
+        *(
+            [f"Deal values: the monthly average won amount moves by about ±{r.deal_value_spread:.0%} (not simulated)."]
+            if r.deal_value_spread > 0.02
+            else []
         ),
         f"Open pipeline: {pipeline.deals:,} deals, about {pipeline.expected_wins:,.1f} expected to be won eventually.",
         f"Quota: {_money(quota.target)}{' deals' if quota.unit == 'deals' else ''} ({quota.basis}).",
     ]
+    if choice is not None:
+        lines.append(f"Half-life chosen: {choice.note}.")
     lines += [f"warning: {w}" for w in r.warnings]
-    return {"output": str(path), **r.as_dict()}, "\n".join(lines)
+    answer = {"output": str(path), **r.as_dict()}
+    if choice is not None:
+        answer["half_life_choice"] = choice.as_dict()
+    return answer, "\n".join(lines)
 
 
 def _number_or_text(text: str) -> float | str:
@@ -458,6 +520,7 @@ def _backtest(args) -> tuple[dict, str]:
                 engine=args.engine,
                 history=history,
                 progress=update,
+                **_calibration_options(args),
             )
     finally:
         close()

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from sim.crm import scoring
-from sim.crm.baselines import run_rate, weighted_pipeline
+from sim.crm.baselines import actual_wins, run_rate, weighted_pipeline
 from sim.crm.calibrate import CalibrationError, calibrate, date_label, parse_as_of
+from sim.crm.half_life import choose_half_life
 from sim.crm.reader import CrmData
 from sim.runner import simulate
 
@@ -87,13 +88,6 @@ def rolling_origins(start: Any, stop: Any, every_days: Any) -> list[pd.Timestamp
     if problems:
         raise CalibrationError(problems)
     return list(pd.date_range(first, last, freq=pd.Timedelta(days=int(every_days))))
-
-
-def actual_wins(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float) -> dict[str, float]:
-    """Won deals and their revenue, closed in ``(as_of, as_of + horizon_days]``, created at any time."""
-    end = as_of + pd.Timedelta(days=horizon_days)
-    won = deals[(deals["outcome"] == "won") & (deals["closed"] > as_of) & (deals["closed"] <= end)]
-    return {"revenue": float(won["amount"].sum()), "deals": int(len(won))}
 
 
 def _origin(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float, calibration, result) -> dict:
@@ -181,7 +175,10 @@ def backtest(
         Called as ``progress(done, total)`` after each calibration and each simulation
         (``total`` is twice the number of origins).
     **calibration_options
-        Passed on to :func:`sim.crm.calibrate.calibrate` at every origin.
+        Passed on to :func:`sim.crm.calibrate.calibrate` at every origin;
+        ``half_life_weeks="auto"`` chooses the half-life at each origin from the history
+        before it (:func:`sim.crm.half_life.choose_half_life`), and each origin's entry
+        gains ``half_life`` (the choice and its scores).
 
     Returns
     -------
@@ -228,19 +225,18 @@ def backtest(
     ]
     if problems:  # before any calibration: they take a second each
         raise CalibrationError(problems)
-    calibrations = []
+    calibrations, choices = [], []
+    auto = calibration_options.get("half_life_weeks") == "auto"
+    options = {**calibration_options, "window_weeks": window_weeks, "history": history}
+    inner: dict = {}  # inner forecasts of the half-life choice, shared between origins
     for done, as_of in enumerate(dates, start=1):
         try:
-            calibrations.append(
-                calibrate(
-                    crm,
-                    as_of,
-                    window_weeks=window_weeks,
-                    horizon_days=horizon_days,
-                    history=history,
-                    **calibration_options,
-                )
-            )
+            if auto:
+                options.pop("half_life_weeks", None)
+                choice = choose_half_life(crm, as_of, horizon_days, seed=seed, memo=inner, **options)
+                choices.append(choice)
+                options["half_life_weeks"] = choice.half_life_weeks
+            calibrations.append(calibrate(crm, as_of, horizon_days=horizon_days, **options))
         except CalibrationError as error:
             problems += error.problems
         if progress is not None:
@@ -249,9 +245,11 @@ def backtest(
         raise CalibrationError(problems)
 
     rows = []
-    for as_of, calibration in zip(dates, calibrations, strict=True):
+    for k, (as_of, calibration) in enumerate(zip(dates, calibrations, strict=True)):
         result = simulate(calibration.scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
         rows.append(_origin(deals, as_of, horizon_days, calibration, result))
+        if auto:
+            rows[-1]["half_life"] = choices[k].as_dict()
         if progress is not None:
             progress(len(dates) + len(rows), total)
     return {

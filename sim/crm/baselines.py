@@ -1,6 +1,8 @@
-"""Naive forecasts a backtest sets beside the simulation: the trailing run-rate and the weighted pipeline.
+"""What happened after a date, and the naive forecasts a backtest sets beside the simulation.
 
-Both look only at what was known on the origin ``D`` and forecast the won revenue and
+:func:`actual_wins` is the truth every forecast of ``(D, D + N]`` is scored against.
+
+The two naive forecasts look only at what was known on the origin ``D`` and forecast the won revenue and
 won deals of ``(D, D + N]``. The run-rate says the next ``N`` days will win what the
 last ``N`` did. The weighted pipeline is the spreadsheet's forecast: each open deal's
 amount times its chance of being won (by its stage and age, from the calibration at
@@ -17,6 +19,13 @@ from sim.model.funnel import ListedDeals
 from sim.model.scenario import Scenario, rate_mean
 
 DAY = pd.Timedelta(days=1)
+
+
+def actual_wins(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float) -> dict[str, float]:
+    """Won deals and their revenue, closed in ``(as_of, as_of + horizon_days]``, created at any time."""
+    end = as_of + pd.Timedelta(days=horizon_days)
+    won = deals[(deals["outcome"] == "won") & (deals["closed"] > as_of) & (deals["closed"] <= end)]
+    return {"revenue": float(won["amount"].sum()), "deals": int(len(won))}
 
 
 def run_rate(

@@ -647,18 +647,29 @@ def _estimate_inflow(
     uncertainty: str = "sampling",
     half_life_weeks: float | None = None,
 ) -> _Inflow:
-    """The rate of new deals (the trailing window's, or recency-weighted weeks'), deseasonalised
-    when seasonality is known, and with ``history`` uncertainty its spread between periods."""
+    """The rate of new deals, deseasonalised when seasonality is known.
+
+    ``sampling``: the trailing window's count over its length (understated when the
+    history is younger than the window). ``history``: the same over the time the history
+    covers when shorter, or the recency-weighted mean of all weeks with a half-life; and
+    the spread between periods (:func:`sim.crm.spread.inflow_dispersion`).
+    """
     as_of = snap.as_of
     window_start = as_of - pd.Timedelta(weeks=window_weeks)
     in_window = int(((snap.created > window_start) & (snap.created <= as_of)).sum())
     observed = in_window / window_weeks
-    if half_life_weeks is not None:
-        counts = weekly_counts(snap.created, as_of)
-        weights = np.exp2(-(np.arange(counts.size)[::-1] + 0.5) / half_life_weeks)
-        observed = float(np.dot(weights, counts) / weights.sum())
     warnings = []
-    if snap.created.min() > window_start:
+    young = snap.created.min() > window_start
+    if uncertainty == "history":
+        # A history younger than the window is read over the time it covers, not the window.
+        history_days = (as_of - snap.created.min()) / DAY
+        counts = weekly_counts(snap.created, as_of)
+        if half_life_weeks is not None:
+            weights = np.exp2(-(np.arange(counts.size)[::-1] + 0.5) / half_life_weeks)
+            observed = float(np.dot(weights, counts) / weights.sum())
+        elif young and history_days >= 7:
+            observed = in_window / (history_days / 7)
+    elif young:
         warnings.append(
             f"the history starts {date_label(snap.created.min())}, inside the {window_weeks:g}-week window: "
             "the inflow is understated"
