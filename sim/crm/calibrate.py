@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from sim.crm.baselines import open_win_chances
 from sim.crm.fitting import (
     DURATION_CHOICES,
     THIN_DATA,
@@ -68,7 +69,6 @@ from sim.crm.spread import (
     weekly_counts,
 )
 from sim.errors import InputError
-from sim.model.funnel import aged_conversion
 from sim.model.scenario import (
     DAYS_PER_MONTH,
     Inflow,
@@ -808,19 +808,6 @@ def _scenario(
         raise CalibrationError(error.problems) from None
 
 
-def _expected_open_wins(scenario: Scenario, episodes: list[StageEpisodes], fits: list[OutcomeFit]) -> float:
-    """Wins expected from the open deals: each leaves its stage forwards, then passes every later stage."""
-    means = [fit.rate.mean() for fit in fits]
-    p_open = np.concatenate(
-        [
-            np.asarray(aged_conversion(stage, means[j], e.open["age_days"].to_numpy()), dtype=float).ravel()
-            * float(np.prod(means[j + 1 :]))
-            for j, (stage, e) in enumerate(zip(scenario.stages, episodes, strict=True))
-        ]
-    )
-    return float(p_open.sum())
-
-
 def _stage_report(e: StageEpisodes, fit: OutcomeFit, spread: RateSpread | None, zombie_age: float) -> StageReport:
     """One stage's counts, rate, durations and zombie age."""
     return StageReport(
@@ -909,7 +896,7 @@ def _report(
         open_pipeline=OpenPipeline(
             deals=len(snap.open),
             with_amount=int(np.isfinite(snap.open["amount"]).sum()),
-            expected_wins=_expected_open_wins(scenario, episodes, fits),
+            expected_wins=float(open_win_chances(scenario).sum()),
             zombies=zombies,
             zombie_age_days=zombie_ages[0] if not multi else None,
         ),
