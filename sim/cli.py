@@ -323,29 +323,24 @@ def _in_flag_words():
 
 
 def _calibrate(args) -> tuple[dict, str]:
-    from sim.crm.calibrate import calibrate, check_output, parse_as_of, write_scenario
+    from sim.crm.calibrate import check_output, parse_as_of, write_scenario
+    from sim.crm.half_life import calibrate_choosing
 
     with _in_flag_words():
         as_of = parse_as_of(args.as_of)
     check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
     history = _read_history(args, crm)
-    options = {**_calibration_options(args), "window_weeks": args.window_weeks, "history": history}
-    choice = None
     with _in_flag_words():
-        if options["half_life_weeks"] == "auto":
-            from sim.crm.half_life import choose_half_life
-
-            options.pop("half_life_weeks")
-            choice = choose_half_life(crm, as_of, args.horizon_days, **options)
-            options["half_life_weeks"] = choice.half_life_weeks
-        calibration = calibrate(
+        calibration, choice = calibrate_choosing(
             crm,
             as_of,
             horizon_days=args.horizon_days,
+            window_weeks=args.window_weeks,
             quota_revenue=args.quota_revenue,
             quota_deals=args.quota_deals,
-            **options,
+            history=history,
+            **_calibration_options(args),
         )
     path = write_scenario(calibration.scenario, args.output, force=args.force)
     r = calibration.report

@@ -28,8 +28,9 @@ import pandas as pd
 import streamlit as st
 
 from sim.crm.backtest import backtest
-from sim.crm.calibrate import Calibration, CalibrationError, calibrate
+from sim.crm.calibrate import Calibration, CalibrationError
 from sim.crm.fitting import kaplan_meier
+from sim.crm.half_life import HalfLifeChoice, calibrate_choosing
 from sim.crm.reader import (
     DEAL_ROLES,
     MAX_CSV_BYTES,
@@ -58,6 +59,14 @@ NO_COLUMN = "(none)"
 BACKTEST_RUNS = 500
 """Replications per backtest date: enough for P10 and P90 to a few percent, in about a second a date."""
 MAX_BACKTEST_DATES = 24
+RECENCY: dict[str, float | str | None] = {
+    "No: every deal counts the same": None,
+    "A deal a year old counts half": 52.0,
+    "A deal 6 months old counts half": 26.0,
+    "A deal 3 months old counts half": 13.0,
+    "Let the history decide": "auto",
+}
+"""The recency choices, in words, and the half-life in weeks each means."""
 DATA = "#4C78A8"
 FIT = "#D62728"
 NAIVE = "#A0A0A0"
@@ -109,14 +118,22 @@ def read(data: bytes, name: str, columns: Columns) -> CrmData | list[str]:
 
 @st.cache_data(max_entries=32, show_spinner="Fitting the funnel to the export...")
 def calibrated(
-    data: bytes, name: str, columns: Columns, as_of: str, window_weeks: float, horizon_days: float
-) -> Calibration | list[str]:
-    """:func:`sim.crm.calibrate.calibrate` of an upload as of a date, or the problem lines."""
+    data: bytes,
+    name: str,
+    columns: Columns,
+    as_of: str,
+    window_weeks: float,
+    horizon_days: float,
+    half_life_weeks: float | str | None = None,
+) -> tuple[Calibration, HalfLifeChoice | None] | list[str]:
+    """:func:`sim.crm.half_life.calibrate_choosing` of an upload as of a date, or the problem lines."""
     crm = read(data, name, columns)
     if isinstance(crm, list):
         return crm
     try:
-        return calibrate(crm, as_of, window_weeks=window_weeks, horizon_days=horizon_days)
+        return calibrate_choosing(
+            crm, as_of, window_weeks=window_weeks, horizon_days=horizon_days, half_life_weeks=half_life_weeks
+        )
     except CalibrationError as error:
         return error.problems
 
@@ -131,13 +148,22 @@ def backtested(
     window_weeks: float,
     runs: int,
     seed: int,
+    half_life_weeks: float | str | None = None,
 ) -> dict | list[str]:
     """:func:`sim.crm.backtest.backtest` of an upload at the given dates, or the problem lines."""
     crm = read(data, name, columns)
     if isinstance(crm, list):
         return crm
     try:
-        return backtest(crm, list(dates), horizon_days, runs=runs, seed=seed, window_weeks=window_weeks)
+        return backtest(
+            crm,
+            list(dates),
+            horizon_days,
+            runs=runs,
+            seed=seed,
+            window_weeks=window_weeks,
+            half_life_weeks=half_life_weeks,
+        )
     except CalibrationError as error:
         return error.problems
 
@@ -358,8 +384,34 @@ def summary_words(cal: Calibration, name: str) -> str:
         f"{pipe.deals:,} open deals is kept with its age, and an old deal counts as less likely to be won: "
         f"together they should bring about **{pipe.expected_wins:,.1f}** wins. The quota is "
         f"{say.amount(quota.target, quota.unit)} ({quota.basis}).\n\n"
-        "The scenario has one stage, *Open pipeline*, from creation to close: the export says whether each deal "
+        + _spread_words(report)
+        + "The scenario has one stage, *Open pipeline*, from creation to close: the export says whether each deal "
         "was won, not which stages it went through."
+    )
+
+
+def _spread_words(report: CalibrationReport) -> str:
+    """How much the history says the coming months can differ from the past, in words (empty for ``sampling``)."""
+    if report.uncertainty != "history":
+        return ""
+    rate, inflow = report.rate, report.inflow
+    moves = []
+    if rate is not None and rate.between_sd:
+        moves.append(f"the win rate moved by about ±{100 * rate.between_sd:.1f} percentage points from month to month")
+    if inflow.dispersion:
+        moves.append(
+            f"the number of new deals in a period like this one was off its recent pace by about "
+            f"±{say.percent(inflow.dispersion, 0)}"
+        )
+    if report.deal_value_spread > 0.02:
+        moves.append(
+            f"the average won deal moved by about ±{say.percent(report.deal_value_spread, 0)} (not in the forecast)"
+        )
+    if not moves:
+        return "The history shows no more month-to-month change than chance: the forecast's range is chance alone.\n\n"
+    return (
+        "**How much the next months can differ.** In this history " + "; ".join(moves) + ". The forecast "
+        "carries that, so its range is as wide as the history says it should be.\n\n"
     )
 
 
@@ -598,7 +650,14 @@ def _start_backtest() -> None:
 
 
 def _backtest_section(
-    data: bytes, name: str, columns: Columns, crm: CrmData, window: float, horizon: float, seed: int
+    data: bytes,
+    name: str,
+    columns: Columns,
+    crm: CrmData,
+    window: float,
+    horizon: float,
+    seed: int,
+    half_life: float | str | None = None,
 ) -> None:
     st.subheader("Would it have worked? A backtest")
     st.caption(
@@ -630,7 +689,9 @@ def _backtest_section(
         st.button("Run the backtest", on_click=_start_backtest, icon=":material/history:")
         return
     with st.spinner(f"Calibrating and simulating {len(dates)} past dates...", show_time=True):
-        result = backtested(data, name, columns, tuple(dates), float(horizon), float(window), BACKTEST_RUNS, seed)
+        result = backtested(
+            data, name, columns, tuple(dates), float(horizon), float(window), BACKTEST_RUNS, seed, half_life
+        )
     if isinstance(result, list):
         for line in result:
             st.error(line)
@@ -708,7 +769,7 @@ def calibrate_page(ctx: Context) -> None:
         return
 
     first, last = _date_range(crm)
-    a, b, c = st.columns(3)
+    a, b, c, d = st.columns(4)
     as_of = a.date_input(
         "Calibrate as of (the start of that day)",
         value=last.date(),
@@ -735,12 +796,24 @@ def calibrate_page(ctx: Context) -> None:
         format="%g",
         key="crm_horizon",
     )
-    cal = calibrated(data, name, columns, as_of.isoformat(), float(window), float(horizon))
-    if isinstance(cal, list):
-        for line in cal:
+    recency = d.selectbox(
+        "Recent months count more",
+        list(RECENCY),
+        key="crm_recency",
+        help="When the win rate or the pace of new deals has been moving, recent deals say more about the "
+        "next months than old ones. 'Let the history decide' tries each choice on past dates and keeps "
+        "the one whose forecasts came closest (slower: it calibrates several times).",
+    )
+    half_life = RECENCY[recency]
+    answer = calibrated(data, name, columns, as_of.isoformat(), float(window), float(horizon), half_life)
+    if isinstance(answer, list):
+        for line in answer:
             st.error(line)
         st.caption("Nothing was changed: the current scenario is as it was.")
         return
+    cal, choice = answer
+    if choice is not None:
+        st.caption(f"Recent months: {choice.note}.")
 
     st.markdown(summary_words(cal, name))
     if ctx.scenario == cal.scenario:
@@ -757,7 +830,7 @@ def calibrate_page(ctx: Context) -> None:
     _report_section(cal)
     _charts_section(cal)
     _details_section(cal)
-    _backtest_section(data, name, columns, crm, float(window), float(horizon), ctx.seed)
+    _backtest_section(data, name, columns, crm, float(window), float(horizon), ctx.seed, half_life)
 
 
 __all__ = [

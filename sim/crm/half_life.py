@@ -19,7 +19,7 @@ import pandas as pd
 
 from sim.crm import scoring
 from sim.crm.baselines import actual_wins
-from sim.crm.calibrate import CalibrationError, calibrate, date_label
+from sim.crm.calibrate import Calibration, CalibrationError, calibrate, date_label, parse_as_of
 from sim.crm.reader import CrmData
 from sim.runner import simulate
 
@@ -95,7 +95,7 @@ def _forecast(
 def choose_half_life(
     crm: CrmData | pd.DataFrame,
     as_of: pd.Timestamp,
-    horizon_days: float,
+    horizon_days: float = 91,
     *,
     candidates: tuple[float | None, ...] = CANDIDATES,
     runs: int = INNER_RUNS,
@@ -164,3 +164,21 @@ def choose_half_life(
         labels,
         f"{chosen}: its forecasts at {len(scored)} dates before {date_label(as_of)} scored best",
     )
+
+
+def calibrate_choosing(
+    crm: CrmData | pd.DataFrame, as_of: Any, *, half_life_weeks: float | str | None = None, **options: Any
+) -> tuple[Calibration, HalfLifeChoice | None]:
+    """:func:`sim.crm.calibrate.calibrate`, with ``half_life_weeks="auto"`` chosen first by :func:`choose_half_life`.
+
+    Returns
+    -------
+    (Calibration, HalfLifeChoice or None)
+        The calibration, and the choice when one was made.
+    """
+    if half_life_weeks != "auto":
+        return calibrate(crm, as_of, half_life_weeks=half_life_weeks, **options), None
+    as_of = parse_as_of(as_of) if isinstance(as_of, str) else pd.Timestamp(as_of)
+    inner = {key: value for key, value in options.items() if key not in ("quota_revenue", "quota_deals", "name")}
+    choice = choose_half_life(crm, as_of, **inner)
+    return calibrate(crm, as_of, half_life_weeks=choice.half_life_weeks, **options), choice

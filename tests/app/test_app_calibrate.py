@@ -286,3 +286,19 @@ def test_an_uploaded_scenario_keeps_its_listed_deals(seasonal):
     at.checkbox(key="keep_open_deals").uncheck().run()
     no_exception(at)
     assert at.session_state["last_valid"].open_deals == ()
+
+
+def test_recent_months_can_count_more_and_the_page_says_how_much_periods_differ(export):
+    at = upload(calibrate_page(), export)
+    text = "\n".join(m.value for m in at.markdown)
+    assert "How much the next months can differ" in text or "no more month-to-month change than chance" in text
+    at.selectbox(key="crm_recency").set_value("A deal 3 months old counts half").run()
+    no_exception(at)
+    assert not errors(at)
+    as_of = at.session_state[next(k for k in at.session_state if k.startswith("crm_as_of_"))].isoformat()
+    source = io.BytesIO(export.encode())
+    source.name = "deals.csv"
+    weighted = calibrate(read_deals(source), as_of, half_life_weeks=13)
+    plain = library_calibration(export, as_of)
+    assert weighted.report.rate.mean != plain.report.rate.mean
+    assert float(metric(at, "Win rate").rstrip("%")) == pytest.approx(100 * weighted.report.rate.mean, abs=0.05)
