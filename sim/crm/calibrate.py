@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from sim.crm.baselines import open_win_chances
 from sim.crm.fitting import (
     DURATION_CHOICES,
+    NONPARAMETRIC_POINTS,
     THIN_DATA,
     DurationFit,
     OutcomeFit,
@@ -69,6 +70,7 @@ from sim.crm.spread import (
     weekly_counts,
 )
 from sim.errors import InputError
+from sim.model.distributions import Empirical
 from sim.model.scenario import (
     DAYS_PER_MONTH,
     Inflow,
@@ -591,11 +593,17 @@ def _fit_stages(
     as_of: pd.Timestamp,
     half_life_weeks: float | None,
     durations: str = "auto",
+    never_closed: bool = False,
 ) -> tuple[list[OutcomeFit], list[str]]:
     """Each stage's joint fit of rate and durations (open deals censored), and the warnings about them."""
     fits = [
         fit_outcomes(
-            e.converted, e.lost, e.open["age_days"], durations=durations, **_recency(e, as_of, half_life_weeks)
+            e.converted,
+            e.lost,
+            e.open["age_days"],
+            durations=durations,
+            never_closed=never_closed,
+            **_recency(e, as_of, half_life_weeks),
         )
         for e in episodes
     ]
@@ -686,7 +694,32 @@ def _estimate_inflow(
     return _Inflow(in_window, observed, per_week, window_factor, multipliers, warnings, spread.dispersion, spread.note)
 
 
-def _zombies(episodes: list[StageEpisodes], fits: list[OutcomeFit], multi: bool) -> tuple[list[float], int, list[str]]:
+def _lost_model(fit: OutcomeFit, zombie_age: float):
+    """The stage's lost duration; with deals that never close, a mixture with them at the zombie age.
+
+    Not won is lost in time (share ``q``) or never closed (``z``): :data:`NONPARAMETRIC_POINTS`
+    values, ``q / (q + z)`` of them the lost duration's quantiles and the rest the zombie
+    age, by which nearly every deal that closes has closed.
+    """
+    if fit.lost is None:
+        return None
+    z = fit.never_closed
+    q = 1.0 - fit.p - z
+    if z <= 0 or q <= 0:
+        return fit.lost.model
+    closing = max(1, round(NONPARAMETRIC_POINTS * q / (q + z)))
+    values = np.concatenate(
+        [
+            np.asarray(fit.lost.model.ppf((np.arange(closing) + 0.5) / closing), dtype=float),
+            np.full(NONPARAMETRIC_POINTS - closing, zombie_age),
+        ]
+    )
+    return Empirical(dist="empirical", values=tuple(float(v) for v in values))
+
+
+def _zombies(
+    episodes: list[StageEpisodes], fits: list[OutcomeFit], multi: bool, dropped: bool = False
+) -> tuple[list[float], int, list[str]]:
     """Each stage's zombie age, the open deals older than theirs, and the warning about them.
 
     A zombie is older than nearly every deal that left its stage, won (moved on) or lost:
@@ -706,7 +739,9 @@ def _zombies(episodes: list[StageEpisodes], fits: list[OutcomeFit], multi: bool)
         days = f"{limits[0]:.0f} days" if not multi else "their stage allows"
         warnings.append(
             f"{len(zombies)} open deals are older than {days} (the {ZOMBIE_QUANTILE:.0%} point of both "
-            f"won and lost durations), e.g. {examples}: zombies, nearly certain not to be won; close them in the CRM"
+            f"won and lost durations), e.g. {examples}: zombies, "
+            + ("counted as lost and left out of the forecast" if dropped else "nearly certain not to be won")
+            + "; close them in the CRM"
         )
     return limits, int(len(zombies)), warnings
 
@@ -751,11 +786,16 @@ def _scenario(
     episodes: list[StageEpisodes],
     fits: list[OutcomeFit],
     spreads: list[RateSpread] | None,
+    zombie_ages: list[float],
+    drop_zombies: bool = False,
 ) -> Scenario:
     """The calibrated scenario: one stage per fit, the open deals listed in their stages.
 
     Each stage's rate is its spread between periods when measured (``spreads``), else
-    the fit's sampling Beta.
+    the fit's sampling Beta. With ``drop_zombies`` the open deals older than their
+    stage's zombie age are left out (lost in fact), and the deals a fit found never close
+    take their place in the lost duration (:func:`_lost_model`), so a listed deal's chance
+    of being won allows for them.
 
     Raises
     ------
@@ -770,8 +810,9 @@ def _scenario(
             amount=None if not math.isfinite(row.amount) else float(row.amount),
             name=str(row.id),
         )
-        for e in episodes
+        for e, limit in zip(episodes, zombie_ages, strict=True)
         for row in e.open.itertuples(index=False)
+        if not (drop_zombies and row.age_days > limit)
     ]
     multipliers = inflow.multipliers
     rates = [fit.rate for fit in fits] if spreads is None else [spread.rate for spread in spreads]
@@ -796,9 +837,9 @@ def _scenario(
                     name=e.name,
                     conversion=rate,
                     duration=fit.won.model,
-                    lost_duration=fit.lost.model if fit.lost is not None else None,
+                    lost_duration=_lost_model(fit, limit),
                 )
-                for e, fit, rate in zip(episodes, fits, rates, strict=True)
+                for e, fit, rate, limit in zip(episodes, fits, rates, zombie_ages, strict=True)
             ),
             open_deals=tuple(open_deals),
         )
@@ -991,7 +1032,8 @@ def calibrate(
     snap, warnings = _known_data(deals, as_of)
     episodes, history_counts = _stage_observations(deals, snap, history)
     multi = history is not None
-    fits, fit_warnings = _fit_stages(episodes, multi, as_of, half_life_weeks, durations)
+    history_mode = uncertainty == "history"
+    fits, fit_warnings = _fit_stages(episodes, multi, as_of, half_life_weeks, durations, history_mode)
     spreads = None
     if uncertainty == "history":
         spreads = [_rate_spread(e, fit, as_of, half_life_weeks) for e, fit in zip(episodes, fits, strict=True)]
@@ -1005,7 +1047,7 @@ def calibrate(
     )
     value_sd = value_spread(snap.won_amounts, np.asarray(snap.won_closed.dt.to_period("M").astype(str)))
     inflow = _estimate_inflow(snap, window_weeks, horizon_days, seasonal, uncertainty, half_life_weeks)
-    zombie_ages, zombies, zombie_warnings = _zombies(episodes, fits, multi)
+    zombie_ages, zombies, zombie_warnings = _zombies(episodes, fits, multi, dropped=history_mode)
     quota, basis, quota_warnings = _quota(snap, window_weeks, horizon_days, quota_revenue, quota_deals)
     warnings += [
         *fit_warnings,
@@ -1026,6 +1068,8 @@ def calibrate(
         episodes=episodes,
         fits=fits,
         spreads=spreads,
+        zombie_ages=zombie_ages,
+        drop_zombies=history_mode,
     )
     report = _report(
         crm=crm,

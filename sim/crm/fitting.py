@@ -49,6 +49,8 @@ MIN_MISFIT = 0.05
 DURATION_CHOICES = ("auto", "parametric", "nonparametric")
 """How :func:`fit_outcomes` models durations: a family, the data themselves, or the data when no family fits."""
 NONPARAMETRIC_POINTS = 400
+NEVER_CLOSED_START = 0.1
+"""Share of the open deals first taken to never close (EM then finds the share)."""
 """Quantiles that stand for a non-parametric duration distribution."""
 _PARAMETERS = {"lognormal": 2, "gamma": 2, "exponential": 1}
 
@@ -606,6 +608,8 @@ class OutcomeFit:
         EM iterations done.
     converged : bool
         Whether the weights settled within the tolerance.
+    never_closed : float
+        The share of deals the CRM never closes (0 unless asked for).
     open_known : ndarray
         Per open deal, how much of its outcome its survival so far already tells, in
         closed deals: ``p (1 - p) (S_won - S_lost)^2 / (p S_won + (1 - p) S_lost)^2``,
@@ -622,6 +626,7 @@ class OutcomeFit:
     iterations: int
     converged: bool
     open_known: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    never_closed: float = 0.0
 
 
 def _beta_rate(converted: float, n: float) -> BetaRate:
@@ -641,6 +646,7 @@ def fit_outcomes(
     lost_weights: Any = None,
     open_weights: Any = None,
     durations: str = "parametric",
+    never_closed: bool = False,
 ) -> OutcomeFit:
     """Fit the win rate and the won and lost duration models together, open deals included.
 
@@ -675,6 +681,12 @@ def fit_outcomes(
         incidence's shape, the rate the share won of the incidences at the longest
         duration seen). ``auto``: the families, unless the won or the lost one fits
         poorly (:attr:`DurationFit.fits_well`), then non-parametric.
+    never_closed : bool
+        Allow a third outcome: deals the CRM never closes ("zombies", lost in fact), a
+        share ``z`` of all deals. An open deal of age ``a`` then has the likelihood
+        ``p S_won(a) + q S_lost(a) + z`` (``p + q + z = 1``), so an open deal far older than
+        any that close is put down to ``z`` instead of stretching the durations' tails
+        and looking like a slow win. The rate stays the share won, ``p``.
 
     Returns
     -------
@@ -709,7 +721,9 @@ def fit_outcomes(
     )
     n = n_won + n_lost + n_open
     p = (n_won + 0.5 * n_open) / n  # half of the open deals won: a neutral start
+    z = NEVER_CLOSED_START * n_open / n if never_closed else 0.0
     w = np.full(ages.size, p)
+    v = 1 - w - z  # each open deal's chance of being lost (of closing lost, with never_closed)
 
     def open_sum(values: np.ndarray) -> float:
         return _weighted_sum(values, r_open)
@@ -723,7 +737,7 @@ def fit_outcomes(
                 lost,
                 ages,
                 lost_families,
-                1 - w if r_open is None else (1 - w) * r_open,
+                v if r_open is None else v * r_open,
                 complete_weights=r_lost,
                 starts=starts_lost,
             )
@@ -744,7 +758,13 @@ def fit_outcomes(
             fixed_won = (won_fit.family,) if won_fit.family != "empirical" else fixed_won
             fixed_lost = (lost_fit.family,) if lost_fit and lost_fit.family != "empirical" else fixed_lost
             p = (n_won + open_sum(w)) / n
-            new_w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
+            if never_closed:
+                q = (n_lost + open_sum(v)) / n
+                z = max(1.0 - p - q, 0.0)
+                new_w, v = _three_way(p, q, z, won_fit, lost_fit, ages)
+            else:
+                new_w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
+                v = 1 - new_w
             change = float(np.max(np.abs(new_w - w))) if w.size else 0.0
             w = new_w
             if change < tol:
@@ -761,17 +781,24 @@ def fit_outcomes(
     if durations == "nonparametric" or (
         durations == "auto" and not (won_fit.fits_well and (lost_fit is None or lost_fit.fits_well))
     ):
-        r = {"won_weights": r_won, "lost_weights": r_lost, "open_weights": r_open}
+        # Deals that will never close leave the risk sets: they would make late closes look rare.
+        closing = w + v if never_closed else np.ones(ages.size)
+        r = {"won_weights": r_won, "lost_weights": r_lost, "open_weights": closing * (1 if r_open is None else r_open)}
         times, won_incidence, lost_incidence = aalen_johansen(won, lost, ages, **r)
-        p = float(won_incidence[-1] / (won_incidence[-1] + lost_incidence[-1]))
+        p = float(won_incidence[-1] / (won_incidence[-1] + lost_incidence[-1])) * (1 - z)
         won_fit = _incidence_fit(times, won_incidence, won, ages, w, won_fit, "won durations")
         if lost_fit is not None:
-            lost_fit = _incidence_fit(times, lost_incidence, lost, ages, 1 - w, lost_fit, "lost durations")
-        w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
+            lost_fit = _incidence_fit(times, lost_incidence, lost, ages, v, lost_fit, "lost durations")
+        if never_closed:
+            w, v = _three_way(p, 1 - p - z, z, won_fit, lost_fit, ages)
+        else:
+            w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
     # Observed information about p: closed deals give 1/p^2 or 1/(1-p)^2, an open one
     # (S_w - S_l)^2 / (p S_w + (1 - p) S_l)^2.
     s_won = np.asarray(won_fit.model.sf(ages), dtype=float)
     s_lost = np.asarray(lost_fit.model.sf(ages), dtype=float) if lost_fit else s_won
+    if z > 0:  # not won: lost in time, or never closed
+        s_lost = ((1 - p - z) * s_lost + z) / (1 - p)
     mix = p * s_won + (1 - p) * s_lost
     open_info = np.divide((s_won - s_lost) ** 2, mix**2, out=np.zeros_like(mix), where=mix > 0)
     p_inside = min(max(p, 1e-9), 1 - 1e-9)
@@ -788,7 +815,19 @@ def fit_outcomes(
         iterations=iterations,
         converged=converged,
         open_known=np.clip(p_inside * (1 - p_inside) * open_info, 0.0, 1.0),
+        never_closed=float(z),
     )
+
+
+def _three_way(
+    p: float, q: float, z: float, won_fit: DurationFit, lost_fit: DurationFit | None, ages: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each open deal's chances of being won and of closing lost, by Bayes' rule on "still open at its age"."""
+    s_won = np.asarray(won_fit.model.sf(ages), dtype=float)
+    s_lost = np.asarray(lost_fit.model.sf(ages), dtype=float) if lost_fit else s_won
+    mix = p * s_won + q * s_lost + z
+    safe = np.where(mix > 0, mix, 1.0)
+    return np.where(mix > 0, p * s_won / safe, 0.0), np.where(mix > 0, q * s_lost / safe, 0.0)
 
 
 def fit_rate(converted: int, lost: int) -> BetaRate:

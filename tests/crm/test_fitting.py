@@ -475,3 +475,30 @@ def test_no_family_fits_so_auto_takes_durations_from_the_data():
     within(fit.won.model.mean(), true_mean, true_sd / math.sqrt((is_won & closed).sum()))
     with pytest.raises(ValueError, match="durations: must be one of"):
         fit_outcomes([1.0], [2.0], durations="spline")
+
+
+def test_deals_that_never_close_are_found_and_do_not_stretch_the_durations():
+    # A tenth of the lost deals are never closed in the CRM: they stay open for ever. The
+    # three-outcome fit finds their share (binomial SE), keeps the won durations' mean
+    # (the sample mean's SE) and gives the old ones no chance of a win.
+    rng = np.random.default_rng(25)
+    n, p, stale = 4_000, 0.25, 0.1
+    created = rng.uniform(0, 700, n)
+    won_mask = rng.uniform(size=n) < p
+    never = ~won_mask & (rng.uniform(size=n) < stale)
+    days = np.where(won_mask, rng.lognormal(3.6, 0.6, n), rng.lognormal(3.2, 0.7, n))
+    age = 700 - created
+    closed = ~never & (days <= age)
+    won, lost = days[won_mask & closed], days[~won_mask & closed]
+    ages = age[~closed]
+    fit = fit_outcomes(won, lost, ages, never_closed=True)
+    z = (1 - p) * stale
+    within(fit.never_closed, z, math.sqrt(z * (1 - z) / n))
+    within(fit.p, p, math.sqrt(p * (1 - p) / n))
+    true_mean = math.exp(3.6 + 0.18)
+    within(fit.won.model.mean(), true_mean, true_mean * math.sqrt(math.expm1(0.36) / won.size))
+    assert fit.weights[ages > 300].max() < 0.01
+    # Without the third outcome the old open deals are read as slow wins: the rate is far too high.
+    plain = fit_outcomes(won, lost, ages)
+    assert plain.never_closed == 0 and plain.p - p > Z * math.sqrt(p * (1 - p) / n)
+    assert plain.weights[ages > 300].min() > 0.5
