@@ -49,6 +49,8 @@ MIN_MISFIT = 0.05
 DURATION_CHOICES = ("auto", "parametric", "nonparametric")
 """How :func:`fit_outcomes` models durations: a family, the data themselves, or the data when no family fits."""
 NONPARAMETRIC_POINTS = 400
+POLISH_EVERY = 20
+"""EM iterations between direct searches of the joint likelihood (:func:`_polish`)."""
 NEVER_CLOSED_START = 0.1
 """Share of the open deals first taken to never close (EM then finds the share)."""
 """Quantiles that stand for a non-parametric duration distribution."""
@@ -118,6 +120,16 @@ def _as_days(values: Any, what: str) -> np.ndarray:
     return array
 
 
+def _model_from_theta(family: str, theta: np.ndarray) -> DistributionBase:
+    """The model of log-parameters (those of :func:`_log_pdf_sf`)."""
+    if family == "exponential":
+        return Exponential(dist="exponential", mean=math.exp(theta[0]))
+    first, second = math.exp(theta[0]), math.exp(theta[1])
+    if family == "lognormal":
+        return _model_from_scipy(family, (second, 0.0, first))
+    return _model_from_scipy(family, (first, 0.0, second))
+
+
 def _model_from_scipy(family: str, params: tuple[float, ...]) -> DistributionBase:
     """The mean/sd-parameterised model of a scipy fit with location 0."""
     if family == "lognormal":
@@ -166,17 +178,29 @@ def _family_log_likelihood(
     The search evaluates it hundreds of times; freezing a scipy distribution per call
     would cost more than the arithmetic.
     """
+    log_pdf, log_sf = _log_pdf_sf(family, theta, complete, censored)
+    return _weighted_sum(log_pdf, complete_weights) + float(np.sum(weights * log_sf))
+
+
+def _log_pdf_sf(family: str, theta: np.ndarray, complete: np.ndarray, censored: np.ndarray):
+    """Log density at the complete values and log survival at the censored ones (floored at -1e6).
+
+    In log-parameters: lognormal (mu, log s), gamma (log a, log scale), exponential (log mean).
+    """
     if family == "lognormal":
         mu, sigma = theta[0], math.exp(theta[1])
         z = (np.log(complete) - mu) / sigma
         log_pdf = -0.5 * z**2 - math.log(sigma) - 0.5 * math.log(2 * math.pi) - np.log(complete)
         log_sf = special.log_ndtr(-(np.log(censored) - mu) / sigma)
-    else:
+    elif family == "gamma":
         shape, scale = math.exp(theta[0]), math.exp(theta[1])
         log_pdf = (shape - 1) * np.log(complete) - complete / scale - special.gammaln(shape) - shape * theta[1]
         with np.errstate(divide="ignore"):
             log_sf = np.log(special.gammaincc(shape, censored / scale))
-    return _weighted_sum(log_pdf, complete_weights) + float(np.sum(weights * np.maximum(log_sf, -1e6)))
+    else:
+        mean = math.exp(theta[0])
+        log_pdf, log_sf = -complete / mean - theta[0], -censored / mean
+    return log_pdf, np.maximum(log_sf, -1e6)
 
 
 def _start(family: str, complete: np.ndarray) -> np.ndarray:
@@ -753,6 +777,17 @@ def fit_outcomes(
     for _ in range(3):  # rounds of EM with fixed families, then an AIC re-check
         while iterations < max_iterations:
             iterations += 1
+            if iterations % POLISH_EVERY == 0 and fixed_won and fixed_lost and lost.size:
+                p, z, w, v, starts_won, starts_lost = _polished(
+                    won,
+                    lost,
+                    ages,
+                    (r_won, r_lost, r_open),
+                    (fixed_won[0], fixed_lost[0]),
+                    (starts_won, starts_lost),
+                    (p, z, w, v),
+                    never_closed,
+                )
             won_fit, lost_fit = fit_parts(fixed_won or families, fixed_lost or families)
             starts_won, starts_lost = won_fit.thetas, (lost_fit.thetas if lost_fit else {})
             fixed_won = (won_fit.family,) if won_fit.family != "empirical" else fixed_won
@@ -819,12 +854,109 @@ def fit_outcomes(
     )
 
 
-def _three_way(
-    p: float, q: float, z: float, won_fit: DurationFit, lost_fit: DurationFit | None, ages: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each open deal's chances of being won and of closing lost, by Bayes' rule on "still open at its age"."""
-    s_won = np.asarray(won_fit.model.sf(ages), dtype=float)
-    s_lost = np.asarray(lost_fit.model.sf(ages), dtype=float) if lost_fit else s_won
+def _shares(x: np.ndarray, never_closed: bool) -> tuple[float, float, float]:
+    """(p, q, z) from unbounded numbers: p = expit(x0), z = (1 - p) expit(x1) or 0."""
+    p = float(special.expit(x[0]))
+    z = (1 - p) * float(special.expit(x[1])) if never_closed else 0.0
+    return p, 1 - p - z, z
+
+
+def _polish(
+    won: np.ndarray,
+    lost: np.ndarray,
+    ages: np.ndarray,
+    weights: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    families: tuple[str, str],
+    thetas: tuple[np.ndarray, np.ndarray],
+    shares: tuple[float, float],
+    never_closed: bool,
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """The joint maximum likelihood of the rate, the shares and both families' parameters, searched directly.
+
+    EM creeps when most deals are still open (each step moves little); from where it
+    got to, one search of the observed-data likelihood goes the rest of the way:
+    ``sum over won (log p + log f_won) + over lost (log q + log f_lost) + over open
+    log(p S_won + q S_lost + z)``.
+
+    Returns
+    -------
+    (p, z, theta_won, theta_lost)
+    """
+    r_won, r_lost, r_open = weights
+    complete_won = np.where(won == 0, ZERO_DURATION_DAYS, won)
+    complete_lost = np.where(lost == 0, ZERO_DURATION_DAYS, lost)
+    k_won, k_lost = thetas[0].size, thetas[1].size
+    p0, z0 = shares
+    start = [special.logit(min(max(p0, 1e-6), 1 - 1e-6))]
+    if never_closed:
+        start.append(special.logit(min(max(z0 / (1 - p0), 1e-6), 1 - 1e-6)))
+    start = np.concatenate([start, thetas[0], thetas[1]])
+    head = len(start) - k_won - k_lost
+
+    def negative(x: np.ndarray) -> float:
+        if np.any(np.abs(x[head:]) > 50):
+            return np.inf
+        p, q, z = _shares(x, never_closed)
+        with np.errstate(all="ignore"):
+            pdf_won, sf_won = _log_pdf_sf(families[0], x[head : head + k_won], complete_won, ages)
+            pdf_lost, sf_lost = _log_pdf_sf(families[1], x[head + k_won :], complete_lost, ages)
+            open_terms = np.logaddexp(math.log(p) + sf_won, math.log(max(q, 1e-300)) + sf_lost)
+            if z > 0:
+                open_terms = np.logaddexp(open_terms, math.log(z))
+            value = (
+                _weighted_sum(math.log(p) + pdf_won, r_won)
+                + _weighted_sum(math.log(max(q, 1e-300)) + pdf_lost, r_lost)
+                + _weighted_sum(open_terms, r_open)
+            )
+        return -value if math.isfinite(value) else np.inf
+
+    found = optimize.minimize(
+        negative, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4_000}
+    )
+    x = found.x if found.fun <= negative(start) else start
+    p, _, z = _shares(x, never_closed)
+    return p, z, x[head : head + k_won], x[head + k_won :]
+
+
+def _polished(
+    won: np.ndarray,
+    lost: np.ndarray,
+    ages: np.ndarray,
+    weights: tuple,
+    families: tuple[str, str],
+    starts: tuple[dict, dict],
+    state: tuple,
+    never_closed: bool,
+) -> tuple:
+    """EM's state moved to the joint maximum likelihood (:func:`_polish`), or left as it was if that fails.
+
+    Returns ``(p, z, w, v, starts_won, starts_lost)``: the shares, each open deal's
+    chances of being won and lost, and the families' log-parameters.
+    """
+    p, z, w, v = state
+    try:
+        p, z, theta_won, theta_lost = _polish(
+            won, lost, ages, weights, families, (starts[0][families[0]], starts[1][families[1]]), (p, z), never_closed
+        )
+        models = (_model_from_theta(families[0], theta_won), _model_from_theta(families[1], theta_lost))
+    except (ValueError, KeyError, FloatingPointError, OverflowError):
+        return (*state, *starts)
+    if never_closed:
+        w, v = _three_way(p, 1 - p - z, z, *models, ages)
+    else:
+        w = np.asarray(p_won_given_age(p, *models, ages))
+        v = 1 - w
+    return p, z, w, v, {families[0]: theta_won}, {families[1]: theta_lost}
+
+
+def _three_way(p: float, q: float, z: float, won, lost, ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each open deal's chances of being won and of closing lost, by Bayes' rule on "still open at its age".
+
+    ``won`` and ``lost`` are duration models or fits (None: lost like won).
+    """
+    won, lost = getattr(won, "model", won), getattr(lost, "model", lost)
+    s_won = np.asarray(won.sf(ages), dtype=float)
+    s_lost = np.asarray(lost.sf(ages), dtype=float) if lost is not None else s_won
     mix = p * s_won + q * s_lost + z
     safe = np.where(mix > 0, mix, 1.0)
     return np.where(mix > 0, p * s_won / safe, 0.0), np.where(mix > 0, q * s_lost / safe, 0.0)
