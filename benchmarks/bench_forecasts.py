@@ -7,7 +7,7 @@ run-rate's MAPE and the skill ``1 - MAPE / run-rate MAPE``, each +- its standard
 (origins correlated within a seed, seeds independent), and the wall time.
 
     .venv/bin/python benchmarks/bench_forecasts.py [WORLD ...] [--seeds 1 2 ...] [--runs N]
-        [--uncertainty sampling|history]
+        [--uncertainty sampling|history] [--half-life-weeks WEEKS|auto]
 """
 
 from __future__ import annotations
@@ -32,12 +32,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(BENCH_SEEDS))
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--uncertainty", default=None, help="calibrate's uncertainty (default: its own)")
+    parser.add_argument(
+        "--half-life-weeks", default=None, help="calibrate's recency half-life: weeks or auto (default: none)"
+    )
     args = parser.parse_args()
     unknown = [name for name in args.worlds if name not in WORLDS]
     if unknown:
         parser.error(f"worlds: unknown {', '.join(unknown)} (known: {', '.join(WORLDS)})")
     options = {} if args.uncertainty is None else {"uncertainty": args.uncertainty}
-    method = args.uncertainty or "calibrate's default"
+    if args.half_life_weeks is not None:
+        options["half_life_weeks"] = "auto" if args.half_life_weeks == "auto" else float(args.half_life_weeks)
+    method = (args.uncertainty or "calibrate's default") + (
+        f", half-life {args.half_life_weeks}" if args.half_life_weeks else ""
+    )
     print(f"uncertainty: {method}; {len(args.seeds)} world seeds x 20 origins, {args.runs:,} runs each")
     print(f"{'world':<14} {'coverage':>13} {'MAPE P50':>13} {'run-rate':>13} {'skill':>14} {'time':>7}")
     for name in args.worlds:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.errors import InputError
 from sim.model.average_math import deterministic_weekly_opportunities
 from sim.model.scenario import Scenario, load_scenario
@@ -142,9 +143,11 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--half-life-weeks",
         type=_half_life,
-        metavar="WEEKS|auto",
-        help="recent history counts more: a deal this many weeks old counts half (default: all the same); "
-        "auto chooses it at each date by backtesting the history before that date",
+        default=DEFAULT_HALF_LIFE_WEEKS,
+        metavar="WEEKS|none|auto",
+        help="recent history counts more: a deal this many weeks old counts half "
+        f"(default {DEFAULT_HALF_LIFE_WEEKS:g}); none: every deal the same; auto: chosen at each date by "
+        "backtesting the history before it",
     )
     parser.add_argument(
         "--durations",
@@ -155,11 +158,12 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _half_life(text: str) -> float | str:
-    """``--half-life-weeks``: a number of weeks in (0, 520], or ``auto``."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    return _number(float, lambda v: 0 < v <= 520, "a number of weeks above 0 and at most 520, or auto")(text)
+def _half_life(text: str) -> float | str | None:
+    """``--half-life-weeks``: a number of weeks in (0, 520], ``none`` or ``auto``."""
+    word = text.strip().lower()
+    if word in ("auto", "none"):
+        return None if word == "none" else "auto"
+    return _number(float, lambda v: 0 < v <= 520, "a number of weeks above 0 and at most 520, none or auto")(text)
 
 
 def _calibration_options(args) -> dict:

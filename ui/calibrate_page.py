@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.crm.backtest import backtest
 from sim.crm.calibrate import Calibration, CalibrationError
 from sim.crm.fitting import kaplan_meier
@@ -799,6 +800,7 @@ def calibrate_page(ctx: Context) -> None:
     recency = d.selectbox(
         "Recent months count more",
         list(RECENCY),
+        index=list(RECENCY.values()).index(DEFAULT_HALF_LIFE_WEEKS),
         key="crm_recency",
         help="When the win rate or the pace of new deals has been moving, recent deals say more about the "
         "next months than old ones. 'Let the history decide' tries each choice on past dates and keeps "

@@ -6,3 +6,9 @@
 - :mod:`sim.crm.backtest.backtest`: calibrate at past dates, forecast, compare with what happened.
 - :mod:`sim.crm.synthetic`: one replication written down deal by deal, as a CRM would.
 """
+
+DEFAULT_HALF_LIFE_WEEKS = 13.0
+"""Recency weighting unless asked otherwise: a deal a quarter old counts half. Across the
+synthetic worlds (steady, drifting, swinging inflow, zombies) it held the forecast band's
+coverage closer to its 80% than weighing every deal the same, and missed no more where the
+funnel is steady."""

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.crm.baselines import open_win_chances
 from sim.crm.fitting import (
     DURATION_CHOICES,
@@ -961,7 +962,7 @@ def calibrate(
     name: str | None = None,
     history: pd.DataFrame | None = None,
     uncertainty: str = "history",
-    half_life_weeks: float | None = None,
+    half_life_weeks: float | None = DEFAULT_HALF_LIFE_WEEKS,
     durations: str = "auto",
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as known on ``as_of``.
@@ -1005,6 +1006,7 @@ def calibrate(
         duration fits (age since it entered the stage), an amount by its close date, a
         week's new deals by its age (the inflow is then the weighted weekly mean over
         the whole history, not the window's). None: every deal counts the same.
+        Default :data:`DEFAULT_HALF_LIFE_WEEKS`.
     durations : {"auto", "parametric", "nonparametric"}
         How durations are modelled (:func:`sim.crm.fitting.fit_outcomes`): ``auto``
         takes the best family unless it fits poorly, then the data themselves

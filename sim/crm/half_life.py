@@ -17,9 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.crm import scoring
+from sim.crm import DEFAULT_HALF_LIFE_WEEKS, scoring
 from sim.crm.baselines import actual_wins
-from sim.crm.calibrate import Calibration, CalibrationError, calibrate, date_label, parse_as_of
+from sim.crm.calibrate import (
+    Calibration,
+    CalibrationError,
+    calibrate,
+    date_label,
+    parse_as_of,
+)
 from sim.crm.reader import CrmData
 from sim.runner import simulate
 
@@ -167,7 +173,11 @@ def choose_half_life(
 
 
 def calibrate_choosing(
-    crm: CrmData | pd.DataFrame, as_of: Any, *, half_life_weeks: float | str | None = None, **options: Any
+    crm: CrmData | pd.DataFrame,
+    as_of: Any,
+    *,
+    half_life_weeks: float | str | None = DEFAULT_HALF_LIFE_WEEKS,
+    **options: Any,
 ) -> tuple[Calibration, HalfLifeChoice | None]:
     """:func:`sim.crm.calibrate.calibrate`, with ``half_life_weeks="auto"`` chosen first by :func:`choose_half_life`.
 

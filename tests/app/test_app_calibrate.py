@@ -292,13 +292,14 @@ def test_recent_months_can_count_more_and_the_page_says_how_much_periods_differ(
     at = upload(calibrate_page(), export)
     text = "\n".join(m.value for m in at.markdown)
     assert "How much the next months can differ" in text or "no more month-to-month change than chance" in text
-    at.selectbox(key="crm_recency").set_value("A deal 3 months old counts half").run()
+    assert at.selectbox(key="crm_recency").value == "A deal 3 months old counts half"  # the default
+    at.selectbox(key="crm_recency").set_value("No: every deal counts the same").run()
     no_exception(at)
     assert not errors(at)
     as_of = at.session_state[next(k for k in at.session_state if k.startswith("crm_as_of_"))].isoformat()
     source = io.BytesIO(export.encode())
     source.name = "deals.csv"
-    weighted = calibrate(read_deals(source), as_of, half_life_weeks=13)
-    plain = library_calibration(export, as_of)
-    assert weighted.report.rate.mean != plain.report.rate.mean
-    assert float(metric(at, "Win rate").rstrip("%")) == pytest.approx(100 * weighted.report.rate.mean, abs=0.05)
+    flat = calibrate(read_deals(source), as_of, half_life_weeks=None)
+    weighted = library_calibration(export, as_of)
+    assert flat.report.rate.mean != weighted.report.rate.mean
+    assert float(metric(at, "Win rate").rstrip("%")) == pytest.approx(100 * flat.report.rate.mean, abs=0.05)

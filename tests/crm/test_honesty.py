@@ -26,15 +26,21 @@ TEST_SEEDS = (1,)
 RUNS = 500
 SHORT_OF = ("drifting", "overdispersed", "zombies")
 """The worlds where today's bands miss: too narrow, or around a biased middle."""
-NEXT = pytest.mark.xfail(strict=True, reason="the history-based calibration lands next")
-NOT_YET = ("drifting", "overdispersed", "zombies")
-"""Worlds where the history-based calibration in the tree does not yet hold 70-90%."""
+METHODS = {
+    "today": {"uncertainty": "sampling", "half_life_weeks": None, "durations": "parametric"},
+    "history": {},
+}
+"""Today's calibration (rates' sampling error, Poisson inflow, every deal the same, families only)
+and the history-based one (calibrate's defaults)."""
+NOT_YET = pytest.mark.xfail(strict=True, reason="a win rate that keeps falling: see the issue's note")
+NOT_YET_WORLDS = ()
+"""Worlds where the history-based calibration does not yet hold 70-90% on the test seed."""
 
 
 @cache
-def scores(name: str, uncertainty: str) -> dict:
-    """The world's honesty figures under a calibration's uncertainty, computed once per session."""
-    return honesty(WORLDS[name], TEST_SEEDS, runs=RUNS, uncertainty=uncertainty)
+def scores(name: str, method: str) -> dict:
+    """The world's honesty figures under a calibration method, computed once per session."""
+    return honesty(WORLDS[name], TEST_SEEDS, runs=RUNS, **METHODS[method])
 
 
 def shown(r: dict) -> str:
@@ -44,11 +50,11 @@ def shown(r: dict) -> str:
 
 @pytest.mark.parametrize("name", SHORT_OF)
 def test_todays_bands_miss(name):
-    r = scores(name, "sampling")
+    r = scores(name, "today")
     assert r["coverage"] < 0.70, shown(r)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NEXT) if n in NOT_YET else n for n in WORLDS])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=NOT_YET) if n in NOT_YET_WORLDS else n for n in WORLDS])
 def test_history_bands_hold_the_actual_70_to_90_percent_of_the_time(name):
     r = scores(name, "history")
     assert 0.70 <= r["coverage"] <= 0.90, shown(r)
@@ -59,7 +65,7 @@ def test_history_misses_no_more_than_the_run_rate_on_a_steady_funnel():
     assert r["mape_gap"] <= r["mape_gap_se"], shown(r)
 
 
-@pytest.mark.parametrize("name", [pytest.param("drifting", marks=NEXT), "young"])
+@pytest.mark.parametrize("name", ["drifting", "young"])
 def test_history_misses_less_than_the_run_rate_where_the_funnel_moves(name):
     r = scores(name, "history")
     assert r["skill"] > 0, shown(r)
