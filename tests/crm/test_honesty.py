@@ -32,8 +32,12 @@ METHODS = {
 }
 """Today's calibration (rates' sampling error, Poisson inflow, every deal the same, families only)
 and the history-based one (calibrate's defaults)."""
-NOT_YET = pytest.mark.xfail(strict=True, reason="a win rate that keeps falling: see the issue's note")
-NOT_YET_WORLDS = ()
+NOT_YET = pytest.mark.xfail(
+    strict=True,
+    reason="too wide on a young history: 0.95 on the test seed (0.93 +- 0.03 over 4 seeds); the win rate's "
+    "Beta from the censored fit's information is conservative when few deals have closed",
+)
+NOT_YET_WORLDS = ("young",)
 """Worlds where the history-based calibration does not yet hold 70-90% on the test seed."""
 
 
