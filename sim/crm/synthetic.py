@@ -4,7 +4,8 @@ The engines count what happens by the horizon; a CRM lists deals. :func:`deal_hi
 replays one replication of the SimPy engine's basic model with the very same draws (the
 same arrivals, at the replication's own inflow level with ``[inflow] dispersion``, the
 same path through the stages for each deal, the same deal values in the order deals are
-won: :class:`sim.engines.simpy_engine.FunnelModel` draws them all), so its won deals are
+won, at the replication's own deal value level with ``deal_value_dispersion``:
+:class:`sim.engines.simpy_engine.FunnelModel` draws them all), so its won deals are
 exactly that replication's wins, on the same days and worth the same, and writes every
 deal down: when it was created, when it entered each stage, and whether by the horizon it
 was won, lost or still open.
@@ -13,7 +14,8 @@ A lost deal is closed when its time in the stage it is lost in runs out: the qua
 of that stage's ``lost_duration`` (its ``duration`` when none is given) at a uniform of
 the deal's own, the draw the capacity path uses (:class:`sim.engines.simpy_engine.LostDraws`). Every
 deal has an amount: a won deal the value it was won with, any other a draw of its own
-from ``deal_value`` (a CRM shows amounts on open and lost deals too).
+from ``deal_value`` (a CRM shows amounts on open and lost deals too), at the same
+deal value level as the replication's wins.
 
 This is how synthetic CRM exports are made from a known scenario
 (``tests/crm_synth.py``), so that calibration is checked against the engine itself.
@@ -90,6 +92,8 @@ def deal_history(scenario: Scenario, seed_sequence: np.random.SeedSequence) -> p
     # Wins take the value stream in the order they happen (ties in deal order, as SimPy
     # runs them); every other deal an amount of its own.
     amount = scenario.deal_value.rvs(n, random_state=stream(seed_sequence, ReplicationStream.AMOUNTS)).astype(float)
+    if model.values.level is not None:  # the period's deal value level holds for every deal created in it
+        amount *= model.values.level
     won = np.flatnonzero(going)
     for k in won[np.argsort(day[won], kind="stable")].tolist():
         amount[k] = model.values.next()

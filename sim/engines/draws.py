@@ -4,9 +4,11 @@ Arrivals are drawn in unit-rate time (a Poisson process of rate 1) and turned in
 by the inflow (:func:`arrival_days`), so more inflow only adds deals at the end; the
 vectorised engine and its queues read their gaps, values and uniforms through these.
 With ``[inflow] dispersion`` a replication's inflow is ``G`` times the scenario's
-(:func:`inflow_levels`): its unit-rate times are divided by ``G`` (:func:`at_level`)
+(:func:`gamma_levels`): its unit-rate times are divided by ``G`` (:func:`at_level`)
 before anything else looks at them, so every engine compares them with the same
 horizon (:func:`unit_rate_cap`) and turns them into days as without dispersion.
+With ``deal_value_dispersion`` every value a replication draws is ``H`` times the drawn
+one (:func:`value_levels`, :func:`at_value_level`), ``H`` from the same Gamma family.
 """
 
 from __future__ import annotations
@@ -39,25 +41,28 @@ def planned_arrivals(cap: float) -> int:
     return math.ceil(cap + 4 * math.sqrt(cap) + 4)
 
 
-def inflow_levels(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray | None:
-    """Each replication's inflow level ``G`` at its uniform; None without ``[inflow] dispersion``.
+def gamma_levels(dispersion: float, uniforms: np.ndarray) -> np.ndarray | None:
+    """Each replication's level (a multiplier of mean 1) at its uniform; None when ``dispersion`` is 0.
 
-    ``G ~ Gamma(shape=1 / d**2, scale=d**2)`` (mean 1, sd ``d``, the dispersion) is
-    the Gamma quantile of the uniform, so scenarios with the same seed and another
-    dispersion or ``per_week`` keep common random numbers.
+    The level is ``Gamma(shape=1 / d**2, scale=d**2)`` (mean 1, sd ``d``, the
+    dispersion), drawn as the Gamma quantile of the uniform, so scenarios with the same
+    seed and another dispersion keep common random numbers. It serves both
+    ``[inflow] dispersion`` (the inflow level ``G``) and ``deal_value_dispersion`` (the
+    deal value level ``H``).
 
     Parameters
     ----------
-    scenario : Scenario
+    dispersion : float
+        ``d``, the level's coefficient of variation.
     uniforms : ndarray
         One per replication, in [0, 1).
 
     Returns
     -------
     ndarray or None
-        ``G`` per replication, the shape of ``uniforms``.
+        The level per replication, the shape of ``uniforms``.
     """
-    d = scenario.inflow.dispersion
+    d = dispersion
     if d == 0:
         return None
     return special.gammaincinv(1.0 / (d * d), uniforms) * (d * d)
@@ -65,8 +70,31 @@ def inflow_levels(scenario: Scenario, uniforms: np.ndarray) -> np.ndarray | None
 
 def busiest_level(scenario: Scenario) -> float:
     """The inflow level one replication in :data:`BLOCK` exceeds: for sizing arrays, never for a result."""
-    d = scenario.inflow.dispersion
-    return 1.0 if d == 0 else float(special.gammaincinv(1.0 / (d * d), 1.0 - 1.0 / BLOCK) * (d * d))
+    level = gamma_levels(scenario.inflow.dispersion, np.float64(1.0 - 1.0 / BLOCK))
+    return 1.0 if level is None else float(level)
+
+
+def value_levels(scenario: Scenario, seed_sequence: np.random.SeedSequence, index: int) -> np.ndarray | None:
+    """A block's deal value levels ``H``, one per replication; None without ``deal_value_dispersion``.
+
+    One uniform per replication from the block seed's child ``index`` (the last of the
+    engine's stream table), read only with the dispersion.
+    """
+    if scenario.deal_value_dispersion == 0:
+        return None
+    uniforms = sfc64_generators(child(seed_sequence, index), 1)[0].random(BLOCK)
+    return gamma_levels(scenario.deal_value_dispersion, uniforms)
+
+
+def at_value_level(value: np.ndarray, level: np.ndarray | None, col: np.ndarray | None = None) -> np.ndarray:
+    """Deal values drawn from ``deal_value`` times their replication's level ``H``, in place.
+
+    ``col`` holds each value's replication column; without it ``value`` is a grid with
+    one column per replication. No level (no dispersion) leaves the values as drawn.
+    """
+    if level is None:
+        return value
+    return np.multiply(value, level if col is None else level.take(col), out=value)
 
 
 def at_level(unit_time: np.ndarray, level) -> np.ndarray:

@@ -51,14 +51,16 @@ from sim.engines import vectorized
 from sim.engines.draws import (
     arrival_days,
     at_level,
+    at_value_level,
     busiest_level,
     cumulate_rows,
     draw_grid,
     exponential_rows,
-    inflow_levels,
+    gamma_levels,
     planned_arrivals,
     sfc64_generators,
     unit_rate_cap,
+    value_levels,
     values_rng,
 )
 from sim.engines.outcomes import Outcomes, weekly_cumulative
@@ -126,8 +128,9 @@ class _Draws:
     """The random numbers of some blocks, for every scenario that shares them (:func:`shares_draws`).
 
     Per block, the seed's children are: rates, deal paths, lost days, follow-ups and
-    meetings, arrival gaps, deal values and (read only with ``[inflow] dispersion``) the
-    replications' inflow levels. Deal *k* of a block has its own uniforms, drawn
+    meetings, arrival gaps, deal values, (read only with ``[inflow] dispersion``) the
+    replications' inflow levels and (read only with ``deal_value_dispersion``) their deal
+    value levels. Deal *k* of a block has its own uniforms, drawn
     for every row of the block (so that it keeps its numbers whichever deals reach a
     stage), as far as the scenario with the most arrivals needs them. Grids have one
     row per deal (the open deals stage by stage, then the new ones) and one column per
@@ -145,7 +148,7 @@ class _Draws:
         # New deals depend on the inflow only: once per inflow.
         inflows = list(dict.fromkeys(variant.inflow for variant in scenarios))
         levels = [
-            inflow_levels(scenario, sfc64_generators(s[Stream.INFLOW], 1)[0].random(BLOCK))
+            gamma_levels(scenario.inflow.dispersion, sfc64_generators(s[Stream.INFLOW], 1)[0].random(BLOCK))
             if scenario.inflow.dispersion > 0
             else None
             for s in streams
@@ -186,6 +189,7 @@ class _Draws:
             lambda s: s[Stream.EFFECTS], 2 * n_stages, [i for j in behaviour for i in (2 * j, 2 * j + 1)]
         )
         self.value_seeds = [s[Stream.VALUES] for s in streams]
+        self.block_seeds = seed_sequences  # for each variant's deal value levels (_win_values)
         self.width = BLOCK * len(streams)
 
 
@@ -268,10 +272,10 @@ def simulate_block_variants(
         for v, k in enumerate(key):
             stage_figures[v].append(walked[k])
         lines = {k: figures[-1] for k, figures in walked.items()}
-    return [_outcomes(s, stage_figures[v], draws.rates[v], draws.value_seeds) for v, s in enumerate(scenarios)]
+    return [_outcomes(s, stage_figures[v], draws.rates[v], draws) for v, s in enumerate(scenarios)]
 
 
-def _outcomes(scenario: Scenario, stages: list[tuple], rates: np.ndarray, value_seeds: list) -> Outcomes:
+def _outcomes(scenario: Scenario, stages: list[tuple], rates: np.ndarray, draws: _Draws) -> Outcomes:
     """A scenario's outcomes from its walk stage by stage (:func:`_walk_stage`); draws the deal values."""
 
     def by_stage(at: int, part: int) -> np.ndarray:
@@ -282,7 +286,7 @@ def _outcomes(scenario: Scenario, stages: list[tuple], rates: np.ndarray, value_
     width = len(wins)
     win_col = np.repeat(np.arange(width), wins)
     win_day = passed_days[np.arange(passed_days.shape[1]) < wins[:, None]]  # column by column, in line order
-    value = _win_values(scenario, value_seeds, win_col, wins)
+    value = _win_values(scenario, draws, win_col, wins)
     busy_by_week = by_stage(2, 1)
     return Outcomes(
         won_deals=wins,
@@ -546,20 +550,20 @@ def _arrivals(
     return out
 
 
-def _win_values(
-    scenario: Scenario, seeds: list[np.random.SeedSequence], win_col: np.ndarray, wins: np.ndarray
-) -> np.ndarray:
+def _win_values(scenario: Scenario, draws: _Draws, win_col: np.ndarray, wins: np.ndarray) -> np.ndarray:
     """The value of each win (``win_col``: their columns, sorted).
 
-    Win k of a replication takes row k of its block's value grid, so the values do not
+    Win k of a replication takes row k of its block's value grid (times the
+    replication's deal value level with ``deal_value_dispersion``), so the values do not
     depend on the blocks simulated alongside.
     """
     rank = np.arange(len(win_col)) - np.repeat(np.cumsum(wins) - wins, wins)
     value = np.empty(len(win_col))
-    bounds = np.searchsorted(win_col, BLOCK * np.arange(len(seeds) + 1))
-    for b, seed in enumerate(seeds):
+    bounds = np.searchsorted(win_col, BLOCK * np.arange(len(draws.value_seeds) + 1))
+    for b, (seed, block_seed) in enumerate(zip(draws.value_seeds, draws.block_seeds, strict=True)):
         lo, hi = bounds[b], bounds[b + 1]
         rows = int(wins[b * BLOCK : (b + 1) * BLOCK].max(initial=0))
-        at = rank[lo:hi] * BLOCK + win_col[lo:hi] - b * BLOCK
-        value[lo:hi] = draw_grid(scenario.deal_value, (rows, BLOCK), values_rng(seed), at=at)
+        col = win_col[lo:hi] - b * BLOCK
+        block_value = draw_grid(scenario.deal_value, (rows, BLOCK), values_rng(seed), at=rank[lo:hi] * BLOCK + col)
+        value[lo:hi] = at_value_level(block_value, value_levels(scenario, block_seed, Stream.VALUE_LEVEL), col)
     return value

@@ -40,6 +40,8 @@ uniforms per deal and stage from streams of their own (replication seed children
 With ``[inflow] dispersion`` a replication's new opportunities arrive at its own level
 ``G`` times the inflow (:func:`replication_levels`, one uniform from replication seed
 child 10): its arrival times are the unit-rate ones divided by ``G``; nothing else changes.
+With ``deal_value_dispersion`` a replication's deal values are its own level ``H`` times
+the drawn ones (one uniform from replication seed child 11; :class:`ValueDraws`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from sim.engines.draws import arrival_days, at_level, inflow_levels, planned_arrivals, unit_rate_cap
+from sim.engines.draws import arrival_days, at_level, gamma_levels, planned_arrivals, unit_rate_cap
 from sim.engines.outcomes import Outcomes, weekly_cumulative
 from sim.engines.streams import ReplicationStream as Stream
 from sim.engines.streams import child, generators, stream
@@ -192,17 +194,25 @@ def listed_lost_days(scenario: Scenario, listed: ListedDeals, uniforms: np.ndarr
 
 
 class ValueDraws:
-    """Deal values in the order deals are won (values are independent of everything else)."""
+    """Deal values in the order deals are won (values are independent of everything else).
 
-    def __init__(self, scenario: Scenario, rng: np.random.Generator):
+    With ``level`` (the replication's deal value level ``H``, for ``deal_value_dispersion``)
+    each value is ``H`` times the one drawn from ``deal_value``.
+    """
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator, level: float | None = None):
         self._distribution = scenario.deal_value
         self._rng = rng
+        self.level = level
         self._values: list[float] = []
 
     def next(self) -> float:
         """The value of the next win."""
         if not self._values:
-            self._values = self._distribution.rvs(DRAW_BLOCK, random_state=self._rng).tolist()[::-1]
+            values = self._distribution.rvs(DRAW_BLOCK, random_state=self._rng)
+            if self.level is not None:
+                values = values * self.level
+            self._values = values.tolist()[::-1]
         return self._values.pop()
 
 
@@ -293,6 +303,9 @@ class FunnelModel:
     level : float, optional
         This replication's inflow level, if already drawn (:func:`replication_levels`;
         only with ``[inflow] dispersion``).
+    value_level : float, optional
+        This replication's deal value level, if already drawn (:func:`replication_levels`;
+        only with ``deal_value_dispersion``).
     """
 
     def __init__(
@@ -302,6 +315,7 @@ class FunnelModel:
         listed: ListedDeals | None = None,
         rates: np.ndarray | None = None,
         level: float | None = None,
+        value_level: float | None = None,
     ):
         # The replication's streams (sim.engines.streams.ReplicationStream): arrivals, deal paths, values and
         # listed deals (made only when there are some); the rates are drawn beforehand.
@@ -326,13 +340,16 @@ class FunnelModel:
             )
             self._listed_effects = list(zip(touch, meeting, strict=True))
         if level is None and scenario.inflow.dispersion > 0:
-            level = float(replication_levels(scenario, [seed_sequence])[0])
+            level = float(replication_levels(scenario.inflow.dispersion, [seed_sequence], Stream.INFLOW)[0])
         self.level = level
         self._arrivals = arrival_times(scenario, arrivals_rng, level)
         # Anonymous open deals and new ones take paths in turn: one block holds them all.
         deals = sum(stage.open for stage in scenario.stages) + len(self._arrivals)
         self.paths = DealDraws(scenario, rates, deals_rng, effects_rngs, block=max(deals, 1))
-        self.values = ValueDraws(scenario, values_rng)
+        if value_level is None and scenario.deal_value_dispersion > 0:
+            value_levels = replication_levels(scenario.deal_value_dispersion, [seed_sequence], Stream.VALUE_LEVEL)
+            value_level = float(value_levels[0])
+        self.values = ValueDraws(scenario, values_rng, value_level)
         self._listed_uniforms = np.zeros((0, n_stages))
         if len(self.listed):
             self._listed_uniforms = stream(seed_sequence, Stream.LISTED).random((len(self.listed), n_stages))
@@ -598,17 +615,19 @@ def replication_rates(scenario: Scenario, seeds: list[np.random.SeedSequence]) -
     return conversion_rates(scenario, uniforms).T
 
 
-def replication_levels(scenario: Scenario, seeds: list[np.random.SeedSequence]) -> np.ndarray | None:
-    """Each replication's inflow level ``G`` (None without ``[inflow] dispersion``).
+def replication_levels(dispersion: float, seeds: list[np.random.SeedSequence], kind: Stream) -> np.ndarray | None:
+    """Each replication's level of mean 1 and sd ``dispersion`` (None when it is 0).
 
-    Replication *i* reads one uniform from a stream of its own (``ReplicationStream.INFLOW``),
-    read only with dispersion, so scenarios without it draw what they drew before; the
-    Gamma quantiles of all of them come from one call (:func:`sim.engines.draws.inflow_levels`).
+    Replication *i* reads one uniform from a stream of its own, ``kind``
+    (``ReplicationStream.INFLOW`` for the inflow level ``G``, ``VALUE_LEVEL`` for the deal
+    value level ``H``), read only with a dispersion, so scenarios without it draw what
+    they drew before; the Gamma quantiles of all of them come from one call
+    (:func:`sim.engines.draws.gamma_levels`).
     """
-    if scenario.inflow.dispersion == 0:
+    if dispersion == 0:
         return None
-    uniforms = np.array([stream(seed, Stream.INFLOW).random() for seed in seeds])
-    return inflow_levels(scenario, uniforms)
+    uniforms = np.array([stream(seed, kind).random() for seed in seeds])
+    return gamma_levels(dispersion, uniforms)
 
 
 def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) -> Outcomes:
@@ -631,10 +650,18 @@ def run_replications(scenario: Scenario, seeds: list[np.random.SeedSequence]) ->
     win_rep, win_day, win_value = [], [], []
     listed = ListedDeals.of(scenario)  # worked out once for all replications
     all_rates = replication_rates(scenario, seeds)
-    levels = replication_levels(scenario, seeds)
+    levels = replication_levels(scenario.inflow.dispersion, seeds, Stream.INFLOW)
+    value_levels = replication_levels(scenario.deal_value_dispersion, seeds, Stream.VALUE_LEVEL)
     capacity: dict[str, list[np.ndarray]] = {}
     for i, seed in enumerate(seeds):
-        model = FunnelModel(scenario, seed, listed, all_rates[i], None if levels is None else float(levels[i]))
+        model = FunnelModel(
+            scenario,
+            seed,
+            listed,
+            all_rates[i],
+            None if levels is None else float(levels[i]),
+            None if value_levels is None else float(value_levels[i]),
+        )
         model.run()
         entered[i], converted[i], rates[i] = model.entered, model.converted, model.rates
         if scenario.has_capacity_limits:

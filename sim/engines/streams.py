@@ -28,9 +28,13 @@ The rules (NumPy's "Parallel random number generation" guide):
   one way, so more persistence or fewer no-shows can only add wins;
 * an inflow with ``dispersion`` gives each replication one more uniform, from a stream
   of its own (the last of each table, read only then), whose Gamma quantile is the
-  replication's inflow level ``G`` (:func:`sim.engines.draws.inflow_levels`): its
+  replication's inflow level ``G`` (:func:`sim.engines.draws.gamma_levels`): its
   unit-rate arrival times are divided by ``G``, so a scenario with another
-  ``per_week`` or dispersion reads the same uniform and keeps common random numbers.
+  ``per_week`` or dispersion reads the same uniform and keeps common random numbers;
+* a ``deal_value_dispersion`` likewise gives each replication one uniform from a new
+  last stream, whose Gamma quantile is its deal value level ``H``: every value the
+  replication draws from ``deal_value`` is multiplied by ``H`` (listed amounts are not),
+  so the *k*-th win still takes the *k*-th value and revenue only grows with wins.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class ReplicationStream(IntEnum):
     LISTED_EFFECTS = 8  # the same for listed open deals
     AMOUNTS = 9  # a synthetic CRM export's amounts of deals not won (sim.crm.synthetic)
     INFLOW = 10  # with [inflow] dispersion: one uniform, the replication's inflow level
+    VALUE_LEVEL = 11  # with deal_value_dispersion: one uniform, the replication's deal value level
 
 
 class BlockStream(IntEnum):
@@ -71,6 +76,7 @@ class BlockStream(IntEnum):
     LISTED = 5  # listed open deals' conversion uniforms, one stream per stage
     EFFECTS = 6  # follow-up and meeting uniforms, for open, listed and new deals (spawned under it)
     INFLOW = 7  # with [inflow] dispersion: one uniform per replication, its inflow level
+    VALUE_LEVEL = 8  # with deal_value_dispersion: one uniform per replication, its deal value level
 
 
 class QueueStream(IntEnum):
@@ -83,6 +89,7 @@ class QueueStream(IntEnum):
     GAPS = 4
     VALUES = 5
     INFLOW = 6  # with [inflow] dispersion: one uniform per replication, its inflow level
+    VALUE_LEVEL = 7  # with deal_value_dispersion: one uniform per replication, its deal value level
 
 
 def root_children(seed: int, start: int, stop: int) -> list[np.random.SeedSequence]:

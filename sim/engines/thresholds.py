@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from sim.engines.draws import draw_grid, unit_rate_cap, values_rng
+from sim.engines.draws import at_value_level, draw_grid, unit_rate_cap, values_rng
 from sim.engines.streams import BLOCK
 from sim.engines.vectorized import Block, add_deals, joined, rank_in_column, start_blocks, with_amounts
 from sim.model.scenario import Quota, Scenario
@@ -40,7 +40,9 @@ class ThresholdBlock:
     and each threshold is the unit-rate one divided by ``G_i``; a block is simulated
     until every replication's divided times pass the horizon at ``max_per_week``, so the
     replications with ``G_i > 1`` get all the deals they win up to it, and :meth:`extend`
-    reads the same stream on.
+    reads the same stream on. With ``deal_value_dispersion`` replication *i*'s values are
+    ``H_i`` times the drawn ones (:meth:`values`), so a revenue quota's critical inflow
+    counts the values the engines would.
 
     Parameters
     ----------
@@ -106,8 +108,12 @@ class ThresholdBlock:
         return joined(self._col, np.int16), joined(self._threshold, float)
 
     def values(self, rows: int) -> np.ndarray:
-        """The first ``rows`` rows of the block's value grid: row *k* is the value of a replication's *k*-th win."""
-        return draw_grid(self.scenario.deal_value, (rows, BLOCK), values_rng(self._values_seed))
+        """The first ``rows`` rows of the block's value grid: row *k* is the value of a replication's *k*-th win.
+
+        With ``deal_value_dispersion`` each column is its replication's level ``H`` times the drawn values.
+        """
+        grid = draw_grid(self.scenario.deal_value, (rows, BLOCK), values_rng(self._values_seed))
+        return at_value_level(grid, self._open.value_level)
 
     def open_revenue(self, grid: np.ndarray) -> np.ndarray:
         """The open pipeline's revenue per replication column, its wins taking the first rows of ``grid``."""

@@ -25,6 +25,9 @@ converting deals are kept and how long they stay.
 With ``[inflow] dispersion`` each replication of a block draws its inflow level ``G``
 from a stream of its own (``BlockStream.INFLOW``), and its column of unit-rate arrival
 times is divided by it as it is drawn (:class:`_NewDeals`); the rest is unchanged.
+With ``deal_value_dispersion`` each replication likewise draws its deal value level
+``H`` (``BlockStream.VALUE_LEVEL``), and its drawn deal values are multiplied by it
+(:meth:`Block.values`).
 
 Because the streams are the seed's, scenarios that differ only in rates, durations,
 inflow or deal values read the same numbers: :func:`simulate_block_variants` simulates
@@ -53,13 +56,15 @@ import numpy as np
 from sim.engines.draws import (
     arrival_days,
     at_level,
+    at_value_level,
     cumulate_rows,
     draw_grid,
     exponential_rows,
-    inflow_levels,
+    gamma_levels,
     planned_arrivals,
     sfc64_generators,
     unit_rate_cap,
+    value_levels,
     values_rng,
 )
 from sim.engines.outcomes import Outcomes, weekly_cumulative
@@ -101,6 +106,8 @@ class Block:
         # A stage's rate where every replication has the same (a fixed rate): dividing by
         # it is dividing by each replication's, without looking them up.
         self._one_rate = [float(r[0]) if (r == r[0]).all() else None for r in rates]
+        # Each replication's deal value level (deal_value_dispersion; None without): set by start_blocks.
+        self.value_level: np.ndarray | None = None
 
     def rate(self, stage: int, col: np.ndarray | None = None) -> float | np.ndarray:
         """The stage's rate for each of the replication columns ``col`` (all columns by default)."""
@@ -112,11 +119,13 @@ class Block:
         """Each win's value, in the order of the chunks' wins (``col``: their columns, ``won``: wins per column).
 
         The *k*-th win of a replication, in deal order (chunk after chunk, row after
-        row), takes row *k* of the value grid, so more wins only add values; a listed
-        deal with an amount is worth its amount instead.
+        row), takes row *k* of the value grid, so more wins only add values, times the
+        replication's deal value level when there is one; a listed deal with an amount
+        is worth its amount instead.
         """
         shape = (int(won.max(initial=0)), self.width)
         value = draw_grid(self.scenario.deal_value, shape, values_rng, at=rank_in_column(col, won) * self.width + col)
+        value = at_value_level(value, self.value_level, col)
         return with_amounts(value, self.win_col, self.win_amount)
 
     def outcomes(self, values_rng: np.random.Generator) -> Outcomes:
@@ -735,6 +744,8 @@ def start_blocks(
     )
     rate_uniforms = sfc64_generators(rates_seed, 1)[0].random((n_stages, width))
     blocks = [Block(s, conversion_rates(s, rate_uniforms)) for s in scenarios]
+    for block in blocks:  # the same uniforms for every variant, read only with a dispersion
+        block.value_level = value_levels(block.scenario, seed_sequence, Stream.VALUE_LEVEL)
     _share(blocks)
     max_rows = max(1, MAX_CELLS // width)
     # Touch and meeting streams, two per stage for each kind of deal, only when some stage
@@ -781,7 +792,8 @@ def start_blocks(
     # With dispersion, one uniform per replication from a stream of its own: its inflow level.
     level = None
     if scenario.inflow.dispersion > 0:
-        level = inflow_levels(scenario, sfc64_generators(child(seed_sequence, Stream.INFLOW), 1)[0].random(width))
+        uniforms = sfc64_generators(child(seed_sequence, Stream.INFLOW), 1)[0].random(width)
+        level = gamma_levels(scenario.inflow.dispersion, uniforms)
     return blocks, _NewDeals(scenario, new_seed, gaps_seed, new_fx, level), values_seed
 
 

@@ -44,7 +44,14 @@ MAX_HORIZON_DAYS = 3660.0
 """Ten years: the weekly tables and arrival streams stay a sensible size."""
 MAX_FILE_BYTES = 5_000_000
 MAX_DISPERSION = 3.0
-"""Largest ``[inflow] dispersion``: beyond it a replication's inflow level is nearly always 0 or huge."""
+"""Largest ``[inflow] dispersion`` and ``deal_value_dispersion``: beyond it a level is nearly always 0 or huge."""
+
+
+def _dispersion(value: float) -> float:
+    """A coefficient of variation between replications: finite, 0 to :data:`MAX_DISPERSION`."""
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_DISPERSION:
+        raise ValueError(f"must be a finite number between 0 and {MAX_DISPERSION:g}, got {value}")
+    return value
 
 
 class ScenarioError(InputError):
@@ -254,9 +261,7 @@ class Inflow(_Model):
     @field_validator("dispersion")
     @classmethod
     def _spread(cls, value):
-        if not math.isfinite(value) or not 0.0 <= value <= MAX_DISPERSION:
-            raise ValueError(f"must be a finite number between 0 and {MAX_DISPERSION:g}, got {value}")
-        return value
+        return _dispersion(value)
 
 
 class OpenDeal(_Model):
@@ -373,7 +378,18 @@ class Quota(_Model):
 
 
 class Scenario(_Model):
-    """A whole funnel: horizon, quota, inflow, deal value and the stages in order."""
+    """A whole funnel: horizon, quota, inflow, deal value and the stages in order.
+
+    ``deal_value_dispersion`` (optional, default 0) makes the average deal value vary
+    between replications (between periods like the one simulated): each replication
+    draws one multiplier ``H ~ Gamma(shape=1 / d**2, scale=d**2)`` (mean 1, sd ``d``)
+    and every value it draws from ``deal_value`` is ``H`` times as large; a listed open
+    deal's ``amount`` is known and stays. Revenue from ``n`` wins then has mean ``n m``
+    and, given ``n``, variance ``n s**2 (1 + d**2) + n**2 m**2 d**2`` (``m``, ``s``: the
+    deal value's mean and sd): the values of one replication are correlated, ``m**2 d**2``
+    between any two. 0 is today's independent values. With a ``[team]`` each rep draws
+    its own multiplier.
+    """
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -382,10 +398,18 @@ class Scenario(_Model):
     quota: Quota
     inflow: Inflow
     deal_value: Distribution
+    deal_value_dispersion: float = Field(
+        default=0.0, description="coefficient of variation of the average deal value between periods"
+    )
     stages: tuple[Stage, ...] = Field(min_length=1, max_length=30)
     open_deals: tuple[OpenDeal, ...] = Field(default=(), max_length=MAX_DEALS_PER_RUN)
     capacity: Capacity | None = None
     team: Team | None = None
+
+    @field_validator("deal_value_dispersion")
+    @classmethod
+    def _value_spread(cls, value):
+        return _dispersion(value)
 
     @model_validator(mode="after")
     def _whole(self):
@@ -680,6 +704,8 @@ def scenario_to_dict(scenario: Scenario) -> dict:
         document.pop("open_deals")
     if scenario.inflow.dispersion == 0:
         document["inflow"].pop("dispersion")
+    if scenario.deal_value_dispersion == 0:
+        document.pop("deal_value_dispersion")
     if scenario.team is not None and scenario.team.new_reps == 0:
         document["team"].pop("new_reps")
     for deal in document.get("open_deals", []):

@@ -20,6 +20,8 @@ run teams and every rep's numbers are those of an ordinary scenario:
 * with ``[inflow] dispersion`` each rep's funnel keeps it, and each rep draws its own
   inflow level from its own seed (below): reps' inflows swing independently, so a
   team's total swings less, relatively, than one rep's;
+* ``deal_value_dispersion`` likewise: each rep keeps it and draws its own deal value
+  level, so reps' average deal values swing independently;
 * the scenario's open pipeline is the team's, split evenly: ``open = n`` in a stage
   gives each rep ``n // reps`` deals and one more to the first ``n % reps`` reps, and
   listed open deal *i* goes to rep ``i % reps``;
