@@ -372,6 +372,7 @@ def widget_values(scenario: Scenario) -> dict[str, Any]:
         "process": scenario.inflow.process,
         "dispersion": float(scenario.inflow.dispersion),
         "value_dist": fields["dist"],
+        "value_dispersion": float(scenario.deal_value_dispersion),
         **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
         "keep_open_deals": True,
         "keep_multipliers": True,
@@ -472,6 +473,8 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     document["deal_value"] = distribution_document(
         values.get("value_dist"), {key: values.get(f"value_{key}") for key in PARAMETER_NAMES}
     )
+    if not _blank(values.get("value_dispersion")) and values["value_dispersion"] != 0:  # 0: independent values
+        document["deal_value_dispersion"] = _number(values["value_dispersion"])
     behaviours = values.get("behaviours") or {}
     capacity = _capacity_document(values)
     stages = []

@@ -278,6 +278,18 @@ def sidebar() -> tuple[Slots, Settings]:
         target = next(columns, None) or bar
         label = "Deal value ($)" if family == "fixed" else f"Deal value {PARAMETER_LABELS[key]} ($)"
         target.number_input(label, key=f"value_{key}", step=1000.0, format="%.0f", persist_state="session")
+    bar.number_input(
+        "Average deal value swings between periods (± share)",
+        key="value_dispersion",
+        min_value=0.0,
+        step=0.05,
+        format="%.2f",
+        help=(
+            "How much the average won deal's value swings from one period to the next, as a share of the "
+            "average: 0.1 means a period's deals are typically worth 10% more or less than usual. 0 = only "
+            "chance varies each deal's value. Listed open deals with an amount keep it."
+        ),
+    )
     deal_value = bar.container()
 
     with bar.expander("Advanced"):
@@ -554,6 +566,7 @@ def read_values() -> dict[str, Any]:
         "process",
         "dispersion",
         "value_dist",
+        "value_dispersion",
         *(f"value_{key}" for key in form.PARAMETER_NAMES),
         *form.CAPACITY_KEYS,
         *form.TEAM_KEYS,
