@@ -374,7 +374,7 @@ def _calibrate(args) -> tuple[dict, str]:
             else []
         ),
         *(
-            [f"Deal values: the monthly average won amount moves by about ±{r.deal_value_spread:.0%} (not simulated)."]
+            [f"Deal values: the monthly average won amount moves by about ±{r.deal_value_spread:.0%}."]
             if r.deal_value_spread > 0.02
             else []
         ),

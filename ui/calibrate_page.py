@@ -405,9 +405,7 @@ def _spread_words(report: CalibrationReport) -> str:
             f"±{say.percent(inflow.dispersion, 0)}"
         )
     if report.deal_value_spread > 0.02:
-        moves.append(
-            f"the average won deal moved by about ±{say.percent(report.deal_value_spread, 0)} (not in the forecast)"
-        )
+        moves.append(f"the average won deal moved by about ±{say.percent(report.deal_value_spread, 0)}")
     if not moves:
         return "The history shows no more month-to-month change than chance: the forecast's range is chance alone.\n\n"
     return (

@@ -74,6 +74,7 @@ from sim.errors import InputError
 from sim.model.distributions import Empirical
 from sim.model.scenario import (
     DAYS_PER_MONTH,
+    MAX_DISPERSION,
     Inflow,
     OpenDeal,
     Quota,
@@ -789,6 +790,7 @@ def _scenario(
     spreads: list[RateSpread] | None,
     zombie_ages: list[float],
     drop_zombies: bool = False,
+    value_dispersion: float = 0.0,
 ) -> Scenario:
     """The calibrated scenario: one stage per fit, the open deals listed in their stages.
 
@@ -833,6 +835,7 @@ def _scenario(
                 dispersion=inflow.dispersion,
             ),
             deal_value=value.model,
+            deal_value_dispersion=value_dispersion,
             stages=tuple(
                 Stage(
                     name=e.name,
@@ -1072,6 +1075,7 @@ def calibrate(
         spreads=spreads,
         zombie_ages=zombie_ages,
         drop_zombies=history_mode,
+        value_dispersion=min(value_sd, MAX_DISPERSION) if history_mode else 0.0,
     )
     report = _report(
         crm=crm,

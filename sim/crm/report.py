@@ -522,8 +522,8 @@ class CalibrationReport:
     half_life_weeks : float or None
         The recency weighting's half-life (None: every deal counts the same).
     deal_value_spread : float
-        The mean won amount's relative sd between months, beyond sampling noise (not
-        simulated: read it as a caveat on the revenue band).
+        The mean won amount's relative sd between months, beyond sampling noise (the
+        scenario's ``deal_value_dispersion`` with ``history`` uncertainty).
     """
 
     source: str

@@ -614,3 +614,19 @@ def test_a_stage_nobody_left_is_a_named_problem(stage_world):
     late = pd.DataFrame({"id": [crm.deals["id"].iloc[-1]], "stage": ["Legal review"], "entered": [pd.Timestamp(AS_OF)]})
     with pytest.raises(CalibrationError, match="^history: stage 'Legal review': no deal had moved on"):
         calibrate(crm, AS_OF, history=pd.concat([history, late], ignore_index=True))
+
+
+def test_months_whose_average_deal_moves_give_the_scenario_a_value_dispersion():
+    # Each close month's amounts share a level (sd 0.3 in logs): the history's spread of
+    # the monthly mean reaches the scenario; today's method leaves it out.
+    deals = World(per_week=20, start="2023-01-01").deals("2024-06-01", seed=5)
+    rng = np.random.default_rng(5)
+    months = deals["close"].dt.to_period("M")
+    level = dict(zip(sorted(months.unique()), np.exp(rng.normal(0, 0.3, months.nunique())), strict=True))
+    deals["amount"] = (deals["amount"] * months.map(level).to_numpy()).round(2)
+    crm = read_deals(export_csv(deals, "2024-06-01").encode())
+    history = calibrate(crm, "2024-06-01")
+    assert history.scenario.deal_value_dispersion == pytest.approx(history.report.deal_value_spread)
+    assert history.report.deal_value_spread > 0.15
+    today = calibrate(crm, "2024-06-01", uncertainty="sampling", half_life_weeks=None, durations="parametric")
+    assert today.scenario.deal_value_dispersion == 0
