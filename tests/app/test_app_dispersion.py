@@ -1,9 +1,10 @@
-"""The inflow's dispersion through AppTest: it reaches the scenario and widens the forecast band.
+"""The swings between periods through AppTest: they reach the scenario and widen the forecast band.
 
 With one seed, a replication's arrivals at a dispersed inflow are its steady arrivals
-scaled by its own level, so the spread of the period's revenue grows with the swing; on
-the reference quarter (about 208 opportunities) a swing of 0.5 makes the P10-P90 band
-of revenue far wider than the steady inflow's.
+scaled by its own level, and its deal values at a dispersed average its steady values
+times its own level, so the spread of the period's revenue grows with either swing: on
+the reference quarter (about 208 opportunities) an inflow swing of 0.5, or an average
+deal swing of 0.3, makes the P10-P90 band of revenue far wider than without.
 """
 
 from __future__ import annotations
@@ -35,19 +36,27 @@ def band(at) -> float:
     return number(match["high"]) - number(match["low"])
 
 
-def test_inflow_swing_widens_the_forecast_band(monkeypatch):
+@pytest.mark.parametrize(
+    ("key", "swing", "read"),
+    [
+        ("dispersion", 0.5, lambda scenario: scenario.inflow.dispersion),
+        ("value_dispersion", 0.3, lambda scenario: scenario.deal_value_dispersion),
+    ],
+    ids=["inflow", "deal value"],
+)
+def test_a_swing_widens_the_forecast_band(monkeypatch, key, swing, read):
     with captured_downloads(monkeypatch) as files:
         at = new_app({"file": REFERENCE}).run()
         no_exception(at)
-        assert at.number_input(key="dispersion").value == 0.0
+        assert at.number_input(key=key).value == 0.0
         steady = band(at)
         files.clear()
-        at.number_input(key="dispersion").set_value(0.5).run()
+        at.number_input(key=key).set_value(swing).run()
         no_exception(at)
         assert not at.error, [e.value for e in at.error]
         scenario = at.session_state["last_valid"]
         text = next(data for name, data in files.items() if name.endswith(".toml"))
-    assert scenario.inflow.dispersion == 0.5
+    assert read(scenario) == swing
     assert scenario_from_toml(text.decode() if isinstance(text, bytes) else text) == scenario
     swinging = band(at)
     assert swinging > 1.2 * steady, (steady, swinging)
