@@ -837,6 +837,8 @@ def fit_outcomes(
     mix = p * s_won + (1 - p) * s_lost
     open_info = np.divide((s_won - s_lost) ** 2, mix**2, out=np.zeros_like(mix), where=mix > 0)
     p_inside = min(max(p, 1e-9), 1 - 1e-9)
+    # With recency weights the information is the weighted (discounted) sum, as in dynamic
+    # models with a discount factor: old deals say less about a rate that may have moved.
     information = n_won / p_inside**2 + n_lost / (1 - p_inside) ** 2 + open_sum(open_info)
     n_equivalent = p_inside * (1 - p_inside) * information
     return OutcomeFit(
