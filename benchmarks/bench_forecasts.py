@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--uncertainty", default=None, help="calibrate's uncertainty (default: its own)")
     parser.add_argument(
-        "--half-life-weeks", default=None, help="calibrate's recency half-life: weeks or auto (default: none)"
+        "--half-life-weeks",
+        default=None,
+        help="calibrate's recency half-life: weeks, none or auto (default: calibrate's)",
     )
     args = parser.parse_args()
     unknown = [name for name in args.worlds if name not in WORLDS]
@@ -41,7 +43,8 @@ def main() -> None:
         parser.error(f"worlds: unknown {', '.join(unknown)} (known: {', '.join(WORLDS)})")
     options = {} if args.uncertainty is None else {"uncertainty": args.uncertainty}
     if args.half_life_weeks is not None:
-        options["half_life_weeks"] = "auto" if args.half_life_weeks == "auto" else float(args.half_life_weeks)
+        word = args.half_life_weeks
+        options["half_life_weeks"] = {"auto": "auto", "none": None}[word] if word in ("auto", "none") else float(word)
     method = (args.uncertainty or "calibrate's default") + (
         f", half-life {args.half_life_weeks}" if args.half_life_weeks else ""
     )
