@@ -34,8 +34,8 @@ METHODS = {
 and the history-based one (calibrate's defaults)."""
 NOT_YET = pytest.mark.xfail(
     strict=True,
-    reason="too wide on a young history: 0.95 on the test seed (0.93 +- 0.03 over 4 seeds); the win rate's "
-    "Beta from the censored fit's information is conservative when few deals have closed",
+    reason="too wide on a young history: 0.95 on the test seed (0.93 +- 0.03 over 4 seeds); the 13-week "
+    "half-life discounts its few closes, all from old cohorts (0.70 +- 0.06 with no weighting)",
 )
 NOT_YET_WORLDS = ("young",)
 """Worlds where the history-based calibration does not yet hold 70-90% on the test seed."""
