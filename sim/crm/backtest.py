@@ -21,8 +21,8 @@ import pandas as pd
 
 from sim.crm import scoring
 from sim.crm.baselines import actual_wins, run_rate, weighted_pipeline
-from sim.crm.calibrate import CalibrationError, calibrate, date_label, parse_as_of
-from sim.crm.half_life import choose_half_life
+from sim.crm.calibrate import CalibrationError, date_label, parse_as_of
+from sim.crm.half_life import calibrate_choosing
 from sim.crm.reader import CrmData
 from sim.runner import simulate
 
@@ -226,17 +226,15 @@ def backtest(
     if problems:  # before any calibration: they take a second each
         raise CalibrationError(problems)
     calibrations, choices = [], []
-    auto = calibration_options.get("half_life_weeks") == "auto"
     options = {**calibration_options, "window_weeks": window_weeks, "history": history}
-    inner: dict = {}  # inner forecasts of the half-life choice, shared between origins
+    inner: dict = {}  # inner forecasts of an automatic half-life, shared between origins
     for done, as_of in enumerate(dates, start=1):
         try:
-            if auto:
-                options.pop("half_life_weeks", None)
-                choice = choose_half_life(crm, as_of, horizon_days, seed=seed, memo=inner, **options)
-                choices.append(choice)
-                options["half_life_weeks"] = choice.half_life_weeks
-            calibrations.append(calibrate(crm, as_of, horizon_days=horizon_days, **options))
+            calibration, choice = calibrate_choosing(
+                crm, as_of, horizon_days=horizon_days, seed=seed, memo=inner, **options
+            )
+            calibrations.append(calibration)
+            choices.append(choice)
         except CalibrationError as error:
             problems += error.problems
         if progress is not None:
@@ -248,7 +246,7 @@ def backtest(
     for k, (as_of, calibration) in enumerate(zip(dates, calibrations, strict=True)):
         result = simulate(calibration.scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
         rows.append(_origin(deals, as_of, horizon_days, calibration, result))
-        if auto:
+        if choices[k] is not None:
             rows[-1]["half_life"] = choices[k].as_dict()
         if progress is not None:
             progress(len(dates) + len(rows), total)

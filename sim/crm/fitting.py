@@ -793,13 +793,11 @@ def fit_outcomes(
             fixed_won = (won_fit.family,) if won_fit.family != "empirical" else fixed_won
             fixed_lost = (lost_fit.family,) if lost_fit and lost_fit.family != "empirical" else fixed_lost
             p = (n_won + open_sum(w)) / n
+            q = None
             if never_closed:
                 q = (n_lost + open_sum(v)) / n
                 z = max(1.0 - p - q, 0.0)
-                new_w, v = _three_way(p, q, z, won_fit, lost_fit, ages)
-            else:
-                new_w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
-                v = 1 - new_w
+            new_w, v = _chances(p, z, won_fit, lost_fit, ages, never_closed, q)
             change = float(np.max(np.abs(new_w - w))) if w.size else 0.0
             w = new_w
             if change < tol:
@@ -824,10 +822,7 @@ def fit_outcomes(
         won_fit = _incidence_fit(times, won_incidence, won, ages, w, won_fit, "won durations")
         if lost_fit is not None:
             lost_fit = _incidence_fit(times, lost_incidence, lost, ages, v, lost_fit, "lost durations")
-        if never_closed:
-            w, v = _three_way(p, 1 - p - z, z, won_fit, lost_fit, ages)
-        else:
-            w = np.asarray(p_won_given_age(p, won_fit.model, lost_fit.model if lost_fit else None, ages))
+        w, v = _chances(p, z, won_fit, lost_fit, ages, never_closed)
     # Observed information about p: closed deals give 1/p^2 or 1/(1-p)^2, an open one
     # (S_w - S_l)^2 / (p S_w + (1 - p) S_l)^2.
     s_won = np.asarray(won_fit.model.sf(ages), dtype=float)
@@ -943,20 +938,25 @@ def _polished(
         models = (_model_from_theta(families[0], theta_won), _model_from_theta(families[1], theta_lost))
     except (ValueError, KeyError, FloatingPointError, OverflowError):
         return (*state, *starts)
-    if never_closed:
-        w, v = _three_way(p, 1 - p - z, z, *models, ages)
-    else:
-        w = np.asarray(p_won_given_age(p, *models, ages))
-        v = 1 - w
+    w, v = _chances(p, z, *models, ages, never_closed)
     return p, z, w, v, {families[0]: theta_won}, {families[1]: theta_lost}
 
 
-def _three_way(p: float, q: float, z: float, won, lost, ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _chances(
+    p: float, z: float, won, lost, ages: np.ndarray, never_closed: bool, q: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Each open deal's chances of being won and of closing lost, by Bayes' rule on "still open at its age".
 
-    ``won`` and ``lost`` are duration models or fits (None: lost like won).
+    ``won`` and ``lost`` are duration models or fits (None: lost like won). Without
+    ``never_closed`` the two chances add up to 1 (:func:`sim.model.funnel.p_won_given_age`);
+    with it the rest, ``z / mix``, is the chance of never closing. ``q`` (the share lost in
+    time) is ``1 - p - z`` unless given.
     """
     won, lost = getattr(won, "model", won), getattr(lost, "model", lost)
+    if not never_closed:
+        chance = np.asarray(p_won_given_age(p, won, lost, ages))
+        return chance, 1 - chance
+    q = 1 - p - z if q is None else q
     s_won = np.asarray(won.sf(ages), dtype=float)
     s_lost = np.asarray(lost.sf(ages), dtype=float) if lost is not None else s_won
     mix = p * s_won + q * s_lost + z

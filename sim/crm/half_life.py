@@ -177,9 +177,14 @@ def calibrate_choosing(
     as_of: Any,
     *,
     half_life_weeks: float | str | None = DEFAULT_HALF_LIFE_WEEKS,
+    seed: int = 0,
+    memo: MutableMapping | None = None,
     **options: Any,
 ) -> tuple[Calibration, HalfLifeChoice | None]:
     """:func:`sim.crm.calibrate.calibrate`, with ``half_life_weeks="auto"`` chosen first by :func:`choose_half_life`.
+
+    ``seed`` and ``memo`` go to :func:`choose_half_life` (a backtest shares one memo
+    between its origins); ``options`` to :func:`sim.crm.calibrate.calibrate`.
 
     Returns
     -------
@@ -190,5 +195,5 @@ def calibrate_choosing(
         return calibrate(crm, as_of, half_life_weeks=half_life_weeks, **options), None
     as_of = parse_as_of(as_of) if isinstance(as_of, str) else pd.Timestamp(as_of)
     inner = {key: value for key, value in options.items() if key not in ("quota_revenue", "quota_deals", "name")}
-    choice = choose_half_life(crm, as_of, **inner)
+    choice = choose_half_life(crm, as_of, seed=seed, memo=memo, **inner)
     return calibrate(crm, as_of, half_life_weeks=choice.half_life_weeks, **options), choice

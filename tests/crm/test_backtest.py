@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.crm import backtest as backtest_module
+from sim.crm import half_life as half_life_module
 from sim.crm.backtest import actual_wins, backtest, rolling_origins
 from sim.crm.baselines import open_win_chances, run_rate, weighted_pipeline
 from sim.crm.calibrate import CalibrationError, calibrate
@@ -294,7 +294,7 @@ def test_calibration_options_reach_every_calibration(world_crm, monkeypatch):
         seen.append(options)
         return calibrate(*args, **options)
 
-    monkeypatch.setattr(backtest_module, "calibrate", recording)
+    monkeypatch.setattr(half_life_module, "calibrate", recording)  # backtest calibrates through it
     backtest(world_crm, ["2023-01-01", "2023-03-01"], 30, runs=50, seasonal=False, quota_deals=3)
     assert len(seen) == 2 and all(o["seasonal"] is False and o["quota_deals"] == 3 for o in seen)
 

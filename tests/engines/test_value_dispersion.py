@@ -31,15 +31,14 @@ from sim.crm.synthetic import deal_history
 from sim.engines.simpy_engine import run_replications
 from sim.model.scenario import Quota, ScenarioError, scenario_from_dict, scenario_to_dict
 from sim.runner import Request, critical_inflows, inflow_thresholds, simulate_team
-from tests.conftest import BASE_DOCUMENT, RUNS, Z, document, fixed_stages, make_scenario, within, within_proportion
+from tests.conftest import RUNS, Z, document, fixed_stages, make_scenario, within, within_proportion
 from tests.engines.test_closed_forms import check_law, exact_fixed_arrivals
+from tests.engines.test_inflow_dispersion import SIMULATED, assert_same_numbers, base_funnel, simulated
 
 D = 0.3
 PER_WEEK, HORIZON = 14.0, 63.0
 N = exact_fixed_arrivals(PER_WEEK, HORIZON)  # 126 wins in every replication
 MEAN, SD = 10_000.0, 4_000.0
-SIMULATED = {"simpy": ("simpy", False), "vectorized": ("vectorized", False), "queues": ("vectorized", True)}
-"""Engine name -> (engine asked for, with never-binding reps: the vectorised queues)."""
 
 
 def wins_scenario(d=D, per_week=PER_WEEK, reps=False, deal_value=None, quota=None, days=0.0, **changes):
@@ -71,12 +70,6 @@ def check_revenue(revenue: np.ndarray, n: int, d: float = D) -> None:
     within(revenue.mean(), n * MEAN, math.sqrt(var / len(revenue)))
     centred = revenue - revenue.mean()
     within(revenue.var(ddof=1), var, math.sqrt((np.mean(centred**4) - var**2) / len(revenue)))
-
-
-def simulated(name: str, scenario, runs=None, seed=1, jobs=1):
-    engine, _ = SIMULATED[name]
-    runs = runs or RUNS["simpy" if name == "simpy" else "vectorized"]
-    return simulate(scenario, runs=runs, seed=seed, engine=engine, jobs=jobs)
 
 
 def test_the_key_is_validated_and_left_out_at_zero():
@@ -134,19 +127,8 @@ def test_thresholds_with_a_revenue_quota_count_the_scaled_values():
 
 @pytest.mark.parametrize("name", [*SIMULATED, "thresholds"])
 def test_dispersion_zero_is_todays_values_bit_for_bit(name):
-    # The base funnel (Poisson arrivals, lognormal and gamma days); on the queues with reps that bind.
-    queues = SIMULATED.get(name, ("", False))[1]
-    stages = [{**stage, "per_rep": 2} for stage in BASE_DOCUMENT["stages"]] if queues else None
-    extra = {"capacity": {"reps": 3}, "stages": stages} if queues else {}
-    plain = make_scenario(inflow={"per_week": 9.5}, **extra)
-    zero = make_scenario(inflow={"per_week": 9.5}, deal_value_dispersion=0, **extra)
-    if name == "thresholds":
-        a, b = (critical_inflows(s, runs=2_000, seed=4, max_per_week=30.0) for s in (plain, zero))
-        np.testing.assert_array_equal(a, b)
-        return
-    a, b = (simulated(name, s, runs=1_000, seed=4).outcomes for s in (plain, zero))
-    for field in ("won_deals", "revenue", "weekly_revenue", "entered", "converted"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    plain = base_funnel(name, inflow={"per_week": 9.5})
+    assert_same_numbers(name, plain, base_funnel(name, inflow={"per_week": 9.5}, deal_value_dispersion=0))
 
 
 @pytest.mark.parametrize("name", [*SIMULATED, "thresholds"])
