@@ -28,10 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.errors import InputError
+from sim.errors import InputError, quoted, read_limited
+from sim.model.distributions import MAX_VALUE
+from sim.model.scenario import STAGE_NAME_CHARS
 
 MAX_CSV_BYTES = 50_000_000
 """Refuse larger exports: a few hundred thousand deals fit well within this."""
+EARLIEST_DATE = pd.Timestamp("1990-01-01")
+"""Dates before this are typos or placeholders (0001-01-01): the row is skipped."""
+YEARS_AHEAD = 10
+"""Dates more than this many years after today (or after 2100) are skipped likewise (9999-12-31)."""
 
 DEAL_ROLES = ("id", "created", "closed", "outcome", "amount", "owner")
 REQUIRED_DEAL_ROLES = ("id", "created", "closed", "outcome", "amount")
@@ -215,11 +221,11 @@ def parse_column_options(options: list[str], roles: tuple[str, ...] = DEAL_ROLES
         role, sep, column = option.partition("=")
         role, column = role.strip().lower(), column.strip()
         if not sep or not role:
-            problems.append(f"--column: expected ROLE=NAME, got {option!r}")
+            problems.append(f"--column: expected ROLE=NAME, got {quoted(option)}")
         elif role not in roles:
-            problems.append(f"--column: unknown role {role!r} in {option!r}; roles are {', '.join(roles)}")
+            problems.append(f"--column: unknown role {role!r} in {quoted(option)}; roles are {', '.join(roles)}")
         elif not column:
-            problems.append(f"--column: no column name after {role}= in {option!r}")
+            problems.append(f"--column: no column name after {role}= in {quoted(option)}")
         elif role in mapping and mapping[role] != column:
             problems.append(f"--column: role {role!r} given twice ({mapping[role]!r} and {column!r})")
         else:
@@ -250,7 +256,8 @@ def _resolve_mapping(
         found = wanted if wanted in header else by_key.get(wanted.casefold())
         if found is None:
             problems.append(
-                f"{name}: column {wanted!r} given for {role} is not in the file; columns found: {', '.join(header)}"
+                f"{name}: column {quoted(wanted)} given for {role} is not in the file; "
+                f"columns found: {', '.join(header)}"
             )
         else:
             explicit[role] = found
@@ -279,18 +286,8 @@ def _resolve_mapping(
 def _read_text(source: Any) -> tuple[str, str]:
     """The decoded text and a name for messages, from a path, bytes or a file-like object."""
     if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        name = str(path)
-        try:
-            if path.stat().st_size > MAX_CSV_BYTES:
-                raise CrmError([f"{name}: file is larger than {MAX_CSV_BYTES:,} bytes"])
-            data: bytes | str = path.read_bytes()
-        except FileNotFoundError:
-            raise CrmError([f"{name}: no such file"]) from None
-        except IsADirectoryError:
-            raise CrmError([f"{name}: is a directory, not a CSV file"]) from None
-        except OSError as error:
-            raise CrmError([f"{name}: cannot read ({error.strerror})"]) from None
+        name = str(Path(source))
+        data: bytes | str = read_limited(source, MAX_CSV_BYTES, "a CSV file", CrmError)
     elif isinstance(source, bytes | bytearray | memoryview):
         name, data = "upload", bytes(source)
     elif hasattr(source, "read"):
@@ -395,8 +392,8 @@ def _parse_dates(values: pd.Series, lines: pd.Series, column: str, name: str) ->
         i, m = iso.idxmax(), mdy.idxmax()
         raise CrmError(
             [
-                f"{name}: column {column!r} mixes ISO dates (line {lines[i]}: {values[i]!r}) and M/D/YYYY "
-                f"dates (line {lines[m]}: {values[m]!r}); use one date format per column"
+                f"{name}: column {column!r} mixes ISO dates (line {lines[i]}: {quoted(values[i])}) and M/D/YYYY "
+                f"dates (line {lines[m]}: {quoted(values[m])}); use one date format per column"
             ]
         )
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
@@ -410,7 +407,7 @@ def _parse_dates(values: pd.Series, lines: pd.Series, column: str, name: str) ->
             i = day_first.idxmax()
             raise CrmError(
                 [
-                    f"{name}: column {column!r} has day/month/year dates (line {lines[i]}: {values[i]!r}); "
+                    f"{name}: column {column!r} has day/month/year dates (line {lines[i]}: {quoted(values[i])}); "
                     "only ISO (2024-03-05) and M/D/YYYY dates are read, so convert the column to ISO"
                 ]
             )
@@ -424,6 +421,21 @@ def _parse_dates(values: pd.Series, lines: pd.Series, column: str, name: str) ->
         parsed = pd.to_datetime(numbers, errors="coerce").astype("datetime64[us]")
         out[mdy] = parsed.where(~bad_clock)
     return out
+
+
+def _latest_date() -> pd.Timestamp:
+    """The last plausible date: :data:`YEARS_AHEAD` years from today, and never after 2100."""
+    ahead = pd.Timestamp.today().normalize() + pd.DateOffset(years=YEARS_AHEAD)
+    return min(ahead, pd.Timestamp("2100-12-31"))
+
+
+def _implausible(dates: pd.Series) -> pd.Series:
+    """Dates that parse but cannot be real: before :data:`EARLIEST_DATE` or after :func:`_latest_date`."""
+    return dates.notna() & ((dates < EARLIEST_DATE) | (dates > _latest_date()))
+
+
+def _implausible_reason(column: str) -> str:
+    return f"implausible date in {column} (before {EARLIEST_DATE:%Y} or after {_latest_date():%Y})"
 
 
 def _parse_amounts(values: pd.Series) -> pd.Series:
@@ -510,11 +522,13 @@ def read_deals(source: Any, columns: dict[str, str] | None = None) -> CrmData:
     created = _parse_dates(table["created"], lines, mapping["created"], name)
     reasons.flag(table["created"] == "", f"blank date in {mapping['created']}")
     reasons.flag(created.isna(), f"unparseable date in {mapping['created']}")
+    reasons.flag(_implausible(created), _implausible_reason(mapping["created"]))
 
     is_closed = outcome != "open"
     closed = _parse_dates(table["closed"], lines, mapping["closed"], name)
     reasons.flag(is_closed & (table["closed"] == ""), "won/lost without close date")
     reasons.flag(is_closed & closed.isna(), f"unparseable date in {mapping['closed']}")
+    reasons.flag(is_closed & _implausible(closed), _implausible_reason(mapping["closed"]))
     reasons.flag(is_closed & (closed < created), "close date before create date")
     closed = closed.where(is_closed)
 
@@ -522,6 +536,7 @@ def read_deals(source: Any, columns: dict[str, str] | None = None) -> CrmData:
     blank_amount = table["amount"] == ""
     reasons.flag(~blank_amount & ~np.isfinite(amount), f"non-numeric amount in {mapping['amount']}")
     reasons.flag(amount < 0, f"negative amount in {mapping['amount']}")
+    reasons.flag(amount > MAX_VALUE, f"amount above {MAX_VALUE:g} (a trillion) in {mapping['amount']}")
     reasons.flag(blank_amount & (outcome == "won"), f"won deal without amount in {mapping['amount']}")
 
     skipped = sorted(skipped + reasons.skipped(lines))
@@ -573,9 +588,14 @@ def read_stage_history(source: Any, columns: dict[str, str] | None = None, deals
     reasons = _Reasons(table.index)
     reasons.flag(table["id"] == "", f"blank id ({mapping['id']})")
     reasons.flag(table["stage"] == "", f"blank stage ({mapping['stage']})")
+    reasons.flag(
+        table["stage"].str.len() > STAGE_NAME_CHARS,
+        f"stage name longer than {STAGE_NAME_CHARS} characters ({mapping['stage']})",
+    )
     entered = _parse_dates(table["entered"], lines, mapping["entered"], name)
     reasons.flag(table["entered"] == "", f"blank date in {mapping['entered']}")
     reasons.flag(entered.isna(), f"unparseable date in {mapping['entered']}")
+    reasons.flag(_implausible(entered), _implausible_reason(mapping["entered"]))
     if deals is not None:
         if isinstance(deals, CrmData):
             known = set(deals.deals["id"])

@@ -14,6 +14,7 @@ The models hold no random generator, so they hash, compare by value and pickle
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -21,9 +22,19 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from scipy import special, stats
 
+from sim.errors import quoted
+
 MIN_SD_RATIO = 1e-6
 MAX_SD_RATIO = 1e3
 """Bounds on sd / mean for the lognormal and gamma families (numerically safe shapes)."""
+
+MAX_VALUE = 1e12
+"""Largest parameter a distribution takes (an amount or a number of days): a trillion.
+
+Sums and squares over a million deals of such values stay far inside floating point,
+so means, spreads and revenue never overflow to infinity."""
+MAX_COUNT = 10**9
+"""Largest count a scenario takes (deals, reps, touches): products of two stay inside 64-bit integers."""
 
 FAMILIES = ("fixed", "uniform", "triangular", "exponential", "lognormal", "gamma", "empirical")
 
@@ -84,6 +95,33 @@ def _frozen(distribution: DistributionBase) -> Any:
     return distribution._build_scipy()
 
 
+def _a_number(value: Any) -> Any:
+    """Numbers only: a string (``"13"``) or a boolean is refused rather than read as a number."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise ValueError(f"must be a number, got {quoted(value)}")
+    if isinstance(value, numbers.Integral) and abs(value) > MAX_COUNT * MAX_VALUE:
+        raise ValueError(f"must be a number of a sensible size, got {quoted(value)}")
+    return value
+
+
+def _a_count(value: Any) -> Any:
+    """A whole number up to :data:`MAX_COUNT` (``2.0`` is taken as 2; ``2.5`` or ``"2"`` is refused)."""
+    value = _a_number(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, numbers.Integral):
+        raise ValueError(f"must be a whole number, got {quoted(value)}")
+    if abs(value) > MAX_COUNT:
+        raise ValueError(f"must be at most {MAX_COUNT:,}, got {quoted(value)}")
+    return int(value)
+
+
+Real = Annotated[float, BeforeValidator(_a_number)]
+"""A float field that takes numbers only (an int is fine; a string or boolean is not)."""
+Whole = Annotated[int, BeforeValidator(_a_count)]
+"""An int field that takes whole numbers up to :data:`MAX_COUNT` only."""
+
+
 def _non_negative(value: float, info=None) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"must be a finite number >= 0, got {value}")
@@ -96,19 +134,37 @@ def _positive(value: float, info=None) -> float:
     return value
 
 
-NonNegative = Annotated[float, AfterValidator(_non_negative)]
+def _at_most_max_value(value: float) -> float:
+    if value > MAX_VALUE:
+        raise ValueError(f"must be at most {MAX_VALUE:g} (a trillion: sums of larger values overflow), got {value:g}")
+    return value
+
+
+def _parameter(value: float, info=None) -> float:
+    """A distribution parameter: finite, >= 0 and at most :data:`MAX_VALUE`."""
+    return _at_most_max_value(_non_negative(value))
+
+
+def _positive_parameter(value: float, info=None) -> float:
+    """A distribution parameter that must be > 0: finite and at most :data:`MAX_VALUE`."""
+    return _at_most_max_value(_positive(value))
+
+
+NonNegative = Annotated[float, BeforeValidator(_a_number), AfterValidator(_non_negative)]
 """A float field that must be finite and >= 0 (the message names the bad value)."""
-Positive = Annotated[float, AfterValidator(_positive)]
+Positive = Annotated[float, BeforeValidator(_a_number), AfterValidator(_positive)]
 """A float field that must be finite and > 0."""
+Amount = Annotated[float, BeforeValidator(_a_number), AfterValidator(_parameter)]
+"""A float field that must be finite, >= 0 and at most :data:`MAX_VALUE` (money, days)."""
 
 
 class Fixed(DistributionBase):
     """Always the same value (scipy has no point mass, so the interface is written out)."""
 
     dist: Literal["fixed"] = "fixed"
-    value: float
+    value: Real
 
-    _check = field_validator("value")(_non_negative)
+    _check = field_validator("value")(_parameter)
 
     def rvs(self, size=1, random_state=None):
         return np.full(size, self.value, dtype=float)
@@ -136,10 +192,10 @@ class Uniform(DistributionBase):
     """Uniform between ``low`` and ``high``."""
 
     dist: Literal["uniform"]
-    low: float
-    high: float
+    low: Real
+    high: Real
 
-    _check = field_validator("low", "high")(_non_negative)
+    _check = field_validator("low", "high")(_parameter)
 
     @model_validator(mode="after")
     def _check_order(self):
@@ -162,11 +218,11 @@ class Triangular(DistributionBase):
     """Triangular with ``low <= mode <= high``."""
 
     dist: Literal["triangular"]
-    low: float
-    mode: float
-    high: float
+    low: Real
+    mode: Real
+    high: Real
 
-    _check = field_validator("low", "mode", "high")(_non_negative)
+    _check = field_validator("low", "mode", "high")(_parameter)
 
     @model_validator(mode="after")
     def _check_order(self):
@@ -201,10 +257,10 @@ class Exponential(DistributionBase):
     """Exponential with the given mean."""
 
     dist: Literal["exponential"]
-    mean_: float = Field(alias="mean")
+    mean_: Real = Field(alias="mean")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    _check = field_validator("mean_")(_positive)
+    _check = field_validator("mean_")(_positive_parameter)
 
     def _build_scipy(self):
         return stats.expon(scale=self.mean_)
@@ -221,11 +277,11 @@ class Exponential(DistributionBase):
 class _MeanSd(DistributionBase):
     """A two-parameter family given by its own mean and standard deviation."""
 
-    mean_: float = Field(alias="mean")
-    sd: float
+    mean_: Real = Field(alias="mean")
+    sd: Real
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    _check_mean = field_validator("mean_")(_positive)
+    _check_mean = field_validator("mean_")(_positive_parameter)
     _check_sd = field_validator("sd")(_positive)
 
     @model_validator(mode="after")
@@ -301,7 +357,7 @@ class Empirical(DistributionBase):
     """Resample uniformly from observed values."""
 
     dist: Literal["empirical"]
-    values: tuple[float, ...] = Field(min_length=1, max_length=100_000)
+    values: tuple[Real, ...] = Field(min_length=1, max_length=100_000)
 
     @field_validator("values")
     @classmethod
@@ -309,6 +365,9 @@ class Empirical(DistributionBase):
         bad = [v for v in values if not math.isfinite(v) or v < 0]
         if bad:
             raise ValueError(f"every value must be a finite number >= 0, got {bad[0]}")
+        big = [v for v in values if v > MAX_VALUE]
+        if big:
+            raise ValueError(f"every value must be at most {MAX_VALUE:g} (a trillion), got {big[0]:g}")
         return values
 
     def _sorted(self) -> np.ndarray:
@@ -342,8 +401,10 @@ class Empirical(DistributionBase):
 
 
 def _number_means_fixed(value: Any) -> Any:
-    """Let a bare number stand for a fixed value (``duration = 7``)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """Let a bare number stand for a fixed value (``duration = 7``); a string or boolean is no number."""
+    if isinstance(value, str | bool | np.bool_):
+        raise ValueError(f"must be a number or a table with a 'dist' key, got {quoted(value)}")
+    if isinstance(value, numbers.Real):
         return {"dist": "fixed", "value": value}
     return value
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import tomli_w
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -33,8 +34,18 @@ from pydantic import (
 )
 from scipy import stats
 
-from sim.errors import InputError
-from sim.model.distributions import FAMILIES, Distribution, NonNegative, Positive
+from sim.errors import QUOTE_CHARS, InputError, quoted, read_limited, shorten
+from sim.model.distributions import (
+    FAMILIES,
+    MAX_COUNT,
+    MAX_VALUE,
+    Amount,
+    Distribution,
+    NonNegative,
+    Positive,
+    Real,
+    Whole,
+)
 
 NEVER_BINDING = 10**9
 """Deals a rep works at once in :meth:`Scenario.with_enough_reps`: more than any run has."""
@@ -43,8 +54,32 @@ MAX_DEALS_PER_RUN = 1_000_000
 MAX_HORIZON_DAYS = 3660.0
 """Ten years: the weekly tables and arrival streams stay a sensible size."""
 MAX_FILE_BYTES = 5_000_000
+"""Largest scenario file read (and the largest scenario text from a link or upload)."""
+STAGE_NAME_CHARS = 80
+"""Longest stage name."""
+MAX_DEPTH = 8
+"""Deepest nesting of tables and lists a scenario document may have (it needs 4)."""
 MAX_DISPERSION = 3.0
 """Largest ``[inflow] dispersion`` and ``deal_value_dispersion``: beyond it a level is nearly always 0 or huge."""
+
+
+MAX_MULTIPLIER = 1e6
+"""Largest seasonal inflow multiplier: a week a million times the usual is a typo, and sums of them overflow."""
+MIN_MONEY = 0.01
+"""Smallest quota or cost: results are divided by them, and a cent keeps the ratios finite."""
+
+
+def _money(value: float) -> float:
+    """A quota or a cost: finite, from :data:`MIN_MONEY` to :data:`~sim.model.distributions.MAX_VALUE`."""
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a finite number > 0, got {value:g}")
+    if not MIN_MONEY <= value <= MAX_VALUE:
+        raise ValueError(f"must be an amount from {MIN_MONEY:g} to {MAX_VALUE:g} (a trillion), got {value:g}")
+    return value
+
+
+Money = Annotated[Real, AfterValidator(_money)]
+"""A quota or cost field (money that results are divided by)."""
 
 
 def _dispersion(value: float) -> float:
@@ -75,7 +110,7 @@ class BetaRate(_Model):
     larger it is, the surer the rate.
     """
 
-    mean_: float = Field(alias="mean")
+    mean_: Real = Field(alias="mean")
     concentration: Positive
 
     @field_validator("mean_")
@@ -108,20 +143,33 @@ def _conversion_kind(value: Any) -> str:
 
 
 Conversion = Annotated[
-    Annotated[float, Tag("fixed")] | Annotated[BetaRate, Tag("beta")],
+    Annotated[Real, Tag("fixed")] | Annotated[BetaRate, Tag("beta")],
     Discriminator(_conversion_kind),
 ]
 
 
 def _whole_at_least_one(value):
     """A count of at least 1 given as a whole number (``2.0`` is taken as 2; ``2.5`` or ``"2"`` is refused)."""
+    return _whole_at_least(value, 1)
+
+
+def _whole_at_least(value, least: int):
+    """A count of at least ``least`` and at most :data:`MAX_COUNT`, given as a whole number (or None)."""
     if value is None:
         return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"must be a whole number >= {least}, got {quoted(value)}")
+    if value > MAX_COUNT:
+        raise ValueError(f"must be at most {MAX_COUNT:,}, got {value:,}")
     return value
+
+
+def listing(names: list[str], most: int = 5) -> str:
+    """Names for a message: the first ``most``, each cut short, then how many more."""
+    shown = ", ".join(shorten(name, QUOTE_CHARS) for name in names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
 def rate_mean(conversion: float | BetaRate) -> float:
@@ -149,10 +197,10 @@ class Stage(_Model):
     rep's persistence, its meeting happens, and it does not go stale.
     """
 
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=STAGE_NAME_CHARS)
     conversion: Conversion
     duration: Distribution = Field(description="days in the stage")
-    open: int = Field(default=0, ge=0, description="deals already in this stage at day 0")
+    open: Whole = Field(default=0, ge=0, description="deals already in this stage at day 0")
     lost_duration: Distribution | None = Field(
         default=None, description="days a deal that will be lost stays before it is marked lost"
     )
@@ -163,11 +211,11 @@ class Stage(_Model):
         default=None, description="follow-ups a deal needs before it converts (ceil of a draw, at least 1)"
     )
     max_touches: int | None = Field(default=None, description="follow-ups the rep makes before giving up")
-    touch_interval_days: NonNegative = Field(default=0.0, description="days between follow-ups")
-    no_show: float | None = Field(default=None, description="chance the meeting that ends the stage is a no-show")
-    reschedule: float | None = Field(default=None, description="chance a no-show is rescheduled (once)")
-    lost_after_reschedule: float = Field(default=0.0, description="chance a rescheduled deal is never heard from again")
-    reschedule_days: NonNegative = Field(default=7.0, description="days a reschedule adds")
+    touch_interval_days: Amount = Field(default=0.0, description="days between follow-ups")
+    no_show: Real | None = Field(default=None, description="chance the meeting that ends the stage is a no-show")
+    reschedule: Real | None = Field(default=None, description="chance a no-show is rescheduled (once)")
+    lost_after_reschedule: Real = Field(default=0.0, description="chance a rescheduled deal is never heard from again")
+    reschedule_days: Amount = Field(default=7.0, description="days a reschedule adds")
     stale_after_days: Positive | None = Field(
         default=None, description="a deal still here after this many days is lost"
     )
@@ -246,16 +294,16 @@ class Inflow(_Model):
 
     per_week: NonNegative
     process: Literal["poisson", "fixed"] = "poisson"
-    multipliers: tuple[float, ...] | None = Field(default=None, min_length=1, max_length=600)
-    dispersion: float = Field(default=0.0, description="coefficient of variation of the inflow level between periods")
+    multipliers: tuple[Real, ...] | None = Field(default=None, min_length=1, max_length=600)
+    dispersion: Real = Field(default=0.0, description="coefficient of variation of the inflow level between periods")
 
     @field_validator("multipliers")
     @classmethod
     def _factors(cls, value):
         if value is not None:
-            bad = [m for m in value if not math.isfinite(m) or m < 0]
+            bad = [m for m in value if not math.isfinite(m) or not 0 <= m <= MAX_MULTIPLIER]
             if bad:
-                raise ValueError(f"every multiplier must be a finite number >= 0, got {bad[0]}")
+                raise ValueError(f"every multiplier must be a number from 0 to {MAX_MULTIPLIER:g}, got {bad[0]:g}")
         return value
 
     @field_validator("dispersion")
@@ -274,8 +322,8 @@ class OpenDeal(_Model):
     """
 
     stage: str
-    age_days: NonNegative = 0.0
-    amount: NonNegative | None = None
+    age_days: Amount = 0.0
+    amount: Amount | None = None
     name: str = ""
 
 
@@ -313,34 +361,34 @@ class Team(_Model):
     """
 
     reps: int
-    rep_quota: Positive
+    rep_quota: Money
     rate_concentration: Positive
     new_reps: int = 0
     ramp_months: Positive | None = None
-    cost_per_year: Positive | None = None  # > 0: the value ratio divides by it
+    cost_per_year: Money | None = None  # > 0: the value ratio divides by it
 
     @field_validator("reps", mode="before")
     @classmethod
     def _whole_reps(cls, value):
         value = _whole_at_least_one(value)
         if value > MAX_TEAM_REPS:
-            raise ValueError(f"must be at most {MAX_TEAM_REPS:,}, got {value}")
+            raise ValueError(f"must be at most {MAX_TEAM_REPS:,}, got {value:,}")
         return value
 
     @field_validator("new_reps", mode="before")
     @classmethod
     def _whole_new_reps(cls, value):
-        # As _whole_at_least_one, but 0 (no new reps) is allowed.
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"must be a whole number >= 0, got {value!r}")
-        return value
+        return _whole_at_least(value, 0)  # 0: no new reps
 
     @model_validator(mode="after")
     def _new_reps_fit(self):
         if self.new_reps > self.reps:
             raise ValueError(f"new_reps: must be <= team.reps ({self.reps}), got {self.new_reps}")
+        if self.new_reps == self.reps:
+            raise ValueError(
+                f"new_reps: must be below team.reps ({self.reps}): the team needs at least one experienced rep "
+                "to set rep quotas against, got every rep new"
+            )
         if self.new_reps and self.ramp_months is None:
             raise ValueError(
                 "ramp_months: new reps need ramp_months (months until a new rep's inflow is full); "
@@ -352,8 +400,8 @@ class Team(_Model):
 class Quota(_Model):
     """The target: revenue or a number of won deals, exactly one of the two."""
 
-    revenue: float | None = None
-    deals: int | None = None
+    revenue: Money | None = None
+    deals: Whole | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -393,12 +441,12 @@ class Scenario(_Model):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    horizon_days: float | None = None
-    horizon_weeks: float | None = None
+    horizon_days: Real | None = None
+    horizon_weeks: Real | None = None
     quota: Quota
     inflow: Inflow
     deal_value: Distribution
-    deal_value_dispersion: float = Field(
+    deal_value_dispersion: Real = Field(
         default=0.0, description="coefficient of variation of the average deal value between periods"
     )
     stages: tuple[Stage, ...] = Field(min_length=1, max_length=30)
@@ -424,7 +472,7 @@ class Scenario(_Model):
         names = [stage.name for stage in self.stages]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"stages: names must be unique, repeated: {', '.join(duplicates)}")
+            raise ValueError(f"stages: names must be unique, repeated: {listing(duplicates)}")
         if self.capacity is None:
             for i, stage in enumerate(self.stages):
                 if stage.per_rep is not None:
@@ -436,7 +484,7 @@ class Scenario(_Model):
         for i, deal in enumerate(self.open_deals):
             if deal.stage not in known:
                 raise ValueError(
-                    f"open_deals[{i}].stage: unknown stage {deal.stage!r}; the stages are {', '.join(names)}"
+                    f"open_deals[{i}].stage: unknown stage {quoted(deal.stage)}; the stages are {listing(names)}"
                 )
         multipliers = self.inflow.multipliers
         if multipliers is not None and len(multipliers) not in (self.n_weeks, self.n_months):
@@ -444,11 +492,15 @@ class Scenario(_Model):
                 f"inflow.multipliers: give one per week ({self.n_weeks}) or one per month ({self.n_months}) "
                 f"of the horizon, got {len(multipliers)}"
             )
-        expected = self.expected_arrivals + sum(stage.open for stage in self.stages) + len(self.open_deals)
+        # A team's reps each bring per_week (new reps counted at full inflow: a bound).
+        reps = 1 if self.team is None else self.team.reps
+        expected = reps * self.expected_arrivals + sum(stage.open for stage in self.stages) + len(self.open_deals)
         if expected > MAX_DEALS_PER_RUN:
+            team = f" for the team of {reps:,} reps" if self.team is not None else ""
             raise ValueError(
-                f"inflow.per_week: about {expected:,.0f} deals per replication is too many to simulate "
-                f"(limit {MAX_DEALS_PER_RUN:,}); lower inflow.per_week, the horizon or open deals"
+                f"inflow.per_week: about {expected:,.0f} deals per replication{team} is too many to simulate "
+                f"(limit {MAX_DEALS_PER_RUN:,}); lower inflow.per_week, {'team.reps, ' if team else ''}the horizon "
+                "or open deals"
             )
         return self
 
@@ -567,7 +619,8 @@ def _path(loc: tuple) -> str:
     """Turn pydantic's location into ``stages[1].duration.mean``.
 
     Union tags (the distribution family, "fixed"/"beta") and validator names that
-    pydantic inserts are not part of what the user wrote, so they are dropped.
+    pydantic inserts are not part of what the user wrote, so they are dropped; a key
+    the user wrote is cut short (it may be of any length).
     """
     out = ""
     for part in loc:
@@ -578,37 +631,52 @@ def _path(loc: tuple) -> str:
         elif isinstance(part, str) and ("[" in part or "(" in part):
             continue
         else:
-            name = "mean" if part == "mean_" else part
+            name = "mean" if part == "mean_" else shorten(part, QUOTE_CHARS)
             out += f".{name}" if out else name
     return out or "scenario"
 
 
 def _message(error: dict) -> str:
-    kind = error["type"]
+    kind, ctx = error["type"], error.get("ctx", {})
     if kind in _FRIENDLY:
         return _FRIENDLY[kind]
     if kind == "union_tag_invalid":
-        ctx = error.get("ctx", {})
-        return f"unknown distribution {ctx.get('tag')!r}; expected one of {', '.join(FAMILIES)}"
+        return f"unknown distribution {quoted(ctx.get('tag'))}; expected one of {', '.join(FAMILIES)}"
     if kind == "union_tag_not_found":
         return f"needs a 'dist' key, one of {', '.join(FAMILIES)}"
+    if kind in ("too_short", "too_long") and "actual_length" in ctx:
+        bound = f"at least {ctx['min_length']:,}" if kind == "too_short" else f"at most {ctx['max_length']:,}"
+        return f"must have {bound} items, got {ctx['actual_length']:,}"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if kind not in ("value_error", "assertion_error") and "input" in error:
-        given = error["input"]
-        if not isinstance(given, dict | list):
-            message += f", got {given!r}"
+    given = error.get("input")
+    # Only a plain value is quoted, and briefly: a table or list may be huge or deep.
+    plain = "input" in error and not isinstance(given, dict | list | tuple | BaseModel)
+    if kind not in ("value_error", "assertion_error") and plain and " got " not in message:
+        message += f", got {quoted(given)}"
     return message
+
+
+def _inside(loc: tuple, other: tuple) -> bool:
+    return len(other) > len(loc) and other[: len(loc)] == loc
 
 
 _NAMED = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*): (.*)$", re.DOTALL)
 
 
 def problems_from(error: ValidationError) -> list[str]:
-    """One ``path: problem`` line per pydantic error."""
+    """One ``path: problem`` line per pydantic error.
+
+    A list's "too short" that only says its items failed (pydantic counts the valid
+    ones: "at least 1 item after validation, not 0") is left out when an item's own
+    problem is reported.
+    """
+    items = error.errors(include_url=False)
     lines = []
-    for item in error.errors(include_url=False):
+    for item in items:
+        if item["type"] == "too_short" and any(_inside(item["loc"], other["loc"]) for other in items):
+            continue
         path, message = _path(item["loc"]), _message(item)
         named = _NAMED.match(message)
         if named:  # a whole-model check that names its own field, relative to `path`
@@ -618,6 +686,20 @@ def problems_from(error: ValidationError) -> list[str]:
         if line not in lines:
             lines.append(line)
     return lines
+
+
+def _too_deep(document: Any) -> str | None:
+    """The path where ``document`` nests deeper than :data:`MAX_DEPTH`, or None (walked without recursion)."""
+    stack = [(document, "scenario", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(node, dict):
+            stack += [(v, f"{path}.{shorten(str(k), QUOTE_CHARS)}", depth + 1) for k, v in node.items()]
+        elif isinstance(node, list | tuple):
+            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+    return None
 
 
 def scenario_from_dict(document: dict) -> Scenario:
@@ -630,6 +712,10 @@ def scenario_from_dict(document: dict) -> Scenario:
     """
     if not isinstance(document, dict):
         raise ScenarioError([f"scenario: must be a table of keys, got {type(document).__name__}"])
+    deep = _too_deep(document)
+    if deep is not None:
+        path = deep.removeprefix("scenario.")
+        raise ScenarioError([f"{shorten(path, 80)}: nested too deeply (a scenario nests at most {MAX_DEPTH} levels)"])
     try:
         return Scenario.model_validate(document)
     except ValidationError as error:
@@ -642,6 +728,10 @@ def scenario_from_toml(text: str, source: str = "scenario") -> Scenario:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError([f"{source}: malformed TOML: {error}"]) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ScenarioError(
+            [f"{source}: malformed TOML: nested too deeply (a scenario nests at most {MAX_DEPTH} levels)"]
+        ) from None
     return scenario_from_dict(document)
 
 
@@ -651,7 +741,7 @@ def load_scenario(path: str | Path) -> Scenario:
     Parameters
     ----------
     path : str or Path
-        The TOML file.
+        The TOML file: a regular file of at most :data:`MAX_FILE_BYTES` bytes.
 
     Returns
     -------
@@ -660,21 +750,13 @@ def load_scenario(path: str | Path) -> Scenario:
     Raises
     ------
     ScenarioError
-        If the file is missing, too large, not TOML, or not a valid scenario.
+        If the file is missing, not a regular file, too large, not TOML, or not a valid scenario.
     """
-    path = Path(path)
+    data = read_limited(path, MAX_FILE_BYTES, "a scenario file", ScenarioError)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError([f"{path}: file is larger than {MAX_FILE_BYTES:,} bytes"])
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([f"{path}: no such file"]) from None
-    except IsADirectoryError:
-        raise ScenarioError([f"{path}: is a directory, not a scenario file"]) from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ScenarioError([f"{path}: not a UTF-8 text file"]) from None
-    except OSError as error:
-        raise ScenarioError([f"{path}: cannot read ({error.strerror})"]) from None
     return scenario_from_toml(text, source=str(path))
 
 
@@ -722,6 +804,7 @@ def scenario_to_toml(scenario: Scenario) -> str:
 
 
 def max_weekly_inflow(scenario: Scenario) -> float:
-    """The largest weekly inflow the size limit allows for this horizon and open pipeline."""
+    """The largest weekly inflow (per rep, with a team) the size limit allows for this horizon and open pipeline."""
     room = MAX_DEALS_PER_RUN - sum(stage.open for stage in scenario.stages) - len(scenario.open_deals)
-    return max(0.0, room) / scenario.inflow_weight * 7.0 if scenario.inflow_weight > 0 else 0.0
+    reps = 1 if scenario.team is None else scenario.team.reps
+    return max(0.0, room) / reps / scenario.inflow_weight * 7.0 if scenario.inflow_weight > 0 else 0.0
