@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sim.crm import DEFAULT_HALF_LIFE_WEEKS
-from sim.errors import InputError
+from sim.errors import InputError, file_kind, shorten
 from sim.model.average_math import deterministic_weekly_opportunities
 from sim.model.scenario import Scenario, load_scenario
 from sim.questions.magic_number import Unreachable, solve_magic_number
@@ -31,6 +33,8 @@ if TYPE_CHECKING:  # the data commands import sim.crm only when they run
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_ANSWER = 1
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C: 128 + SIGINT, as shells report a command stopped by it."""
 EVERY_DAYS = 14
 """Days between backtest origins from --from to --to when --every is not given."""
 
@@ -326,12 +330,35 @@ def _in_flag_words():
         raise ValueError("\n".join(_as_flags(line) for line in str(error).splitlines())) from None
 
 
+def _check_not_input(args) -> None:
+    """``-o`` never names an input file or anything but a regular file, with or without ``--force``.
+
+    ``--force`` replaces a scenario written before; a device, a FIFO or the export
+    being read is never one (a directory is refused by ``check_output``).
+    """
+    output = args.output
+    try:
+        mode = os.stat(output).st_mode
+    except OSError:
+        return  # nothing there yet (or a dangling link, which os.replace replaces, not follows)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"-o: {output} is {file_kind(mode)}, not a regular file; give a file path for the scenario")
+    for flag, given in (("the CRM export", args.deals), ("--history", args.history)):
+        with contextlib.suppress(OSError):
+            if given is not None and os.path.samefile(output, given):
+                raise ValueError(
+                    f"-o: {output} is an input ({flag}); the scenario is never written over an input, "
+                    "even with --force: choose another file"
+                )
+
+
 def _calibrate(args) -> tuple[dict, str]:
     from sim.crm.calibrate import check_output, parse_as_of, write_scenario
     from sim.crm.half_life import calibrate_choosing
 
     with _in_flag_words():
         as_of = parse_as_of(args.as_of)
+    _check_not_input(args)
     check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
     history = _read_history(args, crm)
@@ -733,19 +760,69 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``funnel-sim`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        return _answer(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: a word, not a traceback. No output file is left: calibrate writes its
+        # scenario in one step once the work is done.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _answer(args) -> int:
+    """Run the command and print its answer (text or strict JSON) or its problems; return the exit code."""
+    code = 0
+    try:
         if args.command in DATA_COMMANDS:
             payload, text = DATA_COMMANDS[args.command](args)
         else:
             scenario = load_scenario(args.scenario)
             payload, text = COMMANDS[args.command](args, scenario)
     except _NoAnswer as no_answer:
-        return _printed(json.dumps(no_answer.payload) if args.json else no_answer.text, EXIT_NO_ANSWER)
+        payload, text, code = no_answer.payload, no_answer.text, EXIT_NO_ANSWER
     except ValueError as error:  # InputError (scenario, CRM export, calibration) or a bad option
-        problems = error.problems if isinstance(error, InputError) else str(error).splitlines()
-        for line in problems:
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return _printed(json.dumps(payload) if args.json else text, 0)
+        return _refused(error.problems if isinstance(error, InputError) else str(error).splitlines())
+    if args.json:
+        try:
+            text = strict_json(payload)
+        except ValueError as error:
+            return _refused([str(error)])
+    return _printed(text, code)
+
+
+def _refused(problems: list[str]) -> int:
+    """Print one short ``error:`` line per problem; return :data:`EXIT_BAD_INPUT`."""
+    for line in problems:
+        print(f"error: {shorten(line)}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def strict_json(payload: dict) -> str:
+    """``payload`` as one line of strict JSON: never ``NaN`` or ``Infinity``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first key whose number is not finite.
+    """
+    try:
+        return json.dumps(payload, allow_nan=False)
+    except ValueError:
+        where = _not_finite(payload) or "answer"
+        raise ValueError(
+            f"{where}: the answer is not a finite number; the input's values are too large to compute with"
+        ) from None
+
+
+def _not_finite(node, path: str = "") -> str | None:
+    """The path (``revenue.mean``) of the first number in ``node`` that is not finite, or None."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return path or "answer"
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list | tuple) else ()
+    for key, value in children:
+        found = _not_finite(value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key)
+        if found:
+            return found
+    return None
 
 
 def _printed(text: str, code: int) -> int:
