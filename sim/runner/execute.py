@@ -22,6 +22,9 @@ the short forms callers use: a request in, results judged against the scenario's
 from __future__ import annotations
 
 import math
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from sim.engines.streams import BLOCK, rep_seed, root_children
 from sim.engines.thresholds import ThresholdBlock
 from sim.model.scenario import Scenario
 from sim.model.team import rep_scenarios
-from sim.runner import memo
+from sim.runner import budget, memo
 from sim.runner.request import CORES, Engine, Request
 from sim.runner.results import InflowThresholds, Simulation, SimulationResult, TeamResult, team_total
 
@@ -52,6 +55,8 @@ scenario, one concatenated result), enough that a slow task does not leave a cor
 WORKERS_IDLE_SECONDS = 3_600
 """How long worker processes wait for work before they stop (joblib's default is five minutes; starting them
 takes a second or two)."""
+PARENT_CHECK_SECONDS = 1.0
+"""How often a worker process looks whether the process that started it is still there."""
 THREADS = min(2, CORES)
 """Threads that walk the stages of scenarios simulated together on the queues, in the runner's own process."""
 
@@ -107,9 +112,9 @@ class _Group:
 
 
 def _kind(scenario: Scenario, engine: str) -> str:
-    if engine == "simpy":
-        return "simpy"
-    return "queues" if scenario.has_capacity_limits else "vectorized"
+    """The group a funnel joins: the SimPy engine's kinds are one (each funnel simulated on its own)."""
+    how = budget.kind(scenario, engine)
+    return "simpy" if how.startswith("simpy") else how
 
 
 def _groups(request: Request, engines: list[str]) -> list[_Group]:
@@ -183,9 +188,31 @@ def _workers(request: Request, kinds: set[str], deals: float, threshold: float =
     return 1
 
 
+def _exit_with(parent: int) -> None:
+    """In a worker process: end it as soon as ``parent`` (the process that started the workers) has gone.
+
+    loky's workers wait for work as long as their idle timeout and do not watch their
+    parent: killed (``kill -9``, an out-of-memory kill), it would leave them and their
+    resource trackers behind for the timeout. A worker's parent becomes another process
+    when its own dies.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="funnel-sim parent watch", daemon=True).start()
+
+
 def _config():
-    """joblib's settings for the runner's worker processes: every call takes the same, so the pool is reused."""
-    return parallel_config(backend="loky", idle_worker_timeout=WORKERS_IDLE_SECONDS)
+    """joblib's settings for the runner's worker processes: every call takes the same, so the pool is reused.
+
+    Each worker watches the process that started it (:func:`_exit_with`), so none outlives it.
+    """
+    return parallel_config(
+        backend="loky", idle_worker_timeout=WORKERS_IDLE_SECONDS, initializer=_exit_with, initargs=(os.getpid(),)
+    )
 
 
 def start_workers(jobs: int = CORES) -> None:
@@ -212,8 +239,11 @@ def run(request: Request, progress: Progress | None = None) -> Simulation:
     if remembered is not None:
         return remembered
     engines = [choose_engine(s, request.engine) for s in request.scenarios]
+    budget.check(request.scenarios, engines, request.runs)
     groups = _groups(request, engines)
-    workers = _workers(request, {g.engine for g in groups}, request.deals())
+    workers = budget.workers_that_fit(
+        request.scenarios, engines, request.runs, _workers(request, {g.engine for g in groups}, request.deals())
+    )
     calls, sizes = [], []
     for g, group in enumerate(groups):
         if group.engine == "simpy":
@@ -307,9 +337,13 @@ def inflow_thresholds(
             funnels = [(scenario, request.seed)]
         else:
             funnels = [(rep, rep_seed(request.seed, r)) for r, rep in enumerate(rep_scenarios(scenario))]
+        top = scenario.with_inflow(max_per_week)
+        budget.check([top], ["vectorized"], request.runs)
         reps = 1 if scenario.team is None else scenario.team.reps
-        deals = request.runs * reps * scenario.with_inflow(max_per_week).expected_arrivals
-        workers = _workers(request, {"vectorized"}, deals, PARALLEL_THRESHOLD_DEALS)
+        deals = request.runs * reps * top.expected_arrivals
+        workers = budget.workers_that_fit(
+            [top], ["vectorized"], request.runs, _workers(request, {"vectorized"}, deals, PARALLEL_THRESHOLD_DEALS)
+        )
         calls = [
             delayed(_threshold_part)(funnel, seed, b, float(max_per_week))
             for b, _ in _blocks(request.runs)

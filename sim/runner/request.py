@@ -16,13 +16,13 @@ from typing import Literal
 import numpy as np
 
 from sim.model.scenario import Scenario
+from sim.runner.budget import LIBRARY, result_bytes
 
 Engine = Literal["auto", "simpy", "vectorized"]
 ENGINES = ("auto", "simpy", "vectorized")
 MAX_RUNS = 10_000_000
-MAX_RESULT_BYTES = 4 * 2**30
-"""Refuse runs whose per-replication results alone would not fit comfortably in memory."""
-CORES = os.cpu_count() or 1
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+"""The cores this process may run on: more worker processes than these only compete for them."""
 
 
 def quota_free(scenario: Scenario) -> Scenario:
@@ -31,15 +31,6 @@ def quota_free(scenario: Scenario) -> Scenario:
     if scenario.team is not None:
         update["team"] = scenario.team.model_copy(update={"rep_quota": None})
     return scenario.model_copy(update=update)
-
-
-def result_bytes(scenario: Scenario, runs: int) -> int:
-    """Memory the per-replication results of ``runs`` replications of a scenario take (every rep of a team)."""
-    per_run = scenario.n_weeks + 3 * len(scenario.stages) + 2
-    if scenario.has_capacity_limits:  # six figures per stage, and two per stage and week
-        per_run += len(scenario.stages) * (6 + 2 * scenario.n_weeks)
-    reps = 1 if scenario.team is None else scenario.team.reps + 1  # each rep's and the total
-    return 8 * per_run * runs * reps
 
 
 @dataclass(frozen=True)
@@ -88,10 +79,10 @@ class Request:
         if self.engine not in ENGINES:
             raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         need = sum(result_bytes(s, int(runs)) for s in self.scenarios)
-        if need > MAX_RESULT_BYTES:
+        if need > LIBRARY.memory:
             raise ValueError(
                 f"runs: {runs:,} runs would need {need / 2**30:.1f} GiB of results "
-                f"(limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); ask for fewer runs"
+                f"(limit {LIBRARY.memory / 2**30:.0f} GiB); ask for fewer runs"
             )
         # Frozen: the fields are set once, here, to their canonical form.
         object.__setattr__(self, "scenarios", tuple(quota_free(s) for s in self.scenarios))
