@@ -14,7 +14,8 @@ import sys
 import streamlit as st
 
 from sim.runner import choose_engine
-from ui import compute, form, inputs
+from ui import compute, form, inputs, safe
+from ui import explain as say
 from ui.calibrate_page import calibrate_page, carried_inputs
 from ui.form import stage_names
 from ui.pages import PAGES, Context
@@ -29,7 +30,7 @@ st.title("What are the odds we hit quota?")
 slots, settings = inputs.sidebar()
 slots.scenario = st.container()
 for line in st.session_state.get("notices", []):
-    slots.scenario.error(line)
+    slots.scenario.error(safe.text(line))
 
 with st.expander("**The funnel**: stages in order, conversion rates, days in each stage, open deals", expanded=True):
     st.caption(
@@ -64,14 +65,22 @@ else:
     inputs.sync_url(scenario, settings)
 inputs.offer_download(slots.download, scenario, stale=bool(problems))
 
-st.caption(f"**{scenario.name}**" + (f": {scenario.description}" if scenario.description else ""))
+st.caption(f"**{safe.text(scenario.name)}**" + (f": {safe.text(scenario.description)}" if scenario.description else ""))
 try:
     engine = settings.engine
     running = choose_engine(scenario, engine)
 except ValueError:  # the vectorised engine picked for what only the SimPy engine models
     engine = running = "simpy"
-context = Context(scenario, form.runs_for(settings.runs, scenario, running), settings.seed, engine)
-for tab, page in zip(st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.values(), strict=True):
+wanted = form.runs_for(settings.runs, scenario, running)
+for tab, (title, page) in zip(
+    st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.items(), strict=True
+):
     if tab.open:
-        with tab:
-            page(context)
+        with tab, safe.guard(title):
+            runs = compute.runs_within_budget(title, scenario, wanted, engine)
+            if runs < form.MIN_RUNS:
+                st.warning(say.too_much_work(form.MIN_RUNS), icon=":material/block:")
+                continue
+            if runs < wanted:
+                st.info(say.capped_runs(wanted, runs), icon=":material/speed:")
+            page(Context(scenario, runs, settings.seed, engine))

@@ -7,6 +7,8 @@
 - :mod:`ui.compute`: the cached calls into :mod:`sim`.
 - :mod:`ui.inputs`: the sidebar, the stage editor, validation, the URL.
 - :mod:`ui.pages`: the seven pages.
+- :mod:`ui.safe`: what keeps a shared server safe from its visitors: user strings shown as text,
+  a guard around each page (plain message, details to the log), stopping work for a closed tab.
 - :mod:`ui.calibrate_page`: the seventh, Calibrate: a scenario from a CRM export, its
   report and fits, a backtest; and the inputs for the scenario keys no other input
   shows (listed open deals, seasonal inflow).

@@ -44,7 +44,7 @@ from sim.crm.reader import (
 from sim.crm.reader import recognise_columns as recognise
 from sim.crm.report import CalibrationReport, FitSummary
 from sim.model.scenario import Scenario, scenario_to_toml
-from ui import charts, form, inputs
+from ui import charts, form, inputs, safe
 from ui import explain as say
 from ui.pages import Context, show_chart
 
@@ -180,7 +180,7 @@ def carried_inputs() -> dict[str, Any]:
     state = st.session_state
     loaded: Scenario = state["loaded"]
     for line in form.carried_summary(loaded):
-        st.caption(line)
+        st.caption(safe.text(line))
     if loaded.open_deals or loaded.inflow.multipliers:
         left, right = st.columns(2)
         if loaded.open_deals:
@@ -373,7 +373,7 @@ def summary_words(cal: Calibration, name: str) -> str:
     )
     lost_words = f", a lost one about **{_days(lost.mean)}**" if lost else ""
     return (
-        f"**What the calibration did.** It read the deals in *{name}* and used only what was known on "
+        f"**What the calibration did.** It read the deals in *{safe.text(name)}* and used only what was known on "
         f"**{report.as_of}**: {counts.won:,} deals won, {counts.lost:,} lost and {counts.open:,} still "
         f"open" + (f" ({later:,} created later were left out)" if later else "") + ". From them it learned that "
         f"about **{say.percent(rate.mean, 0)}** of deals are won; a deal that is won takes about "
@@ -470,7 +470,7 @@ def _report_section(cal: Calibration) -> None:
     d.metric("New deals a week", f"{report.inflow.observed_per_week:,.1f}", border=True)
     d.caption(f"over the last {report.window_weeks:g} weeks; {say.money(report.deal_value.mean)} a won deal.")
     for line in report.warnings:
-        st.warning(line, icon=":material/warning:")
+        st.warning(safe.text(line), icon=":material/warning:")
 
 
 def _charts_section(cal: Calibration) -> None:
@@ -693,7 +693,7 @@ def _backtest_section(
         )
     if isinstance(result, list):
         for line in result:
-            st.error(line)
+            st.error(safe.text(line))
         return
     suffix = "" if measure == "revenue" else "_deals"
     coverage, mape = result[f"coverage{suffix}"], result[f"mape_p50{suffix}"]
@@ -755,7 +755,7 @@ def calibrate_page(ctx: Context) -> None:
         problems = _mapping_problems(chosen)
         if problems:
             for line in problems:
-                st.error(line)
+                st.error(safe.text(line))
             return
     else:
         chosen = {}
@@ -763,7 +763,7 @@ def calibrate_page(ctx: Context) -> None:
     crm = read(data, name, columns)
     if isinstance(crm, list):
         for line in crm:
-            st.error(line)
+            st.error(safe.text(line))
         st.caption("Nothing was changed: the current scenario is as it was.")
         return
 
@@ -808,7 +808,7 @@ def calibrate_page(ctx: Context) -> None:
     answer = calibrated(data, name, columns, as_of.isoformat(), float(window), float(horizon), half_life)
     if isinstance(answer, list):
         for line in answer:
-            st.error(line)
+            st.error(safe.text(line))
         st.caption("Nothing was changed: the current scenario is as it was.")
         return
     cal, choice = answer

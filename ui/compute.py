@@ -29,13 +29,30 @@ from sim.runner import (
     run,
     start_workers,
 )
+from sim.runner.budget import APP, runs_that_fit
 from sim.runner.request import CORES
+from ui.safe import check_alive
 
 LONG_RUNS = 20_000
 """From this many runs (over a team's reps and the scenarios asked together), or on the SimPy engine, a
 simulation shows a progress bar."""
 MEMORY_BYTES = 512 * 2**20
 """The simulations the server keeps (their per-run arrays), the least recently used dropped first."""
+
+
+SCENARIOS_ASKED = {
+    "Forecast": lambda s: 2 if s.has_capacity_limits else 1,  # with limited reps, also with as many as it needs
+    "Magic number": lambda s: 4,  # the inflow thresholds reach a few times today's inflow
+    "Sensitivity": lambda s: 2 * len(s.stages) + 3,
+    "Compare": lambda s: 2,
+}
+"""How many scenarios like the current one a page simulates at once (1 where not listed)."""
+
+
+def runs_within_budget(page: str, scenario: Scenario, runs: int, engine: str) -> int:
+    """The most runs, up to ``runs``, that the page's simulation fits in the app's work budget (:data:`APP`)."""
+    copies = SCENARIOS_ASKED.get(page, lambda s: 1)(scenario)
+    return runs_that_fit([scenario] * copies, [choose_engine(scenario, engine)] * copies, runs, APP, CORES)
 
 
 @st.cache_resource(show_spinner=False)
@@ -51,19 +68,20 @@ def _request(scenarios: list[Scenario], runs: int, seed: int, engine: str) -> Re
 
 
 def _progress(request: Request, copies: int = 1):
-    """A progress bar's update function and its closing (None where the simulation is short).
+    """A progress bar's update function and its closing; both stop the work if the visitor has gone.
 
     ``copies``: how many scenarios like the request's first one are simulated (a scenario and its levers).
     """
     size = copies * request.runs * sum(1 if s.team is None else s.team.reps for s in request.scenarios)
     simpy = any(choose_engine(s, request.engine) == "simpy" for s in request.scenarios)
     if size < LONG_RUNS and not simpy:
-        return None, lambda: None
+        return check_alive, lambda: None
     what = "rep-periods" if any(s.team is not None for s in request.scenarios) else "periods"
     bar = st.progress(0.0, text=f"Simulating {size:,} {what}...")
     shown = [-1]
 
     def tick(done: int, total: int) -> None:
+        check_alive()
         percent = 100 * done // total
         if percent >= shown[0] + 5:
             shown[0] = percent
@@ -118,6 +136,8 @@ def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine
             return solve_magic_number(scenario, target, runs=runs, seed=seed, jobs=CORES, engine=engine)
         except Unreachable as reason:
             return str(reason)
+        except ValueError as refused:  # the runner's work budget, at an inflow far above today's
+            return f"the search needs more work than this server allows ({refused})"
 
 
 def levers(scenario: Scenario, step: float, runs: int, seed: int, engine: str) -> dict:

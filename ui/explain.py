@@ -17,6 +17,7 @@ from sim.model.average_math import (
     team_inflow_reps,
 )
 from sim.model.scenario import Scenario
+from ui.safe import text
 
 WORKING_DAYS_PER_WEEK = 5
 
@@ -197,10 +198,10 @@ def lever_sentence(row: dict, step: float, unit: str) -> str:
     """A sensitivity row in words: "Raising Proposal conversion by 10% (50% → 55%) adds 7 points of P(hit)"."""
     kind, by = row["kind"], f"{step:.0%}"
     if kind == "conversion":
-        what = f"Raising {row['stage']} conversion by {by} ({rate(row['from'])} → {rate(row['to'])})"
+        what = f"Raising {text(row['stage'])} conversion by {by} ({rate(row['from'])} → {rate(row['to'])})"
     elif kind == "duration":
         what = (
-            f"Cutting the time deals spend in {row['stage']} by {by} "
+            f"Cutting the time deals spend in {text(row['stage'])} by {by} "
             f"({count(row['from'], 1)} → {count(row['to'], 1)} days on average)"
         )
     elif kind == "inflow":
@@ -296,7 +297,7 @@ def funnel_math_steps(scenario: Scenario) -> list[str]:
     chain = []
     after = m.wins
     for name, p, needed in reversed(m.entering):
-        chain.append(f"{name}: {count(after)} ÷ {rate(p)} = **{count(needed)}** must enter {name}")
+        chain.append(f"{text(name)}: {count(after)} ÷ {rate(p)} = **{count(needed)}** must enter {text(name)}")
         after = needed
     steps.append(
         "**Work back through the funnel**, last stage first: each stage's conversion rate says how many "
@@ -321,3 +322,22 @@ def funnel_math_steps(scenario: Scenario) -> list[str]:
         + (f" (about {count(m.per_week / WORKING_DAYS_PER_WEEK)} each working day)." if m.per_week else ".")
     )
     return steps
+
+
+LIMITS_SECTION = "an operator can raise it: see 'Limits on a shared server' in the README"
+
+
+def capped_runs(wanted: int, runs: int) -> str:
+    """The notice above a page whose runs were capped to the app's work budget."""
+    return (
+        f"This page simulates {runs:,} runs, not the {wanted:,} asked for: that is the most this server's work "
+        f"budget allows for it ({LIMITS_SECTION})."
+    )
+
+
+def too_much_work(least: int) -> str:
+    """The notice instead of a page whose scenario is too much work even at the fewest runs."""
+    return (
+        f"This scenario is too much work for this server on this page, even at {least:,} runs: lower the weekly "
+        f"new opportunities or the period, or use the auto engine ({LIMITS_SECTION})."
+    )

@@ -25,6 +25,7 @@ import streamlit as st
 
 from sim.model.distributions import FAMILIES
 from sim.model.scenario import (
+    MAX_FILE_BYTES,
     Scenario,
     ScenarioError,
     load_scenario,
@@ -32,7 +33,7 @@ from sim.model.scenario import (
     scenario_from_toml,
     scenario_to_toml,
 )
-from ui import form
+from ui import form, safe
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR = ROOT / "scenarios"
@@ -131,6 +132,9 @@ def start(argv: list[str]) -> None:
             scenario, origin = form.decode_scenario(query["s"]), "the link"
         except ScenarioError as error:
             notices.extend(error.problems)
+        except Exception:  # a link no check foresaw: the visitor gets a line, the server log the details
+            safe.LOG.exception("reading the scenario in a link")
+            notices.append("link: the scenario in the link cannot be read")
     state["file"] = label
     state["file_scenario"] = base
     state.update(form.settings_from_query(query))
@@ -155,6 +159,9 @@ def _on_upload() -> None:
     upload = state.get("upload")
     if upload is None:
         return
+    if upload.size > MAX_FILE_BYTES:  # the command line's limit, before reading a byte of it
+        state["upload_problems"] = [f"{upload.name}: file is larger than {MAX_FILE_BYTES:,} bytes"]
+        return
     try:
         text = upload.getvalue().decode("utf-8")
         scenario = scenario_from_toml(text, source=upload.name)
@@ -163,6 +170,10 @@ def _on_upload() -> None:
         return
     except ScenarioError as error:
         state["upload_problems"] = error.problems
+        return
+    except Exception:  # a file no check foresaw
+        safe.LOG.exception("reading an uploaded scenario")
+        state["upload_problems"] = [f"{upload.name}: cannot be read as a scenario"]
         return
     state["upload_problems"] = []
     _load(scenario, f"upload: {upload.name}")
@@ -203,12 +214,15 @@ def sidebar() -> tuple[Slots, Settings]:
         "or upload a scenario file (TOML)",
         type=["toml"],
         key="upload",
+        max_upload_size=max(1, MAX_FILE_BYTES // 2**20),
         on_change=_on_upload,
         help="The same format as the files in scenarios/ and the command line.",
     )
     for line in state.get("upload_problems", []):
-        bar.error(line)
-    bar.caption(f"Loaded from {state['origin']}. The address bar holds the current what-if: copy it to share.")
+        bar.error(safe.text(line))
+    bar.caption(
+        f"Loaded from {safe.text(state['origin'])}. The address bar holds the current what-if: copy it to share."
+    )
     download = bar.container()
     bar.button("Undo my changes", on_click=_on_reset, help="Back to the scenario as it was loaded.")
 
@@ -593,6 +607,7 @@ def show_problems(problems: list[str], slots: Slots, names: list[str]) -> None:
         if match and int(match.group(1)) < len(names):
             i = int(match.group(1))
             line = f"{line} (row {i + 1} in funnel order: {names[i]})"
+        line = safe.text(line)
         if path.startswith("stages") and path.split(".")[1:2] and path.split(".")[1] in form.BEHAVIOUR_COLUMNS:
             slot = slots.behaviour or slots.stages
         elif path.startswith("stages"):

@@ -21,7 +21,7 @@ from sim.model.distributions import Fixed
 from sim.questions.quota import p_hit_by_quota, realistic_quota, realistic_rep_quota
 from sim.questions.sensitivity import paired_difference
 from sim.runner.results import quota_result, wilson_interval
-from ui import charts, compute
+from ui import charts, compute, safe
 from ui import explain as say
 from ui.form import differences
 
@@ -203,16 +203,18 @@ def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
         if slots is None:
             continue
         a, b, c = st.columns(3)
-        a.metric(f"{stage.name}: mean wait", say.wait_days(figures["mean_wait_days"]), border=True)
+        a.metric(f"{safe.text(stage.name)}: mean wait", say.wait_days(figures["mean_wait_days"]), border=True)
         a.caption(
             f"Days a deal waits for a free rep before work starts; {say.count(figures['mean_queue'], 1)} deals "
             "wait at any moment, on average."
         )
-        b.metric(f"{stage.name}: utilisation", say.percent(figures["utilisation"], 0), border=True)
+        b.metric(f"{safe.text(stage.name)}: utilisation", say.percent(figures["utilisation"], 0), border=True)
         b.caption(
             f"Share of the {slots:,} slots ({capacity.reps:,} reps × {stage.per_rep:,} deals) in use over the period."
         )
-        c.metric(f"{stage.name}: neglected", f"{say.count(figures['neglected'], 1)} deals a period", border=True)
+        c.metric(
+            f"{safe.text(stage.name)}: neglected", f"{say.count(figures['neglected'], 1)} deals a period", border=True
+        )
         c.caption(say.neglect_caption(capacity.max_wait_days))
     st.info(say.capacity_cost(result.p_hit, unlimited.p_hit, capacity.reps), icon=":material/groups:")
     st.caption(say.CAPACITY_CHART)
@@ -266,7 +268,7 @@ def magic_number(ctx: Context) -> None:
     if magic is None:
         number = None
     elif isinstance(magic, str):
-        st.info(f"There is no magic number for a {target:.0%} chance here: {magic}.", icon=":material/info:")
+        st.info(f"There is no magic number for a {target:.0%} chance here: {safe.text(magic)}.", icon=":material/info:")
         number = None
     else:
         number = magic.weekly_opportunities
@@ -488,7 +490,9 @@ def compare(ctx: Context) -> None:
     if changes:
         st.markdown(
             "**What changed since the baseline**  \n"
-            + "  \n".join(f"- `{path}`: {_show(before)} → {_show(after)}" for path, before, after in changes)
+            + "  \n".join(
+                f"- `{path}`: {safe.text(_show(before))} → {safe.text(_show(after))}" for path, before, after in changes
+            )
         )
     else:
         st.info("The current scenario is still the baseline: change some inputs to compare.")

@@ -10,6 +10,7 @@ stopped, whatever happens.
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -22,6 +23,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 QUOTA_INPUT = "Quota: won revenue in the period ($)"
+PHISHING = "[Session expired: log in again](https://evil.example/login)"
 
 
 def marks(page, kind: str) -> int:
@@ -70,5 +72,27 @@ def test_quota_change_updates_the_page_in_a_browser(tmp_path):
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 50_000
             print(f"P(hit) {before} -> {after}; quota change to finished rerun in the browser: {elapsed:.2f} s")
+            hostile_links(browser, url)
         finally:
             browser.close()
+
+
+def hostile_links(browser, url: str) -> None:
+    """Links a visitor could be sent: Markdown shows as its characters, a heavy what-if is capped and answers."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{url}/?file={quote(PHISHING)}")
+    page.wait_for_selector(IDLE, timeout=60_000)
+    expect(page.locator('[data-testid="stAlert"]', has_text=PHISHING).first).to_be_visible(timeout=30_000)
+    assert not page.locator('a[href*="evil.example"]').count()  # the text, not a link
+    assert not page.locator('[data-testid="stException"]').count()
+    page.close()
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    started = time.perf_counter()
+    page.goto(f"{url}/?runs=200000&seed=3&page=Sensitivity")  # eleven scenarios of 200,000 runs asked for
+    expect(page.get_by_text("not the 200,000 asked for")).to_be_visible(timeout=60_000)
+    expect(page.locator('[data-testid="stMetric"]', has_text="P(hit quota) now")).to_be_visible(timeout=60_000)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    assert not page.locator('[data-testid="stException"]').count()
+    print(f"Sensitivity asked for 200,000 runs, capped: answered in {time.perf_counter() - started:.1f} s")
+    page.close()
