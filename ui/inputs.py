@@ -214,7 +214,7 @@ def sidebar() -> tuple[Slots, Settings]:
         "or upload a scenario file (TOML)",
         type=["toml"],
         key="upload",
-        max_upload_size=max(1, MAX_FILE_BYTES // 2**20),
+        max_upload_size=-(-MAX_FILE_BYTES // 2**20),  # in MiB, rounded up: the byte limit is checked on upload
         on_change=_on_upload,
         help="The same format as the files in scenarios/ and the command line.",
     )

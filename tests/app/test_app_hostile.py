@@ -17,7 +17,7 @@ import zlib
 import pytest
 
 from sim import load_scenario
-from sim.model.scenario import scenario_to_toml
+from sim.model.scenario import MAX_FILE_BYTES, scenario_to_toml
 from sim.runner import choose_engine
 from sim.runner.budget import APP, runs_that_fit
 from sim.runner.request import CORES
@@ -119,3 +119,25 @@ def test_work_for_a_session_that_has_gone_stops(monkeypatch):
     no_exception(at)
     assert asked  # the runner asked between chunks of work
     assert not at.metric and not at.error  # and stopped: nothing drawn, nothing to show to nobody
+
+
+def test_an_upload_over_the_file_limit_is_refused_before_it_is_read(monkeypatch):
+    def unread(*args, **kwargs):
+        raise AssertionError("an oversized upload was parsed")
+
+    at = new_app().run()
+    monkeypatch.setattr("ui.inputs.scenario_from_toml", unread)
+    big = b"# " + b"x" * MAX_FILE_BYTES + b"\n"
+    at.file_uploader(key="upload").upload("big.toml", big, "application/toml").run()
+    no_exception(at)
+    errors = [e.value for e in at.sidebar.error]
+    assert errors == [f"big.toml: file is larger than {MAX_FILE_BYTES:,} bytes"], errors
+
+
+def test_a_deeply_nested_upload_gives_one_line_and_no_traceback():
+    nested = "x = " + "[" * 1_000 + "]" * 1_000 + "\n"
+    at = new_app().run()
+    at.file_uploader(key="upload").upload("deep.toml", nested.encode(), "application/toml").run()
+    no_exception(at)
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("deep.toml"), errors
