@@ -758,9 +758,8 @@ COMMANDS = {"run": _run, "solve": _solve, "quota": _quota, "sensitivity": _sensi
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``funnel-sim`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
     try:
-        return _answer(args)
+        return _answer(build_parser().parse_args(argv))
     except KeyboardInterrupt:
         # Ctrl-C: a word, not a traceback. No output file is left: calibrate writes its
         # scenario in one step once the work is done.

@@ -54,7 +54,7 @@ class InputError(ValueError):
         lines = [shorten(line) for line in problems]
         if len(lines) > MAX_PROBLEMS:
             more = len(lines) - MAX_PROBLEMS + 1
-            lines = [*lines[: MAX_PROBLEMS - 1], f"... and {more:,} more problems"]
+            lines = [*lines[: MAX_PROBLEMS - 1], f"... and {more:,} more problems: fix these first"]
         self.problems = lines
         super().__init__("\n".join(self.problems))
 

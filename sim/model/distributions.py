@@ -156,6 +156,8 @@ Positive = Annotated[float, BeforeValidator(_a_number), AfterValidator(_positive
 """A float field that must be finite and > 0."""
 Amount = Annotated[float, BeforeValidator(_a_number), AfterValidator(_parameter)]
 """A float field that must be finite, >= 0 and at most :data:`MAX_VALUE` (money, days)."""
+PositiveAmount = Annotated[float, BeforeValidator(_a_number), AfterValidator(_positive_parameter)]
+"""A float field that must be finite, > 0 and at most :data:`MAX_VALUE` (a Beta concentration, a count of deals)."""
 
 
 class Fixed(DistributionBase):

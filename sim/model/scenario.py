@@ -43,6 +43,7 @@ from sim.model.distributions import (
     Distribution,
     NonNegative,
     Positive,
+    PositiveAmount,
     Real,
     Whole,
 )
@@ -111,7 +112,7 @@ class BetaRate(_Model):
     """
 
     mean_: Real = Field(alias="mean")
-    concentration: Positive
+    concentration: PositiveAmount
 
     @field_validator("mean_")
     @classmethod
@@ -362,7 +363,7 @@ class Team(_Model):
 
     reps: int
     rep_quota: Money
-    rate_concentration: Positive
+    rate_concentration: PositiveAmount
     new_reps: int = 0
     ramp_months: Positive | None = None
     cost_per_year: Money | None = None  # > 0: the value ratio divides by it
