@@ -665,6 +665,10 @@ def _run(args, scenario: Scenario) -> tuple[dict, str]:
     return summary, text
 
 
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
 def _solve(args, scenario: Scenario) -> tuple[dict, str]:
     try:
         answer = solve_magic_number(
@@ -677,10 +681,12 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
             "weekly_opportunities": None,
             "reachable": False,
             "reason": str(reason),
-            "deterministic_weekly_opportunities": deterministic_weekly_opportunities(scenario),
+            # Infinite when a rate or the deal value is 0: JSON has no infinity, so null.
+            "deterministic_weekly_opportunities": _finite_or_none(deterministic_weekly_opportunities(scenario)),
         }
         raise _NoAnswer(payload, f"No magic number for the {args.target:.0%} target: {reason}.") from None
     payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "reachable": True, **answer.as_dict()}
+    payload["deterministic_weekly_opportunities"] = _finite_or_none(answer.deterministic_weekly_opportunities)
     lines = [
         f"{scenario.name}: P(hit quota) reaches {args.target:.0%} at "
         f"{answer.weekly_opportunities:,.2f} new opportunities a week "
