@@ -7,7 +7,8 @@ run-rate's MAPE and the skill ``1 - MAPE / run-rate MAPE``, each +- its standard
 (origins correlated within a seed, seeds independent), and the wall time.
 
     .venv/bin/python benchmarks/bench_forecasts.py [WORLD ...] [--seeds 1 2 ...] [--runs N]
-        [--uncertainty sampling|history] [--half-life-weeks WEEKS|auto]
+        [--uncertainty sampling|history] [--half-life-weeks WEEKS|none|auto]
+        [--durations auto|parametric|nonparametric]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
         default=None,
         help="calibrate's recency half-life: weeks, none or auto (default: calibrate's)",
     )
+    parser.add_argument("--durations", default=None, help="calibrate's durations (default: its own)")
     args = parser.parse_args()
     unknown = [name for name in args.worlds if name not in WORLDS]
     if unknown:
@@ -45,8 +47,12 @@ def main() -> None:
     if args.half_life_weeks is not None:
         word = args.half_life_weeks
         options["half_life_weeks"] = {"auto": "auto", "none": None}[word] if word in ("auto", "none") else float(word)
-    method = (args.uncertainty or "calibrate's default") + (
-        f", half-life {args.half_life_weeks}" if args.half_life_weeks else ""
+    if args.durations is not None:
+        options["durations"] = args.durations
+    method = (
+        (args.uncertainty or "calibrate's default")
+        + (f", half-life {args.half_life_weeks}" if args.half_life_weeks else "")
+        + (f", durations {args.durations}" if args.durations else "")
     )
     print(f"uncertainty: {method}; {len(args.seeds)} world seeds x 20 origins, {args.runs:,} runs each")
     print(f"{'world':<14} {'coverage':>13} {'MAPE P50':>13} {'run-rate':>13} {'skill':>14} {'time':>7}")

@@ -577,15 +577,30 @@ def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]
     return warnings
 
 
+def evidence_date(e: StageEpisodes, as_of: pd.Timestamp) -> pd.Timestamp:
+    """The date a stage's outcome evidence is recent to: when its newest closed deal entered it.
+
+    Recency weighting discounts evidence for its age relative to the newest evidence
+    there is. In a funnel with long cycles no deal that entered lately has closed yet;
+    counting the ages of its outcomes from ``as_of`` would discount every one of them
+    alike, shrinking the information without tilting it toward anything more recent.
+    ``as_of`` when nothing has closed.
+    """
+    converted, lost, _ = e.entered(as_of)
+    closed = converted.append(lost)
+    return min(closed.max(), as_of) if len(closed) else as_of
+
+
 def _recency(e: StageEpisodes, as_of: pd.Timestamp, half_life_weeks: float | None) -> dict[str, np.ndarray]:
     """The stage's recency weights by entry date, as :func:`sim.crm.fitting.fit_outcomes` takes them."""
     if half_life_weeks is None:
         return {}
     converted, lost, opened = e.entered(as_of)
+    newest = evidence_date(e, as_of)
     return {
-        "won_weights": recency_weights(converted, as_of, half_life_weeks),
-        "lost_weights": recency_weights(lost, as_of, half_life_weeks),
-        "open_weights": recency_weights(opened, as_of, half_life_weeks),
+        "won_weights": recency_weights(converted, newest, half_life_weeks),
+        "lost_weights": recency_weights(lost, newest, half_life_weeks),
+        "open_weights": recency_weights(opened, newest, half_life_weeks),
     }
 
 
@@ -631,7 +646,8 @@ def _rate_spread(e: StageEpisodes, fit: OutcomeFit, as_of: pd.Timestamp, half_li
         np.asarray(dates.to_period("M").astype(str)),
         successes,
         trials,
-        recency_weights(dates, as_of, half_life_weeks),
+        recency_weights(dates, evidence_date(e, as_of), half_life_weeks),
+        np.asarray((as_of - dates) / pd.Timedelta(weeks=1), dtype=float),
     )
 
 

@@ -7,8 +7,9 @@ inflow swings between quarters. The uncertainty a forecast needs is that of the 
 period, so it is measured from how periods of the history differed from each other:
 
 * :func:`rate_spread`: a Beta for the rate of the coming period, from the beta-binomial
-  spread of monthly creation cohorts (open deals count in part, by how much their
-  outcome is already known);
+  spread of monthly creation cohorts around their trend (open deals count in part, by
+  how much their outcome is already known; a trend is carried to now only as far as it
+  stands out of its noise);
 * :func:`inflow_dispersion`: the relative error of a trailing-window inflow forecast at
   past origins of the history, beyond the Poisson noise the engines add themselves;
 * :func:`value_spread`: the relative spread of the mean won amount between months;
@@ -88,29 +89,52 @@ class RateSpread:
     warnings: tuple[str, ...] = ()
 
 
-def _beta_binomial_concentration(successes: np.ndarray, trials: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood mean and concentration of a beta-binomial, fractional counts allowed.
+def _beta_binomial_fit(
+    successes: np.ndarray, trials: np.ndarray, weights: np.ndarray, weeks: np.ndarray
+) -> tuple[float, float, float]:
+    """Maximum-likelihood beta-binomial whose mean moves on the logit scale with time.
 
     Each cohort's log-likelihood ``ln B(x + a, n - x + b) - ln B(a, b)`` counts with its
-    weight; the concentration is searched in ``[1e-2, MAX_CONCENTRATION]``.
+    weight; its mean is ``expit(level + slope * weeks)`` and the concentration is
+    searched in ``[1e-2, MAX_CONCENTRATION]``. Fractional counts are allowed.
+
+    Returns
+    -------
+    (level, slope, concentration)
+        ``level`` on the logit scale at ``weeks = 0``, ``slope`` per week.
     """
 
     def negative(theta: np.ndarray) -> float:
-        mean = special.expit(theta[0])
-        concentration = math.exp(theta[1])
+        mean = special.expit(theta[0] + theta[1] * weeks)
+        concentration = math.exp(theta[2])
         a, b = mean * concentration, (1 - mean) * concentration
         log_l = special.betaln(successes + a, trials - successes + b) - special.betaln(a, b)
         return -float(np.dot(weights, log_l))
 
     pooled = float(np.dot(weights, successes) / np.dot(weights, trials))
     pooled = min(max(pooled, 1e-6), 1 - 1e-6)
-    starts = [np.array([special.logit(pooled), math.log(c)]) for c in (3.0, 30.0, 300.0, 3000.0)]
-    bounds = [(-20.0, 20.0), (math.log(1e-2), math.log(MAX_CONCENTRATION))]
+    starts = [np.array([special.logit(pooled), 0.0, math.log(c)]) for c in (3.0, 30.0, 300.0, 3000.0)]
+    bounds = [(-20.0, 20.0), (-0.1, 0.1), (math.log(1e-2), math.log(MAX_CONCENTRATION))]
     best = min(
         (optimize.minimize(negative, start, method="L-BFGS-B", bounds=bounds) for start in starts),
         key=lambda found: found.fun,
     )
-    return float(special.expit(best.x[0])), float(math.exp(best.x[1]))
+    return float(best.x[0]), float(best.x[1]), float(math.exp(best.x[2]))
+
+
+def slope_variance(
+    level: float, slope: float, concentration: float, trials: np.ndarray, weights: np.ndarray, weeks: np.ndarray
+) -> float:
+    """The variance of the fitted slope: the inverse Fisher information of a logit-linear mean.
+
+    A cohort of ``n`` trials tells about its logit mean ``w n m (1 - m)`` divided by the
+    beta-binomial's inflation ``1 + (n - 1) / (concentration + 1)``.
+    """
+    mean = special.expit(level + slope * weeks)
+    info = weights * trials * mean * (1 - mean) / (1 + np.maximum(trials - 1, 0) / (concentration + 1))
+    fisher = np.array([[info.sum(), np.dot(info, weeks)], [np.dot(info, weeks), np.dot(info, weeks**2)]])
+    determinant = float(np.linalg.det(fisher))
+    return float(fisher[0, 0] / determinant) if determinant > 0 else math.inf
 
 
 def rate_spread(
@@ -120,13 +144,15 @@ def rate_spread(
     successes: np.ndarray,
     trials: np.ndarray,
     weights: np.ndarray | None = None,
+    weeks_ago: np.ndarray | None = None,
 ) -> RateSpread:
-    """A Beta for the coming period's rate, from the spread between cohorts.
+    """A Beta for the coming period's rate, from the spread and the trend between cohorts.
 
     Parameters
     ----------
     pooled_mean : float
-        The rate fitted on all deals (the joint, censoring-aware fit): the Beta's mean.
+        The rate fitted on all deals (the joint, censoring-aware fit): the Beta's mean
+        before any trend.
     pooled_trials : float
         The number of closed deals that would carry the pooled fit's information (its
         sampling uncertainty is ``mean (1 - mean) / pooled_trials``).
@@ -143,16 +169,21 @@ def rate_spread(
         quick ones), observed with the information of the sum of its trials.
     weights : ndarray, optional
         Each cohort's weight is the mean of its deals' (recency) weights; default 1.
+    weeks_ago : ndarray, optional
+        How long before the forecast each deal entered, in weeks. Given, the cohorts'
+        rates may follow a trend (logit-linear in time), carried from the time the
+        pooled rate speaks for (the trials' weighted mean) to the forecast's start.
 
     Returns
     -------
     RateSpread
-        Variance ``tau^2 (1 + 1 / k) + m (1 - m) / N`` where ``tau^2`` is the
-        beta-binomial's between-cohort variance, ``k`` the cohorts' effective number and
-        ``N`` the pooled trials: the next period's rate differs from the mean by the
-        spread between periods, and the mean itself is uncertain. Fewer than
-        :data:`MIN_COHORTS` cohorts with :data:`MIN_COHORT_DEALS` resolved deals: the
-        sampling Beta, with a warning.
+        Variance ``tau^2 (1 + 1 / k) + m (1 - m) / N + (d m (1 - m))^2 v`` where ``tau^2``
+        is the beta-binomial's between-cohort variance around its trend, ``k`` the
+        cohorts' effective number, ``N`` the pooled trials, ``d`` the weeks the trend is
+        carried and ``v`` the slope's variance. The slope is shrunk toward none by
+        ``1 - v / slope^2`` (empirical Bayes: a slope within its noise is not
+        extrapolated). Fewer than :data:`MIN_COHORTS` cohorts with
+        :data:`MIN_COHORT_DEALS` resolved deals: the sampling Beta, with a warning.
     """
     mean = min(max(float(pooled_mean), 1e-6), 1 - 1e-6)
     frame = pd.DataFrame(
@@ -161,9 +192,12 @@ def rate_spread(
             "chance": successes,
             "n": trials,
             "w": np.ones(len(cohort)) if weights is None else weights,
+            "weeks": np.zeros(len(cohort)) if weeks_ago is None else -np.asarray(weeks_ago, dtype=float),
         }
     )
-    sums = frame.groupby("cohort", sort=True).agg(chance=("chance", "mean"), n=("n", "sum"), w=("w", "mean"))
+    sums = frame.groupby("cohort", sort=True).agg(
+        chance=("chance", "mean"), n=("n", "sum"), w=("w", "mean"), weeks=("weeks", "mean")
+    )
     sums["x"] = sums["chance"] * sums["n"]
     used = sums[sums["n"] >= MIN_COHORT_DEALS]
     sampling = mean * (1 - mean) / max(pooled_trials, 1.0)
@@ -179,19 +213,31 @@ def rate_spread(
                 "the rate moves between months cannot be measured, so the band is too narrow if it does",
             ),
         )
-    w = used["w"].to_numpy()
-    _, concentration = _beta_binomial_concentration(used["x"].to_numpy(), used["n"].to_numpy(), w)
+    w, n, weeks = (used[k].to_numpy() for k in ("w", "n", "weeks"))
+    if weeks_ago is None:
+        weeks = np.zeros(len(used))
+    level, slope, concentration = _beta_binomial_fit(used["x"].to_numpy(), n, w, weeks)
+    carried, trend_variance = 0.0, 0.0
+    if weeks_ago is not None:
+        variance = slope_variance(level, slope, concentration, n, w, weeks)
+        kept = max(1.0 - variance / slope**2, 0.0) if slope else 0.0
+        distance = -float(np.dot(w * n, weeks) / np.dot(w, n))
+        carried = slope * kept * distance
+        mean = float(special.expit(special.logit(mean) + carried))
+        trend_variance = (distance * mean * (1 - mean)) ** 2 * variance * kept
     between = mean * (1 - mean) / (concentration + 1)
     effective_cohorts = float(w.sum() ** 2 / np.dot(w, w))
-    variance = between * (1 + 1 / effective_cohorts) + sampling
+    variance = between * (1 + 1 / effective_cohorts) + sampling + trend_variance
     variance = min(variance, 0.999 * mean * (1 - mean))
     rate = BetaRate(mean=mean, concentration=mean * (1 - mean) / variance - 1)
+    trend = f"; a trend of {carried:+.2f} on the logit scale carried to now" if carried else ""
     return RateSpread(
         rate=rate,
         cohorts=len(used),
         between_sd=math.sqrt(between),
         note=(
-            f"spread between {len(used)} monthly cohorts (sd {math.sqrt(between):.3f}) plus the mean's own uncertainty"
+            f"spread between {len(used)} monthly cohorts (sd {math.sqrt(between):.3f}) plus the mean's own "
+            f"uncertainty{trend}"
         ),
     )
 

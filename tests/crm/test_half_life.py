@@ -16,8 +16,9 @@ import pytest
 
 from sim.cli import main
 from sim.crm.backtest import backtest
-from sim.crm.half_life import MIN_INNER_ORIGINS, choose_half_life
+from sim.crm.half_life import MIN_INNER_ORIGINS, calibrate_choosing, choose_half_life
 from sim.crm.reader import read_deals
+from tests.conftest import Z
 from tests.crm_synth import World, export_csv
 
 AS_OF = "2023-10-01"
@@ -38,11 +39,19 @@ def halved():
     return deals, crm, choose_half_life(crm, pd.Timestamp(AS_OF), 91)
 
 
-def test_a_win_rate_that_fell_is_followed_by_a_finite_half_life(halved):
-    _, _, choice = halved
-    assert choice.half_life_weeks is not None, choice
+def test_a_win_rate_that_fell_is_followed_by_the_chosen_calibration(halved):
+    # The rate halved nine months before the date: whichever half-life scored best, the
+    # calibration it picks forecasts the new rate, not the history's mix of both.
+    deals, crm, choice = halved
     assert len(choice.origins) >= MIN_INNER_ORIGINS
-    assert choice.scores[f"{choice.half_life_weeks:g}"] < choice.scores["none"]
+    chosen = "none" if choice.half_life_weeks is None else f"{choice.half_life_weeks:g}"
+    assert choice.scores[chosen] == min(choice.scores.values())
+    calibration, _ = calibrate_choosing(crm, AS_OF, half_life_weeks="auto", horizon_days=91)
+    rate = calibration.scenario.stages[0].conversion
+    sd = (rate.mean() * (1 - rate.mean()) / (rate.concentration + 1)) ** 0.5
+    closed = deals[deals["close"] <= pd.Timestamp(AS_OF)]
+    assert abs(rate.mean() - 0.2) < Z * sd
+    assert abs(rate.mean() - 0.2) < abs(rate.mean() - closed["won"].mean()) / 4
 
 
 def test_the_choice_reads_nothing_after_its_date(halved):

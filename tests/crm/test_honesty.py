@@ -32,13 +32,6 @@ METHODS = {
 }
 """Today's calibration (rates' sampling error, Poisson inflow, every deal the same, families only)
 and the history-based one (calibrate's defaults)."""
-NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="too wide on a young history: 0.95 on the test seed (0.93 +- 0.03 over 4 seeds); the 13-week "
-    "half-life discounts its few closes, all from old cohorts (0.70 +- 0.06 with no weighting)",
-)
-NOT_YET_WORLDS = ("young",)
-"""Worlds where the history-based calibration does not yet hold 70-90% on the test seed."""
 
 
 @cache
@@ -58,7 +51,7 @@ def test_todays_bands_miss(name):
     assert r["coverage"] < 0.70, shown(r)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NOT_YET) if n in NOT_YET_WORLDS else n for n in WORLDS])
+@pytest.mark.parametrize("name", WORLDS)
 def test_history_bands_hold_the_actual_70_to_90_percent_of_the_time(name):
     r = scores(name, "history")
     assert 0.70 <= r["coverage"] <= 0.90, shown(r)

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 
 from sim.crm.spread import (
     GAP_WEEKS,
@@ -22,6 +23,7 @@ from sim.crm.spread import (
     inflow_dispersion,
     rate_spread,
     recency_weights,
+    slope_variance,
     value_spread,
     weekly_counts,
 )
@@ -85,6 +87,49 @@ def test_open_deals_count_only_for_what_is_known_of_them():
     fresh = np.array([10, 10, 11, 11])
     got = rate_spread(0.3, 200, np.r_[labels, fresh], np.r_[successes, np.zeros(4)], np.r_[trials, np.zeros(4)])
     assert got.cohorts == 5
+
+
+def trending_cohorts(slope: float, k: int, size: int, rng: np.random.Generator):
+    """Monthly cohorts whose logit rate moves ``slope`` a week, ending at 0.2 four weeks before now."""
+    weeks_ago = 4.0 + 4.0 * np.arange(k)[::-1]
+    rates = special.expit(special.logit(0.2) - slope * (weeks_ago - 4.0))
+    labels, successes, trials = cohorts(rates, size, rng)
+    return labels, successes, trials, np.repeat(weeks_ago, size), rates
+
+
+def test_a_trend_between_cohorts_is_carried_to_now():
+    # 24 monthly cohorts whose logit rate falls 0.01 a week: the pooled rate speaks for the
+    # middle of the history, the trend carries it to now (true rate at 0 weeks ago).
+    rng = np.random.default_rng(10)
+    slope, k, size = -0.01, 24, 400
+    labels, successes, trials, weeks_ago, _ = trending_cohorts(slope, k, size, rng)
+    got = rate_spread(successes.mean(), successes.size, labels, successes, trials, weeks_ago=weeks_ago)
+    truth = special.expit(special.logit(0.2) + slope * 4.0)
+    sd = math.sqrt(got.rate.mean() * (1 - got.rate.mean()) / (got.rate.concentration + 1))
+    assert abs(got.rate.mean() - truth) < Z * sd
+    assert got.rate.mean() < successes.mean() - Z * sd  # the pooled rate was wrong by more than the band
+    assert "trend" in got.note
+
+
+def test_a_slope_within_its_noise_is_not_carried():
+    # Cohorts that agree: the fitted slope is noise, shrunk to nothing or next to nothing.
+    rng = np.random.default_rng(11)
+    labels, successes, trials, weeks_ago, _ = trending_cohorts(0.0, 24, 100, rng)
+    got = rate_spread(successes.mean(), successes.size, labels, successes, trials, weeks_ago=weeks_ago)
+    sampling_sd = math.sqrt(0.2 * 0.8 / successes.size)
+    assert abs(got.rate.mean() - successes.mean()) < Z * sampling_sd
+
+
+def test_the_slopes_variance_is_weighted_least_squares_for_binomial_cohorts():
+    # With no spread between cohorts (a huge concentration) the Fisher information of a
+    # logit-linear mean is that of weighted least squares: 1 / sum(info (t - mean t)^2).
+    weeks = np.array([-40.0, -30.0, -20.0, -10.0])
+    trials, weights = np.array([100.0, 200.0, 150.0, 50.0]), np.array([0.25, 0.5, 0.75, 1.0])
+    level, slope = special.logit(0.3), 0.0
+    info = weights * trials * 0.3 * 0.7
+    centre = np.dot(info, weeks) / info.sum()
+    expected = 1 / np.dot(info, (weeks - centre) ** 2)
+    assert slope_variance(level, slope, 1e12, trials, weights, weeks) == pytest.approx(expected, rel=1e-6)
 
 
 def weekly_history(levels: np.ndarray, weeks_per_level: int, rng: np.random.Generator) -> pd.Series:
