@@ -720,7 +720,10 @@ def fit_outcomes(
         same information ``I(p)`` (the observed information about ``p``) and
         ``c = p n``. With no open deal this is exactly :func:`fit_rate` (won, lost); an
         open deal adds between nothing (a fresh one, whose survival says nothing about
-        its outcome) and one closed deal (a zombie that can only be lost).
+        its outcome) and one closed deal (a zombie that can only be lost). With
+        parametric durations, ``I(p)`` allows for their being estimated from the same
+        deals (the Schur complement of the joint observed information): when most deals
+        are still open, that is most of what the open deals seemed to say.
 
     Raises
     ------
@@ -811,9 +814,10 @@ def fit_outcomes(
         fixed_won = fixed_lost = None
         converged = False
     p = (n_won + open_sum(w)) / n
-    if durations == "nonparametric" or (
+    nonparametric = durations == "nonparametric" or (
         durations == "auto" and not (won_fit.fits_well and (lost_fit is None or lost_fit.fits_well))
-    ):
+    )
+    if nonparametric:
         # Deals that will never close leave the risk sets: they would make late closes look rare.
         closing = w + v if never_closed else np.ones(ages.size)
         r = {"won_weights": r_won, "lost_weights": r_lost, "open_weights": closing * (1 if r_open is None else r_open)}
@@ -835,6 +839,10 @@ def fit_outcomes(
     # With recency weights the information is the weighted (discounted) sum, as in dynamic
     # models with a discount factor: old deals say less about a rate that may have moved.
     information = n_won / p_inside**2 + n_lost / (1 - p_inside) ** 2 + open_sum(open_info)
+    if lost_fit is not None and not nonparametric:
+        information *= _share_kept_by_durations(
+            won, lost, ages, (r_won, r_lost, r_open), won_fit, lost_fit, p, z, never_closed
+        )
     n_equivalent = p_inside * (1 - p_inside) * information
     return OutcomeFit(
         rate=_beta_rate(p * n_equivalent, n_equivalent),
@@ -879,40 +887,116 @@ def _polish(
     -------
     (p, z, theta_won, theta_lost)
     """
-    r_won, r_lost, r_open = weights
-    complete_won = np.where(won == 0, ZERO_DURATION_DAYS, won)
-    complete_lost = np.where(lost == 0, ZERO_DURATION_DAYS, lost)
-    k_won, k_lost = thetas[0].size, thetas[1].size
     p0, z0 = shares
     start = [special.logit(min(max(p0, 1e-6), 1 - 1e-6))]
     if never_closed:
         start.append(special.logit(min(max(z0 / (1 - p0), 1e-6), 1 - 1e-6)))
     start = np.concatenate([start, thetas[0], thetas[1]])
-    head = len(start) - k_won - k_lost
+    head = len(start) - thetas[0].size - thetas[1].size
 
     def negative(x: np.ndarray) -> float:
-        if np.any(np.abs(x[head:]) > 50):
-            return np.inf
-        p, q, z = _shares(x, never_closed)
-        with np.errstate(all="ignore"):
-            pdf_won, sf_won = _log_pdf_sf(families[0], x[head : head + k_won], complete_won, ages)
-            pdf_lost, sf_lost = _log_pdf_sf(families[1], x[head + k_won :], complete_lost, ages)
-            open_terms = np.logaddexp(math.log(p) + sf_won, math.log(max(q, 1e-300)) + sf_lost)
-            if z > 0:
-                open_terms = np.logaddexp(open_terms, math.log(z))
-            value = (
-                _weighted_sum(math.log(p) + pdf_won, r_won)
-                + _weighted_sum(math.log(max(q, 1e-300)) + pdf_lost, r_lost)
-                + _weighted_sum(open_terms, r_open)
-            )
-        return -value if math.isfinite(value) else np.inf
+        return _joint_negative(x, won, lost, ages, weights, families, thetas[0].size, never_closed)
 
     found = optimize.minimize(
         negative, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4_000}
     )
     x = found.x if found.fun <= negative(start) else start
     p, _, z = _shares(x, never_closed)
-    return p, z, x[head : head + k_won], x[head + k_won :]
+    return p, z, x[head : head + thetas[0].size], x[head + thetas[0].size :]
+
+
+def _joint_negative(
+    x: np.ndarray,
+    won: np.ndarray,
+    lost: np.ndarray,
+    ages: np.ndarray,
+    weights: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    families: tuple[str, str],
+    k_won: int,
+    never_closed: bool,
+) -> float:
+    """Minus the observed-data log-likelihood of :func:`_polish` at ``x`` (shares, then both families' log-parameters).
+
+    ``sum over won (log p + log f_won) + over lost (log q + log f_lost) + over open
+    log(p S_won + q S_lost + z)``; infinite where it is not finite.
+    """
+    r_won, r_lost, r_open = weights
+    head = 2 if never_closed else 1
+    if np.any(np.abs(x[head:]) > 50):
+        return np.inf
+    complete_won = np.where(won == 0, ZERO_DURATION_DAYS, won)
+    complete_lost = np.where(lost == 0, ZERO_DURATION_DAYS, lost)
+    p, q, z = _shares(x, never_closed)
+    with np.errstate(all="ignore"):
+        pdf_won, sf_won = _log_pdf_sf(families[0], x[head : head + k_won], complete_won, ages)
+        pdf_lost, sf_lost = _log_pdf_sf(families[1], x[head + k_won :], complete_lost, ages)
+        open_terms = np.logaddexp(math.log(p) + sf_won, math.log(max(q, 1e-300)) + sf_lost)
+        if z > 0:
+            open_terms = np.logaddexp(open_terms, math.log(z))
+        value = (
+            _weighted_sum(math.log(p) + pdf_won, r_won)
+            + _weighted_sum(math.log(max(q, 1e-300)) + pdf_lost, r_lost)
+            + _weighted_sum(open_terms, r_open)
+        )
+    return -value if math.isfinite(value) else np.inf
+
+
+def _share_kept_by_durations(
+    won: np.ndarray,
+    lost: np.ndarray,
+    ages: np.ndarray,
+    weights: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    won_fit: DurationFit,
+    lost_fit: DurationFit,
+    p: float,
+    z: float,
+    never_closed: bool,
+) -> float:
+    """How much of the information about the rate is left once the durations are uncertain too, in (0, 1].
+
+    The observed information of the joint likelihood (:func:`_joint_negative`) at the
+    fit, by central differences: the rate's information with the durations known is its
+    diagonal entry, with them estimated from the same deals the inverse of the inverse's
+    (the Schur complement). When most deals are still open the two differ a lot: a slow
+    win and a slow loss explain an old open deal alike, so its survival says little
+    about the rate until the durations are pinned down. 1 when the families are not
+    parametric or the curvature cannot be measured.
+    """
+    try:
+        thetas = (won_fit.thetas[won_fit.family], lost_fit.thetas[lost_fit.family])
+    except KeyError:
+        return 1.0
+    shares = [special.logit(min(max(p, 1e-9), 1 - 1e-9))]
+    if never_closed:
+        shares.append(special.logit(min(max(z / (1 - p), 1e-9), 1 - 1e-9)))
+    x0 = np.concatenate([shares, thetas[0], thetas[1]])
+    families = (won_fit.family, lost_fit.family)
+
+    def f(x: np.ndarray) -> float:
+        return _joint_negative(x, won, lost, ages, weights, families, thetas[0].size, never_closed)
+
+    h = 1e-3
+    k = x0.size
+    steps = np.eye(k) * h
+    hessian = np.empty((k, k))
+    for i in range(k):
+        for j in range(i, k):
+            value = (
+                f(x0 + steps[i] + steps[j])
+                - f(x0 + steps[i] - steps[j])
+                - f(x0 - steps[i] + steps[j])
+                + f(x0 - steps[i] - steps[j])
+            ) / (4 * h * h)
+            hessian[i, j] = hessian[j, i] = value
+    if not np.all(np.isfinite(hessian)) or hessian[0, 0] <= 0:
+        return 1.0
+    try:
+        inverse = np.linalg.inv(hessian)
+    except np.linalg.LinAlgError:
+        return 1.0
+    if not inverse[0, 0] > 0:
+        return 1.0
+    return float(min(max(1.0 / (inverse[0, 0] * hessian[0, 0]), 1e-3), 1.0))
 
 
 def _polished(
