@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-MAX_LINE = 300
+MAX_LINE = 500
 """Longest problem line kept whole; longer ones are cut with an ellipsis."""
 MAX_PROBLEMS = 20
 """Problem lines kept; the rest are counted in one last line."""

@@ -30,10 +30,12 @@ import pandas as pd
 
 from sim.errors import InputError, quoted, read_limited
 from sim.model.distributions import MAX_VALUE
-from sim.model.scenario import STAGE_NAME_CHARS
+from sim.model.scenario import STAGE_NAME_CHARS, listing
 
 MAX_CSV_BYTES = 50_000_000
 """Refuse larger exports: a few hundred thousand deals fit well within this."""
+COLUMNS_SHOWN = 15
+"""Column names a message lists (a file may have thousands)."""
 EARLIEST_DATE = pd.Timestamp("1990-01-01")
 """Dates before this are typos or placeholders (0001-01-01): the row is skipped."""
 YEARS_AHEAD = 10
@@ -257,7 +259,7 @@ def _resolve_mapping(
         if found is None:
             problems.append(
                 f"{name}: column {quoted(wanted)} given for {role} is not in the file; "
-                f"columns found: {', '.join(header)}"
+                f"columns found: {listing(header, COLUMNS_SHOWN)}"
             )
         else:
             explicit[role] = found
@@ -268,7 +270,8 @@ def _resolve_mapping(
             looked = ", ".join(aliases[role][:4])
             problems.append(
                 f"{name}: no column for {role} ({ROLE_HELP[role]}); looked for names like {looked}; "
-                f"columns found: {', '.join(header) or '(none)'}; name it explicitly, e.g. --column {role}=NAME"
+                f"columns found: {listing(header, COLUMNS_SHOWN) or '(none)'}; "
+                f"name it explicitly, e.g. --column {role}=NAME"
             )
     for role, column in mapping.items():
         if header.count(column) > 1:

@@ -409,10 +409,8 @@ class Quota(_Model):
         if (self.revenue is None) == (self.deals is None):
             given = "both" if self.revenue is not None else "neither"
             raise ValueError(f"give exactly one of revenue or deals, got {given}")
-        target = self.revenue if self.revenue is not None else self.deals
-        if not math.isfinite(target) or target <= 0:
-            field = "revenue" if self.revenue is not None else "deals"
-            raise ValueError(f"{field}: must be a number > 0, got {target}")
+        if self.deals is not None and self.deals <= 0:
+            raise ValueError(f"deals: must be a number > 0, got {self.deals}")
         return self
 
     @property
