@@ -634,7 +634,7 @@ def team(ctx: Context) -> None:
     st.subheader("Attainment across reps")
     st.caption("Every rep in every simulated period: the share of them by attainment. Right of the line made quota.")
     marker = [("100% of rep quota", 1.0, charts.QUOTA)]
-    if setup.new_reps:
+    if setup.mixed:
         chart = charts.overlaid_distributions(
             {
                 "Experienced reps": result.attainment[:, ~result.is_new].ravel(),
@@ -651,7 +651,7 @@ def team(ctx: Context) -> None:
             result.attainment.ravel(), marker, "rep attainment (result ÷ rep quota)", "%", y_title="share of reps"
         )
     show_chart(chart, "team_attainment", f"{scenario.name}: attainment across reps")
-    if setup.new_reps:
+    if setup.mixed:
         groups = summary["by_group"]
         st.dataframe(
             pd.DataFrame(

@@ -381,15 +381,15 @@ class Team(_Model):
     def _whole_new_reps(cls, value):
         return _whole_at_least(value, 0)  # 0: no new reps
 
+    @property
+    def mixed(self) -> bool:
+        """Whether the team has both experienced and new reps: results then come per group too."""
+        return 0 < self.new_reps < self.reps
+
     @model_validator(mode="after")
     def _new_reps_fit(self):
         if self.new_reps > self.reps:
             raise ValueError(f"new_reps: must be <= team.reps ({self.reps}), got {self.new_reps}")
-        if self.new_reps == self.reps:
-            raise ValueError(
-                f"new_reps: must be below team.reps ({self.reps}): the team needs at least one experienced rep "
-                "to set rep quotas against, got every rep new"
-            )
         if self.new_reps and self.ramp_months is None:
             raise ValueError(
                 "ramp_months: new reps need ramp_months (months until a new rep's inflow is full); "

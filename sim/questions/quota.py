@@ -91,7 +91,7 @@ def realistic_rep_quota(result: TeamResult, confidence: float) -> dict:
         "rep_quota": current,
         "attainment": summary4(result.attainment),
     }
-    if result.scenario.team.new_reps:
+    if result.scenario.team.mixed:
         out["by_group"] = {
             "experienced": answer(result.result[:, ~result.is_new]),
             "new": answer(result.result[:, result.is_new]),

@@ -362,7 +362,7 @@ class TeamResult:
             "value_ratio": everyone["value_ratio"],
             "average_rep": team_average_math(self.scenario)["average_rep"],
         }
-        if team.new_reps:
+        if team.mixed:
             out["by_group"] = {"experienced": self._group(~self.is_new), "new": self._group(self.is_new)}
         return out
 
