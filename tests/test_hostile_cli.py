@@ -122,8 +122,8 @@ CASES = [
     ("stage name of 4 MB", ["run", "{made}/four_mb_name.toml"], 2, "stages[1].name: String should have at most 80"),
     ("key of 1 MB", ["run", "{made}/long_key.toml"], 2, "unknown key (check the spelling)"),
     # teams
-    ("every rep new, run", ["run", "{hostile}/team_all_new.toml"], 0, "\"new_reps\": 3"),
-    ("every rep new, quota", ["quota", "{hostile}/team_all_new.toml"], 0, "\"rep_quota\""),
+    ("every rep new, run", ["run", "{hostile}/team_all_new.toml"], 0, '"new_reps": 3'),
+    ("every rep new, quota", ["quota", "{hostile}/team_all_new.toml"], 0, '"rep_quota"'),
     ("a thousand reps", ["run", "{hostile}/team_runaway.toml"], 2, "for the team of 1,000 reps is too many"),
     # nesting
     ("1,000-deep arrays", ["run", "{hostile}/deep_arrays.toml"], 2, "malformed TOML: nested too deeply"),
