@@ -22,7 +22,7 @@ run: $(STAMP)
 		--browser.gatherUsageStats false -- $(SCENARIO)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check sim ui tests app.py benchmarks
