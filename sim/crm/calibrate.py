@@ -63,6 +63,7 @@ from sim.crm.report import (
     StageReport,
 )
 from sim.crm.spread import (
+    GAP_WEEKS,
     RateSpread,
     inflow_dispersion,
     rate_spread,
@@ -690,6 +691,14 @@ def _estimate_inflow(
         # A history younger than the window is read over the time it covers, not the window.
         history_days = (as_of - snap.created.min()) / DAY
         counts = weekly_counts(snap.created, as_of)
+        if counts.size == 0:
+            newest = snap.created.max()
+            raise CalibrationError(
+                [
+                    f"as_of {date_label(as_of)}: no deal was created in the {GAP_WEEKS} weeks before it (the newest "
+                    f"is from {date_label(newest)}), so there is no inflow to measure; the export may end earlier"
+                ]
+            )
         if half_life_weeks is not None:
             weights = np.exp2(-(np.arange(counts.size)[::-1] + 0.5) / half_life_weeks)
             observed = float(np.dot(weights, counts) / weights.sum())

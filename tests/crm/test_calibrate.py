@@ -645,3 +645,11 @@ def test_months_whose_average_deal_moves_give_the_scenario_a_value_dispersion():
     assert history.report.deal_value_spread > 0.15
     today = calibrate(crm, "2024-06-01", uncertainty="sampling", half_life_weeks=None, durations="parametric")
     assert today.scenario.deal_value_dispersion == 0
+
+
+def test_an_export_that_ends_long_before_the_date_is_a_named_problem():
+    # No deal created for two years before the date: nothing to measure the inflow from.
+    deals = World(per_week=20, start="2021-01-01").deals("2022-06-30", seed=1)
+    crm = read_deals(export_csv(deals, "2022-06-30").encode())
+    with pytest.raises(CalibrationError, match=r"as_of 2024-06-30: no deal was created in the 4 weeks before it"):
+        calibrate(crm, "2024-06-30")
