@@ -14,6 +14,7 @@ gives it a new key (``stages_key``) so old edits do not apply to a new scenario.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,6 +183,25 @@ def _on_upload() -> None:
 def _on_reset() -> None:
     state = st.session_state
     _load(state["loaded"], state["origin"])
+
+
+def use_quota(target: float) -> None:
+    """A button's callback: make ``target`` the quota in the sidebar, in the quota's current unit.
+
+    Rounded down (whole deals, whole dollars), so the quota a page found is still made at
+    least as often as it said.
+    """
+    state = st.session_state
+    if state["quota_unit"] == "deals":
+        state["quota_deals"] = max(1, math.floor(target))
+    else:
+        state["quota_revenue"] = float(math.floor(target))
+
+
+def use_inflow(per_week: float) -> None:
+    """A button's callback: make ``per_week`` the sidebar's new opportunities a week, rounded up to the
+    input's two decimals (so the pace a page found still gives at least the chance it said)."""
+    st.session_state["per_week"] = math.ceil(100 * per_week - 1e-9) / 100
 
 
 # --- the widgets ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from sim.model.distributions import Fixed
 from sim.questions.quota import p_hit_by_quota, realistic_quota, realistic_rep_quota
 from sim.questions.sensitivity import paired_difference
 from sim.runner.results import quota_result, wilson_interval
-from ui import charts, compute, safe
+from ui import charts, compute, inputs, safe
 from ui import explain as say
 from ui.form import differences
 
@@ -276,6 +276,13 @@ def magic_number(ctx: Context) -> None:
         a.caption(
             f"New opportunities a week for a {target:.0%} chance (it gives {say.percent(magic.p_hit_at_solution)})."
         )
+        a.button(
+            "Use this pace",
+            on_click=inputs.use_inflow,
+            args=(number,),
+            icon=":material/north_east:",
+            help="Set the new opportunities per week in the sidebar to the magic number; every page follows.",
+        )
     b.metric("Average-math number", f"{say.count(average, 1)} a week", border=True)
     b.caption("Quota ÷ deal value ÷ conversion rates, per week: ignores timing, luck and the open pipeline.")
     c.metric("Your plan now", f"{say.count(current, 1)} a week", border=True)
@@ -319,7 +326,8 @@ def magic_number(ctx: Context) -> None:
         value=float(round(current, 2)),
         step=1.0,
         format="%.2f",
-        key="actual",
+        # Keyed by the plan it starts from: another scenario (or inflow) brings a fresh input at its plan.
+        key=f"actual_{current!r}",
         persist_state="session",
     )
     left, right = st.columns(2)
@@ -368,6 +376,13 @@ def quota_setting(ctx: Context) -> None:
     a, b, c = st.columns(3)
     a.metric(f"Realistic quota at {confidence:.0%}", say.amount(answer["quota"], unit, short=True), border=True)
     a.caption(f"Reached in {say.percent(answer['p_hit_at_quota'])} of runs.")
+    a.button(
+        "Use this quota",
+        on_click=inputs.use_quota,
+        args=(answer["quota"],),
+        icon=":material/flag:",
+        help="Set the quota in the sidebar to this one; every page follows.",
+    )
     b.metric("Current quota", say.amount(current, unit, short=True), border=True)
     b.caption(f"Reached in {say.percent(answer['p_hit_at_current_quota'])} of runs.")
     attainment = answer["attainment"]
