@@ -32,6 +32,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 QUOTA_INPUT = "Quota: won revenue in the period ($)"
 PHISHING = "[Session expired: log in again](https://evil.example/login)"
+SCREENSHOTS = os.environ.get("FUNNEL_SIM_SCREENSHOTS")
+"""A folder (``docs``): the README's screenshots are saved there too (``FUNNEL_SIM_SCREENSHOTS=docs make test``)."""
 
 
 def marks(page, kind: str) -> int:
@@ -79,10 +81,28 @@ def test_quota_change_updates_the_page_in_a_browser(tmp_path):
             shot = tmp_path / "app.png"
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 50_000
+            if SCREENSHOTS:
+                readme_screenshots(browser, url, Path(SCREENSHOTS))
             print(f"P(hit) {before} -> {after}; quota change to finished rerun in the browser: {elapsed:.2f} s")
             hostile_links(browser, url)
         finally:
             browser.close()
+
+
+def readme_screenshots(browser, url: str, folder: Path) -> None:
+    """The README's two screenshots at 1440 x 1000: the Forecast page and the Sensitivity page."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, address in (("forecast.png", url), ("sensitivity.png", f"{url}/?page=Sensitivity")):
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(address)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        chart = page.locator(".vega-embed svg").first
+        expect(chart).to_be_visible(timeout=60_000)
+        if name != "forecast.png":  # the page's own chart, below the funnel editor
+            chart.scroll_into_view_if_needed()
+        page.wait_for_timeout(1_000)  # let the charts finish their transitions
+        page.screenshot(path=str(folder / name))
+        page.close()
 
 
 def hostile_links(browser, url: str) -> None:
