@@ -24,29 +24,70 @@ HEIGHT = 280
 EXPORT_WIDTH = 720
 
 LEGEND = alt.Legend(title=None, orient="top", labelLimit=0)
-MONEY_AXIS = "$,.2s"
-"""d3-format: dollars with SI suffixes (``$1.2M``)."""
+MONEY_AXIS = "$,.3~s"
+"""d3-format: dollars with SI suffixes and no trailing zeros (``$1.2M``, ``$950k``, ``$0``)."""
+LABEL_ROW = 14
+"""Pixels between two rows of reference-line labels."""
+LABEL_GAP = 0.2
+"""Reference lines closer than this share of the axis have labels that would cover each other."""
 
 
-def histogram_frame(values: np.ndarray, whole: bool = False, max_bins: int = 40) -> pd.DataFrame:
-    """Bins of a sample: ``start``, ``end``, ``runs`` and ``share`` (runs / all runs).
+def bin_edges(values: np.ndarray, whole: bool = False, max_bins: int = 40) -> np.ndarray:
+    """Histogram bin edges: for whole numbers (counts of deals), bins of a whole width centred on integers.
 
-    With ``whole`` (counts of deals) and a small range, each whole number is its own bin.
+    A whole number then never falls on an edge and every bin holds as many integers as
+    the next, so the bars show no saw-tooth of bins that happen to hold one integer more.
     """
     values = np.asarray(values, dtype=float)
     low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
-    if whole and high - low <= 60:
-        edges = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1.5)
-    elif high > low:
-        edges = np.histogram_bin_edges(values, bins=max_bins, range=(low, high))
-    else:
-        edges = np.array([low - 0.5, low + 0.5])
-    runs, edges = np.histogram(values, bins=edges)
+    if whole:
+        low, high = np.floor(low), np.ceil(high)
+        width = max(1.0, np.ceil((high - low + 1) / max_bins))
+        return np.arange(low - 0.5, high + width, width)
+    if high > low:
+        return np.histogram_bin_edges(values, bins=max_bins, range=(low, high))
+    return np.array([low - 0.5, low + 0.5])
+
+
+def histogram_frame(values: np.ndarray, whole: bool = False, max_bins: int = 40) -> pd.DataFrame:
+    """Bins of a sample (:func:`bin_edges`): ``start``, ``end``, ``runs`` and ``share`` (runs / all runs)."""
+    values = np.asarray(values, dtype=float)
+    runs, edges = np.histogram(values, bins=bin_edges(values, whole, max_bins))
     return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "runs": runs, "share": runs / max(1, len(values))})
 
 
-def _markers(markers: list[tuple[str, float, str]], field: str = "value", axis: str = "x") -> alt.Chart:
-    """Vertical (or horizontal) reference lines with a legend: (label, value, colour)."""
+def label_rows(positions: list[float], span: tuple[float, float], gap: float = LABEL_GAP) -> list[int]:
+    """The row each reference line's label goes on: the first row with no label closer than ``gap`` of the span.
+
+    Labels of lines far apart share the top row; a label that would cover another drops a row.
+    """
+    width = (span[1] - span[0]) or 1.0
+    taken: list[list[float]] = []
+    rows = [0] * len(positions)
+    for i in sorted(range(len(positions)), key=lambda i: positions[i]):
+        row = next(
+            (r for r, placed in enumerate(taken) if all(abs(positions[i] - p) >= gap * width for p in placed)),
+            len(taken),
+        )
+        if row == len(taken):
+            taken.append([])
+        taken[row].append(positions[i])
+        rows[i] = row
+    return rows
+
+
+def _markers(
+    markers: list[tuple[str, float, str]],
+    field: str = "value",
+    axis: str = "x",
+    span: tuple[float, float] | None = None,
+) -> alt.Chart | alt.LayerChart:
+    """Vertical (or horizontal) reference lines with a legend: (label, value, colour).
+
+    With ``span`` (the x axis's range), vertical lines also carry their label at the top,
+    on the side away from a close neighbour (else the side with more room), a row lower
+    where it would cover a neighbour's.
+    """
     frame = pd.DataFrame({"label": [m[0] for m in markers], field: [m[1] for m in markers]})
     color = alt.Color(
         "label:N",
@@ -54,11 +95,40 @@ def _markers(markers: list[tuple[str, float, str]], field: str = "value", axis: 
         legend=LEGEND,
     )
     encoding = {axis: alt.X(f"{field}:Q") if axis == "x" else alt.Y(f"{field}:Q")}
-    return (
+    rules = (
         alt.Chart(frame)
         .mark_rule(strokeWidth=2.5, strokeDash=[6, 3])
         .encode(color=color, tooltip=["label:N", alt.Tooltip(f"{field}:Q", format=",.4~r")], **encoding)
     )
+    if span is None or axis != "x":
+        return rules
+    middle = (span[0] + span[1]) / 2
+    near = LABEL_GAP * ((span[1] - span[0]) or 1.0)
+    positions = [m[1] for m in markers]
+    labels = []
+    for (label, value, colour), row in zip(markers, label_rows(positions, span), strict=True):
+        above = any(value < p < value + near for p in positions)
+        below = any(value - near < p < value for p in positions)
+        # Away from a close neighbour (the pair's labels face outward), else on the side with more room.
+        to_left = not below if above != below else value > middle
+        labels.append(
+            alt.Chart(pd.DataFrame({"label": [label], field: [value]}))
+            .mark_text(
+                align="right" if to_left else "left",
+                dx=-5 if to_left else 5,
+                baseline="top",
+                fontWeight="bold",
+                color=colour,
+            )
+            .encode(alt.X(f"{field}:Q"), y=alt.value(2 + LABEL_ROW * row), text="label:N")
+        )
+    return alt.layer(rules, *labels)
+
+
+def _span(*samples) -> tuple[float, float]:
+    """The smallest and largest of some numbers (arrays or scalars), for placing labels."""
+    pooled = np.concatenate([np.atleast_1d(np.asarray(s, dtype=float)) for s in samples])
+    return float(pooled.min()), float(pooled.max())
 
 
 def distribution_chart(
@@ -72,11 +142,13 @@ def distribution_chart(
 ) -> alt.LayerChart:
     """Histogram of a result per run (revenue, deals, attainment) with labelled reference lines."""
     frame = histogram_frame(values, whole=whole)
+    # The axis spans the data, not 0 to the data: results far from 0 would leave most of the chart empty.
+    x_scale = alt.Scale(zero=False)
     bars = (
         alt.Chart(frame)
         .mark_bar(color=color, opacity=0.85, binSpacing=1)
         .encode(
-            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
+            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format), scale=x_scale),
             alt.X2("end:Q"),
             alt.Y("share:Q", title=y_title, axis=alt.Axis(format="%")),
             alt.Y2(datum=0),
@@ -88,7 +160,8 @@ def distribution_chart(
             ],
         )
     )
-    return alt.layer(bars, _markers(markers)).properties(height=HEIGHT)
+    span = _span(frame["start"], frame["end"], [m[1] for m in markers])
+    return alt.layer(bars, _markers(markers, span=span)).properties(height=HEIGHT)
 
 
 def axis_format(unit: str) -> str:
@@ -241,7 +314,7 @@ def probability_curve(
     if len(frame) <= 60:
         layers.append(base.mark_point(color=SIMULATION, filled=True, size=40))
     if markers:
-        layers.append(_markers(markers))
+        layers.append(_markers(markers, span=_span(frame[x], [m[1] for m in markers])))
     if level is not None:
         layers.append(
             alt.Chart(pd.DataFrame({"p_hit": [level[1]], "label": [level[0]]}))
@@ -286,11 +359,7 @@ def overlaid_distributions(
     """Two (or more) results' histograms on common bins, drawn over each other (x in the unit's format)."""
     x_format = x_format or axis_format(unit)
     pooled = np.concatenate(list(samples.values()))
-    whole = unit == "deals" and pooled.max() - pooled.min() <= 60
-    if whole:
-        edges = np.arange(np.floor(pooled.min()) - 0.5, np.ceil(pooled.max()) + 1.5)
-    else:
-        edges = np.histogram_bin_edges(pooled, bins=40)
+    edges = bin_edges(pooled, whole=unit == "deals")
     frames = []
     for name, values in samples.items():
         runs, _ = np.histogram(values, bins=edges)
@@ -303,7 +372,7 @@ def overlaid_distributions(
         alt.Chart(frame)
         .mark_bar(opacity=0.55, binSpacing=0)
         .encode(
-            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
+            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format), scale=alt.Scale(zero=False)),
             alt.X2("end:Q"),
             alt.Y("share:Q", title=y_title, axis=alt.Axis(format="%"), stack=None),
             alt.Y2(datum=0),
@@ -367,11 +436,8 @@ def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
     ``frame`` is :func:`capacity_frame`'s: each stage's median line with its P10-P90 band.
     """
     stages = list(dict.fromkeys(frame["stage"]))
-    color = alt.Color(
-        "stage:N",
-        scale=alt.Scale(domain=stages, range=(STAGE_COLOURS * len(stages))[: len(stages)]),
-        legend=alt.Legend(title="Stage (line: median run, band: P10 to P90)", orient="top", labelLimit=0, titleLimit=0),
-    )
+    scale = alt.Scale(domain=stages, range=(STAGE_COLOURS * len(stages))[: len(stages)])
+    legend = alt.Legend(title="Stage (line: median run, band: P10 to P90)", orient="top", labelLimit=0, titleLimit=0)
     x = alt.X("week:Q", title="week", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(domainMin=0))
 
     def panel(measure: str, title: str, fmt: str) -> alt.LayerChart:
@@ -385,16 +451,20 @@ def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
             alt.Tooltip("p50:Q", title="median", format=fmt),
             alt.Tooltip("p90:Q", title="P90", format=fmt),
         ]
+        rows = frame[frame["measure"] == measure]
         axis = alt.Axis(format=".0%") if measure == "utilisation" else alt.Axis(format=",d", tickMinStep=1)
-        scale = alt.Scale(domain=[0, 1]) if measure == "utilisation" else alt.Scale()
-        y = alt.Y("p50:Q", title=title, axis=axis, scale=scale)
+        # The axis reaches the top of the band (P90), so no band is cut off at the top.
+        top = 1.0 if measure == "utilisation" else max(1.0, float(rows["p90"].max()))
+        y = alt.Y("p50:Q", title=title, axis=axis, scale=alt.Scale(domain=[0, top], nice=True))
+        # One legend, over the top panel: the panels are also drawn one by one (see pages.show_chart).
+        color = alt.Color("stage:N", scale=scale, legend=legend if measure == "queue" else None)
         band = data.mark_area(opacity=0.2).encode(x, alt.Y("p10:Q"), alt.Y2("p90:Q"), color=color)
         line = data.mark_line(strokeWidth=2.5, point=True).encode(x, y, color=color, tooltip=tooltip)
-        return alt.layer(band, line, data=frame[frame["measure"] == measure]).properties(height=int(HEIGHT * 0.75))
+        return alt.layer(band, line, data=rows).properties(height=HEIGHT if measure == "queue" else int(HEIGHT * 0.8))
 
     return alt.vconcat(
-        panel("queue", "deals waiting at the week's end", ",.1f"),
-        panel("utilisation", "slots in use during the week", ".0%"),
+        panel("queue", "deals waiting", ",.1f"),
+        panel("utilisation", "slots in use", ".0%"),
     ).resolve_scale(color="shared")
 
 

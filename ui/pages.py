@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -45,8 +46,13 @@ class Context:
 
 
 def show_chart(chart, name: str, title: str) -> None:
-    """Draw a chart, with PNG and SVG downloads rendered only when clicked."""
-    st.altair_chart(chart, width="stretch")
+    """Draw a chart, with PNG and SVG downloads rendered only when clicked.
+
+    A stack of panels is drawn panel by panel: Vega-Lite gives a stack no container width,
+    so only single panels stretch to fit the column. The downloads hold the whole stack.
+    """
+    for panel in chart.vconcat if isinstance(chart, alt.VConcatChart) else [chart]:
+        st.altair_chart(panel, width="stretch")
     with st.container(horizontal=True, gap="small"):
         for label, render, mime in (("PNG", charts.to_png, "image/png"), ("SVG", charts.to_svg, "image/svg+xml")):
             extension = label.lower()

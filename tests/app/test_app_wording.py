@@ -6,12 +6,15 @@ runs are the app's default and the seed is fixed, so every number is reproducibl
 
 from __future__ import annotations
 
+import re
 import sys
 
+import numpy as np
 import pytest
 
 from sim import load_scenario
 from tests.app_helpers import metric, new_app, no_exception, number, open_page
+from ui import charts, compute
 
 REFERENCE = "reference_quarter.toml"
 
@@ -74,3 +77,65 @@ def test_use_this_pace_sets_the_inflow_to_the_magic_number():
     # The barometer input follows the new plan, and the plan now gives at least the chance wanted.
     assert _input(at, ACTUAL).value == per_week
     assert number(metric(at, "Chance of hitting quota at that pace")) >= 80
+
+
+# --- charts ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mean", [8, 150, 900])
+def test_histograms_of_won_deals_bin_on_whole_numbers(mean):
+    deals = np.random.default_rng(1).poisson(mean, 2000)
+    edges = charts.bin_edges(deals, whole=True)
+    widths = np.diff(edges)
+    assert np.all(widths == widths[0]) and widths[0] == int(widths[0])  # every bin holds as many integers
+    assert np.all(edges % 1 == 0.5)  # no integer on an edge
+    assert edges[0] < deals.min() and edges[-1] > deals.max() and len(edges) <= 42
+    assert charts.histogram_frame(deals, whole=True)["runs"].sum() == len(deals)
+
+
+def _svg_texts(chart) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", charts.to_svg(chart))
+
+
+def test_revenue_axis_spans_the_data_and_reads_like_money():
+    revenue = np.random.default_rng(2).normal(1.1e6, 1.5e5, 2000)
+    markers = [("Quota", 1.2e6, charts.QUOTA), ("Average math", 1.18e6, charts.AVERAGE)]
+    chart = charts.distribution_chart(revenue, markers, "won revenue", charts.axis_format("revenue"))
+    texts = _svg_texts(chart)
+    money = [t for t in texts if t.startswith("$")]
+    assert "$1.2M" in money and "$1M" in money
+    assert not any(t.startswith("$0") for t in money)  # the axis does not start at 0, far below the data
+    assert "$0" in _svg_texts(charts.fan_chart(np.cumsum(np.ones((5, 3)), axis=1) * 1e5, 21, 3e5, "won", "revenue"))
+
+
+def test_close_reference_lines_have_labels_on_different_rows():
+    assert charts.label_rows([1.2e6, 1.18e6], (4e5, 1.8e6)) == [1, 0]  # close: the second one drops a row
+    assert charts.label_rows([1.2e6, 6e5], (4e5, 1.8e6)) == [0, 0]  # far apart: both on the top row
+    revenue = np.random.default_rng(2).normal(1.1e6, 1.5e5, 2000)
+    markers = [("Quota", 1.2e6, charts.QUOTA), ("Average math", 1.18e6, charts.AVERAGE)]
+    texts = charts.distribution_chart(revenue, markers, "won revenue", "$,.3~s").layer[1].layer[1:]
+    rows = {text.data["label"][0]: text.to_dict()["encoding"]["y"]["value"] for text in texts}
+    sides = {text.data["label"][0]: text.to_dict()["mark"]["align"] for text in texts}
+    assert rows["Quota"] > rows["Average math"] and sides["Quota"] != sides["Average math"]
+
+
+def test_the_rep_capacity_chart_fits_its_column():
+    scenario = load_scenario("scenarios/capacity_quarter.toml")
+    result = compute.run_scenario(scenario, 200, 0, "auto")
+    o = result.outcomes
+    frame = charts.capacity_frame(
+        o.queue_by_week, o.busy_by_week, scenario.slots(), scenario.stage_names, scenario.horizon
+    )
+    chart = charts.capacity_chart(frame)
+    queue = chart.vconcat[0].to_dict()
+    # The queue axis reaches the top of the widest band, so no band is cut off.
+    assert (
+        queue["layer"][1]["encoding"]["y"]["scale"]["domain"][1] >= frame.loc[frame["measure"] == "queue", "p90"].max()
+    )
+    # The page draws the panels one by one (each stretches to the column); one legend, on the top panel.
+    assert "legend" not in chart.vconcat[1].to_dict()["layer"][1]["encoding"]["color"] or (
+        chart.vconcat[1].to_dict()["layer"][1]["encoding"]["color"]["legend"] is None
+    )
+    at = new_app({"file": "capacity_quarter.toml", "runs": "200"}).run()
+    no_exception(at)
+    assert len(at.get("vega_lite_chart")) == 5  # distribution, weeks, funnel, and the two capacity panels
