@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sim import load_scenario
-from tests.app_helpers import metric, new_app, no_exception, number, open_page
+from tests.app_helpers import ROOT, metric, new_app, no_exception, number, open_page
 from ui import charts, compute
 
 REFERENCE = "reference_quarter.toml"
@@ -139,3 +139,12 @@ def test_the_rep_capacity_chart_fits_its_column():
     at = new_app({"file": "capacity_quarter.toml", "runs": "200"}).run()
     no_exception(at)
     assert len(at.get("vega_lite_chart")) == 5  # distribution, weeks, funnel, and the two capacity panels
+
+
+def test_visitors_get_no_developer_menu(monkeypatch):
+    from streamlit import config
+
+    monkeypatch.chdir(ROOT)  # Streamlit reads .streamlit/config.toml from where it is started
+    config.get_config_options(force_reparse=True)
+    assert config.get_option("client.toolbarMode") == "viewer"
+    assert config.get_where_defined("client.toolbarMode") == str(ROOT / ".streamlit" / "config.toml")
