@@ -42,9 +42,14 @@ with st.expander("**The funnel**: stages in order, conversion rates, days in eac
     carried = carried_inputs()  # listed open deals, seasonal inflow: kept though no input shows them
     slots.stages = st.container()
 
+# Closed on every scenario, so the answer (the open page's headline) shows without scrolling; its title says
+# what of it the scenario uses.
+in_use = inputs.optional_in_use(st.session_state["last_valid"])
 with st.expander(
-    "**Optional**: rep capacity, a team of reps, follow-ups, no-shows, stalled deals",
-    expanded=inputs.uses_optional(st.session_state["loaded"]),
+    "**Optional**: rep capacity, a team of reps, follow-ups, no-shows, stalled deals"
+    + (f" (in use: {', '.join(in_use)})" if in_use else ""),
+    expanded=False,
+    key="optional_section",  # the same section whatever its title says, so it stays open while being edited
 ):
     optional = inputs.optional_sections(frame)
     slots.capacity, slots.team, slots.behaviour = (optional["slots"][k] for k in ("capacity", "team", "behaviour"))

@@ -378,12 +378,12 @@ def summary_words(cal: Calibration, name: str) -> str:
         f"open" + (f" ({later:,} created later were left out)" if later else "") + ". From them it learned that "
         f"about **{say.percent(rate.mean, 0)}** of deals are won; a deal that is won takes about "
         f"**{_days(won.mean)}** from creation to close{lost_words}; a won deal is worth about "
-        f"**{say.money(value.mean)}**; and **{inflow.observed_per_week:,.1f}** new deals came in a week over "
+        f"**{say.money(value.mean)}**; and **{say.figure(inflow.observed_per_week)}** new deals came in a week over "
         f"the last {report.window_weeks:g} weeks{season}.\n\n"
         "Deals that are still open were counted as *not closed yet* rather than ignored: leaving them out keeps "
         "only the quick deals and makes the sales cycle look shorter than it is. Each of the "
         f"{pipe.deals:,} open deals is kept with its age, and an old deal counts as less likely to be won: "
-        f"together they should bring about **{pipe.expected_wins:,.1f}** wins. The quota is "
+        f"together they should bring about **{say.figure(pipe.expected_wins)}** wins. The quota is "
         f"{say.amount(quota.target, quota.unit)} ({quota.basis}).\n\n"
         + _spread_words(report)
         + "The scenario has one stage, *Open pipeline*, from creation to close: the export says whether each deal "
@@ -467,7 +467,7 @@ def _report_section(cal: Calibration) -> None:
     c.metric("Days to win", f"{report.won_duration.mean:,.0f}", border=True)
     lost = report.lost_duration
     c.caption("on average; " + (f"{lost.mean:,.0f} to lose." if lost else "no deal lost yet."))
-    d.metric("New deals a week", f"{report.inflow.observed_per_week:,.1f}", border=True)
+    d.metric("New deals a week", say.figure(report.inflow.observed_per_week), border=True)
     d.caption(f"over the last {report.window_weeks:g} weeks; {say.money(report.deal_value.mean)} a won deal.")
     for line in report.warnings:
         st.warning(safe.text(line), icon=":material/warning:")

@@ -16,6 +16,7 @@ from sim.model.average_math import (
     funnel_rates,
     team_inflow_reps,
 )
+from sim.model.distributions import Fixed
 from sim.model.scenario import Scenario
 from ui.safe import text
 
@@ -30,23 +31,42 @@ def money(x: float) -> str:
     return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
+SIGNIFICANT = 3
+"""Significant figures of every figure in text (``21.7``, ``14.1``, ``3.85``), whole numbers from 100 up."""
+
+
+def decimals(x: float, significant: int = SIGNIFICANT) -> int:
+    """How many decimals a figure gets: enough for ``significant`` figures, none for whole numbers or from 100 up."""
+    if not math.isfinite(x) or x == 0 or abs(x - round(x)) < 1e-9:
+        return 0
+    return max(0, significant - 1 - math.floor(math.log10(abs(x))))
+
+
+def figure(x: float) -> str:
+    """A number in text, to :data:`SIGNIFICANT` significant figures with thousands separators: ``1,234``, ``3.85``."""
+    return f"{x:,.{decimals(float(f'{x:.{SIGNIFICANT}g}'))}f}"
+
+
 def money_short(x: float) -> str:
-    """Compact dollars for big numbers: ``$1.20M``, ``$950k``, ``$800``."""
+    """Compact dollars for big numbers, to three significant figures: ``$1.20M``, ``$950k``, ``$12.3k``, ``$800``."""
     sign, x = ("-" if x < 0 else ""), abs(x)
     if x >= 1e6:
-        return f"{sign}${x / 1e6:,.2f}M"
+        return f"{sign}${figure(x / 1e6)}M"
     if x >= 1e4:
-        return f"{sign}${x / 1e3:,.0f}k"
+        return f"{sign}${figure(x / 1e3)}k"
     return f"{sign}${x:,.0f}"
 
 
-def count(x: float, digits: int = 2) -> str:
-    """A count: whole numbers without decimals (``200``), others with ``digits`` (``3.85``)."""
+def count(x: float) -> str:
+    """A count: whole numbers without decimals (``200``), others as a :func:`figure` (``3.85``, ``21.7``)."""
     if math.isinf(x):
         return "infinitely many"
-    if abs(x - round(x)) < 1e-9:
-        return f"{round(x):,}"
-    return f"{x:,.{digits}f}"
+    return figure(x)
+
+
+def rounded(x: float) -> float:
+    """A number rounded as :func:`figure` shows it, for tables."""
+    return round(x, decimals(float(f"{x:.{SIGNIFICANT}g}")))
 
 
 def percent(p: float, digits: int = 1) -> str:
@@ -75,7 +95,7 @@ def amount(x: float, unit: str, short: bool = False) -> str:
     """A result in the quota's unit: dollars or deals."""
     if unit == "revenue":
         return money_short(x) if short else money(x)
-    return f"{count(x, 1)} deals"
+    return f"{count(x)} deals"
 
 
 def period(scenario: Scenario) -> str:
@@ -87,10 +107,18 @@ def period(scenario: Scenario) -> str:
         return "a year"
     if abs(days / 7 - round(days / 7)) < 1e-9:
         return f"{round(days / 7)} weeks"
-    return f"{count(days, 1)} days"
+    return f"{count(days)} days"
 
 
 # --- sentences ----------------------------------------------------------------------------
+
+
+def deal_values(scenario: Scenario) -> str:
+    """What won deals are worth, for the Forecast's opening sentence: one value, or values that vary."""
+    value = scenario.deal_value
+    if isinstance(value, Fixed) and scenario.deal_value_dispersion == 0:
+        return f"every won deal is worth {money(value.value)}"
+    return "won deals are worth different amounts"
 
 
 def why_they_differ(average: dict, p_hit: float, median: float, unit: str, runs: int) -> str:
@@ -118,7 +146,7 @@ def wait_days(days: float | None) -> str:
     """A mean wait in days: ``3.2 days``, ``under 0.1 days``; a dash when no deal got a slot."""
     if days is None:
         return "-"
-    return "under 0.1 days" if 0 < days < 0.05 else f"{days:,.1f} days"
+    return "under 0.1 days" if 0 < days < 0.05 else f"{figure(days)} days"
 
 
 def capacity_caption(scenario: Scenario) -> str:
@@ -126,7 +154,7 @@ def capacity_caption(scenario: Scenario) -> str:
     capacity = scenario.capacity
     reps = f"{capacity.reps:,} rep{'s' if capacity.reps != 1 else ''}"
     lost = (
-        f" A deal left waiting more than {count(capacity.max_wait_days, 1)} days is lost: neglected."
+        f" A deal left waiting more than {count(capacity.max_wait_days)} days is lost: neglected."
         if capacity.max_wait_days
         else " Deals wait as long as it takes; one still waiting at the end of the period is not won."
     )
@@ -140,7 +168,7 @@ def capacity_caption(scenario: Scenario) -> str:
 def neglect_caption(max_wait_days: float | None) -> str:
     """Under the neglected-deals metric."""
     if max_wait_days:
-        return f"Deals lost per period because nobody took them up within {count(max_wait_days, 1)} days."
+        return f"Deals lost per period because nobody took them up within {count(max_wait_days)} days."
     return "No wait limit is set (max_wait_days), so no deal is lost to waiting: it waits instead."
 
 
@@ -202,10 +230,10 @@ def lever_sentence(row: dict, step: float, unit: str) -> str:
     elif kind == "duration":
         what = (
             f"Cutting the time deals spend in {text(row['stage'])} by {by} "
-            f"({count(row['from'], 1)} → {count(row['to'], 1)} days on average)"
+            f"({count(row['from'])} → {count(row['to'])} days on average)"
         )
     elif kind == "inflow":
-        what = f"{by} more new opportunities a week ({count(row['from'], 1)} → {count(row['to'], 1)})"
+        what = f"{by} more new opportunities a week ({count(row['from'])} → {count(row['to'])})"
     else:
         what = f"{by} bigger deals ({money(row['from'])} → {money(row['to'])} on average)"
     change, se = row["p_hit_change"], row["p_hit_change_se"]

@@ -393,12 +393,13 @@ def stage_editor() -> pd.DataFrame:
             width=76,
         ),
         "certainty": number(
-            "Certainty",
-            help="Blank: the rate is known exactly. A number c makes it uncertain (a Beta distribution around the "
-            "rate), as if it had been measured on about c past deals: 10 is a rough guess, 200 is well known.",
+            "Rate from (deals)",
+            help="How well you know the rate, as the number of past deals it was measured on: 10 is a rough guess, "
+            "200 is well known; blank: the rate is known exactly. In statistics: the rate is drawn each run from a "
+            "Beta distribution around it with concentration c, this number.",
             step=1.0,
             format="%g",
-            width=84,
+            width=140,
         ),
         "duration": st.column_config.SelectboxColumn(
             "Days",
@@ -495,14 +496,15 @@ def behaviour_editor(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {identity: dict(store.get(identity, {})) for identity in identities}
 
 
-def uses_optional(scenario: Scenario) -> bool:
-    """Whether the scenario uses rep capacity, a team or any optional stage key (its section opens)."""
+def optional_in_use(scenario: Scenario) -> list[str]:
+    """What of the Optional section the scenario uses (rep capacity, a team, per-stage keys), for its title."""
     cells = form.behaviour_cells(scenario)
-    return (
-        scenario.capacity is not None
-        or scenario.team is not None
-        or any(v is not None for c in cells for v in c.values())
-    )
+    used = {
+        "rep capacity": scenario.capacity is not None,
+        "a team of reps": scenario.team is not None,
+        "per-stage settings": any(v is not None for c in cells for v in c.values()),
+    }
+    return [name for name, on in used.items() if on]
 
 
 def optional_sections(frame: pd.DataFrame) -> dict[str, Any]:
@@ -544,13 +546,14 @@ def optional_sections(frame: pd.DataFrame) -> dict[str, Any]:
             a.number_input("Reps", key="team_reps", min_value=1, step=1)
             b.number_input("Each rep's quota", key="rep_quota", min_value=0.0, step=1000.0, format="%g")
             c.number_input(
-                "How alike (c)",
+                "How alike the reps are",
                 key="rate_concentration",
                 min_value=0.0,
                 step=5.0,
                 format="%g",
-                help="Each rep's rate ~ Beta(m c, (1 - m) c) around the stage's rate m: 5 = reps differ a lot, "
-                "100 = nearly the same.",
+                help="How much reps' conversion rates differ: 5 = a lot (some reps close twice as often as others), "
+                "100 = nearly the same. In statistics: each rep's rate ~ Beta(m c, (1 - m) c) around the stage's "
+                "rate m, with c this number.",
             )
             a, b, c = st.columns(3)
             a.number_input("New reps (ramping)", key="new_reps", min_value=0, step=1)

@@ -102,8 +102,8 @@ def forecast(ctx: Context) -> None:
     planned = average["revenue"] if unit == "revenue" else average["won_deals"]
     st.caption(
         f"We played {say.period(scenario)} out {ctx.runs:,} times. In each run new opportunities arrive at random, "
-        "every deal converts or drops out at each stage and takes its own number of days, and won deals are worth "
-        "different amounts. The share of runs that reach the quota is the chance of hitting it."
+        "every deal converts or drops out at each stage and takes its own number of days, and "
+        f"{say.deal_values(scenario)}. The share of runs that reach the quota is the chance of hitting it."
     )
     a, b, c = st.columns(3)
     with a:
@@ -211,7 +211,7 @@ def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
         a, b, c = st.columns(3)
         a.metric(f"{safe.text(stage.name)}: mean wait", say.wait_days(figures["mean_wait_days"]), border=True)
         a.caption(
-            f"Days a deal waits for a free rep before work starts; {say.count(figures['mean_queue'], 1)} deals "
+            f"Days a deal waits for a free rep before work starts; {say.count(figures['mean_queue'])} deals "
             "wait at any moment, on average."
         )
         b.metric(f"{safe.text(stage.name)}: utilisation", say.percent(figures["utilisation"], 0), border=True)
@@ -219,7 +219,7 @@ def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
             f"Share of the {slots:,} slots ({capacity.reps:,} reps × {stage.per_rep:,} deals) in use over the period."
         )
         c.metric(
-            f"{safe.text(stage.name)}: neglected", f"{say.count(figures['neglected'], 1)} deals a period", border=True
+            f"{safe.text(stage.name)}: neglected", f"{say.count(figures['neglected'])} deals a period", border=True
         )
         c.caption(say.neglect_caption(capacity.max_wait_days))
     st.info(say.capacity_cost(result.p_hit, unlimited.p_hit, capacity.reps), icon=":material/groups:")
@@ -278,7 +278,7 @@ def magic_number(ctx: Context) -> None:
         number = None
     else:
         number = magic.weekly_opportunities
-        a.metric("Magic number (simulation)", f"{say.count(number, 1)} a week", border=True)
+        a.metric("Magic number (simulation)", f"{say.count(number)} a week", border=True)
         a.caption(
             f"New opportunities a week for a {target:.0%} chance (it gives {say.percent(magic.p_hit_at_solution)})."
         )
@@ -289,9 +289,9 @@ def magic_number(ctx: Context) -> None:
             icon=":material/north_east:",
             help="Set the new opportunities per week in the sidebar to the magic number; every page follows.",
         )
-    b.metric("Average-math number", f"{say.count(average, 1)} a week", border=True)
+    b.metric("Average-math number", f"{say.count(average)} a week", border=True)
     b.caption("Quota ÷ deal value ÷ conversion rates, per week: ignores timing, luck and the open pipeline.")
-    c.metric("Your plan now", f"{say.count(current, 1)} a week", border=True)
+    c.metric("Your plan now", f"{say.count(current)} a week", border=True)
     p_now = compute.p_hit_at(scenario, current, ctx.runs, ctx.seed, ctx.engine)  # the Forecast's P(hit)
     c.caption(f"Gives a {say.percent(p_now)} chance of hitting quota.")
 
@@ -346,7 +346,7 @@ def magic_number(ctx: Context) -> None:
         border=True,
     )
     left.caption(
-        f"{say.count(actual, 1)} ÷ {say.count(reference, 1)} "
+        f"{say.count(actual)} ÷ {say.count(reference)} "
         + ("(the magic number)." if number is not None else "(the average-math number; no magic number).")
     )
     p_actual = compute.p_hit_at(scenario, float(actual), ctx.runs, ctx.seed, ctx.engine)
@@ -358,8 +358,8 @@ def _activity_table(scenario: Scenario, per_week: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "entering": [r["name"] for r in rows],
-            "per week": [round(r["per_week"], 2) for r in rows],
-            "per working day": [round(r["per_week"] / say.WORKING_DAYS_PER_WEEK, 2) for r in rows],
+            "per week": [say.rounded(r["per_week"]) for r in rows],
+            "per working day": [say.rounded(r["per_week"] / say.WORKING_DAYS_PER_WEEK) for r in rows],
         }
     )
 
@@ -475,7 +475,12 @@ def sensitivity(ctx: Context) -> None:
     )
     st.metric("P(hit quota) now", say.percent(answer["base"]["p_hit"]))
     st.subheader("Levers, biggest first")
-    st.caption("Bars: percentage points of P(hit) gained. Whiskers: ±2 standard errors of the paired difference.")
+    st.caption(
+        "Bars: percentage points of P(hit) gained. Whiskers: how sure that is; the true gain lies between them 95 "
+        "times in 100. A whisker that crosses 0 means the lever may make no difference.",
+        help="Whiskers: ±2 standard errors of the paired difference (each lever against the scenario as it is, on "
+        "the same random numbers).",
+    )
     show_chart(
         charts.tornado(frame), "sensitivity_tornado", f"{scenario.name}: P(hit) gained by a {step:.0%} better lever"
     )
@@ -528,8 +533,10 @@ def compare(ctx: Context) -> None:
     b.caption(f"Middle outcome {say.amount(float(np.median(now.result)), unit, True)}")
     c.metric("Paired change in revenue", f"{'+' if d_rev >= 0 else ''}{say.money_short(d_rev)}", border=True)
     c.caption(
-        f"Per period, ±{say.money_short(2 * se_rev)} (2 standard errors). P(hit): "
-        f"{100 * d_hit:+.1f} ± {200 * se_hit:.1f} points."
+        f"Per period, give or take {say.money_short(2 * se_rev)} (the true change lies within that 95 times in 100). "
+        f"P(hit): {100 * d_hit:+.1f} points, give or take {200 * se_hit:.1f}.",
+        help="Give or take: ±2 standard errors of the paired difference (run i of each scenario on the same random "
+        "numbers).",
     )
     st.subheader("Both distributions")
     show_chart(
@@ -604,9 +611,9 @@ def funnel_math(ctx: Context) -> None:
         border=True,
     )
     st.caption(
-        f"Run {math_.per_week:,.2f} new opportunities a week through the funnel {ctx.runs:,} times and the target is "
-        f"made in {say.percent(result.p_hit, 0)} of them: a plan that needs exactly the average outcome is roughly a "
-        "coin flip, and worse once the time deals take to close is counted."
+        f"Run {say.count(math_.per_week)} new opportunities a week through the funnel {ctx.runs:,} times and the "
+        f"target is made in {say.percent(result.p_hit, 0)} of them: a plan that needs exactly the average outcome "
+        "is roughly a coin flip, and worse once the time deals take to close is counted."
     )
     show_chart(
         charts.distribution_chart(
@@ -635,7 +642,8 @@ def team(ctx: Context) -> None:
     summary = result.team_summary()
     st.caption(
         f"{setup.reps:,} reps, each with their own funnel: every stage's rate is drawn per rep around the stage's "
-        f"rate (how alike: {setup.rate_concentration:g}), {say.count(scenario.inflow.per_week, 1)} new opportunities "
+        f"rate (how alike the reps are: {setup.rate_concentration:g}, where 5 is very different and 100 nearly the "
+        f"same), {say.count(scenario.inflow.per_week)} new opportunities "
         f"a week each, and a rep quota of {say.amount(setup.rep_quota, unit)}"
         + (f"; {setup.new_reps} new reps ramp up over {setup.ramp_months:g} months" if setup.new_reps else "")
         + f". The team quota is {say.amount(scenario.quota.target, unit)}."
@@ -645,11 +653,18 @@ def team(ctx: Context) -> None:
     attainment = summary["attainment"]
     a, b, c = st.columns(3)
     a.metric("Reps at quota", say.percent(share), border=True)
-    a.caption(f"The share of reps who make their own quota in a period, on average (±{say.percent(2 * share_se)}).")
+    a.caption(
+        f"The share of reps who make their own quota in a period, on average (give or take "
+        f"{say.percent(2 * share_se)}).",
+        help="Give or take: ±2 standard errors, counting every rep in every simulated period.",
+    )
     b.metric("P(team hits the team quota)", say.percent(summary["p_team_hit"]), border=True)
     b.caption(f"95% sure it lies between {say.percent(low)} and {say.percent(high)}.")
     c.metric("Median rep attainment", f"{attainment['p50']:.0%}", border=True)
-    c.caption(f"8 rep-periods in 10 between {attainment['p10']:.0%} and {attainment['p90']:.0%} of the rep quota.")
+    c.caption(
+        f"8 reps in 10 end a period between {attainment['p10']:.0%} and {attainment['p90']:.0%} of the rep quota.",
+        help="Counted over rep-periods: every rep in every simulated period.",
+    )
     st.info(say.team_reading(share, summary["average_rep"]["hit"], summary["p_team_hit"]), icon=":material/lightbulb:")
 
     st.subheader("Attainment across reps")
@@ -705,9 +720,15 @@ def team(ctx: Context) -> None:
     a.metric(
         f"Rep quota that {share_wanted:.0%} of reps make", say.amount(answer["quota"], unit, short=True), border=True
     )
-    a.caption(f"Made in {say.percent(answer['share_at_quota'])} of rep-periods.")
+    a.caption(
+        f"Made by {say.percent(answer['share_at_quota'])} of reps in a period.",
+        help="Counted over rep-periods: every rep in every simulated period.",
+    )
     b.metric("Current rep quota", say.amount(setup.rep_quota, unit, short=True), border=True)
-    b.caption(f"Made in {say.percent(answer['share_at_rep_quota'])} of rep-periods.")
+    b.caption(
+        f"Made by {say.percent(answer['share_at_rep_quota'])} of reps in a period.",
+        help="Counted over rep-periods: every rep in every simulated period.",
+    )
 
     ratio = summary["value_ratio"]
     if ratio is not None:
@@ -727,7 +748,10 @@ def team(ctx: Context) -> None:
             "team_value_ratio",
             f"{scenario.name}: value ratio per rep",
         )
-        st.caption(f"Median value ratio {ratio['p50']:.1f}; 8 in 10 between {ratio['p10']:.1f} and {ratio['p90']:.1f}.")
+        st.caption(
+            f"Median value ratio {say.figure(ratio['p50'])}; 8 in 10 between {say.figure(ratio['p10'])} and "
+            f"{say.figure(ratio['p90'])}."
+        )
     csv_download(
         f"Download every rep's runs (CSV, {result.runs * setup.reps:,} rows)", result.table, "funnel_sim_team.csv"
     )

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 from sim import load_scenario
+from sim.model.distributions import Fixed
 from tests.app_helpers import ROOT, metric, new_app, no_exception, number, open_page
 from ui import charts, compute
+from ui import explain as say
+from ui.form import encode_scenario
 
 REFERENCE = "reference_quarter.toml"
 
@@ -148,3 +151,65 @@ def test_visitors_get_no_developer_menu(monkeypatch):
     config.get_config_options(force_reparse=True)
     assert config.get_option("client.toolbarMode") == "viewer"
     assert config.get_where_defined("client.toolbarMode") == str(ROOT / ".streamlit" / "config.toml")
+
+
+# --- wording --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "shown"),
+    [(21.66, "21.7"), (14.114, "14.1"), (3.846, "3.85"), (0.4123, "0.412"), (250.4, "250"), (1234.5, "1,234"),
+     (16.0, "16"), (9.996, "10"), (0.0, "0")],
+)  # fmt: skip
+def test_every_figure_gets_three_significant_figures(x, shown):
+    assert say.count(x) == shown
+    assert say.rounded(x) == pytest.approx(float(shown.replace(",", "")))
+
+
+def test_money_reads_to_three_significant_figures():
+    assert [say.money_short(x) for x in (1_204_000, 950_400, 12_340, 800)] == ["$1.20M", "$950k", "$12.3k", "$800"]
+
+
+def test_a_fixed_deal_value_is_not_said_to_vary():
+    scenario = load_scenario(f"scenarios/{REFERENCE}")
+    fixed = scenario.model_copy(update={"deal_value": Fixed(value=20_000.0)})
+    assert say.deal_values(fixed) == "every won deal is worth $20,000"
+    assert say.deal_values(fixed.model_copy(update={"deal_value_dispersion": 0.1})).endswith("different amounts")
+    at = new_app({"s": encode_scenario(fixed)}).run()
+    no_exception(at)
+    words = " ".join(c.value for c in at.caption)
+    assert "every won deal is worth $20,000" in words and "different amounts" not in words
+    at = new_app().run()
+    assert "won deals are worth different amounts" in " ".join(c.value for c in at.caption)
+
+
+def test_statistics_are_in_tooltips_and_labels_say_what_they_mean():
+    at = new_app({"file": "team_quarter.toml"}).run()
+    open_page(at, "Team")
+    no_exception(at)
+    captions = [c for c in at.caption]
+    words = " ".join(c.value for c in captions)
+    assert "rep-period" not in words and "reps in a period" in words
+    assert any("rep-periods" in (c.help or "") for c in captions)
+    assert "How alike (c)" not in [w.label for w in at.number_input]
+    alike = at.number_input(key="rate_concentration")
+    assert alike.label == "How alike the reps are" and "Beta" in alike.help
+    open_page(at, "Sensitivity")
+    captions = [c for c in at.caption]
+    assert not any("standard error" in c.value for c in captions)
+    assert any("standard errors of the paired difference" in (c.help or "") for c in captions)
+
+
+# --- the headline first ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["capacity_quarter.toml", "team_quarter.toml"])
+def test_the_optional_section_starts_closed_and_says_what_is_on(name):
+    at = new_app({"file": name}).run()
+    no_exception(at)
+    optional = [e for e in at.expander if e.label.startswith("**Optional**")]
+    assert len(optional) == 1 and not optional[0].proto.expanded
+    assert ("rep capacity" if name.startswith("capacity") else "a team of reps") in optional[0].label.split("in use:")[
+        1
+    ]
+    assert number(metric(at, "P(hit quota)")) >= 0
