@@ -1,6 +1,8 @@
-"""The command line: ``funnel-sim run|solve|quota|sensitivity SCENARIO.toml ...``, ``calibrate|backtest DEALS.csv``.
+"""The command line: simulate a scenario and answer the questions people bring, or calibrate one from a CRM export.
 
-Every command prints a short readable report, or one JSON object with ``--json``.
+Every command prints a short readable report, or one JSON object with ``--json``. The
+report's numbers read as people write them (:func:`human`, :func:`counted`); JSON keeps
+full precision.
 Bad input (a missing file, an invalid scenario, an impossible option) exits with code 2
 and lines that name the field and the problem, never a traceback. A question with no
 numeric answer (an unreachable target) says why and exits with code 1.
@@ -19,13 +21,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from scipy import stats
+
 from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.errors import InputError, file_kind, shorten
 from sim.model.average_math import deterministic_weekly_opportunities
 from sim.model.scenario import Scenario, load_scenario
 from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import realistic_quota
-from sim.questions.sensitivity import sensitivity
+from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
 
 if TYPE_CHECKING:  # the data commands import sim.crm only when they run
@@ -37,6 +41,100 @@ EXIT_INTERRUPTED = 130
 """Exit code after Ctrl-C: 128 + SIGINT, as shells report a command stopped by it."""
 EVERY_DAYS = 14
 """Days between backtest origins from --from to --to when --every is not given."""
+
+
+MONEY_UNITS = ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k"))
+"""(from, divisor, unit): money from each threshold on is written in its unit: $1.02M, $250k, $25k (below
+$10,000 in full: $8,400)."""
+
+
+def _three_figures(x: float) -> tuple[float, int]:
+    """``x`` rounded to three significant figures, and the decimals that show them (0 for whole hundreds)."""
+    if x == 0 or not math.isfinite(x):
+        return x, 0
+    rounded = float(f"{x:.3g}")  # rounding may carry to the next power of ten: 999.6 -> 1000
+    return rounded, max(0, 2 - math.floor(math.log10(abs(rounded))))
+
+
+def _plain(x: float, decimals: int) -> str:
+    """A plain decimal with thousands separators and no trailing zeros after the point."""
+    text = f"{x:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def human(x: float, kind: str = "figure", signed: bool = False) -> str:
+    """A number as people read it in the command line's reports (JSON keeps full precision).
+
+    Parameters
+    ----------
+    x : float
+    kind : {"figure", "money", "count"}
+        ``figure``: three significant figures as a plain decimal (25,000, 12.6, 0.825;
+        never 2.5e+04); ``money``: as a manager writes it ($1.02M, $250k, $8,400);
+        ``count``: a whole number with thousands separators (1,023,784).
+    signed : bool
+        Write a ``+`` before positive numbers (changes).
+
+    Returns
+    -------
+    str
+        ``n/a`` for a value that is not a finite number.
+    """
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    sign = "-" if x < 0 else "+" if signed and x > 0 else ""
+    size = abs(x)
+    if kind == "count":
+        return sign + f"{round(size):,}"
+    rounded, decimals = _three_figures(size)
+    if kind == "figure":
+        return sign + _plain(rounded, decimals)
+    if kind != "money":
+        raise ValueError(f"kind: must be figure, money or count, got {kind!r}")
+    for threshold, divisor, unit in MONEY_UNITS:
+        if rounded >= threshold:
+            scaled, decimals = _three_figures(rounded / divisor)
+            return f"{sign}${_plain(scaled, decimals)}{unit}"
+    return f"{sign}${_plain(rounded, decimals)}"
+
+
+def counted(n: float, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun, singular for one: ``1 open deal``, ``3 open deals``, ``1,200 runs``, ``6.5 weeks``.
+
+    ``plural`` is the plural where adding an ``s`` is wrong (``counted(2, "reply", "replies")``).
+    """
+    number = human(n, "count") if float(n).is_integer() else human(n)
+    return f"{number} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _amount(x: float, unit: str) -> str:
+    """A quantity in a quota's unit: money for revenue, ``N deals`` for won deals."""
+    if unit == "revenue":
+        return human(x, "money")
+    return f"{human(x)} deal{'' if x == 1 else 's'}"
+
+
+def _chance(p: float, runs: int) -> str:
+    """A probability estimated from ``runs`` runs: ``33.1%``, or a one-sided bound when none or every run hit.
+
+    Zero hits in ``runs`` does not mean impossible: the Clopper-Pearson one-sided 95% bound
+    (1 - 0.05 ** (1 / runs)) says how small the chance may still be.
+    """
+    if 0.0 < p < 1.0:
+        return f"{p:.1%}"
+    percent, decimals = _three_figures(100 * float(stats.beta.ppf(0.95, 1, runs)))
+    if p == 0.0:
+        return f"below {_plain(percent, decimals)}%"
+    return f"above {_plain(100 - percent, decimals)}%"
+
+
+def _chance_with_interval(p: float, interval: list[float], runs: int) -> str:
+    """``33.1%  (95% CI 32.2% to 34.0%)``; with no run or every run hitting, the one-sided bound instead."""
+    if 0.0 < p < 1.0:
+        low, high = interval
+        return f"{p:.1%}  (95% CI {low:.1%} to {high:.1%})"
+    which = "none" if p == 0.0 else "all"
+    return f"{_chance(p, runs)}  ({which} of {counted(runs, 'run')} hit it; one-sided 95% bound)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,9 +182,27 @@ def _add_common(parser: argparse.ArgumentParser, runs: int = 10_000) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+DESCRIPTION = (
+    "Monte Carlo simulation of a sales funnel: the odds of hitting quota, the weekly new opportunities it "
+    "takes, a realistic quota, the levers that matter; and scenarios calibrated from a CRM export."
+)
+"""What ``funnel-sim --help`` says first."""
+
+
+def _version() -> str:
+    """The installed package's version (its metadata), or ``unknown`` when run from a source tree not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("funnel-sim")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``funnel-sim`` argument parser with its sub-commands."""
-    parser = _Parser(prog="funnel-sim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="funnel-sim", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="simulate a scenario: odds of hitting quota")
     _add_common(run)
@@ -148,8 +264,8 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
         "--half-life-weeks",
         type=_half_life,
         default=DEFAULT_HALF_LIFE_WEEKS,
-        metavar="WEEKS|none|auto",
-        help="recent history counts more: a deal this many weeks old counts half "
+        metavar="WEEKS",
+        help="WEEKS, none or auto: recent history counts more, a deal this many weeks old counts half "
         f"(default {DEFAULT_HALF_LIFE_WEEKS:g}); none: every deal the same; auto: chosen at each date by "
         "backtesting the history before it",
     )
@@ -234,30 +350,34 @@ def _format_rows(what: str, rows: RowCounts) -> list[str]:
     """A rows-read line, then one line per reason rows were skipped, with their line numbers."""
     reasons = rows.reasons
     lines = [
-        f"{what}: {rows.read:,} read, {rows.rows_used:,} used, {rows.skipped or 0:,} skipped"
+        f"{what}: {human(rows.read, 'count')} read, {human(rows.rows_used, 'count')} used, "
+        f"{human(rows.skipped or 0, 'count')} skipped"
         + (" (by line of the file; the header is line 1):" if reasons else ".")
     ]
     for reason, entry in reasons.items():
         count, shown = entry.count, entry.lines
-        more = f" and {count - len(shown):,} more" if count > len(shown) else ""
-        plural = "s" if count > 1 else ""
-        lines.append(f"  {reason}: {count:,} row{plural} (line{plural} {', '.join(map(str, shown))}{more})")
+        more = f" and {human(count - len(shown), 'count')} more" if count > len(shown) else ""
+        line = "line" if count == 1 else "lines"
+        lines.append(f"  {reason}: {counted(count, 'row')} ({line} {', '.join(map(str, shown))}{more})")
     return lines
 
 
-def _format_fit(label: str, fit: FitSummary | None) -> str:
+def _format_fit(label: str, fit: FitSummary | None, kind: str = "figure") -> str:
+    """One fitted distribution: family, mean and sd (days, or money with ``kind="money"``), fit and data."""
     if fit is None:
         return f"  {label:<15}none fitted"
-    aic = "" if fit.aic is None else f", AIC {fit.aic:,.1f}"
+    aic = "" if fit.aic is None else f", AIC {human(fit.aic)}"
+    days = " days" if kind == "figure" else ""
     return (
-        f"  {label:<15}{fit.family}: mean {fit.mean:,.1f}, sd {fit.sd:,.1f}{aic}, KS {fit.ks_distance:.3f}"
-        f" ({fit.n_complete} closed, {fit.n_censored} open as censored)"
+        f"  {label:<15}{fit.family}: mean {human(fit.mean, kind)}{days}, sd {human(fit.sd, kind)}{days}{aic}, "
+        f"KS {human(fit.ks_distance)} ({human(fit.n_complete, 'count')} closed, "
+        f"{human(fit.n_censored, 'count')} open as censored)"
     )
 
 
 def _format_one_stage(r: CalibrationReport) -> list[str]:
     return [
-        f"Win rate: {r.rate.mean:.1%} (Beta concentration {r.rate.concentration:,.0f}; {r.rate.spread_note}).",
+        f"Win rate: {r.rate.mean:.1%} (Beta concentration {human(r.rate.concentration)}; {r.rate.spread_note}).",
         _format_fit("won in", r.won_duration),
         _format_fit("lost in", r.lost_duration),
     ]
@@ -267,17 +387,18 @@ def _format_stages(r: CalibrationReport) -> list[str]:
     h = r.history
     lines = [
         *_format_rows("Stage history rows", h.rows),
-        f"Deals with a stage history: {h.deals_with_history:,}; without: {h.deals_without_history:,} (taken "
+        f"Deals with a stage history: {human(h.deals_with_history, 'count')}; without: "
+        f"{human(h.deals_without_history, 'count')} (taken "
         "to enter the first stage on creation).",
-        f"Stages in the order deals enter them ({len(r.stages)}):",
+        f"Stages in the order deals enter them ({counted(len(r.stages), 'stage')}):",
     ]
     for stage in r.stages:
         c = stage.counts
-        skipped = f", {c.skipped:,} went past it" if c.skipped else ""
+        skipped = f", {human(c.skipped, 'count')} went past it" if c.skipped else ""
         lines += [
-            f"{stage.name}: {c.entered:,} entered, {c.converted:,} moved on, {c.lost:,} lost, "
-            f"{c.open:,} open{skipped}; conversion {stage.rate.mean:.1%} "
-            f"(Beta concentration {stage.rate.concentration:,.0f}; {stage.rate.spread_note}).",
+            f"{stage.name}: {human(c.entered, 'count')} entered, {human(c.converted, 'count')} moved on, "
+            f"{human(c.lost, 'count')} lost, {human(c.open, 'count')} open{skipped}; conversion "
+            f"{stage.rate.mean:.1%} (Beta concentration {human(stage.rate.concentration)}; {stage.rate.spread_note}).",
             _format_fit("moved on in", stage.duration),
             _format_fit("lost in", stage.lost_duration),
         ]
@@ -380,13 +501,14 @@ def _calibrate(args) -> tuple[dict, str]:
         f"Wrote {path}: calibrated from {r.source} as of {r.as_of} ({r.horizon_days:g}-day horizon).",
         "Columns: " + ", ".join(f"{role} = {column}" for role, column in r.columns.items()) + ".",
         *_format_rows("Rows", r.rows),
-        f"Deals known: {c.known:,} ({c.won:,} won, {c.lost:,} lost, {c.open:,} open); "
-        f"{c.created_in_window:,} created in the last {r.window_weeks:g} weeks.",
+        f"Deals known: {human(c.known, 'count')} ({human(c.won, 'count')} won, {human(c.lost, 'count')} lost, "
+        f"{human(c.open, 'count')} open); {human(c.created_in_window, 'count')} created in the last "
+        f"{counted(r.window_weeks, 'week')}.",
         *(_format_stages(r) if r.history else _format_one_stage(r)),
-        _format_fit("deal value", r.deal_value),
-        f"Inflow: {inflow.per_week:,.2f} a week (observed {inflow.observed_per_week:,.2f})"
+        _format_fit("deal value", r.deal_value, "money"),
+        f"Inflow: {human(inflow.per_week)} a week (observed {human(inflow.observed_per_week)})"
         + (
-            f"; seasonal multipliers by month {', '.join(f'{m:.2f}' for m in r.seasonality.multipliers)}"
+            f"; seasonal multipliers by month {', '.join(human(m) for m in r.seasonality.multipliers)}"
             if r.seasonality
             else ""
         )
@@ -396,7 +518,7 @@ def _calibrate(args) -> tuple[dict, str]:
             else ""
         ),
         *(
-            [f"Recent history counts more: a deal {r.half_life_weeks:g} weeks old counts half."]
+            [f"Recent history counts more: a deal {human(r.half_life_weeks)} weeks old counts half."]
             if r.half_life_weeks
             else []
         ),
@@ -405,8 +527,9 @@ def _calibrate(args) -> tuple[dict, str]:
             if r.deal_value_spread > 0.02
             else []
         ),
-        f"Open pipeline: {pipeline.deals:,} deals, about {pipeline.expected_wins:,.1f} expected to be won eventually.",
-        f"Quota: {_money(quota.target)}{' deals' if quota.unit == 'deals' else ''} ({quota.basis}).",
+        f"Open pipeline: {counted(pipeline.deals, 'deal')}, about {human(pipeline.expected_wins)} expected to be "
+        "won eventually.",
+        f"Quota: {_amount(quota.target, quota.unit)} ({quota.basis}).",
     ]
     if choice is not None:
         lines.append(f"Half-life chosen: {choice.note}.")
@@ -445,7 +568,7 @@ def _origins(args) -> list:
 
 def _held(rows: list[dict], band: str, suffix: str) -> str:
     inside = sum(r[f"inside_{band}{suffix}"] for r in rows)
-    return f"{inside} time{'s' if inside != 1 else ''} in {len(rows)}"
+    return f"{counted(inside, 'time')} in {len(rows)}"
 
 
 def _format_backtest(answer: dict, args, crm, history) -> str:
@@ -454,8 +577,8 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
 
     rows = answer["dates"]
     lines = [
-        f"Backtest over {args.horizon_days:g} days from each of {answer['origins']} origins "
-        f"({args.runs:,} runs, seed {args.seed}).",
+        f"Backtest over {human(args.horizon_days)} days from each of {counted(answer['origins'], 'origin')} "
+        f"({counted(args.runs, 'run')}, seed {args.seed}).",
         *_format_rows(f"Rows of {crm.source}", RowCounts.from_dict(crm.report())),
         *(
             _format_rows("Stage history rows", RowCounts.from_dict(history.attrs["report"]))
@@ -471,7 +594,8 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
         lines.append(
             f"{row['as_of']:<12}{_money(rev['p10']):>14}{_money(rev['p50']):>14}{_money(rev['p90']):>14}"
             f"{_money(row['actual']['revenue']):>14}  {'yes' if row['inside_p10_p90'] else 'no':<7}"
-            f"{deals['p10']:>11,.0f}{deals['p50']:>7,.0f}{deals['p90']:>7,.0f}{row['actual']['deals']:>8,}"
+            f"{human(deals['p10']):>11}{human(deals['p50']):>7}{human(deals['p90']):>7}"
+            f"{human(row['actual']['deals'], 'count'):>8}"
             f"  {'yes' if row['inside_p10_p90_deals'] else 'no'}"
         )
     lines += [
@@ -484,8 +608,8 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
         lines.append(
             f"{row['as_of']:<12}{_money(actual['revenue']):>14}{_money(row['forecast']['revenue']['p50']):>14}"
             f"{_money(base['run_rate']['revenue']):>14}{_money(base['weighted_pipeline']['revenue']):>14}"
-            f"{pit['revenue']:>7.2f}{actual['deals']:>8,}{row['forecast']['deals']['p50']:>7,.0f}"
-            f"{base['run_rate']['deals']:>10,.1f}{base['weighted_pipeline']['deals']:>10,.1f}{pit['deals']:>7.2f}"
+            f"{pit['revenue']:>7.2f}{human(actual['deals'], 'count'):>8}{human(row['forecast']['deals']['p50']):>7}"
+            f"{human(base['run_rate']['deals']):>10}{human(base['weighted_pipeline']['deals']):>10}{pit['deals']:>7.2f}"
         )
 
     def pct(x):
@@ -514,11 +638,11 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
         f"Skill against the run-rate (1 - the simulation's error / the run-rate's; above 0 the simulation misses "
         f"less): revenue {signed(skill['revenue'])}, won deals {signed(skill['deals'])}.",
         f"Pinball loss over P10, P50, P90: revenue {_money(pinball['revenue']['loss'])} "
-        f"({pct(pinball['revenue']['scaled'])} of the mean actual), won deals {pinball['deals']['loss']:,.2f} "
+        f"({pct(pinball['revenue']['scaled'])} of the mean actual), won deals {human(pinball['deals']['loss'])} "
         f"({pct(pinball['deals']['scaled'])}).",
         "Where the actuals fell in the forecasts (PIT; spread evenly if the forecast is honest):",
         *(
-            f"  {label}: KS {pit[m]['ks_statistic']:.3f}, p = {pit[m]['p_value']:.3g}: {pit[m]['verdict']}."
+            f"  {label}: KS {human(pit[m]['ks_statistic'])}, p = {human(pit[m]['p_value'])}: {pit[m]['verdict']}."
             for m, label in (("revenue", "revenue"), ("deals", "won deals"))
         ),
     ]
@@ -539,13 +663,10 @@ def _backtest(args) -> tuple[dict, str]:
                 crm,
                 dates,
                 args.horizon_days,
-                runs=args.runs,
-                seed=args.seed,
                 window_weeks=args.window_weeks,
-                jobs=args.jobs,
-                engine=args.engine,
                 history=history,
                 progress=update,
+                **_simulation_options(args),
                 **_calibration_options(args),
             )
     finally:
@@ -557,58 +678,78 @@ DATA_COMMANDS = {"calibrate": _calibrate, "backtest": _backtest}
 
 
 def _progress_bar(enabled: bool, total: int, unit: str = "run"):
-    """A tqdm bar on stderr when it is a terminal (none when piped, or when not ``enabled``)."""
+    """A tqdm bar on stderr when it is a terminal (none when piped, or when not ``enabled``).
+
+    Returns the ``progress(done, total)`` callback the library takes and the bar's closing.
+    The total may grow as the work goes (a search that asks for another simulation).
+    """
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit=unit, disable=None, leave=False, file=sys.stderr)
+    bar = tqdm(total=total, unit=unit, disable=None, leave=False, file=sys.stderr, dynamic_ncols=True)
 
-    def update(done: int, _total: int) -> None:
+    def update(done: int, total: int) -> None:
+        if total != bar.total:
+            bar.total = total
         bar.update(done - bar.n)
 
     return update, bar.close
 
 
+@contextlib.contextmanager
+def _progress(args, total: int, unit: str = "run"):
+    """The progress callback for a command's work: a bar on a terminal's stderr, none with ``--json``."""
+    update, close = _progress_bar(not args.json, total, unit)
+    try:
+        yield update
+    finally:
+        close()
+
+
 def _money(x: float) -> str:
-    return f"{x:,.0f}"
+    return human(x, "money")
 
 
-def _format_run(summary: dict) -> str:
-    quota = summary["quota"]
-    low, high = summary["p_hit_ci"]
+def _simulation_options(args) -> dict:
+    """How every question simulates: runs, seed, workers and engine, as the flags give them."""
+    return {"runs": args.runs, "seed": args.seed, "jobs": args.jobs, "engine": args.engine}
+
+
+def _format_run(summary: dict, team: bool = False) -> str:
+    """The run's report; for a team (``team``), the P(hit) line is left to :func:`_format_team`."""
+    quota, runs = summary["quota"], summary["runs"]
     lines = [
-        f"{summary['scenario']}  ({summary['runs']:,} runs, seed {summary['seed']}, {summary['engine']} engine)",
-        f"Quota: {_money(quota['target'])}{'' if quota['unit'] == 'revenue' else ' deals'}",
-        f"P(hit quota): {summary['p_hit']:.1%}  (95% CI {low:.1%} to {high:.1%})",
-        "",
-        f"{'':<10}{'mean':>14}{'sd':>14}{'P10':>14}{'P50':>14}{'P90':>14}",
+        f"{summary['scenario']}  ({counted(runs, 'run')}, seed {summary['seed']}, {summary['engine']} engine)",
+        f"Quota: {_amount(quota['target'], quota['unit'])}" + (" (the team's)" if team else ""),
     ]
-    for key, fmt in (("revenue", _money), ("deals", lambda x: f"{x:,.1f}")):
+    if not team:
+        lines.append(f"P(hit quota): {_chance_with_interval(summary['p_hit'], summary['p_hit_ci'], runs)}")
+    lines += ["", f"{'':<10}{'mean':>14}{'sd':>14}{'P10':>14}{'P50':>14}{'P90':>14}"]
+    for key, kind in (("revenue", "money"), ("deals", "figure")):
         s = summary[key]
-        lines.append(f"{key:<10}" + "".join(f"{fmt(s[k]):>14}" for k in ("mean", "sd", "p10", "p50", "p90")))
+        lines.append(f"{key:<10}" + "".join(f"{human(s[k], kind):>14}" for k in ("mean", "sd", "p10", "p50", "p90")))
     capacity = "utilisation" in summary["stages"][0]
     extra = f"{'wait days':>12}{'utilisation':>13}" if capacity else ""
     lines += ["", f"{'stage':<24}{'entered':>12}{'converted':>12}{extra}   (mean per run)"]
     for stage in summary["stages"]:
-        line = f"{stage['name']:<24}{stage['entered']:>12,.1f}{stage['converted']:>12,.1f}"
+        line = f"{stage['name']:<24}{human(stage['entered']):>12}{human(stage['converted']):>12}"
         if capacity:
             wait, busy = stage["mean_wait_days"], stage["utilisation"]
             # A stage without a rep limit has no slots to fill: a dash, not 0%.
-            line += f"{'-' if wait is None else f'{wait:,.2f}':>12}{'-' if busy is None else f'{busy:.1%}':>13}"
+            line += f"{'-' if wait is None else human(wait):>12}{'-' if busy is None else f'{busy:.1%}':>13}"
         lines.append(line)
     avg = summary["average_math"]
     lines += [
         "",
-        f"Average math (every quantity at its mean): {avg['won_deals']:,.1f} deals, "
+        f"Average math (every quantity at its mean): {human(avg['won_deals'])} deals, "
         f"revenue {_money(avg['revenue'])}: {'hits' if avg['hit'] else 'misses'} the quota.",
     ]
     return "\n".join(lines)
 
 
-def _format_team(team: dict) -> str:
-    fmt = _money if team["unit"] == "revenue" else (lambda x: f"{x:,.0f} deals")
-    low, high = team["p_team_hit_ci"]
+def _format_team(team: dict, runs: int) -> str:
+    unit = team["unit"]
 
     def figures(group: dict, label: str) -> list[str]:
         a, v = group["attainment"], group["value_ratio"]
@@ -618,23 +759,26 @@ def _format_team(team: dict) -> str:
         ]
         if v is not None:
             lines.append(
-                f"{'':<13}value ratio mean {v['mean']:.1f}, P10 {v['p10']:.1f}, P50 {v['p50']:.1f}, P90 {v['p90']:.1f}"
+                f"{'':<13}value ratio mean {human(v['mean'])}, P10 {human(v['p10'])}, P50 {human(v['p50'])}, "
+                f"P90 {human(v['p90'])}"
             )
         return lines
 
-    new = f", {team['new_reps']} new ({team['ramp_months']:g}-month ramp)" if team["new_reps"] else ""
+    new = f", {team['new_reps']} new ({human(team['ramp_months'])}-month ramp)" if team["new_reps"] else ""
     avg = team["average_rep"]
     lines = [
         "",
-        f"Team: {team['reps']} reps{new}; rep quota {fmt(team['rep_quota'])}, team quota {fmt(team['team_quota'])}.",
-        f"P(team hits its quota): {team['p_team_hit']:.1%}  (95% CI {low:.1%} to {high:.1%})",
+        f"Team: {counted(team['reps'], 'rep')}{new}; rep quota {_amount(team['rep_quota'], unit)}, team quota "
+        f"{_amount(team['team_quota'], unit)}.",
+        f"P(team hits its quota): {_chance_with_interval(team['p_team_hit'], team['p_team_hit_ci'], runs)}",
         *figures(team, "all reps"),
     ]
     for name, group in team.get("by_group", {}).items():
         lines += figures(group, name)
-    made = avg["revenue"] if team["unit"] == "revenue" else avg["won_deals"]
+    made = avg["revenue"] if unit == "revenue" else avg["won_deals"]
     lines.append(
-        f"The average rep on average math makes {fmt(made)}: {'at or above' if avg['hit'] else 'below'} the rep quota."
+        f"The average rep on average math makes {_amount(made, unit)}: "
+        f"{'at or above' if avg['hit'] else 'below'} the rep quota."
     )
     return "\n".join(lines)
 
@@ -642,26 +786,14 @@ def _format_team(team: dict) -> str:
 def _run(args, scenario: Scenario) -> tuple[dict, str]:
     team = scenario.team is not None
     reps = scenario.team.reps if team else 1
-    update, close = _progress_bar(not args.json, args.runs * reps)
-    try:
-        if team:  # rep by rep; the usual figures are the team total's, the team's in `team`
-            run = simulate_team
-        else:
-            run = simulate
-        result: SimulationResult = run(
-            scenario,
-            runs=args.runs,
-            seed=args.seed,
-            jobs=args.jobs,
-            engine=args.engine,
-            progress=update,
-        )
-    finally:
-        close()
+    # Rep by rep for a team; the usual figures are the team total's, the team's own in `team`.
+    run = simulate_team if team else simulate
+    with _progress(args, args.runs * reps) as update:
+        result: SimulationResult = run(scenario, progress=update, **_simulation_options(args))
     summary = result.summary()
-    text = _format_run(summary)
+    text = _format_run(summary, team)
     if team:
-        text += "\n" + _format_team(summary["team"])
+        text += "\n" + _format_team(summary["team"], args.runs)
     return summary, text
 
 
@@ -670,10 +802,10 @@ def _finite_or_none(x: float) -> float | None:
 
 
 def _solve(args, scenario: Scenario) -> tuple[dict, str]:
+    a_week = " per rep a week" if scenario.team is not None else " a week"
     try:
-        answer = solve_magic_number(
-            scenario, args.target, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine
-        )
+        with _progress(args, args.runs) as update:
+            answer = solve_magic_number(scenario, args.target, progress=update, **_simulation_options(args))
     except Unreachable as reason:
         payload = {
             "scenario": scenario.name,
@@ -689,64 +821,71 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
     payload["deterministic_weekly_opportunities"] = _finite_or_none(answer.deterministic_weekly_opportunities)
     lines = [
         f"{scenario.name}: P(hit quota) reaches {args.target:.0%} at "
-        f"{answer.weekly_opportunities:,.2f} new opportunities a week "
-        f"(P(hit) there {answer.p_hit_at_solution:.1%}; {args.runs:,} runs, seed {args.seed}).",
-        f"Average math says {answer.deterministic_weekly_opportunities:,.2f} a week "
+        f"{human(answer.weekly_opportunities)} new opportunities{a_week} "
+        f"(P(hit) there {_chance(answer.p_hit_at_solution, args.runs)}; {counted(args.runs, 'run')}, "
+        f"seed {args.seed}).",
+        f"Average math says {human(answer.deterministic_weekly_opportunities)}{a_week} "
         "(quota / mean deal value / product of rates, spread over the horizon, timing ignored).",
         "",
-        "Weekly volume stage by stage at the magic number:",
+        f"Weekly volume stage by stage at the magic number{' (per rep)' if scenario.team is not None else ''}:",
     ]
-    lines += [f"  {row['name']:<24}{row['per_week']:>10,.2f}" for row in answer.activity_per_stage]
+    lines += [f"  {row['name']:<24}{human(row['per_week']):>10}" for row in answer.activity_per_stage]
     return payload, "\n".join(lines)
 
 
 def _quota(args, scenario: Scenario) -> tuple[dict, str]:
     team = None
-    if scenario.team is not None:  # the team quota from the team total, and `per_rep`
-        from sim.questions.quota import realistic_rep_quota
-
-        team = simulate_team(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
-        result = team.total
-    else:
-        result = simulate(scenario, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
+    reps = 1 if scenario.team is None else scenario.team.reps
+    with _progress(args, args.runs * reps) as update:
+        if scenario.team is not None:  # the team quota from the team total, and `per_rep`
+            team = simulate_team(scenario, progress=update, **_simulation_options(args))
+            result = team.total
+        else:
+            result = simulate(scenario, progress=update, **_simulation_options(args))
     answer = realistic_quota(result, args.confidence)
     payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, **answer}
-    fmt = _money if answer["unit"] == "revenue" else (lambda x: f"{x:,.0f} deals")
+    unit = answer["unit"]
     a = answer["attainment"]
     lines = [
-        f"{scenario.name}: a quota of {fmt(answer['quota'])} is hit in "
-        f"{answer['p_hit_at_quota']:.1%} of runs (wanted {args.confidence:.0%}).",
-        f"At the current quota of {fmt(answer['current_quota'])}, P(hit) is "
-        f"{answer['p_hit_at_current_quota']:.1%}; attainment mean {a['mean']:.0%}, "
+        f"{scenario.name}: a quota of {_amount(answer['quota'], unit)} is hit in "
+        f"{_chance(answer['p_hit_at_quota'], args.runs)} of runs (wanted {args.confidence:.0%}).",
+        f"At the current quota of {_amount(answer['current_quota'], unit)}, P(hit) is "
+        f"{_chance(answer['p_hit_at_current_quota'], args.runs)}; attainment mean {a['mean']:.0%}, "
         f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
     ]
     if team is not None:
+        from sim.questions.quota import realistic_rep_quota
+
         per_rep = payload["per_rep"] = realistic_rep_quota(team, args.confidence)
         lines.append(
-            f"Per rep: {args.confidence:.0%} of reps make {fmt(per_rep['quota'])}; at the rep quota of "
-            f"{fmt(per_rep['rep_quota'])}, {per_rep['share_at_rep_quota']:.1%} of reps make it."
+            f"Per rep: {args.confidence:.0%} of reps make {_amount(per_rep['quota'], unit)}; at the rep quota of "
+            f"{_amount(per_rep['rep_quota'], unit)}, {per_rep['share_at_rep_quota']:.1%} of reps make it."
         )
         for name, group in per_rep.get("by_group", {}).items():
             lines.append(
-                f"  {name} reps: {args.confidence:.0%} make {fmt(group['quota'])}; "
+                f"  {name} reps: {args.confidence:.0%} make {_amount(group['quota'], unit)}; "
                 f"{group['share_at_rep_quota']:.1%} make the rep quota."
             )
     return payload, "\n".join(lines)
 
 
 def _sensitivity(args, scenario: Scenario) -> tuple[dict, str]:
-    answer = sensitivity(scenario, step=args.step, runs=args.runs, seed=args.seed, jobs=args.jobs, engine=args.engine)
+    reps = 1 if scenario.team is None else scenario.team.reps
+    variants = len(levers(scenario, args.step)) + 1  # the scenario and each lever
+    with _progress(args, args.runs * reps * variants) as update:
+        answer = sensitivity(scenario, step=args.step, progress=update, **_simulation_options(args))
     payload = {"scenario": scenario.name, **answer}
     lines = [
         f"{scenario.name}: each lever improved by {args.step:.0%} (base P(hit) "
-        f"{answer['base']['p_hit']:.1%}; {args.runs:,} runs, common random numbers)",
+        f"{_chance(answer['base']['p_hit'], args.runs)}; {counted(args.runs, 'run')}, common random numbers)",
         "",
         f"{'lever':<30}{'from':>12}{'to':>12}{'P(hit) change':>16}{'revenue change':>16}",
     ]
     for row in answer["levers"]:
+        kind = "money" if row["kind"] == "deal_value" else "figure"
         lines.append(
-            f"{row['lever']:<30}{row['from']:>12,.3g}{row['to']:>12,.3g}"
-            f"{row['p_hit_change'] * 100:>+13.1f} pt{row['revenue_change']:>16,.0f}"
+            f"{row['lever']:<30}{human(row['from'], kind):>12}{human(row['to'], kind):>12}"
+            f"{row['p_hit_change'] * 100:>+13.1f} pt{human(row['revenue_change'], 'money', signed=True):>16}"
         )
     return payload, "\n".join(lines)
 

@@ -3,10 +3,13 @@ numbers as the Python API, and the two ways to start it (``python -m sim``, ``fu
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,166 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     done.stdout.close()
     assert done.wait(timeout=120) == 0
     assert done.stderr.read() == b""
+
+
+# --- numbers and words for people ---------------------------------------------------------------------
+
+from sim.cli import counted, human  # noqa: E402
+
+CAPACITY = str(SCENARIOS_DIR / "capacity_quarter.toml")
+TEAM = str(SCENARIOS_DIR / "team_quarter.toml")
+
+
+@pytest.mark.parametrize(
+    ("x", "kind", "text"),
+    [
+        (1_023_784, "money", "$1.02M"),
+        (1_200_000, "money", "$1.2M"),
+        (250_000, "money", "$250k"),
+        (27_500, "money", "$27.5k"),
+        (8_400, "money", "$8,400"),
+        (8_437, "money", "$8,440"),
+        (999_600, "money", "$1M"),  # rounding carries into the next unit
+        (2.5e9, "money", "$2.5B"),
+        (-109_380, "money", "-$109k"),
+        (0, "money", "$0"),
+        (25_000, "figure", "25,000"),
+        (27_500, "figure", "27,500"),
+        (0.825, "figure", "0.825"),
+        (12.6, "figure", "12.6"),
+        (15.15, "figure", "15.2"),
+        (1_211.8, "figure", "1,210"),
+        (9.996, "figure", "10"),
+        (0.000123456, "figure", "0.000123"),
+        (1e12, "figure", "1,000,000,000,000"),
+        (1_023_784, "count", "1,023,784"),
+        (float("nan"), "figure", "n/a"),
+    ],
+)
+def test_numbers_read_as_people_write_them(x, kind, text):
+    assert human(x, kind) == text
+
+
+def test_signed_numbers_and_plurals():
+    assert human(109_380, "money", signed=True) == "+$109k"
+    assert human(-3.2, signed=True) == "-3.2"
+    assert counted(1, "open deal") == "1 open deal"
+    assert counted(0, "open deal") == "0 open deals"
+    assert counted(1_200, "run") == "1,200 runs"
+    assert counted(2, "reply", "replies") == "2 replies"
+    assert counted(6.5, "week") == "6.5 weeks"
+
+
+def test_text_has_no_scientific_notation_nor_raw_money(capsys):
+    assert main(["sensitivity", REFERENCE, "--runs", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "e+0" not in out and "$25k" in out and "$27.5k" in out  # the deal value lever: 25,000 to 27,500
+    assert main(["quota", REFERENCE, "--runs", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "$" in out and not re.search(r"\d,\d{3},\d{3}", out)  # money as $1.02M, not 1,023,784
+
+
+def test_one_run_is_a_run(capsys):
+    assert main(["run", REFERENCE, "--runs", "1"]) == 0
+    assert "(1 run, seed 0" in capsys.readouterr().out
+
+
+def _with_quota(tmp_path, revenue: float) -> str:
+    text = (SCENARIOS_DIR / "reference_quarter.toml").read_text()
+    path = tmp_path / "quota.toml"
+    path.write_text(re.sub(r"(?m)^revenue = .*$", f"revenue = {revenue}", text, count=1))
+    return str(path)
+
+
+def test_no_run_hitting_gives_a_one_sided_bound(tmp_path, capsys):
+    # Clopper-Pearson with no hit in n runs: P(hit) < 1 - 0.05 ** (1 / n) with 95% confidence.
+    assert main(["run", _with_quota(tmp_path, 1e10), "--runs", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert 1 - 0.05 ** (1 / 1000) == pytest.approx(0.002991, abs=1e-6)
+    assert "P(hit quota): below 0.299%" in out and "none of 1,000 runs" in out
+    assert "0.0% (95% CI" not in out and "0.0%" not in out.split("P(hit quota):")[1].splitlines()[0]
+
+
+def test_every_run_hitting_gives_a_one_sided_bound(tmp_path, capsys):
+    assert main(["run", _with_quota(tmp_path, 0.01), "--runs", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "P(hit quota): above 99.701%" in out and "all of 1,000 runs" in out  # 100% - 0.299%
+    assert "100.0%" not in out
+
+
+def test_a_team_answer_says_per_rep_and_gives_its_chance_once(capsys):
+    assert main(["solve", TEAM, "--runs", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "new opportunities per rep a week" in out and "Average math says" in out
+    assert main(["run", TEAM, "--runs", "300"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("P(team hits its quota)") == 1 and "P(hit quota)" not in out
+
+
+# --- version and help -------------------------------------------------------------------------------------
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"funnel-sim {metadata.version('funnel-sim')}"
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["solve"], ["quota"], ["sensitivity"], ["calibrate"], ["backtest"]])
+def test_help_shows_no_markup(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out
+    # argparse's own " | " between exclusive options is usage syntax; "run|solve" is a docstring's.
+    assert not re.search(r"\w\|\w", out), out
+
+
+# --- progress on a terminal -----------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as tqdm asks."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+QUESTIONS = [
+    ["run", REFERENCE, "--runs", "600"],
+    ["solve", REFERENCE, "--runs", "600"],
+    ["quota", REFERENCE, "--runs", "600"],
+    ["sensitivity", REFERENCE, "--runs", "600"],
+    ["solve", CAPACITY, "--runs", "100", "--target", "0.3"],  # a search of several simulations
+]
+
+
+@pytest.mark.parametrize("argv", QUESTIONS, ids=lambda argv: f"{argv[0]} {Path(argv[1]).stem}")
+def test_progress_shows_on_a_terminal_only(argv, monkeypatch, capsys):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(argv) == 0
+    assert re.search(r"\d+/\d+ \[", terminal.getvalue()), terminal.getvalue()  # tqdm's "600/600 ["
+    out = capsys.readouterr().out
+    assert out.strip() and "\r" not in out
+    # With --json, nothing on the terminal either: the JSON stays clean.
+    terminal.seek(0)
+    terminal.truncate()
+    assert main([*argv, "--json"]) == 0
+    assert terminal.getvalue() == ""
+    json.loads(capsys.readouterr().out)
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(capsys):
+    for argv in QUESTIONS[:4]:
+        assert main(argv) == 0
+        assert capsys.readouterr().err == ""
+
+
+def test_auto_runs_limited_reps_on_the_vectorised_queues(capsys):
+    # The queues model limited reps without listed open deals: auto is their answer, bit for bit.
+    auto = run_json(capsys, CAPACITY, "--runs", "300")
+    queues = run_json(capsys, CAPACITY, "--runs", "300", "--engine", "vectorized")
+    assert auto["engine"] == "vectorized" and auto == queues

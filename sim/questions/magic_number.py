@@ -17,6 +17,7 @@ from scipy import optimize, special
 from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities, new_deal_win_bound
 from sim.model.scenario import Scenario, max_weekly_inflow
 from sim.runner import Engine, InflowThresholds, Request, independent_deals, inflow_thresholds, run
+from sim.runner.execute import Progress
 
 
 class Unreachable(ValueError):
@@ -56,6 +57,7 @@ def solve_magic_number(
     jobs: int = 1,
     engine: Engine = "auto",
     relative_tolerance: float = 1e-3,
+    progress: Progress | None = None,
 ) -> MagicNumber:
     """Weekly new opportunities at which P(hit quota) reaches ``target``.
 
@@ -76,6 +78,9 @@ def solve_magic_number(
         As for :func:`sim.runner.simulate`.
     relative_tolerance : float
         Width of the final bracket relative to the answer (root finding).
+    progress : callable, optional
+        Called as ``progress(done, total)`` as replications finish, over every simulation
+        of the search; ``total`` grows as the search asks for another simulation.
 
     Returns
     -------
@@ -91,10 +96,13 @@ def solve_magic_number(
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
     request = Request.of(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
     limits = _Limits.of(scenario, target, runs)
+    tally = _Tally(progress)
     if independent_deals(scenario, engine):
-        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, request)
+        solution, p_hit, simulations, curve = _solve_by_critical_inflows(scenario, limits, request, tally)
     else:
-        solution, p_hit, simulations, curve = _solve_by_root_finding(scenario, limits, request, relative_tolerance)
+        solution, p_hit, simulations, curve = _solve_by_root_finding(
+            scenario, limits, request, relative_tolerance, tally
+        )
     return MagicNumber(
         weekly_opportunities=solution,
         p_hit_at_solution=p_hit,
@@ -104,6 +112,31 @@ def solve_magic_number(
         evaluations=simulations,
         curve=curve,
     )
+
+
+class _Tally:
+    """The search's progress over its simulations: each one's replications added to what came before."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress, self.before = progress, 0
+
+    def simulation(self, size: int) -> Progress | None:
+        """The callback for the next simulation, of ``size`` replications (the runner's count)."""
+        if self.progress is None:
+            return None
+        before = self.before
+        self.before += size
+
+        def update(done: int, total: int) -> None:
+            self.progress(before + done, before + total)
+
+        update(0, size)
+        return update
+
+    def finished(self) -> None:
+        """The simulation asked for last is done (a remembered one reports nothing of its own)."""
+        if self.progress is not None:
+            self.progress(self.before, self.before)
 
 
 @dataclass(frozen=True)
@@ -191,7 +224,7 @@ def _rung(per_week: float) -> float:
     return 2.0 ** (math.ceil(RUNGS_PER_DOUBLING * math.log2(per_week) - 1e-9) / RUNGS_PER_DOUBLING)
 
 
-def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, request: Request):
+def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, request: Request, tally: _Tally):
     """The magic number as the ``needed_hits``-th smallest critical inflow (vectorised engine).
 
     Each replication hits the quota from its critical inflow on, so the smallest inflow
@@ -207,7 +240,9 @@ def _solve_by_critical_inflows(scenario: Scenario, limits: _Limits, request: Req
     data: InflowThresholds | None = None
     simulations = 0
     while True:
+        tally.simulation(request.runs)
         data = inflow_thresholds(request, top, previous=data)
+        tally.finished()
         simulations += 1
         critical = np.sort(data.critical_inflows(scenario.quota, max_per_week=top))
         least = limits.check(float(np.mean(critical <= 0.0)), runs)
@@ -262,7 +297,9 @@ def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
     )
 
 
-def _solve_by_root_finding(scenario: Scenario, limits: _Limits, request: Request, relative_tolerance: float):
+def _solve_by_root_finding(
+    scenario: Scenario, limits: _Limits, request: Request, relative_tolerance: float, tally: _Tally
+):
     """The magic number by Brent's method on P(hit), one simulation per evaluation (any engine)."""
     curve: dict[float, float] = {}
     runs = request.runs
@@ -271,7 +308,10 @@ def _solve_by_root_finding(scenario: Scenario, limits: _Limits, request: Request
         if per_week not in curve:
             variant = scenario.with_inflow(per_week)
             asked = Request.of(variant, runs=runs, seed=request.seed, jobs=request.jobs, engine=request.engine)
-            curve[per_week] = run(asked).result(variant, request.seed).p_hit
+            reps = 1 if scenario.team is None else scenario.team.reps
+            simulation = run(asked, tally.simulation(runs * reps))
+            tally.finished()
+            curve[per_week] = simulation.result(variant, request.seed).p_hit
         return curve[per_week]
 
     def reaches(p: float) -> bool:
