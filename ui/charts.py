@@ -453,8 +453,8 @@ def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
         ]
         rows = frame[frame["measure"] == measure]
         axis = alt.Axis(format=".0%") if measure == "utilisation" else alt.Axis(format=",d", tickMinStep=1)
-        # The axis reaches the top of the band (P90), so no band is cut off at the top.
-        top = 1.0 if measure == "utilisation" else max(1.0, float(rows["p90"].max()))
+        # The axis goes a tenth past the top of the widest band (P90), so no band is cut off or flush with the top.
+        top = 1.0 if measure == "utilisation" else 1.1 * max(1.0, float(rows["p90"].max()))
         y = alt.Y("p50:Q", title=title, axis=axis, scale=alt.Scale(domain=[0, top], nice=True))
         # One legend, over the top panel: the panels are also drawn one by one (see pages.show_chart).
         color = alt.Color("stage:N", scale=scale, legend=legend if measure == "queue" else None)
