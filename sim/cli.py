@@ -390,7 +390,7 @@ def _format_stages(r: CalibrationReport) -> list[str]:
         f"Deals with a stage history: {human(h.deals_with_history, 'count')}; without: "
         f"{human(h.deals_without_history, 'count')} (taken "
         "to enter the first stage on creation).",
-        f"Stages in the order deals enter them ({counted(len(r.stages), 'stage')}):",
+        f"Stages in the order deals enter them ({len(r.stages)}):",
     ]
     for stage in r.stages:
         c = stage.counts
