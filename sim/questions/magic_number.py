@@ -298,9 +298,10 @@ def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
 
 
 def _solve_by_root_finding(
-    scenario: Scenario, limits: _Limits, request: Request, relative_tolerance: float, tally: _Tally
+    scenario: Scenario, limits: _Limits, request: Request, relative_tolerance: float, tally: _Tally | None = None
 ):
-    """The magic number by Brent's method on P(hit), one simulation per evaluation (any engine)."""
+    """The magic number by Brent's method on P(hit), one simulation per evaluation; ``tally`` reports progress."""
+    tally = _Tally(None) if tally is None else tally
     curve: dict[float, float] = {}
     runs = request.runs
 
