@@ -31,6 +31,7 @@ from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
+from sim.words import counted, human
 
 if TYPE_CHECKING:  # the data commands import sim.crm only when they run
     from sim.crm.report import CalibrationReport, FitSummary, RowCounts
@@ -41,70 +42,6 @@ EXIT_INTERRUPTED = 130
 """Exit code after Ctrl-C: 128 + SIGINT, as shells report a command stopped by it."""
 EVERY_DAYS = 14
 """Days between backtest origins from --from to --to when --every is not given."""
-
-
-MONEY_UNITS = ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k"))
-"""(from, divisor, unit): money from each threshold on is written in its unit: $1.02M, $250k, $25k (below
-$10,000 in full: $8,400)."""
-
-
-def _three_figures(x: float) -> tuple[float, int]:
-    """``x`` rounded to three significant figures, and the decimals that show them (0 for whole hundreds)."""
-    if x == 0 or not math.isfinite(x):
-        return x, 0
-    rounded = float(f"{x:.3g}")  # rounding may carry to the next power of ten: 999.6 -> 1000
-    return rounded, max(0, 2 - math.floor(math.log10(abs(rounded))))
-
-
-def _plain(x: float, decimals: int) -> str:
-    """A plain decimal with thousands separators and no trailing zeros after the point."""
-    text = f"{x:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def human(x: float, kind: str = "figure", signed: bool = False) -> str:
-    """A number as people read it in the command line's reports (JSON keeps full precision).
-
-    Parameters
-    ----------
-    x : float
-    kind : {"figure", "money", "count"}
-        ``figure``: three significant figures as a plain decimal (25,000, 12.6, 0.825;
-        never 2.5e+04); ``money``: as a manager writes it ($1.02M, $250k, $8,400);
-        ``count``: a whole number with thousands separators (1,023,784).
-    signed : bool
-        Write a ``+`` before positive numbers (changes).
-
-    Returns
-    -------
-    str
-        ``n/a`` for a value that is not a finite number.
-    """
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    sign = "-" if x < 0 else "+" if signed and x > 0 else ""
-    size = abs(x)
-    if kind == "count":
-        return sign + f"{round(size):,}"
-    rounded, decimals = _three_figures(size)
-    if kind == "figure":
-        return sign + _plain(rounded, decimals)
-    if kind != "money":
-        raise ValueError(f"kind: must be figure, money or count, got {kind!r}")
-    for threshold, divisor, unit in MONEY_UNITS:
-        if rounded >= threshold:
-            scaled, decimals = _three_figures(rounded / divisor)
-            return f"{sign}${_plain(scaled, decimals)}{unit}"
-    return f"{sign}${_plain(rounded, decimals)}"
-
-
-def counted(n: float, noun: str, plural: str | None = None) -> str:
-    """``n`` and the noun, singular for one: ``1 open deal``, ``3 open deals``, ``1,200 runs``, ``6.5 weeks``.
-
-    ``plural`` is the plural where adding an ``s`` is wrong (``counted(2, "reply", "replies")``).
-    """
-    number = human(n, "count") if float(n).is_integer() else human(n)
-    return f"{number} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _amount(x: float, unit: str) -> str:
@@ -122,10 +59,10 @@ def _chance(p: float, runs: int) -> str:
     """
     if 0.0 < p < 1.0:
         return f"{p:.1%}"
-    percent, decimals = _three_figures(100 * float(stats.beta.ppf(0.95, 1, runs)))
+    percent = 100 * float(stats.beta.ppf(0.95, 1, runs))
     if p == 0.0:
-        return f"below {_plain(percent, decimals)}%"
-    return f"above {_plain(100 - percent, decimals)}%"
+        return f"below {human(percent)}%"
+    return f"above {human(100 - percent)}%"
 
 
 def _chance_with_interval(p: float, interval: list[float], runs: int) -> str:

@@ -18,6 +18,7 @@ from sim.model.average_math import (
 )
 from sim.model.distributions import Fixed
 from sim.model.scenario import Scenario
+from sim.words import human
 from ui.safe import text
 
 WORKING_DAYS_PER_WEEK = 5
@@ -31,42 +32,21 @@ def money(x: float) -> str:
     return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
-SIGNIFICANT = 3
-"""Significant figures of every figure in text (``21.7``, ``14.1``, ``3.85``), whole numbers from 100 up."""
-
-
-def decimals(x: float, significant: int = SIGNIFICANT) -> int:
-    """How many decimals a figure gets: enough for ``significant`` figures, none for whole numbers or from 100 up."""
-    if not math.isfinite(x) or x == 0 or abs(x - round(x)) < 1e-9:
-        return 0
-    return max(0, significant - 1 - math.floor(math.log10(abs(x))))
-
-
 def figure(x: float) -> str:
-    """A number in text, to :data:`SIGNIFICANT` significant figures with thousands separators: ``1,234``, ``3.85``."""
-    return f"{x:,.{decimals(float(f'{x:.{SIGNIFICANT}g}'))}f}"
+    """A number in text, to three significant figures: ``1,230``, ``3.85`` (:func:`sim.words.human`)."""
+    return human(x)
 
 
 def money_short(x: float) -> str:
-    """Compact dollars for big numbers, to three significant figures: ``$1.20M``, ``$950k``, ``$12.3k``, ``$800``."""
-    sign, x = ("-" if x < 0 else ""), abs(x)
-    if x >= 1e6:
-        return f"{sign}${figure(x / 1e6)}M"
-    if x >= 1e4:
-        return f"{sign}${figure(x / 1e3)}k"
-    return f"{sign}${x:,.0f}"
+    """Compact dollars: ``$1.2M``, ``$950k``, ``$12.3k``, ``$800`` (:func:`sim.words.human`)."""
+    return human(x, "money")
 
 
 def count(x: float) -> str:
-    """A count: whole numbers without decimals (``200``), others as a :func:`figure` (``3.85``, ``21.7``)."""
+    """A count: whole numbers in full (``1,234``), others as a :func:`figure` (``3.85``, ``21.7``)."""
     if math.isinf(x):
         return "infinitely many"
-    return figure(x)
-
-
-def rounded(x: float) -> float:
-    """A number rounded as :func:`figure` shows it, for tables."""
-    return round(x, decimals(float(f"{x:.{SIGNIFICANT}g}")))
+    return human(x, "count") if float(x).is_integer() else human(x)
 
 
 def percent(p: float, digits: int = 1) -> str:

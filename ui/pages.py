@@ -22,6 +22,7 @@ from sim.model.distributions import Fixed
 from sim.questions.quota import p_hit_by_quota, realistic_quota, realistic_rep_quota
 from sim.questions.sensitivity import paired_difference
 from sim.runner.results import quota_result, wilson_interval
+from sim.words import rounded
 from ui import charts, compute, inputs, safe
 from ui import explain as say
 from ui.form import differences
@@ -358,8 +359,8 @@ def _activity_table(scenario: Scenario, per_week: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "entering": [r["name"] for r in rows],
-            "per week": [say.rounded(r["per_week"]) for r in rows],
-            "per working day": [say.rounded(r["per_week"] / say.WORKING_DAYS_PER_WEEK) for r in rows],
+            "per week": [rounded(r["per_week"]) for r in rows],
+            "per working day": [rounded(r["per_week"] / say.WORKING_DAYS_PER_WEEK) for r in rows],
         }
     )
 

@@ -96,10 +96,10 @@ def test_a_higher_quota_lowers_p_hit_but_not_the_realistic_quota():
     open_page(at, "Quota setting")
     assert not any(m.label == "P(hit quota)" for m in at.metric)  # hidden pages are not drawn
     realistic = metric(at, "Realistic quota at 70%")
-    assert metric(at, "Current quota") == "$1.20M"
+    assert metric(at, "Current quota") == "$1.2M"
     at.number_input(key="quota_revenue").set_value(1_500_000.0).run()
     no_exception(at)
-    assert metric(at, "Current quota") == "$1.50M"
+    assert metric(at, "Current quota") == "$1.5M"
     assert metric(at, "Realistic quota at 70%") == realistic  # it depends on the results, not the quota
     reached = [number(c.value) for c in at.caption if c.value.startswith("Reached in")]
     assert reached[0] >= 70 and reached[1] < p_before  # at the realistic quota; at the current one
