@@ -31,6 +31,7 @@ from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
+from sim.runner.request import CORES
 from sim.words import counted, human
 
 if TYPE_CHECKING:  # the data commands import sim.crm only when they run
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--step", type=_probability, default=0.1, help="relative improvement of each lever (default 0.1 = 10%%)"
     )
     _add_data_commands(commands)
+    _add_plan_command(commands)
     return parser
 
 
@@ -611,7 +613,95 @@ def _backtest(args) -> tuple[dict, str]:
     return answer, _format_backtest(answer, args, crm, history)
 
 
-DATA_COMMANDS = {"calibrate": _calibrate, "backtest": _backtest}
+# --- plan: many what-ifs at once ---------------------------------------------------------------------
+
+
+def _add_plan_command(commands) -> None:
+    plan = commands.add_parser("plan", help="simulate many what-ifs of a scenario: a grid or named plans")
+    plan.add_argument("plan", help="plan TOML file: a base scenario, [vary] or [[plans]], [constraints]")
+    plan.add_argument("-o", "--output", help="the table of cells to write: a .parquet or .csv file")
+    plan.add_argument("--runs", type=_count(MAX_RUNS), help="replications per cell (default: the plan's, or 2,000)")
+    plan.add_argument("--seed", type=_seed, help="root random seed of every cell (default: the plan's, or 0)")
+    plan.add_argument("--target", type=_probability, help="P(hit) the cheapest plans must reach (default: the plan's)")
+    plan.add_argument("--resume", action="store_true", help="reuse the cells already in the output; add the rest")
+    plan.add_argument("--scheduler", metavar="tcp://HOST:8786", help="an existing Dask scheduler to run the cells on")
+    plan.add_argument(
+        "--workers",
+        type=_number(int, lambda v: 0 <= v <= 256, "from 0 to 256"),
+        default=CORES,
+        help=f"local Dask worker processes (default {CORES}: the cores here); 0: in this process, without Dask",
+    )
+    plan.add_argument("--json", action="store_true", help="print one JSON object (the cells reaching the target)")
+    plan.epilog = (
+        "Every cell runs with the same seed (common random numbers) and is what `run` gives the scenario it "
+        "describes. Each cell is kept as it finishes, so an interrupted plan continues with --resume."
+    )
+
+
+def _plan_value(value, column: str) -> str:
+    """A cell's value in the report: money for money paths, three figures for numbers, text as is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return shorten(str(value), 24)
+    money = column.endswith(("revenue", "cost_per_year", "rep_quota")) or column in ("cost",)
+    return human(value, "money" if money else "figure")
+
+
+def _plan(args) -> tuple[dict, str]:
+    from sim.plan.execute import cheapest, execute
+    from sim.plan.spec import load_plan
+
+    plan = load_plan(args.plan).with_settings(args.runs, args.seed)
+    target = plan.target if args.target is None else args.target
+    with _progress(args, len(plan.cells), unit="cell") as update:
+        table, simulated = execute(
+            plan, args.output, args.resume, workers=args.workers, scheduler=args.scheduler, progress=update
+        )
+    reached, best = cheapest(table, target)
+    shown = (["plan"] if plan.named else []) + list(plan.columns)
+    figures = ["p_hit", "revenue_p50", "cost", "value_ratio"]
+    rows = best[shown + figures + ["reps", "new_reps"]].to_dict("records")
+    payload = {
+        "plan": plan.name,
+        "cells": len(plan.cells),
+        "left_out_by_constraints": plan.left_out,
+        "simulated": simulated,
+        "runs": plan.runs,
+        "seed": plan.seed,
+        "target": target,
+        "reached": reached,
+        "output": args.output,
+        "best": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows],
+    }
+    left_out = f" ({counted(plan.left_out, 'cell')} left out by the constraints)" if plan.left_out else ""
+    earlier = len(plan.cells) - simulated
+    lines = [
+        f"{plan.name}: {counted(len(plan.cells), 'cell')}{left_out}, {counted(plan.runs, 'run')} each, seed "
+        f"{plan.seed}, common random numbers; {human(simulated, 'count')} simulated now"
+        + (f", {human(earlier, 'count')} from the earlier run." if earlier else "."),
+    ]
+    if args.output:
+        lines.append(f"Wrote {args.output} (one row per cell).")
+    lines += [
+        "",
+        f"Cheapest plans with P(hit) >= {target:.0%}:"
+        if reached
+        else f"No plan reaches {target:.0%}; the best P(hit):",
+    ]
+    widths = [max(10, len(c) + 2) for c in shown]
+    header = "".join(f"{c:<{w}}" for c, w in zip(shown, widths, strict=True))
+    lines.append(f"  {header}{'P(hit)':>9}{'revenue P50':>13}{'cost':>10}{'value ratio':>13}")
+    for row in rows:
+        cells = "".join(f"{_plan_value(row[c], c):<{w}}" for c, w in zip(shown, widths, strict=True))
+        cost, ratio = row["cost"], row["value_ratio"]
+        lines.append(
+            f"  {cells}{_chance(row['p_hit'], plan.runs):>9}{human(row['revenue_p50'], 'money'):>13}"
+            f"{human(cost, 'money') if cost == cost and cost is not None else '-':>10}"
+            f"{human(ratio) if ratio == ratio and ratio is not None else '-':>13}"
+        )
+    return payload, "\n".join(lines)
+
+
+DATA_COMMANDS = {"calibrate": _calibrate, "backtest": _backtest, "plan": _plan}
 
 
 def _progress_bar(enabled: bool, total: int, unit: str = "run"):

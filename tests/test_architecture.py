@@ -27,6 +27,7 @@ LAYERS = {
     "sim.runner": 2,
     "sim.questions": 3,
     "sim.crm": 3,
+    "sim.plan": 3,
     "sim.cli": 4,
     "sim.warmup": 4,
     "sim.__main__": 5,
