@@ -121,7 +121,8 @@ class CellStore:
                 raise OutputError([f"output: {self.output} is not a plan's table (no cell column); give another -o"])
             figures = [c for c in table.columns if c == "p_hit" or c.startswith(FIGURES)]
             for record in table[["cell", *figures]].to_dict("records"):
-                done[str(record.pop("cell"))] = {k: _plain(v) for k, v in record.items()}
+                key = str(record.pop("cell"))
+                done[key] = {k: _plain(v) for k, v in record.items()}
         if self.folder.is_dir():
             for path in self.folder.glob("*.json"):
                 if path.stat().st_size <= MAX_CELL_BYTES:
@@ -162,7 +163,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A plan's table from its parquet or CSV file (CSV floats read back exactly)."""
     if output_format(path) == "parquet":
         return pd.read_parquet(path)
-    return pd.read_csv(path, float_precision="round_trip")
+    # pandas 3 reads floats back exactly by default (and deprecates the option); pandas 2 needs asking.
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    return pd.read_csv(path, **exact)
 
 
 # --- running the cells -------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import copy
 import hashlib
 import itertools
 import json
-import math
 import re
 import tomllib
 from collections import Counter
@@ -42,6 +41,7 @@ from sim.model.scenario import (
 from sim.model.team import DAYS_PER_YEAR
 from sim.runner import MAX_RUNS
 from sim.runner.request import quota_free
+from sim.words import counted
 
 try:  # segments (issue 15) split a scenario into funnels; without them a scenario is one funnel
     from sim.model.segments import segment_scenarios
@@ -438,7 +438,7 @@ def plan_from_dict(document: dict, directory: str | Path = ".") -> Plan:
         raise PlanError(_failure_lines(spec, settings, failures))
     kept = tuple(cell for cell in cells if within(cell.scenario, spec.constraints))
     if not kept:
-        raise PlanError([f"constraints: leave out every one of the {len(cells):,} cells; loosen them"])
+        raise PlanError([f"constraints: leave out every cell (all {counted(len(cells), 'cell')}); loosen them"])
     return Plan(
         spec.name or base.name, base, spec.runs, spec.seed, spec.target, tuple(columns), spec.plans is not None,
         kept, len(cells) - len(kept), spec.constraints,
@@ -514,7 +514,3 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError([f"{path}: not a UTF-8 text file"]) from None
     return plan_from_toml(text, source=str(path), directory=Path(path).parent)
 
-
-def finite_or_none(x: Any) -> Any:
-    """A float that is not finite as None (tables and JSON hold no infinities); anything else as is."""
-    return None if isinstance(x, float) and not math.isfinite(x) else x
