@@ -513,4 +513,3 @@ def load_plan(path: str | Path) -> Plan:
     except UnicodeDecodeError:
         raise PlanError([f"{path}: not a UTF-8 text file"]) from None
     return plan_from_toml(text, source=str(path), directory=Path(path).parent)
-
