@@ -213,6 +213,21 @@ class SimulationResult:
             )
         return rows
 
+    def _headline(self) -> dict:
+        """The figures every summary starts with: what was run, the quota, P(hit), won deals and revenue."""
+        o = self.outcomes
+        return {
+            "scenario": self.scenario.name,
+            "runs": self.runs,
+            "seed": self.seed,
+            "engine": self.engine,
+            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
+            "p_hit": self.p_hit,
+            "p_hit_ci": list(wilson_interval(int(self.hit.sum()), self.runs)),
+            "deals": describe(o.won_deals),
+            "revenue": describe(o.revenue),
+        }
+
     def summary(self) -> dict:
         """The figures people ask for, as a JSON-ready dictionary.
 
@@ -226,15 +241,7 @@ class SimulationResult:
         o = self.outcomes
         capacity = self.stage_capacity()
         summary = {
-            "scenario": self.scenario.name,
-            "runs": self.runs,
-            "seed": self.seed,
-            "engine": self.engine,
-            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
-            "p_hit": self.p_hit,
-            "p_hit_ci": list(wilson_interval(int(self.hit.sum()), self.runs)),
-            "deals": describe(o.won_deals),
-            "revenue": describe(o.revenue),
+            **self._headline(),
             "stages": [
                 {
                     "name": name,
@@ -533,18 +540,9 @@ class SegmentsResult(SimulationResult):
         ``deals`` and ``revenue`` (mean, p10, p50, p90), ``spread_share``
         (:meth:`spread_shares`), ``reps`` and ``cost``.
         """
-        o = self.outcomes
         shares = self.spread_shares()
         return {
-            "scenario": self.scenario.name,
-            "runs": self.runs,
-            "seed": self.seed,
-            "engine": self.engine,
-            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
-            "p_hit": self.p_hit,
-            "p_hit_ci": list(wilson_interval(int(self.hit.sum()), self.runs)),
-            "deals": describe(o.won_deals),
-            "revenue": describe(o.revenue),
+            **self._headline(),
             "average_math": plan_on_averages(self.scenario),
             "reps": segment_reps(self.scenario),
             "cost": cost_of_reps(self.scenario),
