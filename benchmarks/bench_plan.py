@@ -105,7 +105,8 @@ def main() -> None:
     )
     for workers in (1, 2):
         print(
-            f"  {workers} worker{'s' if workers > 1 else ' '}  {seconds[workers]:7.1f} s   {cells / seconds[workers]:6.2f} cells/s"
+            f"  {workers} worker{'s' if workers > 1 else ' '}  {seconds[workers]:7.1f} s   "
+            f"{cells / seconds[workers]:6.2f} cells/s"
         )
     speedup = seconds[1] / seconds[2]
     print(f"  per cell (1 worker)   {per_cell:.2f} s;  speed-up {speedup:.2f}x,  parallel efficiency {speedup / 2:.0%}")

@@ -641,6 +641,8 @@ def _add_plan_command(commands) -> None:
 
 def _plan_value(value, column: str) -> str:
     """A cell's value in the report: money for money paths, three figures for numbers, text as is."""
+    if value is None or value != value:  # not given (NaN in a table)
+        return "-"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return shorten(str(value), 24)
     money = column.endswith(("revenue", "cost_per_year", "rep_quota")) or column in ("cost",)
@@ -688,7 +690,7 @@ def _plan(args) -> tuple[dict, str]:
         if reached
         else f"No plan reaches {target:.0%}; the best P(hit):",
     ]
-    widths = [max(10, len(c) + 2) for c in shown]
+    widths = [max([len(c), *(len(_plan_value(r[c], c)) for r in rows)]) + 2 for c in shown]
     header = "".join(f"{c:<{w}}" for c, w in zip(shown, widths, strict=True))
     lines.append(f"  {header}{'P(hit)':>9}{'revenue P50':>13}{'cost':>10}{'value ratio':>13}")
     for row in rows:

@@ -22,6 +22,7 @@ from tests.conftest import ROOT
 SIM = ROOT / "sim"
 LAYERS = {
     "sim.errors": 0,
+    "sim.words": 0,
     "sim.model": 0,
     "sim.engines": 1,
     "sim.runner": 2,

@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import InputError
-from sim.plan.spec import Cell, Plan, rep_cost, rep_counts
+from sim.model.segments import cost_of_reps
+from sim.model.segments import reps as rep_count
+from sim.plan.spec import Cell, Plan, new_reps
 from sim.runner import simulate
 
 RETRIES = 3
@@ -62,8 +64,9 @@ def cell_figures(scenario, runs: int, seed: int) -> dict:
         "revenue_p90": revenue["p90"],
         "won_deals_p50": summary["deals"]["p50"],
     }
-    for segment in summary.get("segments", ()):
-        row[f"p_hit[{segment['name']}]"] = segment["p_hit"]
+    for segment in summary.get("segments", ()):  # a segment's P(hit) where it has its own quota
+        if segment["p_hit"] is not None:
+            row[f"p_hit[{segment['name']}]"] = segment["p_hit"]
         row[f"revenue_p50[{segment['name']}]"] = segment["revenue"]["p50"]
     return row
 
@@ -243,7 +246,7 @@ def plan_table(plan: Plan, figures: dict[str, dict]) -> pd.DataFrame:
     figures of :func:`cell_figures` (``p_hit``, ``p_hit[SEGMENT]``, ``revenue_p10``,
     ``revenue_p50``, ``revenue_p90``, ``won_deals_p50``, ``revenue_p50[SEGMENT]``),
     ``reps``, ``new_reps``, ``cost`` (of reps for the period,
-    :func:`~sim.plan.spec.rep_cost`), ``value_ratio`` (revenue P50 / cost), ``runs``,
+    :func:`~sim.model.segments.cost_of_reps`), ``value_ratio`` (revenue P50 / cost), ``runs``,
     ``seed`` and ``cell`` (the key the cell is kept under).
     """
     rows = []
@@ -251,12 +254,11 @@ def plan_table(plan: Plan, figures: dict[str, dict]) -> pd.DataFrame:
         row = {"plan": cell.name} if plan.named else {}
         row.update(cell.values)
         row.update(figures[cell.key])
-        reps, new = rep_counts(cell.scenario)
-        cost = rep_cost(cell.scenario)
+        cost = cost_of_reps(cell.scenario)
         row.update(
             {
-                "reps": reps,
-                "new_reps": new,
+                "reps": rep_count(cell.scenario),
+                "new_reps": new_reps(cell.scenario),
                 "cost": cost,
                 "value_ratio": None if not cost else row["revenue_p50"] / cost,
                 "runs": plan.runs,

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim.errors import InputError, quoted, read_limited, shorten
 from sim.model.scenario import (
-    DAYS_PER_MONTH,
     MAX_FILE_BYTES,
     Money,
     Scenario,
@@ -38,15 +37,10 @@ from sim.model.scenario import (
     problems_from,
     scenario_from_dict,
 )
-from sim.model.team import DAYS_PER_YEAR
+from sim.model.segments import cost_of_reps, funnels
+from sim.model.segments import reps as rep_count
 from sim.runner import MAX_RUNS
-from sim.runner.request import quota_free
 from sim.words import counted
-
-try:  # segments (issue 15) split a scenario into funnels; without them a scenario is one funnel
-    from sim.model.segments import segment_scenarios
-except ImportError:  # pragma: no cover - before the segments schema
-    segment_scenarios = None
 
 MAX_CELLS = 10_000
 """Most cells a plan may have (after the grid is multiplied out, before constraints)."""
@@ -73,7 +67,7 @@ class Constraints(_Model):
 
     ``max_reps`` and ``max_new_reps`` count reps over the whole scenario (every segment's
     team, or ``[capacity] reps``); ``max_cost`` is the cost of reps for the period
-    (:func:`rep_cost`).
+    (:func:`sim.model.segments.cost_of_reps`).
     """
 
     max_reps: int | None = Field(default=None, ge=0)
@@ -85,7 +79,7 @@ class NamedPlan(_Model):
     """One named cell: the base scenario with the ``set`` paths given these values."""
 
     name: str = Field(min_length=1, max_length=200)
-    set_: dict[str, Any] = Field(alias="set", min_length=1, max_length=200)
+    set_: dict[str, Any] = Field(alias="set", max_length=200)  # empty: the base scenario as it is
 
 
 class PlanFile(_Model):
@@ -224,14 +218,23 @@ def set_path(document: dict, path: str, value: Any) -> None:
 
 
 def get_path(document: dict, path: str) -> Any:
-    """The value at ``path`` in a scenario document, or None where there is none."""
+    """The value at ``path`` in a scenario document (a segment's missing section read from the top level).
+
+    None where the document does not give one (a validated scenario's ``model_dump`` gives
+    every field, defaults included).
+    """
+    tokens = parse_path(path)
     node: Any = document
-    for token in parse_path(path):
+    for depth, token in enumerate(tokens):
         if isinstance(token, int):
             if not isinstance(node, list) or token >= len(node):
                 return None
-        elif not isinstance(node, dict) or token not in node:
+        elif not isinstance(node, dict):
             return None
+        elif node.get(token) is None:
+            if not (depth == 2 and tokens[0] == "segments" and document.get(token) is not None):
+                return None
+            node = {token: document[token]}  # the top-level section the segment inherits
         node = node[token]
     return node
 
@@ -239,58 +242,21 @@ def get_path(document: dict, path: str) -> Any:
 # --- what a cell costs and holds --------------------------------------------------------------------
 
 
-def funnels(scenario: Scenario) -> list[Scenario]:
-    """The scenario's funnels: each segment as an ordinary scenario, or the scenario itself."""
-    if segment_scenarios is not None and getattr(scenario, "segments", None):
-        return segment_scenarios(scenario)
-    return [scenario]
-
-
-def rep_cost(scenario: Scenario) -> float | None:
-    """What the reps cost for the scenario's period: reps x ``cost_per_year`` x the share of the year employed.
-
-    Experienced reps are employed the whole horizon; new reps from ``team.hire_month``
-    (months of :data:`~sim.model.scenario.DAYS_PER_MONTH` days; day 0 when the model
-    has no hire month) to its end. Summed over segments. None unless every funnel has
-    a ``[team]`` with ``cost_per_year``.
-    """
-    total = 0.0
-    for funnel in funnels(scenario):
-        team = funnel.team
-        if team is None or team.cost_per_year is None:
-            return None
-        start = (getattr(team, "hire_month", None) or 0) * DAYS_PER_MONTH
-        days = (team.reps - team.new_reps) * funnel.horizon + team.new_reps * max(0.0, funnel.horizon - start)
-        total += days / DAYS_PER_YEAR * team.cost_per_year
-    return total
-
-
-def rep_counts(scenario: Scenario) -> tuple[int | None, int]:
-    """Reps (a team's, or ``[capacity] reps``; None when no funnel says) and new reps, over every funnel."""
-    reps, new, known = 0, 0, False
-    for funnel in funnels(scenario):
-        if funnel.team is not None:
-            reps, new, known = reps + funnel.team.reps, new + funnel.team.new_reps, True
-        elif funnel.capacity is not None:
-            reps, known = reps + funnel.capacity.reps, True
-    return (reps if known else None), new
+def new_reps(scenario: Scenario) -> int:
+    """New reps over the whole scenario (every segment's team)."""
+    return sum(funnel.team.new_reps for funnel in funnels(scenario) if funnel.team is not None)
 
 
 def cell_key(scenario: Scenario, runs: int, seed: int) -> str:
     """A hash of what a cell's numbers depend on: the scenario (not its name or description), runs and seed."""
-    document = quota_free(scenario).model_dump(mode="json", exclude={"name", "description"})
-    # The quota judges the outcomes but is part of the cell's figures (its P(hit)), so it counts too.
-    document["quota"] = scenario.quota.model_dump(mode="json")
-    if scenario.team is not None:
-        document["rep_quota"] = scenario.team.rep_quota
+    document = scenario.model_dump(mode="json", exclude={"name", "description"})
     text = json.dumps({"scenario": document, "runs": runs, "seed": seed}, sort_keys=True, allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def within(scenario: Scenario, constraints: Constraints) -> bool:
     """Whether a cell respects the constraints (those it cannot be judged on, say a cost without one, pass)."""
-    reps, new = rep_counts(scenario)
-    cost = rep_cost(scenario)
+    reps, new, cost = rep_count(scenario), new_reps(scenario), cost_of_reps(scenario)
     return not (
         (constraints.max_reps is not None and reps is not None and reps > constraints.max_reps)
         or (constraints.max_new_reps is not None and new > constraints.max_new_reps)
@@ -432,7 +398,8 @@ def plan_from_dict(document: dict, directory: str | Path = ".") -> Plan:
         if scenario is None:
             failures.append((index, chosen, [(line, _owner(line, chosen)) for line in lines]))
             continue
-        values = {path: get_path(cell_document, path) for path in columns}
+        effective = scenario.model_dump(mode="json", by_alias=True)  # defaults and inherited sections too
+        values = {path: get_path(effective, path) for path in columns}
         cells.append(Cell(index, name, values, scenario, cell_key(scenario, spec.runs, spec.seed)))
     if failures:
         raise PlanError(_failure_lines(spec, settings, failures))

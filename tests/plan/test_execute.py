@@ -139,3 +139,25 @@ def test_the_command_writes_the_table_and_names_the_cheapest_plans(tmp_path, cap
     assert "No plan reaches 99%; the best P(hit):" in text and "below 5.82%" in text  # none of 50 runs hit
     assert main(["plan", str(path), "-o", str(tmp_path / "out.xlsx"), "--workers", "0"]) == 2
     assert "give a .parquet or .csv file" in capsys.readouterr().err
+
+
+def test_a_plan_over_segments_has_each_segments_figures_and_keeps_the_others_numbers():
+    base = grid({})["base"]
+    base["quota"] = {"revenue": 300_000}
+    base["segments"] = [{"name": "EMEA", "quota": {"revenue": 150_000}}, {"name": "US"}]
+    plan = plan_from_dict(
+        {"base": base, "runs": RUNS, "seed": 5, "vary": {"segments[0].team.reps": [2, 3], "segments[1].team.reps": [3]}}
+    )
+    assert plan.cells[0].values == {"segments[0].team.reps": 2, "segments[1].team.reps": 3}
+    assert plan.cells[0].scenario.segments[0].team.reps == 2  # the top-level team, copied and changed
+    table = execute(plan, workers=0)[0]
+    summary = simulate(plan.cells[1].scenario, runs=RUNS, seed=5).summary()
+    row = table.iloc[1]
+    assert row["p_hit"] == summary["p_hit"] and row["p_hit[EMEA]"] == summary["segments"][0]["p_hit"]
+    assert "p_hit[US]" not in table.columns  # US has no quota of its own
+    assert row["revenue_p50[US]"] == summary["segments"][1]["revenue"]["p50"]
+    # Segment i has its own seed: a rep more in EMEA leaves the US numbers as they were.
+    assert table["revenue_p50[US]"].nunique() == 1 and table["revenue_p50[EMEA]"].is_monotonic_increasing
+    assert table["reps"].tolist() == [5, 6] and table["cost"].iloc[1] == pytest.approx(
+        6 * 100_000 * 70 / 365.25, rel=1e-12
+    )

@@ -6,8 +6,9 @@ import pytest
 
 from sim.cli import main
 from sim.model.scenario import DAYS_PER_MONTH, scenario_from_dict
+from sim.model.segments import cost_of_reps
 from sim.model.team import DAYS_PER_YEAR
-from sim.plan.spec import PlanError, load_plan, parse_path, plan_from_dict, rep_cost, set_path
+from sim.plan.spec import PlanError, load_plan, parse_path, plan_from_dict, set_path
 from tests.plan.helpers import grid, team_base, write_plan
 
 
@@ -62,7 +63,7 @@ def test_the_key_ignores_the_name_but_not_runs_seed_or_quota():
     assert plan.with_settings(seed=3).cells == plan.cells
 
 
-def test_named_plans_show_every_path_with_the_base_value_where_not_set():
+def test_named_plans_show_every_path_with_the_effective_value_where_not_set():
     plan = plan_from_dict(
         {
             "base": team_base(),
@@ -71,7 +72,7 @@ def test_named_plans_show_every_path_with_the_base_value_where_not_set():
     )
     assert plan.named and [c.name for c in plan.cells] == ["as is", "hire"]
     assert plan.cells[1].values == {"team.reps": 3, "team.new_reps": 1}
-    assert plan.cells[0].values == {"team.reps": 3, "team.new_reps": None}  # the base does not write it
+    assert plan.cells[0].values == {"team.reps": 3, "team.new_reps": 0}  # the default, where the base is silent
 
 
 def test_constraints_leave_cells_out_before_any_simulation():
@@ -85,14 +86,15 @@ def test_constraints_leave_cells_out_before_any_simulation():
     ]
 
 
-def test_rep_cost_counts_the_share_of_the_year_each_rep_is_employed():
-    scenario = scenario_from_dict(team_base(reps=8, new_reps=2))
-    assert rep_cost(scenario) == pytest.approx(8 * 100_000 * 70 / DAYS_PER_YEAR, rel=1e-12)
-    assert rep_cost(scenario_from_dict({**team_base(), "team": {**team_base()["team"], "cost_per_year": None}})) is None
-    if "hire_month" in type(scenario.team).model_fields:  # new reps cost nothing before they start
-        hired = scenario_from_dict(team_base(reps=8, new_reps=2, hire_month=1))
-        days = 6 * 70 + 2 * (70 - DAYS_PER_MONTH)
-        assert rep_cost(hired) == pytest.approx(days * 100_000 / DAYS_PER_YEAR, rel=1e-12)
+def test_max_cost_counts_new_reps_from_their_hire_month():
+    # 8 reps at $100k a year for 70 days, 2 of them new: hired at day 0 they cost the whole horizon.
+    whole = 8 * 100_000 * 70 / DAYS_PER_YEAR
+    later = (6 * 70 + 2 * (70 - DAYS_PER_MONTH)) * 100_000 / DAYS_PER_YEAR
+    plan = grid({"team.hire_month": [0, 1]}, constraints={"max_cost": (whole + later) / 2})
+    plan["base"]["team"].update(reps=8, new_reps=2)
+    plan = plan_from_dict(plan)
+    assert [c.values["team.hire_month"] for c in plan.cells] == [1] and plan.left_out == 1
+    assert cost_of_reps(plan.cells[0].scenario) == pytest.approx(later, rel=1e-12)
 
 
 @pytest.mark.parametrize(
