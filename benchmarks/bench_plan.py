@@ -4,8 +4,9 @@ The full-size plan of issue 15 is 40 segments of 25 reps over 12 months, a few h
 cells (hiring plans), 2,000 runs each. Scaled to run in a few minutes here: ``--segments``
 segments (0: one team of 25 reps, no segments), ``--runs`` runs and a grid of
 ``--cells`` cells (new reps x quota x inflow). A cell's cost grows in proportion to its
-funnels (segments x reps) and its runs, so the figure printed last is the measured
-seconds per cell scaled to the full size, the one the README's cluster estimate uses.
+funnels (segments x reps) and its runs, so the figure printed last is the measured CPU
+seconds per cell scaled to the full size, the one the README's cluster estimate uses
+(CPU time, because on a shared machine the wall clock also counts other processes' turns).
 
 Each worker count gets a fresh local cluster whose workers have imported and compiled
 everything before the clock starts (a one-off cost, not the plan's); both tables must be
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,6 +84,16 @@ def timed(plan, workers: int) -> tuple[float, pd.DataFrame]:
         return time.perf_counter() - start, table
 
 
+def cpu_per_cell(plan, cells: int = 3) -> float:
+    """CPU seconds a cell takes in this process (the first ``cells`` cells, after a warm-up): on a shared
+    machine the wall clock counts the other processes' turns too, the CPU time does not."""
+    cell_figures(plan.cells[0].scenario, 20, 0)
+    start = time.process_time()
+    for cell in plan.cells[:cells]:
+        cell_figures(cell.scenario, plan.runs, plan.seed)
+    return (time.process_time() - start) / min(cells, len(plan.cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=0, help="segments of 25 reps (0: one team, no segments)")
@@ -99,6 +111,7 @@ def main() -> None:
     pd.testing.assert_frame_equal(tables[1], tables[2])
     funnels = max(1, args.segments) * REPS
     per_cell = seconds[1] / cells
+    cpu = cpu_per_cell(plan)
     print(
         f"{plan.name}: {cells} cells, {max(1, args.segments)} x {REPS} reps, 52 weeks, {args.runs:,} runs a cell"
         + (f", {args.segments} segments" if args.segments else ", one team (no segments)")
@@ -109,12 +122,13 @@ def main() -> None:
             f"{cells / seconds[workers]:6.2f} cells/s"
         )
     speedup = seconds[1] / seconds[2]
-    print(f"  per cell (1 worker)   {per_cell:.2f} s;  speed-up {speedup:.2f}x,  parallel efficiency {speedup / 2:.0%}")
+    print(f"  per cell: {per_cell:.2f} s on 1 worker, {cpu:.2f} CPU seconds in one process")
+    print(f"  speed-up {speedup:.2f}x, parallel efficiency {speedup / 2:.0%}; load average {os.getloadavg()[0]:.1f}")
     full_funnels = FULL["segments"] * FULL["reps"]
-    full = per_cell * (full_funnels / funnels) * (FULL["runs"] / args.runs)
+    full = cpu * (full_funnels / funnels) * (FULL["runs"] / args.runs)
     print(
-        f"  a full-size cell ({FULL['segments']} x {FULL['reps']} reps, {FULL['runs']:,} runs) on one core: "
-        f"about {full:,.0f} s; {FULL['cells']} cells: {FULL['cells'] * full / 3600:,.1f} core-hours"
+        f"  a full-size cell ({FULL['segments']} x {FULL['reps']} reps, {FULL['runs']:,} runs), from the CPU time: "
+        f"about {full:,.0f} core-seconds; {FULL['cells']} cells: {FULL['cells'] * full / 3600:,.1f} core-hours"
     )
     print("  tables on 1 and 2 workers: identical")
 
