@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.errors import InputError
+from sim.errors import InputError, shorten
 from sim.model.segments import cost_of_reps
 from sim.model.segments import reps as rep_count
 from sim.plan.spec import Cell, Plan, new_reps
@@ -36,10 +36,16 @@ RETRIES = 3
 """Dask retries of a cell whose task failed (a lost worker is the scheduler's to reschedule: ``allowed-failures``)."""
 OUTPUTS = (".parquet", ".csv")
 """The table's formats, by the output's suffix."""
+CONNECT_TIMEOUT = "20s"
+"""How long to try reaching a ``--scheduler`` before giving up."""
 MAX_CELL_BYTES = 1_000_000
 """Largest cell file read back on resume."""
 
 Done = Callable[[int, int], None]
+
+
+class SchedulerError(InputError):
+    """A Dask scheduler that cannot be reached."""
 
 
 class OutputError(InputError):
@@ -184,7 +190,14 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator:
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler, timeout="30s") as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as problem:
+            raise SchedulerError([f"scheduler: cannot reach {scheduler} ({shorten(str(problem), 200)})"]) from None
+        with client:
+            # Workers must run the same dask, distributed and Python as this process (the project, the
+            # same commit: see the README); dask raises on a mismatch it knows is fatal.
+            client.get_versions(check=True)
             yield client
         return
     with (
@@ -297,7 +310,8 @@ def execute(
         Reuse the cells of an earlier, possibly interrupted, run of the plan to the same
         output: only cells with other keys (missing, or changed) are simulated.
     workers : int
-        Worker processes of the local Dask cluster; 0 simulates in this process, without Dask.
+        Worker processes of the local Dask cluster (no more than the cells to simulate); 0
+        simulates in this process, without Dask.
     scheduler : str, optional
         An existing Dask scheduler (``tcp://HOST:8786``) instead of a local cluster.
     client : distributed.Client, optional
@@ -333,7 +347,7 @@ def execute(
         if client is not None or (workers == 0 and scheduler is None):
             run_cells(todo, plan.runs, plan.seed, finished, client)
         else:
-            with dask_client(workers, scheduler) as own:
+            with dask_client(min(workers, len(todo)), scheduler) as own:  # no idle workers to start
                 run_cells(todo, plan.runs, plan.seed, finished, own)
     table = plan_table(plan, known)
     if store is not None:

@@ -12,9 +12,11 @@ import signal
 import pandas as pd
 import pytest
 
+from sim.cli import main
+from sim.plan import execute as execute_module
 from sim.plan.execute import dask_client, execute
 from sim.plan.spec import plan_from_dict
-from tests.plan.helpers import grid
+from tests.plan.helpers import grid, write_plan
 
 pytestmark = pytest.mark.xdist_group("dask")
 
@@ -51,5 +53,20 @@ def test_a_worker_killed_mid_plan_loses_no_cell(plan, in_process):
         table, simulated = execute(plan, client=client, progress=kill_one_busy_worker)
         alive = client.run(os.getpid)
     assert len(killed) == 1 and killed[0] not in alive.values()  # the nanny started a new worker
+    assert simulated == len(plan.cells)
+    pd.testing.assert_frame_equal(table, in_process)
+
+
+def test_a_scheduler_out_of_reach_is_one_line(plan, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(execute_module, "CONNECT_TIMEOUT", "1s")
+    path = write_plan(tmp_path, grid({"team.reps": [2]}))
+    assert main(["plan", str(path), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: scheduler: cannot reach tcp://127.0.0.1:9 (") and len(err.splitlines()) == 1
+
+
+def test_scheduler_sends_the_cells_to_an_existing_cluster(plan, in_process):
+    with dask_client(workers=1) as cluster:
+        table, simulated = execute(plan, scheduler=cluster.scheduler.address)
     assert simulated == len(plan.cells)
     pd.testing.assert_frame_equal(table, in_process)
