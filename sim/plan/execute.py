@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.errors import InputError, shorten
+from sim.errors import InputError, is_regular_file, shorten
 from sim.model.segments import cost_of_reps
 from sim.model.segments import reps as rep_count
 from sim.plan.spec import Cell, Plan, new_reps
@@ -107,6 +107,8 @@ class CellStore:
         self.output = Path(output)
         self.folder = self.output.with_name(self.output.name + ".cells")
         output_format(self.output)
+        if self.output.exists() and not is_regular_file(self.output):
+            raise OutputError([f"output: {self.output} is not a regular file; give a file name"])
 
     def check_fresh(self) -> None:
         """Refuse to start over an output or an interrupted plan's cells (``--resume`` uses them)."""

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 import tomllib
 from collections import Counter
@@ -378,9 +379,11 @@ def plan_from_dict(document: dict, directory: str | Path = ".") -> Plan:
     base, base_problems = _validated(base_document)
     if base is None:
         raise PlanError([f"{base_name}: {line}" if base_name != "base" else f"base.{line}" for line in base_problems])
+    if spec.vary is not None:  # counted before the grid is multiplied out: it may be astronomically large
+        size = math.prod(len(values) for values in spec.vary.values())
+        if size > MAX_CELLS:
+            raise PlanError([f"vary: the grid has {size:,} cells; a plan may have at most {MAX_CELLS:,}"])
     columns, settings = _settings(spec)
-    if len(settings) > MAX_CELLS:
-        raise PlanError([f"vary: the grid has {len(settings):,} cells; a plan may have at most {MAX_CELLS:,}"])
     cells, failures = [], []
     for index, (name, chosen) in enumerate(settings):
         cell_document = copy.deepcopy(base_document)

@@ -139,6 +139,11 @@ def test_the_command_writes_the_table_and_names_the_cheapest_plans(tmp_path, cap
     assert "No plan reaches 99%; the best P(hit):" in text and "below 5.82%" in text  # none of 50 runs hit
     assert main(["plan", str(path), "-o", str(tmp_path / "out.xlsx"), "--workers", "0"]) == 2
     assert "give a .parquet or .csv file" in capsys.readouterr().err
+    (tmp_path / "folder.csv").mkdir()
+    assert main(["plan", str(path), "-o", str(tmp_path / "folder.csv"), "--workers", "0", "--resume"]) == 2
+    assert (
+        capsys.readouterr().err == f"error: output: {tmp_path / 'folder.csv'} is not a regular file; give a file name\n"
+    )
 
 
 def test_a_plan_over_segments_has_each_segments_figures_and_keeps_the_others_numbers():

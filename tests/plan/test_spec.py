@@ -115,6 +115,13 @@ def test_max_cost_counts_new_reps_from_their_hire_month():
         ),
         (grid({"quota.revenue": []}), ['vary["quota.revenue"]: give 1 to 1,000 values, got 0']),
         (
+            grid(
+                {"stages[0].open": list(range(100)), "team.reps": list(range(1, 101))}
+                | {f"x{i}": [1, 2] for i in range(40)}
+            ),
+            ["vary: the grid has 10,995,116,277,760,000 cells; a plan may have at most 10,000"],
+        ),
+        (
             {**grid({"team.reps": [1]}), "runs": 0, "varry": 1},
             ["runs: Input should be greater than or equal to 1, got 0", "varry: unknown key (check the spelling)"],
         ),  # fmt: skip
