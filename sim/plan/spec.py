@@ -47,6 +47,8 @@ MAX_CELLS = 10_000
 """Most cells a plan may have (after the grid is multiplied out, before constraints)."""
 MAX_VALUES = 1_000
 """Most values one field of a grid may take."""
+MAX_PLAN_CHARACTERS = 500_000_000
+"""Most characters of scenario documents a plan's cells may hold together (cells x the base's size)."""
 DEFAULT_RUNS = 2_000
 """Replications per cell when neither the plan nor ``--runs`` says."""
 DEFAULT_TARGET = 0.8
@@ -379,10 +381,19 @@ def plan_from_dict(document: dict, directory: str | Path = ".") -> Plan:
     base, base_problems = _validated(base_document)
     if base is None:
         raise PlanError([f"{base_name}: {line}" if base_name != "base" else f"base.{line}" for line in base_problems])
-    if spec.vary is not None:  # counted before the grid is multiplied out: it may be astronomically large
-        size = math.prod(len(values) for values in spec.vary.values())
-        if size > MAX_CELLS:
-            raise PlanError([f"vary: the grid has {size:,} cells; a plan may have at most {MAX_CELLS:,}"])
+    # Counted before the grid is multiplied out (it may be astronomically large) and before every cell
+    # holds its copy of the base scenario.
+    where = "vary" if spec.vary is not None else "plans"
+    size = math.prod(len(v) for v in spec.vary.values()) if spec.vary is not None else len(spec.plans)
+    if size > MAX_CELLS:
+        raise PlanError([f"vary: the grid has {size:,} cells; a plan may have at most {MAX_CELLS:,}"])
+    held = size * len(json.dumps(base_document, default=str))
+    if held > MAX_PLAN_CHARACTERS:
+        raise PlanError(
+            [f"{where}: {counted(size, 'cell')} of a base scenario this large would hold about "
+             f"{held / 1e6:,.0f} million characters (limit {MAX_PLAN_CHARACTERS / 1e6:,.0f} million); "
+             "give fewer cells or a smaller base (fewer listed open deals)"]
+        )  # fmt: skip
     columns, settings = _settings(spec)
     cells, failures = [], []
     for index, (name, chosen) in enumerate(settings):

@@ -179,3 +179,14 @@ def test_the_command_refuses_a_bad_plan_with_one_line_each(tmp_path, capsys):
     assert main(["plan", str(tmp_path / "bad.toml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'bad.toml'}: malformed TOML") and "Traceback" not in err
+
+
+def test_a_plan_too_large_to_hold_is_refused_before_its_cells_are_made():
+    plan = grid({"quota.revenue": list(range(1, 1001)), "team.reps": list(range(1, 11))})
+    deal = {"stage": "Discovery", "age_days": 1.0, "amount": 1000.0, "name": "a deal"}
+    plan["base"]["open_deals"] = [deal] * 10_000
+    (line,) = problems(plan)
+    assert line.startswith("vary: 10,000 cells of a base scenario this large would hold about ")
+    assert line.endswith(
+        "million characters (limit 500 million); give fewer cells or a smaller base (fewer listed open deals)"
+    )
