@@ -12,7 +12,7 @@ Each worker count gets a fresh local cluster whose workers have imported and com
 everything before the clock starts (a one-off cost, not the plan's); both tables must be
 identical.
 
-    .venv/bin/python benchmarks/bench_plan.py [--segments S] [--runs N] [--cells C]
+    .venv/bin/python benchmarks/bench_plan.py [--segments 4] [--runs 250] [--cells 12]
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def cpu_per_cell(plan, cells: int = 3) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--segments", type=int, default=0, help="segments of 25 reps (0: one team, no segments)")
-    parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument("--cells", type=int, default=18, help="about this many cells: 1, 6, 12, 18, 36 or 108")
+    parser.add_argument("--segments", type=int, default=4, help="segments of 25 reps (0: one team, no segments)")
+    parser.add_argument("--runs", type=int, default=250)
+    parser.add_argument("--cells", type=int, default=12, help="about this many cells: 1, 6, 12, 18, 36 or 108")
     args = parser.parse_args()
     document = organisation(args.segments)
     scenario_from_dict(document)

@@ -623,7 +623,9 @@ def _add_plan_command(commands) -> None:
     plan.add_argument("-o", "--output", help="the table of cells to write: a .parquet or .csv file")
     plan.add_argument("--runs", type=_count(MAX_RUNS), help="replications per cell (default: the plan's, or 2,000)")
     plan.add_argument("--seed", type=_seed, help="root random seed of every cell (default: the plan's, or 0)")
-    plan.add_argument("--target", type=_probability, help="P(hit) the cheapest plans must reach (default: the plan's)")
+    plan.add_argument(
+        "--target", type=_probability, help="P(hit) the cheapest plans must reach (default: the plan's, or 0.8)"
+    )
     plan.add_argument("--resume", action="store_true", help="reuse the cells already in the output; add the rest")
     plan.add_argument("--scheduler", metavar="tcp://HOST:8786", help="an existing Dask scheduler to run the cells on")
     plan.add_argument(
