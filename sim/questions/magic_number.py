@@ -378,14 +378,7 @@ def _root_search(
 
 
 def solve_segment_magic_numbers(
-    scenario: Scenario,
-    target: float,
-    runs: int = 10_000,
-    seed: int = 0,
-    jobs: int = 1,
-    engine: Engine = "auto",
-    relative_tolerance: float = 1e-3,
-    progress: Progress | None = None,
+    scenario: Scenario, target: float, relative_tolerance: float = 1e-3, progress: Progress | None = None, **settings
 ) -> list[dict]:
     """For a scenario with segments: each segment's magic number for the total's quota, the others held.
 
@@ -394,7 +387,8 @@ def solve_segment_magic_numbers(
     as it is. The others are simulated once; with common random numbers (segment *i* always
     with :func:`sim.engines.streams.segment_seed` (seed, i)) each evaluation simulates
     segment *i* alone, and is exactly what simulating the whole scenario with that inflow
-    gives. Brent's method finds the step, as for :func:`solve_magic_number` with limited reps.
+    gives. Brent's method finds the step, as for :func:`solve_magic_number` with limited reps,
+    whose ``runs``, ``seed``, ``jobs`` and ``engine`` it takes as keywords.
 
     Returns
     -------
@@ -408,7 +402,8 @@ def solve_segment_magic_numbers(
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
     tally = _Tally(progress)
     funnels = segment_scenarios(scenario)
-    settings = {"runs": runs, "jobs": jobs, "engine": engine}
+    runs, seed = settings.pop("runs", 10_000), settings.pop("seed", 0)
+    settings["runs"] = runs
     base = run(Request.of(scenario, seed=seed, **settings), tally.simulation(runs * _reps(scenario)))
     tally.finished()
     whole = base.result(scenario, seed)
