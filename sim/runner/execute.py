@@ -381,6 +381,8 @@ def inflow_thresholds(
         and extended, whatever quota or target is asked next.
     """
     scenario = request.scenario
+    if scenario.segments:
+        raise ValueError("segments: each segment has its own inflow, so there is no one curve; ask per segment")
     if len(request.scenarios) != 1 or not independent_deals(scenario, request.engine):
         raise ValueError("engine: the whole curve needs the vectorised engine, which cannot run this scenario")
     # The thresholds do not depend on the inflow: one key for every inflow.
