@@ -16,8 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from sim.model.scenario import Scenario, ScenarioError, scenario_from_dict, scenario_to_dict
-from ui import inputs, safe
 from ui import explain as say
+from ui import inputs, safe
 
 COLUMNS = {
     "name": "Segment",
