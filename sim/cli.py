@@ -33,6 +33,7 @@ from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
 from sim.runner.request import CORES
+from sim.runner.results import wilson_interval
 from sim.words import counted, human
 
 if TYPE_CHECKING:  # the data commands import sim.crm only when they run
@@ -694,14 +695,25 @@ def _plan(args) -> tuple[dict, str]:
     ]
     widths = [max([len(c), *(len(_plan_value(r[c], c)) for r in rows)]) + 2 for c in shown]
     header = "".join(f"{c:<{w}}" for c, w in zip(shown, widths, strict=True))
-    lines.append(f"  {header}{'P(hit)':>9}{'revenue P50':>13}{'cost':>10}{'value ratio':>13}")
+    lines.append(f"  {header}{'P(hit)':>12}{'95% CI':>15}{'revenue P50':>13}{'cost':>10}{'value ratio':>13}")
+    close = []
     for row in rows:
         cells = "".join(f"{_plan_value(row[c], c):<{w}}" for c, w in zip(shown, widths, strict=True))
         cost, ratio = row["cost"], row["value_ratio"]
+        low, high = wilson_interval(round(row["p_hit"] * plan.runs), plan.runs)
+        if low <= target <= high:
+            close.append(row)
         lines.append(
-            f"  {cells}{_chance(row['p_hit'], plan.runs):>9}{human(row['revenue_p50'], 'money'):>13}"
+            f"  {cells}{_chance(row['p_hit'], plan.runs):>12}{f'{low:.1%}-{high:.1%}':>15}"
+            f"{human(row['revenue_p50'], 'money'):>13}"
             f"{human(cost, 'money') if cost == cost and cost is not None else '-':>10}"
             f"{human(ratio) if ratio == ratio and ratio is not None else '-':>13}"
+        )
+    if close:
+        these = "1 of these plans is" if len(close) == 1 else f"{len(close)} of these plans are"
+        lines.append(
+            f"{these} within the noise of {counted(plan.runs, 'run')} ({target:.0%} is inside the 95% interval): "
+            "more --runs tell which side of the target they fall on."
         )
     return payload, "\n".join(lines)
 
