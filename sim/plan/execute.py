@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -202,18 +204,34 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator:
             client.get_versions(check=True)
             yield client
         return
-    with (
-        LocalCluster(
+    with _deaf_to_ctrl_c():
+        cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
             silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+        )
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _deaf_to_ctrl_c() -> Iterator[None]:
+    """Worker processes started meanwhile ignore Ctrl-C (they inherit an ignored SIGINT).
+
+    Ctrl-C reaches every process of the terminal's group: the workers would each die with
+    a traceback. Ignoring it, they wait for this process, which stops them on its way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_cells(

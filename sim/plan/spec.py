@@ -73,8 +73,8 @@ class Constraints(_Model):
     (:func:`sim.model.segments.cost_of_reps`).
     """
 
-    max_reps: int | None = Field(default=None, ge=0)
-    max_new_reps: int | None = Field(default=None, ge=0)
+    max_reps: int | None = Field(default=None, ge=0, strict=True)
+    max_new_reps: int | None = Field(default=None, ge=0, strict=True)
     max_cost: Money | None = None
 
 
@@ -91,9 +91,9 @@ class PlanFile(_Model):
     name: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=5_000)
     base: str | dict[str, Any]
-    runs: int = Field(default=DEFAULT_RUNS, ge=1, le=MAX_RUNS)
-    seed: int = Field(default=0, ge=0)
-    target: float = DEFAULT_TARGET
+    runs: int = Field(default=DEFAULT_RUNS, ge=1, le=MAX_RUNS, strict=True)  # strict: "5" or 2.5 are refused
+    seed: int = Field(default=0, ge=0, strict=True)
+    target: float = Field(default=DEFAULT_TARGET, strict=True)
     vary: dict[str, list[Any]] | None = Field(default=None, max_length=50)
     plans: list[NamedPlan] | None = Field(default=None, min_length=1, max_length=MAX_CELLS)
     constraints: Constraints = Constraints()
