@@ -658,10 +658,15 @@ def _plan(args) -> tuple[dict, str]:
 
     plan = load_plan(args.plan).with_settings(args.runs, args.seed)
     target = plan.target if args.target is None else args.target
-    with _progress(args, len(plan.cells), unit="cell") as update:
-        table, simulated = execute(
-            plan, args.output, args.resume, workers=args.workers, scheduler=args.scheduler, progress=update
-        )
+    try:
+        with _progress(args, len(plan.cells), unit="cell") as update:
+            table, simulated = execute(
+                plan, args.output, args.resume, workers=args.workers, scheduler=args.scheduler, progress=update
+            )
+    except KeyboardInterrupt:
+        if args.output:
+            print(f"the cells done are kept beside {args.output}; add --resume to go on from them", file=sys.stderr)
+        raise
     reached, best = cheapest(table, target)
     shown = (["plan"] if plan.named else []) + list(plan.columns)
     figures = ["p_hit", "revenue_p50", "cost", "value_ratio"]

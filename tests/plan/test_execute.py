@@ -166,3 +166,18 @@ def test_a_plan_over_segments_has_each_segments_figures_and_keeps_the_others_num
     assert table["reps"].tolist() == [5, 6] and table["cost"].iloc[1] == pytest.approx(
         6 * 100_000 * 70 / 365.25, rel=1e-12
     )
+
+
+def test_ctrl_c_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    from sim.plan import execute as execute_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute_module, "run_cells", interrupted)
+    path = write_plan(tmp_path, grid({"team.reps": [2, 3]}, runs=RUNS))
+    assert main(["plan", str(path), "-o", str(tmp_path / "out.csv"), "--workers", "0"]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        f"the cells done are kept beside {tmp_path / 'out.csv'}; add --resume to go on from them",
+        "interrupted",
+    ]
