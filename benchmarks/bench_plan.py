@@ -5,8 +5,9 @@ cells (hiring plans), 2,000 runs each. Scaled to run in a few minutes here: ``--
 segments (0: one team of 25 reps, no segments), ``--runs`` runs and a grid of
 ``--cells`` cells (new reps x quota x inflow). A cell's cost grows in proportion to its
 funnels (segments x reps) and its runs, so the figure printed last is the measured CPU
-seconds per cell scaled to the full size, the one the README's cluster estimate uses
-(CPU time, because on a shared machine the wall clock also counts other processes' turns).
+seconds per cell (on one worker) scaled to the full size, the one the README's cluster
+estimate uses (CPU time, because on a shared machine the wall clock also counts other
+processes' turns).
 
 Each worker count gets a fresh local cluster whose workers have imported and compiled
 everything before the clock starts (a one-off cost, not the plan's); both tables must be
@@ -74,24 +75,21 @@ def grid(segments: int, cells: int) -> dict:
     }
 
 
-def timed(plan, workers: int) -> tuple[float, pd.DataFrame]:
-    """Seconds the plan takes on a warm local cluster of ``workers`` processes, and its table."""
+def timed(plan, workers: int) -> tuple[float, float, pd.DataFrame]:
+    """Wall seconds and workers' CPU seconds the plan takes on a warm local cluster, and its table.
+
+    On a shared machine the wall clock also counts other processes' turns; the workers' CPU
+    time does not, so it is what a cell costs (and what grows if two workers slow each other).
+    """
     with dask_client(workers=workers) as client:
         warm = plan.cells[0].scenario
         client.run(cell_figures, warm, 20, 0)  # every worker imports and compiles before the clock starts
+        cpu = client.run(time.process_time)
         start = time.perf_counter()
         table, _ = execute(plan, client=client)
-        return time.perf_counter() - start, table
-
-
-def cpu_per_cell(plan, cells: int = 3) -> float:
-    """CPU seconds a cell takes in this process (the first ``cells`` cells, after a warm-up): on a shared
-    machine the wall clock counts the other processes' turns too, the CPU time does not."""
-    cell_figures(plan.cells[0].scenario, 20, 0)
-    start = time.process_time()
-    for cell in plan.cells[:cells]:
-        cell_figures(cell.scenario, plan.runs, plan.seed)
-    return (time.process_time() - start) / min(cells, len(plan.cells))
+        wall = time.perf_counter() - start
+        used = sum(after - cpu[worker] for worker, after in client.run(time.process_time).items())
+        return wall, used, table
 
 
 def main() -> None:
@@ -104,14 +102,11 @@ def main() -> None:
     scenario_from_dict(document)
     plan = plan_from_dict({"base": document, "runs": args.runs, "seed": 0, "vary": grid(args.segments, args.cells)})
     cells = len(plan.cells)
-    seconds = {}
-    tables = {}
+    seconds, cpu, tables = {}, {}, {}
     for workers in (1, 2):
-        seconds[workers], tables[workers] = timed(plan, workers)
+        seconds[workers], cpu[workers], tables[workers] = timed(plan, workers)
     pd.testing.assert_frame_equal(tables[1], tables[2])
     funnels = max(1, args.segments) * REPS
-    per_cell = seconds[1] / cells
-    cpu = cpu_per_cell(plan)
     print(
         f"{plan.name}: {cells} cells, {max(1, args.segments)} x {REPS} reps, 52 weeks, {args.runs:,} runs a cell"
         + (f", {args.segments} segments" if args.segments else ", one team (no segments)")
@@ -119,13 +114,13 @@ def main() -> None:
     for workers in (1, 2):
         print(
             f"  {workers} worker{'s' if workers > 1 else ' '}  {seconds[workers]:7.1f} s   "
-            f"{cells / seconds[workers]:6.2f} cells/s"
+            f"{cells / seconds[workers]:6.2f} cells/s   {seconds[workers] / cells:6.2f} s a cell, "
+            f"{cpu[workers] / cells:.2f} CPU s a cell"
         )
     speedup = seconds[1] / seconds[2]
-    print(f"  per cell: {per_cell:.2f} s on 1 worker, {cpu:.2f} CPU seconds in one process")
     print(f"  speed-up {speedup:.2f}x, parallel efficiency {speedup / 2:.0%}; load average {os.getloadavg()[0]:.1f}")
     full_funnels = FULL["segments"] * FULL["reps"]
-    full = cpu * (full_funnels / funnels) * (FULL["runs"] / args.runs)
+    full = cpu[1] / cells * (full_funnels / funnels) * (FULL["runs"] / args.runs)
     print(
         f"  a full-size cell ({FULL['segments']} x {FULL['reps']} reps, {FULL['runs']:,} runs), from the CPU time: "
         f"about {full:,.0f} core-seconds; {FULL['cells']} cells: {FULL['cells'] * full / 3600:,.1f} core-hours"
