@@ -652,6 +652,14 @@ def _plan_value(value, column: str) -> str:
     return human(value, "money" if money else "figure")
 
 
+def _plan_label(path: str, base: Scenario) -> str:
+    """A varied path as the report heads its column: ``segments[1].team.reps`` as ``EMEA team.reps``."""
+    found = re.match(r"segments\[(\d+)\]\.", path)
+    if found is None or int(found.group(1)) >= len(base.segments):
+        return path
+    return f"{shorten(base.segments[int(found.group(1))].name, 20)} {path[found.end() :]}"
+
+
 def _plan(args) -> tuple[dict, str]:
     from sim.plan.execute import cheapest, execute
     from sim.plan.spec import load_plan
@@ -698,8 +706,12 @@ def _plan(args) -> tuple[dict, str]:
         if reached
         else f"No plan reaches {target:.0%}; the best P(hit):",
     ]
-    widths = [max([len(c), *(len(_plan_value(r[c], c)) for r in rows)]) + 2 for c in shown]
-    header = "".join(f"{c:<{w}}" for c, w in zip(shown, widths, strict=True))
+    labels = [_plan_label(c, plan.base) for c in shown]
+    widths = [
+        max([len(label), *(len(_plan_value(r[c], c)) for r in rows)]) + 2
+        for c, label in zip(shown, labels, strict=True)
+    ]
+    header = "".join(f"{label:<{w}}" for label, w in zip(labels, widths, strict=True))
     lines.append(f"  {header}{'P(hit)':>12}{'95% CI':>15}{'revenue P50':>13}{'cost':>10}{'value ratio':>13}")
     close = []
     for row in rows:
