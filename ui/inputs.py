@@ -442,7 +442,7 @@ def stage_editor() -> pd.DataFrame:
         ),
         "name": st.column_config.TextColumn("Stage", help="Names must be unique.", default="New stage", width=120),
         "conversion": number(
-            "Rate (%)",
+            "Rate",
             help="Conversion rate: the percentage of deals in this stage that move on to the next (type 35 for "
             "35%). After the last stage a deal is won.",
             format="%g%%",
@@ -478,7 +478,7 @@ def stage_editor() -> pd.DataFrame:
         "open": number("Open", help="Deals already in this stage on day 0.", step=1, format="%d", default=0, width=64),
         "loaded_rate": number(
             "Rate as loaded (fraction)",
-            help="The rate the scenario held when loaded, to full precision: used while Rate (%) is unchanged.",
+            help="The rate the scenario held when loaded, to full precision: used while Rate is unchanged.",
             disabled=True,
         ),
     }
