@@ -264,6 +264,8 @@ def _exact_text(path: str, value: Any, unit_money: bool) -> str:
 def _is_money(path: str, scenario: Scenario) -> bool:
     if path in MONEY_PATHS:
         return path != "team.rep_quota" or scenario.quota.unit == "revenue"
+    if path == "deal_value":  # a fixed value is written as a bare number
+        return True
     if path.startswith("deal_value.") and path.split(".")[-1] in ("value", "mean", "sd", "low", "mode", "high"):
         return True
     return bool(_DEAL.match(path)) and path.endswith(".amount")

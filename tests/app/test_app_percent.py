@@ -193,3 +193,25 @@ def test_field_labels_use_the_stage_names():
     assert field_label("stages[5].conversion", names) == "Stage 6 rate"
     assert field_label("inflow.per_week") == "New opportunities a week"
     assert field_label("deal_value.mean") == "Deal value (mean)"
+
+
+def test_compare_lists_changes_in_the_inputs_words():
+    from sim.model.distributions import Fixed
+    from ui.wording import change_lines
+
+    before = load_scenario(SCENARIO_FILES[0].parent / "outbound_sdr.toml")
+    stages = list(before.stages)
+    stages[0] = stages[0].model_copy(update={"conversion": 0.45})
+    after = before.model_copy(update={"stages": tuple(stages), "deal_value": Fixed(value=30_000)}).with_inflow(260.0)
+    assert change_lines(before, after) == [
+        "New opportunities a week 250 → 260",
+        "Deal value $25k → $30k",
+        "Activity rate 40% → 45%",
+    ]
+    # Rounded figures that look alike give way to the exact ones; a stage added is named as the scenario after.
+    nudged = after.with_inflow(260.4).model_copy(
+        update={"stages": (*after.stages, stages[0].model_copy(update={"name": "Contract"}))}
+    )
+    lines = change_lines(after, nudged)
+    assert lines[0] == "New opportunities a week 260.0 → 260.4"
+    assert "Stage 4 name (none) → Contract" in lines and "Contract rate (none) → 45%" in lines
