@@ -440,9 +440,11 @@ def widget_values(scenario: Scenario) -> dict[str, Any]:
         "quota_deals": deals,
         "per_week": float(scenario.inflow.per_week),
         "process": scenario.inflow.process,
-        "dispersion": float(scenario.inflow.dispersion),
+        "dispersion": to_percent(float(scenario.inflow.dispersion)),
+        "loaded_dispersion": float(scenario.inflow.dispersion),
         "value_dist": fields["dist"],
-        "value_dispersion": float(scenario.deal_value_dispersion),
+        "value_dispersion": to_percent(float(scenario.deal_value_dispersion)),
+        "loaded_value_dispersion": float(scenario.deal_value_dispersion),
         **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
         "keep_open_deals": True,
         "keep_multipliers": True,
@@ -519,6 +521,18 @@ def _team_document(values: Mapping[str, Any]) -> dict[str, Any] | None:
     return {key: value for key, value in document.items() if not _blank(value)}
 
 
+SHARE_KEYS = ("dispersion", "value_dispersion")
+"""Sidebar inputs typed as percentages (the swings between periods); ``loaded_<key>`` holds each as loaded."""
+
+
+def _share(values: Mapping[str, Any], key: str) -> Any:
+    """A percentage input as the scenario's fraction: the value as loaded while the input is unchanged."""
+    percent, loaded = values.get(key), values.get(f"loaded_{key}")
+    if not _blank(loaded) and to_percent(loaded) == _number(percent):
+        return _number(loaded)
+    return from_percent(percent)
+
+
 def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
     """The scenario file's dictionary from widget values and the edited stage table."""
     document: dict[str, Any] = {}
@@ -536,7 +550,7 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     if not _blank(values.get("per_week")):
         inflow["per_week"] = _number(values["per_week"])
     if not _blank(values.get("dispersion")) and values["dispersion"] != 0:  # 0: a steady inflow, the default
-        inflow["dispersion"] = _number(values["dispersion"])
+        inflow["dispersion"] = _share(values, "dispersion")
     if values.get("multipliers"):
         inflow["multipliers"] = list(values["multipliers"])
     document["inflow"] = inflow
@@ -544,7 +558,7 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
         values.get("value_dist"), {key: values.get(f"value_{key}") for key in PARAMETER_NAMES}
     )
     if not _blank(values.get("value_dispersion")) and values["value_dispersion"] != 0:  # 0: independent values
-        document["deal_value_dispersion"] = _number(values["value_dispersion"])
+        document["deal_value_dispersion"] = _share(values, "value_dispersion")
     behaviours = values.get("behaviours") or {}
     capacity = _capacity_document(values)
     stages = []

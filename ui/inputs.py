@@ -331,14 +331,14 @@ def sidebar() -> tuple[Slots, Settings]:
         format_func=lambda p: "at random (Poisson)" if p == "poisson" else "evenly spaced",
     )
     bar.number_input(
-        "Inflow swings between periods (± share)",
+        "Inflow swings between periods (± %)",
         key="dispersion",
         min_value=0.0,
-        step=0.05,
-        format="%.2f",
+        step=5.0,
+        format="%g",
         help=(
-            "How much the weekly new opportunities swing from one period to the next, as a share of the "
-            "average: 0.25 means a period's inflow is typically 25% above or below it. 0 = a steady "
+            "How much the weekly new opportunities swing from one period to the next, as a percentage of the "
+            "average: 25 means a period's inflow is typically 25% above or below it. 0 = a steady "
             "Poisson inflow (only chance varies the count)."
         ),
     )
@@ -360,14 +360,14 @@ def sidebar() -> tuple[Slots, Settings]:
         label = "Deal value ($)" if family == "fixed" else f"Deal value {PARAMETER_LABELS[key]} ($)"
         target.number_input(label, key=f"value_{key}", step=1000.0, format="%.0f", persist_state="session")
     bar.number_input(
-        "Average deal value swings between periods (± share)",
+        "Average deal value swings between periods (± %)",
         key="value_dispersion",
         min_value=0.0,
-        step=0.05,
-        format="%.2f",
+        step=5.0,
+        format="%g",
         help=(
-            "How much the average won deal's value swings from one period to the next, as a share of the "
-            "average: 0.1 means a period's deals are typically worth 10% more or less than usual. 0 = only "
+            "How much the average won deal's value swings from one period to the next, as a percentage of the "
+            "average: 10 means a period's deals are typically worth 10% more or less than usual. 0 = only "
             "chance varies each deal's value. Listed open deals with an amount keep it."
         ),
     )
@@ -666,6 +666,7 @@ def read_values() -> dict[str, Any]:
         "dispersion",
         "value_dist",
         "value_dispersion",
+        *(f"loaded_{key}" for key in form.SHARE_KEYS),
         *(f"value_{key}" for key in form.PARAMETER_NAMES),
         *form.CAPACITY_KEYS,
         *form.TEAM_KEYS,

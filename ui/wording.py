@@ -48,13 +48,13 @@ FIELDS = {
     "inflow": "New opportunities",
     "inflow.per_week": "New opportunities a week",
     "inflow.process": "How new opportunities arrive",
-    "inflow.dispersion": "Inflow swings between periods",
+    "inflow.dispersion": "Inflow swings between periods (±)",
     "inflow.multipliers": "Seasonal inflow factors",
     "deal_value": "Deal value",
     "deal_value.dist": "Deal value (how it varies)",
     "deal_value.value": "Deal value",
     "deal_value.values": "Deal value (observed values)",
-    "deal_value_dispersion": "Average deal value swings between periods",
+    "deal_value_dispersion": "Average deal value swings between periods (±)",
     "stages": "Stages",
     "capacity": "Rep capacity",
     "capacity.reps": "Reps sharing the funnel",
@@ -74,6 +74,8 @@ PARAMETERS |= {"high": "high", "values": "observed values"}
 """A distribution's keys in a label: ``Deal value (mean)``, ``Proposal days (most likely)``."""
 RATE_KEYS = ("conversion", "no_show", "reschedule", "lost_after_reschedule")
 """Stage keys that are rates or chances: shown as percentages."""
+SHARE_PATHS = ("inflow.dispersion", "deal_value_dispersion")
+"""The swings between periods: typed as percentages too."""
 MONEY_PATHS = ("quota.revenue", "team.rep_quota", "team.cost_per_year")
 _ROOTS = {path.split(".")[0] for path in FIELDS} | {"stages", "open_deals"}
 """The first part of every path a scenario has: a line from a file starting otherwise names the file, not a field."""
@@ -145,7 +147,9 @@ def field_label(path: str, names: list[str] | None = None) -> str:
 
 
 def is_rate(path: str) -> bool:
-    """Whether the field is a rate or a chance (shown as a percentage)."""
+    """Whether the field is a rate, a chance or a swing between periods (shown as a percentage)."""
+    if path in SHARE_PATHS:
+        return True
     stage = _STAGE.match(path)
     return bool(stage) and stage.group(2) in RATE_KEYS and stage.group(3) in (None, "mean")
 
@@ -197,6 +201,12 @@ _KEYS_IN_MESSAGES = {
 def _plain_message(message: str, rate: bool) -> str:
     for pattern, plain in _MESSAGES:
         message = pattern.sub(plain, message)
+    if rate:  # a swing's bounds are fractions too: "between 0 and 3" is 0% to 300%
+        message = re.sub(
+            r"(?:a finite number )?between 0 and (\d+(?:\.\d+)?)\b",
+            lambda bound: f"between 0% and {_percent_text(bound.group(1))}",
+            message,
+        )
     for key, words in _KEYS_IN_MESSAGES.items():
         message = re.sub(rf"(?<![\w.\[]){re.escape(key)}(?![\w\]])", words, message)
     head, got, value = message.rpartition(", got ")

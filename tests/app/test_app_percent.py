@@ -81,7 +81,10 @@ def test_seventeen_digit_rates_and_chances_read_back_exactly():
     scenario = with_rates(REFERENCE, rates)
     stages = list(scenario.stages)
     stages[1] = stages[1].model_copy(update={"no_show": 1 / 7, "reschedule": 0.3 + 0.6, "lost_after_reschedule": 0.8})
-    scenario = scenario.model_copy(update={"stages": tuple(stages)})
+    inflow = scenario.inflow.model_copy(update={"dispersion": 1 / 3})  # the swings are percentages too
+    scenario = scenario.model_copy(
+        update={"stages": tuple(stages), "inflow": inflow, "deal_value_dispersion": 0.1 + 0.2}
+    )
     assert read_back(scenario) == scenario
     # An edited percentage is the visitor's: 41.2 is 0.412 exactly.
     frame = form.stages_frame(scenario)
@@ -171,6 +174,8 @@ def test_problems_name_the_input_in_plain_words():
         ("stages[0].mystery_key: unknown key (check the spelling)", "Reach mystery key: is not a setting the scenario "
          "knows (check the spelling)"),
         ("a_new_thing[2].part: something", "A new thing 3 part: something"),  # unknown: the path in words
+        ("inflow.dispersion: must be a finite number between 0 and 3, got 5.0", "Inflow swings between periods (±): "
+         "must be between 0% and 300%, got 500%"),
     ],
 )  # fmt: skip
 def test_plain_problem(line, plain):
