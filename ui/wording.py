@@ -77,10 +77,11 @@ RATE_KEYS = ("conversion", "no_show", "reschedule", "lost_after_reschedule")
 SHARE_PATHS = ("inflow.dispersion", "deal_value_dispersion")
 """The swings between periods: typed as percentages too."""
 MONEY_PATHS = ("quota.revenue", "team.rep_quota", "team.cost_per_year")
-_ROOTS = {path.split(".")[0] for path in FIELDS} | {"stages", "open_deals"}
+_ROOTS = {path.split(".")[0] for path in FIELDS} | {"stages", "open_deals", "segments"}
 """The first part of every path a scenario has: a line from a file starting otherwise names the file, not a field."""
 
 _STAGE = re.compile(r"^stages\[(\d+)\](?:\.(\w+))?(?:\.(\w+))?$")
+_SEGMENT = re.compile(r"^segments\[(\d+)\]\.(.+)$")
 _DEAL = re.compile(r"^open_deals\[(\d+)\](?:\.(\w+))?$")
 _FIELD_PATH = re.compile(r"^[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*$")
 _NUMBER = re.compile(r"-?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
@@ -121,6 +122,9 @@ def field_label(path: str, names: list[str] | None = None) -> str:
         ``Proposal rate``, ``Proposal days (mean)``, ``Quota (won deals)``, ``Deal value (mean)``;
         a path not known here in words (``Open deals 4 age days``).
     """
+    segment = _SEGMENT.match(path)
+    if segment:  # a segment holds a funnel of its own: its fields are labelled as the top level's
+        return f"Segment {int(segment.group(1)) + 1}: {field_label(segment.group(2))}"
     stage = _STAGE.match(path)
     if stage:
         i, key, inner = int(stage.group(1)), stage.group(2), stage.group(3)
@@ -148,6 +152,8 @@ def field_label(path: str, names: list[str] | None = None) -> str:
 
 def is_rate(path: str) -> bool:
     """Whether the field is a rate, a chance or a swing between periods (shown as a percentage)."""
+    segment = _SEGMENT.match(path)
+    path = segment.group(2) if segment else path
     if path in SHARE_PATHS:
         return True
     stage = _STAGE.match(path)

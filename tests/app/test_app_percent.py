@@ -174,6 +174,8 @@ def test_problems_name_the_input_in_plain_words():
         ("stages[0].mystery_key: unknown key (check the spelling)", "Reach mystery key: is not a setting the scenario "
          "knows (check the spelling)"),
         ("a_new_thing[2].part: something", "A new thing 3 part: something"),  # unknown: the path in words
+        ("segments[1].stages[0].conversion: must be between 0 and 1, got 1.3", "Segment 2: Stage 1 rate: must be "
+         "between 0% and 100%, got 130%"),
         ("inflow.dispersion: must be a finite number between 0 and 3, got 5.0", "Inflow swings between periods (±): "
          "must be between 0% and 300%, got 500%"),
     ],
