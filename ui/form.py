@@ -569,6 +569,8 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     document["stages"] = stages
     if values.get("open_deals"):
         document["open_deals"] = [dict(deal) for deal in values["open_deals"]]
+    if values.get("segments"):
+        document["segments"] = [dict(segment) for segment in values["segments"]]
     document["capacity"] = capacity
     document["team"] = _team_document(values)
     # None means "left blank": drop it so the validator says "missing (required)".
@@ -588,13 +590,15 @@ def carried(scenario: Scenario, keep_open_deals: bool = True, keep_multipliers: 
     Returns
     -------
     dict
-        ``open_deals`` (file-form list, or None) and ``multipliers`` (list, or None).
+        ``open_deals`` (file-form list, or None), ``multipliers`` (list, or None) and
+        ``segments`` (file-form list, or None: the Segments page edits them).
     """
     document = scenario_to_dict(scenario)
     multipliers = scenario.inflow.multipliers
     return {
         "open_deals": document.get("open_deals") if keep_open_deals else None,
         "multipliers": list(multipliers) if multipliers and keep_multipliers else None,
+        "segments": document.get("segments"),
     }
 
 
@@ -618,6 +622,12 @@ def carried_summary(scenario: Scenario) -> list[str]:
         lines.append(
             f"The inflow is seasonal: one factor per {per} ({len(multipliers)}), from {min(multipliers):.2f} to "
             f"{max(multipliers):.2f} times the weekly new opportunities."
+        )
+    if scenario.segments:
+        names = ", ".join(segment.name for segment in scenario.segments)
+        lines.append(
+            f"Plus {len(scenario.segments)} segments ({names}): the inputs here are the defaults each segment takes "
+            "unless it gives its own; see the Segments page."
         )
     return lines
 
