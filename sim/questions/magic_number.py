@@ -298,6 +298,9 @@ def _heading(critical: np.ndarray, top: float, target: float) -> float:
 
 CAPACITY_FLAT_DOUBLINGS = 2
 """With limited reps, doublings of the inflow that win no more runs before the search stops."""
+CAPACITY_NOISE_SE = 2.0
+"""A doubling "wins no more" when P(hit) rises by less than this many standard errors of a proportion:
+at 10,000 runs a capped funnel still gains a few runs a doubling, and each doubling costs twice the last."""
 
 
 def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
@@ -305,7 +308,7 @@ def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
     best_inflow, best = max(curve.items(), key=lambda item: (item[1], -item[0]))
     return Unreachable(
         f"the reps' capacity caps P(hit): it levels off at {best:.1%} (from about {best_inflow:,.1f} new "
-        f"opportunities a week; twice and four times as many win no more) < the target {target:.0%}. More "
+        f"opportunities a week; twice and four times as many win almost no more) < the target {target:.0%}. More "
         "opportunities only wait in line or are neglected: add reps or raise per_rep"
     )
 
@@ -353,7 +356,8 @@ def _root_search(
     while not reaches(p_hit(high)):
         if high >= limits.ceiling:
             raise limits.beyond(curve[high])
-        if capped and curve[high] <= max(p for x, p in curve.items() if x < high):
+        best = max(p for x, p in curve.items() if x < high)
+        if capped and curve[high] <= best + CAPACITY_NOISE_SE * math.sqrt(best * (1 - best) / runs):
             flat += 1
             if flat == CAPACITY_FLAT_DOUBLINGS:
                 raise _capacity_bound(limits.target, curve)

@@ -179,3 +179,12 @@ def test_run_prints_and_writes_each_segment(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in payload["segments"]] == ["East", "West", "Partners"]
     assert payload["segments"][0]["p_hit"] is not None and payload["segments"][1]["p_hit"] is None
+
+
+def test_the_same_seed_gives_the_same_segments_on_one_worker_or_two():
+    scenario = scenario_from_dict(organisation(SEGMENTS[:3]))
+    one = simulate(scenario, runs=200, seed=6, engine="simpy")
+    two = simulate(scenario, runs=200, seed=6, engine="simpy", jobs=2)  # SimPy work goes to workers
+    for a, b in zip(one.segment_totals(), two.segment_totals(), strict=True):
+        assert np.array_equal(a.outcomes.revenue, b.outcomes.revenue)
+    assert np.array_equal(one.outcomes.won_deals, two.outcomes.won_deals)
