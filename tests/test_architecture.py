@@ -3,7 +3,7 @@
 Read from the source with ``ast`` (every import, at module level or inside a function):
 
 * the layers, from the bottom: ``sim.errors``, ``sim.words`` and ``sim.model`` -> ``sim.engines`` ->
-  ``sim.runner`` -> ``sim.questions`` and ``sim.crm`` -> ``sim.cli`` and ``sim.warmup``;
+  ``sim.runner`` -> ``sim.questions``, ``sim.crm`` and ``sim.plan`` -> ``sim.cli`` and ``sim.warmup``;
   a module imports only from its own layer or those below;
 * no circle of imports between modules;
 * no name that starts with an underscore imported from another module;
