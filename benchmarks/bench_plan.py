@@ -3,7 +3,7 @@
 The full-size plan of issue 15 is 40 segments of 25 reps over 12 months, a few hundred
 cells (hiring plans), 2,000 runs each. Scaled to run in a few minutes here: ``--segments``
 segments (0: one team of 25 reps, no segments), ``--runs`` runs and a grid of
-``--cells`` cells (new reps x quota x inflow). A cell's cost grows in proportion to its
+``--cells`` cells (new reps x the month they start x inflow). A cell's cost grows in proportion to its
 funnels (segments x reps) and its runs, so the figure printed last is the measured CPU
 seconds per cell (on one worker) scaled to the full size, the one the README's cluster
 estimate uses (CPU time, because on a shared machine the wall clock also counts other
@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 import pandas as pd  # noqa: E402
 
 from sim.model.scenario import scenario_from_dict  # noqa: E402
-from sim.plan.execute import cell_figures, dask_client, execute  # noqa: E402
+from sim.plan.execute import cells_figures, dask_client, execute  # noqa: E402
 from sim.plan.spec import plan_from_dict  # noqa: E402
 
 FULL = {"segments": 40, "reps": 25, "cells": 300, "runs": 2_000}
@@ -60,18 +60,19 @@ def organisation(segments: int) -> dict:
 
 
 def grid(segments: int, cells: int) -> dict:
-    """About ``cells`` hiring plans: new reps (in the first segment when there are segments), quota, inflow."""
+    """About ``cells`` hiring plans (in the first segment when there are segments): new reps, the month they
+    start, inflow. No quota is varied: cells differing only in quota share one simulation, which would
+    flatter the cost of a cell."""
     prefix = "segments[0]." if segments else ""
-    quota = 14_000_000 * max(1, segments)
-    new = [0, 2, 4, 6, 8, 10]
-    quotas = [quota * f for f in (0.9, 1.0, 1.1)]
+    new = [2, 4, 6, 8, 10, 12]
+    months = [0, 3, 6]
     inflows = [3.5, 4, 4.5, 5, 5.5, 6]
     shape = {1: (1, 1, 1), 6: (2, 3, 1), 12: (2, 3, 2), 18: (3, 3, 2), 36: (6, 3, 2), 108: (6, 3, 6)}
-    n, q, i = shape[max(k for k in shape if k <= cells)]
+    n, m, i = shape[max(k for k in shape if k <= cells)]
     return {
         f"{prefix}team.new_reps": new[:n],
-        "quota.revenue": quotas[:q],
-        f"{prefix}inflow.per_week" if segments else "inflow.per_week": inflows[:i],
+        f"{prefix}team.hire_month": months[:m],
+        f"{prefix}inflow.per_week": inflows[:i],
     }
 
 
@@ -83,7 +84,7 @@ def timed(plan, workers: int) -> tuple[float, float, pd.DataFrame]:
     """
     with dask_client(workers=workers) as client:
         warm = plan.cells[0].scenario
-        client.run(cell_figures, warm, 20, 0)  # every worker imports and compiles before the clock starts
+        client.run(cells_figures, [warm], 20, 0)  # every worker imports and compiles before the clock starts
         cpu = client.run(time.process_time)
         start = time.perf_counter()
         table, _ = execute(plan, client=client)

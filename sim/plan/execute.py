@@ -16,6 +16,7 @@ so ``--resume`` recomputes only what is missing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -29,10 +30,12 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import InputError, is_regular_file, shorten
+from sim.model.scenario import Scenario
 from sim.model.segments import cost_of_reps
 from sim.model.segments import reps as rep_count
 from sim.plan.spec import Cell, Plan, new_reps
-from sim.runner import simulate
+from sim.runner import Request, run
+from sim.runner.request import quota_free
 
 RETRIES = 3
 """Dask retries of a cell whose task failed (a lost worker is the scheduler's to reschedule: ``allowed-failures``)."""
@@ -54,16 +57,24 @@ class OutputError(InputError):
     """An output that cannot be written as asked (exists without ``--resume``, unknown format)."""
 
 
-# --- one cell ----------------------------------------------------------------------------------------------
+# --- the cells of one simulation ----------------------------------------------------------------------------
 
 
-def cell_figures(scenario, runs: int, seed: int) -> dict:
-    """A cell's figures: P(hit) (total and per segment), revenue P10/P50/P90, won deals P50.
+def cells_figures(scenarios: list[Scenario], runs: int, seed: int) -> list[dict]:
+    """Figures of cells that differ only in their quotas: P(hit) (total and per segment), revenue P10/P50/P90,
+    won deals P50.
 
-    Runs on a worker: :func:`sim.runner.simulate` with one process, so the numbers are
-    those of ``funnel-sim run`` on the scenario with these runs and seed.
+    Runs on a worker. What a simulation produces does not depend on the quota, so the
+    cells are simulated once (:func:`sim.runner.run`, one process) and each is judged
+    against its own quota, exactly as :func:`sim.runner.simulate` does for one scenario:
+    the numbers are those of ``funnel-sim run`` on each scenario with these runs and seed.
     """
-    summary = simulate(scenario, runs=runs, seed=seed, jobs=1).summary()
+    request = Request.of(scenarios[0], runs=runs, seed=seed, jobs=1)
+    simulation = run(request)
+    return [_figures(simulation.result(scenario, request.seed).summary()) for scenario in scenarios]
+
+
+def _figures(summary: dict) -> dict:
     revenue = summary["revenue"]
     row = {
         "p_hit": summary["p_hit"],
@@ -77,6 +88,15 @@ def cell_figures(scenario, runs: int, seed: int) -> dict:
             row[f"p_hit[{segment['name']}]"] = segment["p_hit"]
         row[f"revenue_p50[{segment['name']}]"] = segment["revenue"]["p50"]
     return row
+
+
+def simulations(cells: list[Cell]) -> list[list[Cell]]:
+    """The cells grouped by what is simulated: cells whose scenarios differ only in quotas share one simulation."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        simulated = quota_free(cell.scenario).model_dump(mode="json", exclude={"name", "description"})
+        groups.setdefault(json.dumps(simulated, sort_keys=True), []).append(cell)
+    return list(groups.values())
 
 
 # --- where cells are kept --------------------------------------------------------------------------------
@@ -162,11 +182,11 @@ class CellStore:
 
 
 FIGURES = ("p_hit[", "revenue_p", "won_deals_p")
-"""Column names (or their starts) of a cell's figures, as :func:`cell_figures` names them."""
+"""Column names (or their starts) of a cell's figures, as :func:`cells_figures` names them."""
 
 
 def _plain(value):
-    """A table's value as :func:`cell_figures` gives it: a Python float, None for a missing one."""
+    """A table's value as :func:`cells_figures` gives it: a Python float, None for a missing one."""
     if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
         return None
     return float(value) if isinstance(value, float | np.floating) else value
@@ -243,6 +263,9 @@ def run_cells(
 ) -> None:
     """Simulate cells (one per key) and call ``finished(key, figures)`` as each is done.
 
+    Cells that differ only in their quotas are one task: one simulation judged against
+    each quota (:func:`simulations`).
+
     Parameters
     ----------
     cells : list of Cell
@@ -252,23 +275,26 @@ def run_cells(
     finished : callable
         Called in this process, in the order cells finish.
     client : distributed.Client, optional
-        Where the cells run, each one task with :data:`RETRIES` retries; without one,
-        here, one after the other.
+        Where the tasks run, each with :data:`RETRIES` retries; without one, here, one
+        after the other.
     """
+    groups = simulations(cells)
     if client is None:
-        for cell in cells:
-            finished(cell.key, cell_figures(cell.scenario, runs, seed))
+        for group in groups:
+            for cell, row in zip(group, cells_figures([c.scenario for c in group], runs, seed), strict=True):
+                finished(cell.key, row)
         return
     from distributed import as_completed
 
-    futures = {
-        client.submit(cell_figures, cell.scenario, runs, seed, key=f"funnel-sim-cell-{cell.key}", retries=RETRIES): (
-            cell.key
-        )
-        for cell in cells
-    }
+    futures = {}
+    for group in groups:
+        name = hashlib.sha256(",".join(c.key for c in group).encode()).hexdigest()[:32]
+        scenarios = [c.scenario for c in group]
+        future = client.submit(cells_figures, scenarios, runs, seed, key=f"funnel-sim-cells-{name}", retries=RETRIES)
+        futures[future] = group
     for future in as_completed(list(futures)):
-        finished(futures[future], future.result())
+        for cell, row in zip(futures[future], future.result(), strict=True):
+            finished(cell.key, row)
         future.release()
 
 
@@ -276,7 +302,7 @@ def plan_table(plan: Plan, figures: dict[str, dict]) -> pd.DataFrame:
     """The plan's tidy table: one row per cell, in plan order.
 
     Columns: ``plan`` (named plans), each varied path with the cell's value, the
-    figures of :func:`cell_figures` (``p_hit``, ``p_hit[SEGMENT]``, ``revenue_p10``,
+    figures of :func:`cells_figures` (``p_hit``, ``p_hit[SEGMENT]``, ``revenue_p10``,
     ``revenue_p50``, ``revenue_p90``, ``won_deals_p50``, ``revenue_p50[SEGMENT]``),
     ``reps``, ``new_reps``, ``cost`` (of reps for the period,
     :func:`~sim.model.segments.cost_of_reps`), ``value_ratio`` (revenue P50 / cost), ``runs``,

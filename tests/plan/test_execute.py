@@ -181,3 +181,19 @@ def test_ctrl_c_says_how_to_go_on(tmp_path, capsys, monkeypatch):
         f"the cells done are kept beside {tmp_path / 'out.csv'}; add --resume to go on from them",
         "interrupted",
     ]
+
+
+def test_cells_that_differ_only_in_quota_share_one_simulation(plan, table, monkeypatch):
+    from sim.plan import execute as execute_module
+
+    simulated = []
+    real_run = execute_module.run
+
+    def counting(request, *args, **kwargs):
+        simulated.append(request)
+        return real_run(request, *args, **kwargs)
+
+    monkeypatch.setattr(execute_module, "run", counting)
+    again, cells = execute(plan, workers=0)
+    assert cells == 6 and len(simulated) == 3  # three team sizes, each judged against two quotas
+    pd.testing.assert_frame_equal(again, table)  # and each cell is still simulate() bit for bit (above)
