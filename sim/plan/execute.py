@@ -4,11 +4,12 @@ A cell's numbers are :func:`sim.runner.simulate` of its scenario with the plan's
 and seed: the same seed for every cell, so cells compare with common random numbers,
 and a cell is, bit for bit, what ``funnel-sim run`` gives its scenario. The one idea:
 those numbers depend on nothing else, so which worker ran a cell, in what order, and
-whether the plan was interrupted and resumed never changes the table.
+whether the plan was interrupted and resumed never changes the table. (Nor does the
+quota change what is simulated: cells that differ only in quota share one simulation.)
 
-Cells run on a ``dask.distributed`` client (a local cluster of worker processes, or an
-existing scheduler), each submitted with Dask's retries; a worker that dies loses no
-cell (the scheduler gives its cells to another). Each finished cell is written to a
+Simulations run on a ``dask.distributed`` client (a local cluster of worker processes,
+or an existing scheduler), each submitted with Dask's retries; a worker that dies loses
+no cell (the scheduler gives its tasks to another). Each finished cell is written to a
 :class:`CellStore` beside the output at once, keyed by :func:`~sim.plan.spec.cell_key`,
 so ``--resume`` recomputes only what is missing.
 """
