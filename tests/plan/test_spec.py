@@ -190,3 +190,12 @@ def test_a_plan_too_large_to_hold_is_refused_before_its_cells_are_made():
     assert line.endswith(
         "million characters (limit 500 million); give fewer cells or a smaller base (fewer listed open deals)"
     )
+
+
+def test_a_plan_or_base_that_is_not_a_regular_file_is_one_line(tmp_path, capsys):
+    assert main(["plan", str(tmp_path), "--workers", "0"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: is a directory, not a plan file\n"
+    (tmp_path / "base.toml").mkdir()
+    path = write_plan(tmp_path, {"base": "base.toml", "vary": {"team.reps": [2]}})
+    assert main(["plan", str(path), "--workers", "0"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'base.toml'}: is a directory, not a scenario file\n"
