@@ -62,6 +62,7 @@ from sim.crm.report import (
     StageCounts,
     StageReport,
 )
+from sim.crm.rounding import tidy_scenario
 from sim.crm.spread import (
     GAP_WEEKS,
     RateSpread,
@@ -85,6 +86,7 @@ from sim.model.scenario import (
     problems_from,
     scenario_to_toml,
 )
+from sim.words import counted, human
 
 OPEN_STAGE = "Open pipeline"
 """The single stage of a funnel calibrated without a stage history."""
@@ -845,12 +847,12 @@ def _scenario(
     multipliers = inflow.multipliers
     rates = [fit.rate for fit in fits] if spreads is None else [spread.rate for spread in spreads]
     try:
-        return Scenario(
+        scenario = Scenario(
             name=(name or f"Calibrated from {Path(source).name} as of {label}")[:200],
             description=(
                 f"Calibrated by funnel-sim from {source} with what was known on {label}: "
-                f"{snap.won.size} won, {snap.lost.size} lost, {len(snap.open)} open; inflow over the "
-                f"{window_weeks:g} weeks before."
+                f"{human(snap.won.size, 'count')} won, {human(snap.lost.size, 'count')} lost, "
+                f"{human(len(snap.open), 'count')} open; inflow over the {counted(window_weeks, 'week')} before."
             ),
             horizon_days=float(horizon_days),
             quota=quota,
@@ -876,6 +878,7 @@ def _scenario(
         raise CalibrationError(problems_from(error)) from None
     except ScenarioError as error:  # pragma: no cover - the models above are validated already
         raise CalibrationError(error.problems) from None
+    return tidy_scenario(scenario)
 
 
 def _stage_report(e: StageEpisodes, fit: OutcomeFit, spread: RateSpread | None, zombie_age: float) -> StageReport:
