@@ -455,7 +455,7 @@ def _calibrate(args) -> tuple[dict, str]:
             else ""
         ),
         *(
-            [f"Recent history counts more: a deal {human(r.half_life_weeks)} weeks old counts half."]
+            [f"Recent history counts more: a deal {counted(r.half_life_weeks, 'week')} old counts half."]
             if r.half_life_weeks
             else []
         ),

@@ -25,6 +25,7 @@ from sim.crm.calibrate import CalibrationError, date_label, parse_as_of
 from sim.crm.half_life import calibrate_choosing
 from sim.crm.reader import CrmData
 from sim.runner import simulate
+from sim.words import counted
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 BAND = ("p10", "p25", "p50", "p75", "p90")
@@ -218,7 +219,7 @@ def backtest(
     last = max(deals["created"].max(), deals["closed"].max())
     total = 2 * len(dates)
     problems = [
-        f"as_of {date_label(as_of)}: cannot be backtested over {horizon_days:g} days: "
+        f"as_of {date_label(as_of)}: cannot be backtested over {counted(horizon_days, 'day')}: "
         f"the data end on {date_label(last)}, before {date_label(as_of + pd.Timedelta(days=horizon_days))}"
         for as_of in dates
         if as_of + pd.Timedelta(days=horizon_days) > last

@@ -566,7 +566,7 @@ def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]
     closed = e.converted.size + e.lost.size
     if closed < THIN_DATA:
         warnings.append(
-            f"{where}only {closed} {moved} or lost deals (fewer than {THIN_DATA}): the "
+            f"{where}only {counted(closed, f'{moved} or lost deal')} (fewer than {THIN_DATA}): the "
             f"{'conversion' if multi else 'win'} rate is uncertain"
         )
     if not fit.converged:
@@ -574,7 +574,8 @@ def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]
     passed = e.skipped + e.converted.size
     if multi and e.skipped and e.skipped >= 0.05 * passed:
         warnings.append(
-            f"stage {e.name!r}: {e.skipped} deals went past it without entering it; its rate and durations are "
+            f"stage {e.name!r}: {counted(e.skipped, 'deal')} went past it without entering it; its rate and "
+            "durations are "
             "those of the deals that entered it, and the scenario sends every deal through it"
         )
     return warnings
@@ -697,7 +698,8 @@ def _estimate_inflow(
             newest = snap.created.max()
             raise CalibrationError(
                 [
-                    f"as_of {date_label(as_of)}: no deal was created in the {GAP_WEEKS} weeks before it (the newest "
+                    f"as_of {date_label(as_of)}: no deal was created in the {counted(GAP_WEEKS, 'week')} before it "
+                    "(the newest "
                     f"is from {date_label(newest)}), so there is no inflow to measure; the export may end earlier"
                 ]
             )
@@ -765,9 +767,10 @@ def _zombies(
     warnings = []
     if len(zombies):
         examples = ", ".join(zombies["id"].head(5))
-        days = f"{limits[0]:.0f} days" if not multi else "their stage allows"
+        days = counted(round(limits[0]), "day") if not multi else "their stage allows"
         warnings.append(
-            f"{len(zombies)} open deals are older than {days} (the {ZOMBIE_QUANTILE:.0%} point of both "
+            f"{counted(len(zombies), 'open deal')} {'is' if len(zombies) == 1 else 'are'} older than {days} "
+            f"(the {ZOMBIE_QUANTILE:.0%} point of both "
             f"won and lost durations), e.g. {examples}: zombies, "
             + ("counted as lost and left out of the forecast" if dropped else "nearly certain not to be won")
             + "; close them in the CRM"
@@ -793,7 +796,10 @@ def _quota(
     pace = horizon_days / (7 * window_weeks)
     revenue = float(snap.won_amounts[won_in_window.to_numpy()].sum()) * pace
     if revenue > 0:
-        basis = f"revenue won in the {window_weeks:g} weeks to {date_label(as_of)}, scaled to {horizon_days:g} days"
+        basis = (
+            f"revenue won in the {counted(window_weeks, 'week')} to {date_label(as_of)}, scaled to "
+            f"{counted(horizon_days, 'day')}"
+        )
         return Quota(revenue=revenue), basis, []
     return (
         Quota(deals=1),

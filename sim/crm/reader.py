@@ -31,6 +31,7 @@ import pandas as pd
 from sim.errors import InputError, quoted, read_limited
 from sim.model.distributions import MAX_VALUE
 from sim.model.scenario import STAGE_NAME_CHARS, listing
+from sim.words import counted
 
 MAX_CSV_BYTES = 50_000_000
 """Refuse larger exports: a few hundred thousand deals fit well within this."""
@@ -470,8 +471,9 @@ def _no_usable_rows(name: str, rows_read: int, skipped: list[tuple[int, str]]) -
     if rows_read == 0:
         return CrmError([f"{name}: no data rows below the header"])
     counts = Counter(reason for _, reason in skipped).most_common(3)
-    reasons = "; ".join(f"{reason} ({count} row{'s' if count > 1 else ''})" for reason, count in counts)
-    return CrmError([f"{name}: no usable rows: all {rows_read} rows were skipped; most common reasons: {reasons}"])
+    reasons = "; ".join(f"{reason} ({counted(count, 'row')})" for reason, count in counts)
+    every = "the only row was" if rows_read == 1 else f"all {counted(rows_read, 'row')} were"
+    return CrmError([f"{name}: no usable rows: {every} skipped; most common reasons: {reasons}"])
 
 
 # --- the readers ---------------------------------------------------------------------
