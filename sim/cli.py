@@ -27,6 +27,7 @@ from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.errors import InputError, file_kind, shorten
 from sim.model.average_math import deterministic_weekly_opportunities
 from sim.model.scenario import Scenario, load_scenario
+from sim.model.segments import funnels
 from sim.questions.magic_number import Unreachable, solve_magic_number
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import levers, sensitivity
@@ -666,10 +667,12 @@ def _format_run(summary: dict, team: bool = False) -> str:
     for key, kind in (("revenue", "money"), ("deals", "figure")):
         s = summary[key]
         lines.append(f"{key:<10}" + "".join(f"{human(s[k], kind):>14}" for k in ("mean", "sd", "p10", "p50", "p90")))
-    capacity = "utilisation" in summary["stages"][0]
+    stages = summary.get("stages", [])  # a scenario with segments has each segment's, not the total's
+    capacity = bool(stages) and "utilisation" in stages[0]
     extra = f"{'wait days':>12}{'utilisation':>13}" if capacity else ""
-    lines += ["", f"{'stage':<24}{'entered':>12}{'converted':>12}{extra}   (mean per run)"]
-    for stage in summary["stages"]:
+    if stages:
+        lines += ["", f"{'stage':<24}{'entered':>12}{'converted':>12}{extra}   (mean per run)"]
+    for stage in stages:
         line = f"{stage['name']:<24}{human(stage['entered']):>12}{human(stage['converted']):>12}"
         if capacity:
             wait, busy = stage["mean_wait_days"], stage["utilisation"]
@@ -720,17 +723,57 @@ def _format_team(team: dict, runs: int) -> str:
     return "\n".join(lines)
 
 
+def _format_segments(summary: dict) -> str:
+    """Each segment's odds and spread, the total's, and the segment the total's risk comes from."""
+    runs, unit = summary["runs"], summary["quota"]["unit"]
+    lines = [
+        "",
+        f"{'segment':<24}{'P(hit) own quota':>18}{'quota':>12}{'revenue P10':>13}{'P50':>11}{'P90':>11}"
+        f"{'won P50':>9}{'share of spread':>17}",
+    ]
+    for seg in summary["segments"]:
+        own = seg["has_quota"]
+        chance = _chance(seg["p_hit"], runs) if own else "-"
+        quota = _amount(seg["quota"]["target"], seg["quota"]["unit"]) if own else "-"
+        r = seg["revenue"]
+        lines.append(
+            f"{seg['name'][:23]:<24}{chance:>18}{quota:>12}{_money(r['p10']):>13}{_money(r['p50']):>11}"
+            f"{_money(r['p90']):>11}{human(seg['deals']['p50']):>9}{seg['spread_share']:>17.0%}"
+        )
+    r = summary["revenue"]
+    lines.append(
+        f"{'Total':<24}{_chance(summary['p_hit'], runs):>18}{_amount(summary['quota']['target'], unit):>12}"
+        f"{_money(r['p10']):>13}{_money(r['p50']):>11}{_money(r['p90']):>11}{human(summary['deals']['p50']):>9}"
+        f"{'100%':>17}"
+    )
+    risk = max(summary["segments"], key=lambda seg: seg["spread_share"])
+    lines += [
+        "",
+        f"The biggest risk is {risk['name']}: {risk['spread_share']:.0%} of the swing in the total "
+        f"{'revenue' if unit == 'revenue' else 'won deals'} from period to period comes from it.",
+    ]
+    if summary["cost"] is not None:
+        lines.append(f"Reps: {human(summary['reps'], 'count')}, costing {_money(summary['cost'])} over the period.")
+    return "\n".join(lines)
+
+
+def _funnels_simulated(scenario: Scenario) -> int:
+    """Funnels a simulation of the scenario runs: each rep of each segment's team (1 for a funnel alone)."""
+    return sum(1 if f.team is None else f.team.reps for f in funnels(scenario))
+
+
 def _run(args, scenario: Scenario) -> tuple[dict, str]:
-    team = scenario.team is not None
-    reps = scenario.team.reps if team else 1
+    team = scenario.team is not None and not scenario.segments
     # Rep by rep for a team; the usual figures are the team total's, the team's own in `team`.
     run = simulate_team if team else simulate
-    with _progress(args, args.runs * reps) as update:
+    with _progress(args, args.runs * _funnels_simulated(scenario)) as update:
         result: SimulationResult = run(scenario, progress=update, **_simulation_options(args))
     summary = result.summary()
     text = _format_run(summary, team)
     if team:
         text += "\n" + _format_team(summary["team"], args.runs)
+    if scenario.segments:
+        text += "\n" + _format_segments(summary)
     return summary, text
 
 

@@ -145,14 +145,32 @@ TEAM_STREAM = 0x7EA7
 """First spawn-key word of the reps' seeds: keeps them apart from the replication streams."""
 
 
+SEGMENT_STREAM = 0x5E6
+"""First spawn-key word of the segments' seeds: apart from the replications' and the reps'."""
+
+
+def _derived_seed(seed: int, stream: int, index: int) -> int:
+    """A 128-bit root seed drawn from ``SeedSequence(seed, spawn_key=(stream, index))``."""
+    words = np.random.SeedSequence(int(seed), spawn_key=(stream, int(index))).generate_state(4, np.uint32)
+    return int.from_bytes(words.astype("<u4").tobytes(), "little")
+
+
 def rep_seed(seed: int, rep: int) -> int:
     """Root seed of rep ``rep``: a 128-bit integer drawn from ``SeedSequence(seed, spawn_key=(TEAM_STREAM, rep))``.
 
     It depends on nothing but ``seed`` and ``rep``. The spawn key has two words, unlike a
     replication's (one word), so no rep reuses a replication stream of the root seed.
     """
-    words = np.random.SeedSequence(int(seed), spawn_key=(TEAM_STREAM, int(rep))).generate_state(4, np.uint32)
-    return int.from_bytes(words.astype("<u4").tobytes(), "little")
+    return _derived_seed(seed, TEAM_STREAM, rep)
+
+
+def segment_seed(seed: int, segment: int) -> int:
+    """Root seed of segment ``segment`` of a scenario: from ``SeedSequence(seed, spawn_key=(SEGMENT_STREAM, segment))``.
+
+    Running the segment on its own with this seed gives exactly its numbers within the
+    scenario; its reps' seeds are drawn from it (:func:`rep_seed`).
+    """
+    return _derived_seed(seed, SEGMENT_STREAM, segment)
 
 
 BLOCK = 512

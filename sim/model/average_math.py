@@ -88,9 +88,10 @@ def average_math(scenario: Scenario) -> dict:
 def team_inflow_reps(scenario: Scenario) -> float:
     """How many full reps' inflow a ``[team]`` brings over the horizon (1 without a team).
 
-    A new rep's inflow rises linearly from 0 at day 0 to full at ``R = ramp_months``
-    months (:mod:`sim.model.team`), so over a horizon ``H`` it brings ``H / (2 R)`` of a full
-    rep's inflow when ``H <= R`` and ``1 - R / (2 H)`` after.
+    A new rep's inflow is 0 until it is hired, ``S = hire_month`` months in, then rises
+    linearly to full over ``R = ramp_months`` months (:mod:`sim.model.team`). With
+    ``x = T - S`` days of the horizon ``T`` after the hire, it brings ``x**2 / (2 R T)`` of a
+    full rep's inflow when ``x <= R`` and ``(x - R / 2) / T`` after (0 when ``x <= 0``).
     """
     team = scenario.team
     if team is None:
@@ -98,7 +99,8 @@ def team_inflow_reps(scenario: Scenario) -> float:
     if not team.new_reps:
         return float(team.reps)
     ramp, horizon = team.ramp_months * DAYS_PER_MONTH, scenario.horizon
-    share = horizon / (2 * ramp) if horizon <= ramp else 1 - ramp / (2 * horizon)
+    after = max(0.0, horizon - team.hire_month * DAYS_PER_MONTH)
+    share = (after**2 / (2 * ramp) if after <= ramp else after - ramp / 2) / horizon
     return team.reps - team.new_reps + team.new_reps * share
 
 

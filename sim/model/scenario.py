@@ -357,8 +357,10 @@ class Team(_Model):
     from Beta(m * c, (1 - m) * c), with m the stage's mean rate and c
     ``rate_concentration``. The last ``new_reps`` reps are new: their inflow rises
     linearly from 0 at day 0 to full after ``ramp_months`` months (of
-    :data:`DAYS_PER_MONTH` days). ``cost_per_year`` is what one rep costs a year
-    (salary, taxes, expenses): the denominator of the value ratio. See :mod:`sim.model.team`.
+    :data:`DAYS_PER_MONTH` days). ``hire_month`` (default 0) is when the new reps start:
+    before it they bring nothing and cost nothing, and their ramp begins then.
+    ``cost_per_year`` is what one rep costs a year (salary, taxes, expenses): the
+    denominator of the value ratio. See :mod:`sim.model.team`.
     """
 
     reps: int
@@ -366,6 +368,7 @@ class Team(_Model):
     rate_concentration: PositiveAmount
     new_reps: int = 0
     ramp_months: Positive | None = None
+    hire_month: NonNegative = 0.0
     cost_per_year: Money | None = None  # > 0: the value ratio divides by it
 
     @field_validator("reps", mode="before")
@@ -424,6 +427,38 @@ class Quota(_Model):
         return float(self.revenue if self.revenue is not None else self.deals)
 
 
+MAX_SEGMENTS = 200
+"""Most segments a scenario may hold."""
+SEGMENT_SECTIONS = ("inflow", "deal_value", "deal_value_dispersion", "stages", "open_deals", "capacity", "team")
+"""The per-funnel sections a segment may give; any it leaves out it takes from the scenario's top level."""
+
+
+class Segment(_Model):
+    """One funnel of an organisation (a territory, product line or channel) inside a scenario.
+
+    A segment gives its ``name`` and any of :data:`SEGMENT_SECTIONS`; the sections it
+    leaves out are the scenario's own (the top level holds the defaults). ``quota``
+    (optional) is the segment's own target; the scenario's ``[quota]`` is the total's.
+    Segments share the horizon and nothing else: each is simulated on its own, and the
+    total of a replication is the sum of the segments'.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    quota: Quota | None = None
+    inflow: Inflow | None = None
+    deal_value: Distribution | None = None
+    deal_value_dispersion: Real | None = None
+    stages: tuple[Stage, ...] | None = Field(default=None, min_length=1, max_length=30)
+    open_deals: tuple[OpenDeal, ...] = Field(default=(), max_length=MAX_DEALS_PER_RUN)
+    capacity: Capacity | None = None
+    team: Team | None = None
+
+    @field_validator("deal_value_dispersion")
+    @classmethod
+    def _value_spread(cls, value):
+        return None if value is None else _dispersion(value)
+
+
 class Scenario(_Model):
     """A whole funnel: horizon, quota, inflow, deal value and the stages in order.
 
@@ -452,6 +487,7 @@ class Scenario(_Model):
     open_deals: tuple[OpenDeal, ...] = Field(default=(), max_length=MAX_DEALS_PER_RUN)
     capacity: Capacity | None = None
     team: Team | None = None
+    segments: tuple[Segment, ...] = Field(default=(), max_length=MAX_SEGMENTS)
 
     @field_validator("deal_value_dispersion")
     @classmethod
@@ -518,6 +554,47 @@ class Scenario(_Model):
                 f"team.rep_quota: the quota counts won deals, so give a whole number, got {self.team.rep_quota:g}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _segments_fit(self):
+        """Each segment, with the sections it takes from the top level, must be a valid scenario itself."""
+        if not self.segments:
+            return self
+        names = [segment.name for segment in self.segments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"segments: names must be unique, repeated: {listing(duplicates)}")
+        if self.open_deals:
+            raise ValueError(
+                "open_deals: with segments, list each segment's open deals under its [[segments]] "
+                "(a deal belongs to one segment)"
+            )
+        problems = []
+        for i in range(len(self.segments)):
+            funnel = self.segment(i)
+            try:
+                Scenario.model_validate({key: getattr(funnel, key) for key in Scenario.model_fields})
+            except ValidationError as error:
+                problems += [f"segments[{i}].{line}" for line in problems_from(error)]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def segment(self, index: int) -> Scenario:
+        """Segment ``index`` as an ordinary scenario: its sections, the rest from the top level.
+
+        Its name is the segment's, its quota the segment's own or, without one, the
+        total's (a quota-free scenario's segments have none).
+        """
+        segment = self.segments[index]
+        update: dict[str, Any] = {"name": segment.name, "description": "", "segments": ()}
+        if segment.quota is not None or self.quota is None:
+            update["quota"] = segment.quota
+        for key in SEGMENT_SECTIONS:
+            value = getattr(segment, key)
+            if key == "open_deals" or value is not None:
+                update[key] = value
+        return self.model_copy(update=update)
 
     @property
     def horizon(self) -> float:
@@ -661,7 +738,7 @@ def _inside(loc: tuple, other: tuple) -> bool:
     return len(other) > len(loc) and other[: len(loc)] == loc
 
 
-_NAMED = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*): (.*)$", re.DOTALL)
+_NAMED = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.*)$", re.DOTALL)
 
 
 def problems_from(error: ValidationError) -> list[str]:
@@ -676,14 +753,16 @@ def problems_from(error: ValidationError) -> list[str]:
     for item in items:
         if item["type"] == "too_short" and any(_inside(item["loc"], other["loc"]) for other in items):
             continue
-        path, message = _path(item["loc"]), _message(item)
-        named = _NAMED.match(message)
-        if named:  # a whole-model check that names its own field, relative to `path`
-            inner, message = named.groups()
-            path = inner if path == "scenario" else f"{path}.{inner}"
-        line = f"{path}: {message}"
-        if line not in lines:
-            lines.append(line)
+        where = _path(item["loc"])
+        for message in _message(item).split("\n"):  # a segment's check gives a line per problem
+            path = where
+            named = _NAMED.match(message)
+            if named:  # a whole-model check that names its own field, relative to `path`
+                inner, message = named.groups()
+                path = inner if path == "scenario" else f"{path}.{inner}"
+            line = f"{path}: {message}"
+            if line not in lines:
+                lines.append(line)
     return lines
 
 
@@ -766,12 +845,12 @@ def _distribution_entry(entry: dict) -> dict | float:
     return {"dist": entry["dist"], **{k: v for k, v in entry.items() if k != "dist"}}
 
 
-def scenario_to_dict(scenario: Scenario) -> dict:
-    """The scenario as a plain dictionary in file form (defaults and unset keys left out)."""
-    document = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
-    document["deal_value"] = _distribution_entry(document["deal_value"])
-    for stage, model in zip(document["stages"], scenario.stages, strict=True):
-        if model.open == 0:
+def _file_form(document: dict, model: Scenario | Segment) -> None:
+    """Write a funnel's sections (a scenario's or a segment's) as people write them, in place."""
+    if "deal_value" in document:
+        document["deal_value"] = _distribution_entry(document["deal_value"])
+    for stage, stage_model in zip(document.get("stages") or (), model.stages or (), strict=True):
+        if stage_model.open == 0:
             stage.pop("open")
         stage["duration"] = _distribution_entry(stage["duration"])
         if "lost_duration" in stage:
@@ -779,19 +858,31 @@ def scenario_to_dict(scenario: Scenario) -> dict:
         if "touches_needed" in stage:
             stage["touches_needed"] = _distribution_entry(stage["touches_needed"])
         for key, default in (("touch_interval_days", 0.0), ("lost_after_reschedule", 0.0), ("reschedule_days", 7.0)):
-            if getattr(model, key) == default:
+            if getattr(stage_model, key) == default:
                 stage.pop(key)
-    if not scenario.open_deals:
-        document.pop("open_deals")
-    if scenario.inflow.dispersion == 0:
+    if not model.open_deals:
+        document.pop("open_deals", None)
+    if model.inflow is not None and model.inflow.dispersion == 0:
         document["inflow"].pop("dispersion")
-    if scenario.deal_value_dispersion == 0:
+    if model.deal_value_dispersion == 0:
         document.pop("deal_value_dispersion")
-    if scenario.team is not None and scenario.team.new_reps == 0:
-        document["team"].pop("new_reps")
+    if model.team is not None:
+        for key in ("new_reps", "hire_month"):
+            if getattr(model.team, key) == 0:
+                document["team"].pop(key)
     for deal in document.get("open_deals", []):
         if not deal["name"]:
             deal.pop("name")
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """The scenario as a plain dictionary in file form (defaults and unset keys left out)."""
+    document = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    _file_form(document, scenario)
+    for entry, segment in zip(document.get("segments", []), scenario.segments, strict=True):
+        _file_form(entry, segment)
+    if not scenario.segments:
+        document.pop("segments")
     if not scenario.description:
         document.pop("description")
     return document

@@ -34,13 +34,22 @@ from joblib import Parallel, delayed, parallel_config
 
 from sim.engines import queues, simpy_engine, vectorized
 from sim.engines.outcomes import Outcomes
-from sim.engines.streams import BLOCK, rep_seed, root_children
+from sim.engines.streams import BLOCK, rep_seed, root_children, segment_seed
 from sim.engines.thresholds import ThresholdBlock
 from sim.model.scenario import Scenario
+from sim.model.segments import segment_scenarios
 from sim.model.team import rep_scenarios
 from sim.runner import budget, memo
 from sim.runner.request import CORES, Engine, Request
-from sim.runner.results import InflowThresholds, Simulation, SimulationResult, TeamResult, team_total
+from sim.runner.results import (
+    InflowThresholds,
+    Part,
+    Simulation,
+    SimulationResult,
+    TeamResult,
+    segments_total,
+    team_total,
+)
 
 SIMPY_TASK = 100
 """Replications per SimPy task: small enough for a smooth progress bar."""
@@ -68,7 +77,8 @@ def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
 
     ``auto`` means vectorised wherever it models the scenario: always when deals do not
     wait for each other, and with limited reps its queues (:mod:`sim.engines.queues`)
-    unless there are listed open deals too, which only the SimPy engine models.
+    unless there are listed open deals too, which only the SimPy engine models. With
+    segments, each segment's engine is chosen on its own; this names the slowest.
 
     Raises
     ------
@@ -77,6 +87,9 @@ def choose_engine(scenario: Scenario, engine: Engine = "auto") -> str:
     """
     if engine not in ("auto", "simpy", "vectorized"):
         raise ValueError(f"engine: must be one of auto, simpy, vectorized, got {engine!r}")
+    if scenario.segments:  # the engine of the slowest segment
+        chosen = {choose_engine(segment, engine) for segment in segment_scenarios(scenario)}
+        return "simpy" if "simpy" in chosen else "vectorized"
     if engine == "simpy":
         return "simpy"
     if scenario.has_capacity_limits and not queues.supports(scenario):
@@ -93,12 +106,25 @@ def independent_deals(scenario: Scenario, engine: Engine = "auto") -> bool:
     """Whether the scenario runs on the vectorised engine with every deal on its own (no limited reps).
 
     Then each deal's threshold inflow exists (:func:`inflow_thresholds`) and the magic
-    number is exact.
+    number is exact. Never for a scenario with segments (their inflows are several).
     """
-    return choose_engine(scenario, engine) == "vectorized" and not scenario.has_capacity_limits
+    return (
+        not scenario.segments and choose_engine(scenario, engine) == "vectorized" and not scenario.has_capacity_limits
+    )
 
 
 # --- the plan: funnels, groups and tasks ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A funnel the request simulates on its own: a scenario, or one segment of it (a team's reps within)."""
+
+    index: int  # the scenario's place in the request
+    segment: int  # -1: the scenario has no segments
+    scenario: Scenario
+    engine: str
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,20 @@ class _Group:
     engine: str  # "simpy", "vectorized" (independent deals) or "queues"
     funnels: tuple[Scenario, ...]
     seed: int
-    places: tuple[tuple[int, int], ...]  # each funnel's (scenario, rep) in the request; rep -1: no team
+    places: tuple[tuple[int, int, int], ...]  # each funnel's (scenario, segment, rep); -1: none
+
+
+def _units(request: Request) -> list[_Unit]:
+    """The request's scenarios cut into what is simulated on its own: each segment with its own seed."""
+    units = []
+    for index, scenario in enumerate(request.scenarios):
+        if not scenario.segments:
+            units.append(_Unit(index, -1, scenario, choose_engine(scenario, request.engine), request.seed))
+            continue
+        for i, segment in enumerate(segment_scenarios(scenario)):
+            engine = choose_engine(segment, request.engine)
+            units.append(_Unit(index, i, segment, engine, segment_seed(request.seed, i)))
+    return units
 
 
 def _kind(scenario: Scenario, engine: str) -> str:
@@ -117,24 +156,25 @@ def _kind(scenario: Scenario, engine: str) -> str:
     return "simpy" if how.startswith("simpy") else how
 
 
-def _groups(request: Request, engines: list[str]) -> list[_Group]:
-    """The request's funnels (each scenario, or each rep of a team), grouped where an engine shares their draws."""
+def _groups(units: list[_Unit]) -> list[_Group]:
+    """Every funnel (a unit, or each rep of a team), grouped where an engine shares their draws."""
     groups: list[_Group] = []
-    for index, (scenario, engine) in enumerate(zip(request.scenarios, engines, strict=True)):
-        kind = _kind(scenario, engine)
-        if scenario.team is None:
-            funnels = [(scenario, request.seed, -1)]
+    for unit in units:
+        kind = _kind(unit.scenario, unit.engine)
+        if unit.scenario.team is None:
+            funnels = [(unit.scenario, unit.seed, -1)]
         else:
-            funnels = [(rep, rep_seed(request.seed, r), r) for r, rep in enumerate(rep_scenarios(scenario))]
+            funnels = [(rep, rep_seed(unit.seed, r), r) for r, rep in enumerate(rep_scenarios(unit.scenario))]
         for funnel, seed, rep in funnels:
+            place = (unit.index, unit.segment, rep)
             for g, group in enumerate(groups):
                 if group.engine == kind == "vectorized" or group.engine == kind == "queues":
                     same = vectorized.shares_draws if kind == "vectorized" else queues.shares_draws
                     if group.seed == seed and same(group.funnels[0], funnel):
-                        groups[g] = _Group(kind, (*group.funnels, funnel), seed, (*group.places, (index, rep)))
+                        groups[g] = _Group(kind, (*group.funnels, funnel), seed, (*group.places, place))
                         break
             else:
-                groups.append(_Group(kind, (funnel,), seed, ((index, rep),)))
+                groups.append(_Group(kind, (funnel,), seed, (place,)))
     return groups
 
 
@@ -238,11 +278,12 @@ def run(request: Request, progress: Progress | None = None) -> Simulation:
     remembered = memo.get(("run", request))
     if remembered is not None:
         return remembered
-    engines = [choose_engine(s, request.engine) for s in request.scenarios]
-    budget.check(request.scenarios, engines, request.runs)
-    groups = _groups(request, engines)
+    units = _units(request)
+    funnels, engines = [u.scenario for u in units], [u.engine for u in units]
+    budget.check(funnels, engines, request.runs)
+    groups = _groups(units)
     workers = budget.workers_that_fit(
-        request.scenarios, engines, request.runs, _workers(request, {g.engine for g in groups}, request.deals())
+        funnels, engines, request.runs, _workers(request, {g.engine for g in groups}, request.deals())
     )
     calls, sizes = [], []
     for g, group in enumerate(groups):
@@ -265,27 +306,31 @@ def run(request: Request, progress: Progress | None = None) -> Simulation:
             done += size
             if progress is not None:
                 progress(done, total)
-    simulation = _assemble(request, engines, groups, parts)
+    simulation = _assemble(request, units, groups, parts)
     memo.put(("run", request), simulation, simulation.nbytes())
     return simulation
 
 
-def _assemble(request: Request, engines: list[str], groups: list[_Group], parts) -> Simulation:
-    """Each funnel's tasks in replication order, put back in their places; a team's reps summed."""
-    funnel: dict[tuple[int, int], Outcomes] = {}
+def _assemble(request: Request, units: list[_Unit], groups: list[_Group], parts) -> Simulation:
+    """Each funnel's tasks in replication order, put back in their places; a team's reps and segments summed."""
+    funnel: dict[tuple[int, int, int], Outcomes] = {}
     for group, tasks in zip(groups, parts, strict=True):
         for f, place in enumerate(group.places):
             funnel[place] = Outcomes.concat([task[f] for task in tasks])
-    outcomes, reps = [], []
-    for index, scenario in enumerate(request.scenarios):
-        if scenario.team is None:
-            outcomes.append(funnel[(index, -1)])
-            reps.append(None)
+    done: list[list[Part]] = [[] for _ in request.scenarios]
+    for unit in units:
+        if unit.scenario.team is None:
+            part = Part(unit.engine, funnel[(unit.index, unit.segment, -1)], None)
         else:
-            mine = tuple(funnel[(index, r)] for r in range(scenario.team.reps))
-            outcomes.append(team_total(list(mine)))
-            reps.append(mine)
-    return Simulation(tuple(engines), tuple(outcomes), tuple(reps))
+            mine = tuple(funnel[(unit.index, unit.segment, r)] for r in range(unit.scenario.team.reps))
+            part = Part(unit.engine, team_total(list(mine)), mine)
+        done[unit.index].append(part)
+    pairs = list(zip(request.scenarios, done, strict=True))
+    wholes = [segments_total(mine) if scenario.segments else mine[0] for scenario, mine in pairs]
+    segments = tuple(tuple(mine) if scenario.segments else None for scenario, mine in pairs)
+    return Simulation(
+        tuple(w.engine for w in wholes), tuple(w.outcomes for w in wholes), tuple(w.reps for w in wholes), segments
+    )
 
 
 # --- inflow thresholds ------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from sim.model.scenario import Scenario
+from sim.model.scenario import Scenario, Segment
+from sim.model.segments import funnels
 from sim.runner.budget import LIBRARY, result_bytes
 
 Engine = Literal["auto", "simpy", "vectorized"]
@@ -25,11 +26,13 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 """The cores this process may run on: more worker processes than these only compete for them."""
 
 
-def quota_free(scenario: Scenario) -> Scenario:
-    """The scenario without its quota (nor a team's rep quota): all a simulation of it depends on."""
+def quota_free(scenario: Scenario | Segment) -> Scenario | Segment:
+    """The scenario without its quotas (nor a team's rep quota, nor a segment's): all a simulation depends on."""
     update: dict = {"quota": None}
     if scenario.team is not None:
         update["team"] = scenario.team.model_copy(update={"rep_quota": None})
+    if isinstance(scenario, Scenario) and scenario.segments:
+        update["segments"] = tuple(quota_free(segment) for segment in scenario.segments)
     return scenario.model_copy(update=update)
 
 
@@ -78,7 +81,7 @@ class Request:
             raise ValueError(f"jobs: must be a whole number >= 1, got {jobs}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        need = sum(result_bytes(s, int(runs)) for s in self.scenarios)
+        need = sum(result_bytes(f, int(runs)) for s in self.scenarios for f in funnels(s))
         if need > LIBRARY.memory:
             raise ValueError(
                 f"runs: {runs:,} runs would need {need / 2**30:.1f} GiB of results "
@@ -102,4 +105,8 @@ class Request:
 
     def deals(self) -> float:
         """About the new deals the request simulates: over the runs, the scenarios and a team's reps."""
-        return sum(self.runs * s.expected_arrivals * (1 if s.team is None else s.team.reps) for s in self.scenarios)
+        return sum(
+            self.runs * f.expected_arrivals * (1 if f.team is None else f.team.reps)
+            for s in self.scenarios
+            for f in funnels(s)
+        )

@@ -18,11 +18,22 @@ import pandas as pd
 from scipy import stats
 
 from sim.engines.outcomes import Outcomes
-from sim.engines.streams import rep_seed
+from sim.engines.streams import rep_seed, segment_seed
 from sim.engines.thresholds import BlockWins, ThresholdBlock
 from sim.model.average_math import average_math, team_average_math
 from sim.model.scenario import Quota, Scenario
+from sim.model.segments import cost_of_reps, plan_on_averages, segment_scenarios
+from sim.model.segments import reps as segment_reps
 from sim.model.team import DAYS_PER_YEAR, is_new, rep_scenarios
+
+
+@dataclass(frozen=True)
+class Part:
+    """One funnel's simulation within a request: its engine, its outcomes and, for a team, each rep's."""
+
+    engine: str
+    outcomes: Outcomes
+    reps: tuple[Outcomes, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -32,24 +43,37 @@ class Simulation:
     Attributes
     ----------
     engines : tuple of str
-        Per scenario of the request, the engine that ran it (``"simpy"`` or ``"vectorized"``).
+        Per scenario of the request, the engine that ran it (``"simpy"`` or ``"vectorized"``;
+        with segments, each segment's engine, distinct ones joined by ``+``).
     outcomes : tuple of Outcomes
-        Per scenario, its replications (a team's: the team total, :func:`team_total`).
+        Per scenario, its replications (a team's: the team total, :func:`team_total`; with
+        segments: their total, :func:`segments_total`).
     reps : tuple of (tuple of Outcomes or None)
         Per scenario, each rep's replications for a team; None otherwise.
+    segments : tuple of (tuple of Part or None)
+        Per scenario with segments, each segment's simulation; None otherwise.
     """
 
     engines: tuple[str, ...]
     outcomes: tuple[Outcomes, ...]
     reps: tuple[tuple[Outcomes, ...] | None, ...]
+    segments: tuple[tuple[Part, ...] | None, ...] = ()
 
     def nbytes(self) -> int:
         """Memory the arrays take."""
         parts = list(self.outcomes) + [o for reps in self.reps if reps for o in reps]
+        for segments in self.segments:
+            for part in segments or ():
+                parts += [part.outcomes, *(part.reps or ())]
         return sum(getattr(o, f.name).nbytes for o in parts for f in fields(o))
 
     def result(self, scenario: Scenario, seed: int, index: int = 0) -> SimulationResult:
-        """Scenario ``index``'s replications judged against ``scenario``'s quota (a team's: its total)."""
+        """Scenario ``index``'s replications judged against ``scenario``'s quota (a team's: its total).
+
+        With segments, a :class:`SegmentsResult`: the total, and each segment judged on its own.
+        """
+        if scenario.segments:
+            return segments_result(scenario, seed, self.engines[index], self.segments[index])
         return SimulationResult(scenario, seed, self.engines[index], self.outcomes[index])
 
     def team(self, scenario: Scenario, seed: int, index: int = 0) -> TeamResult:
@@ -189,6 +213,21 @@ class SimulationResult:
             )
         return rows
 
+    def _headline(self) -> dict:
+        """The figures every summary starts with: what was run, the quota, P(hit), won deals and revenue."""
+        o = self.outcomes
+        return {
+            "scenario": self.scenario.name,
+            "runs": self.runs,
+            "seed": self.seed,
+            "engine": self.engine,
+            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
+            "p_hit": self.p_hit,
+            "p_hit_ci": list(wilson_interval(int(self.hit.sum()), self.runs)),
+            "deals": describe(o.won_deals),
+            "revenue": describe(o.revenue),
+        }
+
     def summary(self) -> dict:
         """The figures people ask for, as a JSON-ready dictionary.
 
@@ -202,15 +241,7 @@ class SimulationResult:
         o = self.outcomes
         capacity = self.stage_capacity()
         summary = {
-            "scenario": self.scenario.name,
-            "runs": self.runs,
-            "seed": self.seed,
-            "engine": self.engine,
-            "quota": {"unit": self.scenario.quota.unit, "target": self.scenario.quota.target},
-            "p_hit": self.p_hit,
-            "p_hit_ci": list(wilson_interval(int(self.hit.sum()), self.runs)),
-            "deals": describe(o.won_deals),
-            "revenue": describe(o.revenue),
+            **self._headline(),
             "stages": [
                 {
                     "name": name,
@@ -411,6 +442,26 @@ def team_total(parts: list[Outcomes]) -> Outcomes:
     )
 
 
+def segments_total(parts: list[Part]) -> Part:
+    """The total of an organisation's segments: won deals and revenue summed per replication.
+
+    Segments may have different stages, so the total has no stage figures (each
+    segment keeps its own). Its engine names each distinct engine the segments ran on.
+    """
+    first = parts[0].outcomes
+    engines = "+".join(dict.fromkeys(p.engine for p in parts))
+    empty = np.zeros((len(first), 0))
+    total = Outcomes(
+        won_deals=np.sum([p.outcomes.won_deals for p in parts], axis=0),
+        revenue=np.sum([p.outcomes.revenue for p in parts], axis=0),
+        weekly_revenue=np.sum([p.outcomes.weekly_revenue for p in parts], axis=0),
+        entered=empty.astype(np.int64),
+        converted=empty.astype(np.int64),
+        rates=empty,
+    )
+    return Part(engines, total)
+
+
 def team_result(scenario: Scenario, seed: int, engine: str, rep_outcomes: list[Outcomes]) -> TeamResult:
     """A :class:`TeamResult` from each rep's outcomes (as :func:`simulate_team` makes them).
 
@@ -423,6 +474,107 @@ def team_result(scenario: Scenario, seed: int, engine: str, rep_outcomes: list[O
     )
     total = SimulationResult(scenario, int(seed), engine, team_total(list(rep_outcomes)))
     return TeamResult(scenario, int(seed), engine, reps, total)
+
+
+@dataclass(frozen=True)
+class SegmentsResult(SimulationResult):
+    """Replications of a scenario with segments: the total against the total quota, and each segment.
+
+    The inherited figures (``result``, ``hit``, ``p_hit``, ``outcomes``) are the total's;
+    the total has no stage figures (segments may have different stages).
+
+    Attributes
+    ----------
+    segments : tuple of SimulationResult or TeamResult
+        Segment *i*'s replications, simulated with :func:`sim.engines.streams.segment_seed`
+        (seed, i) and judged against its own quota (the total's when it has none).
+    """
+
+    segments: tuple[SimulationResult | TeamResult, ...] = ()
+
+    def segment_totals(self) -> list[SimulationResult]:
+        """Each segment's figures as one funnel (a team segment's: its total)."""
+        return [s.total if isinstance(s, TeamResult) else s for s in self.segments]
+
+    def spread_shares(self) -> np.ndarray:
+        """Each segment's share of the total's variance (in the quota's unit): cov(segment, total) / var(total).
+
+        The shares add up to 1 (the total is the segments' sum); a segment with a large
+        share is where the total's risk comes from. All 0 when the total does not vary.
+        """
+        parts = np.stack(
+            [quota_result(self.scenario, s.outcomes.won_deals, s.outcomes.revenue) for s in self.segment_totals()]
+        )
+        total = parts.sum(axis=0)
+        variance = float(np.var(total))
+        if variance == 0:
+            return np.zeros(len(parts))
+        return np.array([np.mean((p - p.mean()) * (total - total.mean())) for p in parts]) / variance
+
+    def _segment_summary(self, i: int, share: float) -> dict:
+        segment, result = self.scenario.segments[i], self.segment_totals()[i]
+        funnel = result.scenario
+        own = segment.quota is not None
+        hits = int(result.hit.sum())
+        return {
+            "name": segment.name,
+            "engine": result.engine,
+            "has_quota": own,
+            "quota": {"unit": funnel.quota.unit, "target": funnel.quota.target} if own else None,
+            "p_hit": result.p_hit if own else None,
+            "p_hit_ci": list(wilson_interval(hits, self.runs)) if own else None,
+            "deals": summary4(result.outcomes.won_deals),
+            "revenue": summary4(result.outcomes.revenue),
+            "spread_share": float(share),
+            "reps": segment_reps(self.scenario.segment(i)),
+            "cost": cost_of_reps(self.scenario.segment(i)),
+        }
+
+    def summary(self) -> dict:
+        """The total's figures in the keys of :meth:`SimulationResult.summary` (no ``stages``), plus segments.
+
+        ``average_math`` is the sum of the segments' (:func:`sim.model.segments.plan_on_averages`);
+        ``reps`` and ``cost`` (of the reps over the horizon, None without any ``cost_per_year``)
+        are the organisation's; ``segments`` lists per segment: ``name``, ``engine``,
+        ``has_quota``, ``quota``, ``p_hit`` and ``p_hit_ci`` (None without its own quota),
+        ``deals`` and ``revenue`` (mean, p10, p50, p90), ``spread_share``
+        (:meth:`spread_shares`), ``reps`` and ``cost``.
+        """
+        shares = self.spread_shares()
+        return {
+            **self._headline(),
+            "average_math": plan_on_averages(self.scenario),
+            "reps": segment_reps(self.scenario),
+            "cost": cost_of_reps(self.scenario),
+            "segments": [self._segment_summary(i, share) for i, share in enumerate(shares)],
+        }
+
+    def table(self) -> pd.DataFrame:
+        """Tidy per-replication table: the total's columns, then each segment's won deals and revenue."""
+        columns = {
+            "replication": np.arange(self.runs),
+            "seed": self.seed,
+            "won_deals": self.outcomes.won_deals,
+            "revenue": self.outcomes.revenue,
+            "hit": self.hit,
+        }
+        for segment, result in zip(self.scenario.segments, self.segment_totals(), strict=True):
+            columns[f"won_deals[{segment.name}]"] = result.outcomes.won_deals
+            columns[f"revenue[{segment.name}]"] = result.outcomes.revenue
+        return pd.DataFrame(columns)
+
+
+def segments_result(scenario: Scenario, seed: int, engine: str, parts: tuple[Part, ...]) -> SegmentsResult:
+    """A :class:`SegmentsResult` from each segment's simulation (as the runner makes them)."""
+    segments = []
+    for i, (funnel, part) in enumerate(zip(segment_scenarios(scenario), parts, strict=True)):
+        own_seed = segment_seed(seed, i)
+        if funnel.team is None:
+            segments.append(SimulationResult(funnel, own_seed, part.engine, part.outcomes))
+        else:
+            segments.append(team_result(funnel, own_seed, part.engine, list(part.reps)))
+    total = segments_total(list(parts))
+    return SegmentsResult(scenario, int(seed), engine, total.outcomes, tuple(segments))
 
 
 @dataclass(frozen=True)
