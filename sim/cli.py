@@ -175,7 +175,8 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ROLE=NAME",
-        help="the file's column for a role (id, created, closed, outcome, amount, owner) when not recognised",
+        help="the file's column for a role (id, created, closed, outcome, amount, owner) when not recognised; "
+        "segment=NAME calibrates one funnel per value of column NAME (territory, product, channel...)",
     )
     parser.add_argument("--window-weeks", type=_positive, default=13, help="trailing weeks for the inflow (default 13)")
     parser.add_argument(
@@ -421,6 +422,8 @@ def _calibrate(args) -> tuple[dict, str]:
     check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
     history = _read_history(args, crm)
+    if "segment" in crm.mapping:
+        return _calibrate_segments(args, as_of, crm, history)
     with _in_flag_words():
         calibration, choice = calibrate_choosing(
             crm,
@@ -475,6 +478,53 @@ def _calibrate(args) -> tuple[dict, str]:
     answer = {"output": str(path), **r.as_dict()}
     if choice is not None:
         answer["half_life_choice"] = choice.as_dict()
+    return answer, "\n".join(lines)
+
+
+def _calibrate_segments(args, as_of, crm, history) -> tuple[dict, str]:
+    """``calibrate --column segment=NAME``: one funnel per segment in one scenario, and each segment's figures."""
+    from sim.crm.calibrate import write_scenario
+    from sim.crm.segments import calibrate_segments, segment_lines
+
+    with _in_flag_words():
+        result = calibrate_segments(
+            crm,
+            as_of,
+            horizon_days=args.horizon_days,
+            window_weeks=args.window_weeks,
+            quota_revenue=args.quota_revenue,
+            quota_deals=args.quota_deals,
+            history=history,
+            **_calibration_options(args),
+        )
+    path = write_scenario(result.scenario, args.output, force=args.force)
+    r, quota = result.whole.report, result.scenario.quota
+    c = r.counts
+    lines = [
+        f"Wrote {path}: calibrated from {r.source} as of {r.as_of} ({r.horizon_days:g}-day horizon), "
+        f"{counted(len(result.parts), 'segment')}.",
+        "Columns: " + ", ".join(f"{role} = {column}" for role, column in r.columns.items()) + ".",
+        *_format_rows("Rows", r.rows),
+        f"Deals known: {human(c.known, 'count')} ({human(c.won, 'count')} won, {human(c.lost, 'count')} lost, "
+        f"{human(c.open, 'count')} open); {human(c.created_in_window, 'count')} created in the last "
+        f"{counted(r.window_weeks, 'week')}.",
+        *segment_lines(result),
+        "The scenario's top level is the whole export as one funnel: the defaults a segment without its own "
+        "funnel takes.",
+        *(
+            [f"Recent history counts more: a deal {counted(r.half_life_weeks, 'week')} old counts half."]
+            if r.half_life_weeks
+            else []
+        ),
+        f"Quota, the total's: {_amount(quota.target, quota.unit)} ({result.quota_basis}).",
+    ]
+    if result.choice is not None:
+        lines.append(f"Half-life chosen on the whole export, for every segment: {result.choice.note}.")
+    lines += [f"warning: {w}" for w in r.warnings]
+    lines += [f"warning: segment {part.name}: {w}" for part in result.parts for w in part.warnings]
+    answer = {"output": str(path), **result.as_dict()}
+    if result.choice is not None:
+        answer["half_life_choice"] = result.choice.as_dict()
     return answer, "\n".join(lines)
 
 

@@ -808,6 +808,11 @@ def _quota(
     )
 
 
+def pace_quota(snap: Snapshot, window_weeks: float, horizon_days: float) -> Quota:
+    """The default quota: the revenue won in the trailing window, scaled to the horizon (one won deal if none)."""
+    return _quota(snap, window_weeks, horizon_days, None, None)[0]
+
+
 def _scenario(
     *,
     name: str | None,

@@ -42,7 +42,7 @@ EARLIEST_DATE = pd.Timestamp("1990-01-01")
 YEARS_AHEAD = 10
 """Dates more than this many years after today (or after 2100) are skipped likewise (9999-12-31)."""
 
-DEAL_ROLES = ("id", "created", "closed", "outcome", "amount", "owner")
+DEAL_ROLES = ("id", "created", "closed", "outcome", "amount", "owner", "segment")
 REQUIRED_DEAL_ROLES = ("id", "created", "closed", "outcome", "amount")
 HISTORY_ROLES = ("id", "stage", "entered")
 """Roles of the optional stage-history file (all required)."""
@@ -54,6 +54,7 @@ ROLE_HELP = {
     "outcome": "won, lost or the open stage",
     "amount": "the deal value",
     "owner": "the deal owner",
+    "segment": "the segment (territory, product, channel...) to calibrate a funnel for each",
     "stage": "the stage entered",
     "entered": "the date the stage was entered",
 }
@@ -68,6 +69,7 @@ _DEAL_ALIASES = {
     "outcome": ("stagename", "dealstage", "stage", "outcome", "status"),
     "amount": ("amount", "dealamount", "value", "dealvalue"),
     "owner": ("ownerid", "owner", "dealowner", "ownername", "opportunityowner"),
+    "segment": (),  # only when named (--column segment=NAME): splitting by a column must be asked for
 }
 # A history file has its own row ids (Salesforce OpportunityHistory.Id), so the deal's
 # id is looked for first under the names that say "deal".
@@ -112,7 +114,8 @@ class CrmData:
         One row per usable deal, columns ``id`` (str), ``created`` (datetime64),
         ``closed`` (datetime64, NaT when open), ``outcome`` ("won", "lost" or "open"),
         ``stage`` (the open stage's name, "" for closed deals), ``amount`` (float, NaN
-        when blank) and ``owner`` (str, "" when unknown).
+        when blank) and ``owner`` (str, "" when unknown); with a ``segment`` column
+        named, ``segment`` too (str, "" when blank).
     mapping : dict
         Role -> the file's column used for it.
     skipped : list of (int, str)
@@ -490,7 +493,7 @@ def read_deals(source: Any, columns: dict[str, str] | None = None) -> CrmData:
     columns : dict, optional
         Role -> column name, overriding recognition for those roles (see
         :func:`parse_column_options`). Roles: id, created, closed, outcome, amount,
-        owner (optional).
+        owner (optional), segment (optional, only when named).
 
     Returns
     -------
@@ -560,6 +563,8 @@ def read_deals(source: Any, columns: dict[str, str] | None = None) -> CrmData:
             "owner": owner[ok].astype(str),
         }
     ).reset_index(drop=True)
+    if "segment" in mapping:
+        deals["segment"] = table["segment"][ok].astype(str).to_numpy()
     return CrmData(deals=deals, mapping=mapping, skipped=skipped, rows_read=rows_read, source=name)
 
 
