@@ -634,7 +634,34 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
             for m, label in (("revenue", "revenue"), ("deals", "won deals"))
         ),
     ]
+    if "segments" in answer:
+        lines += ["", *_format_backtest_segments(answer)]
     return "\n".join(lines)
+
+
+def _format_backtest_segments(answer: dict) -> list[str]:
+    """Each segment's coverage, errors and skill beside the total's (the segments as at the first origin)."""
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    def signed(x):
+        return "n/a" if x is None else f"{x:+.2f}"
+
+    lines = [
+        f"By segment ({answer['segment_column']}, grouped as known at the first origin; the total is above):",
+        f"{'segment':<22}{'revenue in P10-P90':>20}{'error of P50':>14}{'run-rate':>10}{'skill':>7}"
+        f"{'deals in P10-P90':>18}{'error':>8}{'skill':>7}",
+    ]
+    for group in [*answer["segments"], {**answer, "name": "Total"}]:
+        rows = group["dates"]
+        lines.append(
+            f"{group['name'][:21]:<22}{_held(rows, 'p10_p90', ''):>20}{pct(group['mape_p50']):>14}"
+            f"{pct(group['baselines']['run_rate']['mape_p50']):>10}{signed(group['skill']['revenue']):>7}"
+            f"{_held(rows, 'p10_p90', '_deals'):>18}{pct(group['mape_p50_deals']):>8}"
+            f"{signed(group['skill']['deals']):>7}"
+        )
+    return lines
 
 
 def _backtest(args) -> tuple[dict, str]:

@@ -215,6 +215,12 @@ def segment_values(deals: pd.DataFrame) -> pd.Series:
     return deals["segment"].astype(str).str.strip()
 
 
+def in_segment(values: pd.Series, name: str, members: Sequence[str]) -> pd.Series:
+    """Which deals (by their :func:`segment_values`) belong to segment ``name`` holding ``members``."""
+    mask = values.isin(members)
+    return mask | (values == "") if name == OTHER else mask
+
+
 def _subset(crm: CrmData, mask: pd.Series, name: str) -> CrmData:
     deals = crm.deals[mask.to_numpy()].reset_index(drop=True)
     return CrmData(deals=deals, mapping=crm.mapping, rows_read=len(deals), source=f"{crm.source} [{name}]")
@@ -284,7 +290,8 @@ def calibrate_segments(
     groups : mapping of str to sequence of str, optional
         Segment name -> the values in it, decided before (a backtest decides at its first
         origin and keeps it, so that every origin forecasts the same segments); values
-        not in it go to :data:`OTHER`. By default the rule of the module: a value with
+        not in it go to :data:`OTHER`, which is kept even when empty (no inflow, no
+        open deals). By default the rule of the module: a value with
         :data:`MIN_SEGMENT_WINS` won deals by ``as_of`` is a segment of its own.
     **options
         Passed on to :func:`sim.crm.calibrate.calibrate` (``horizon_days``,
@@ -332,15 +339,14 @@ def calibrate_segments(
     if failed:
         grouping = {n: m for n, m in grouping.items() if n not in failed}
         grouping[OTHER] = grouping.pop(OTHER, ()) + tuple(failed)
-    if OTHER in grouping:  # last, and only when it holds deals
+    if OTHER in grouping:  # last; only when it holds deals, unless the grouping was given
         grouping[OTHER] = grouping.pop(OTHER)
         pool = values.isin(grouping[OTHER]) | (values == "")
-        if not (pool & known).any():
+        if groups is None and not (pool & known).any():
             grouping.pop(OTHER)
     parts = []
     for name, members in grouping.items():
-        mask = values.isin(members) | ((values == "") if name == OTHER else False)
-        sub = _subset(crm, mask, name)
+        sub = _subset(crm, in_segment(values, name, members), name)
         counts = _counts(sub.deals, as_of)
         if name == OTHER:
             calibration, warnings = _pool(sub, crm, whole, as_of, half_life, inner, counts)
