@@ -230,6 +230,18 @@ def _calibration_options(args) -> dict:
     return {"uncertainty": args.uncertainty, "half_life_weeks": args.half_life_weeks, "durations": args.durations}
 
 
+def _calibrate_options(args, history) -> dict:
+    """What ``calibrate`` passes on: the horizon, window, quota and history, and the calibration options."""
+    return {
+        "horizon_days": args.horizon_days,
+        "window_weeks": args.window_weeks,
+        "quota_revenue": args.quota_revenue,
+        "quota_deals": args.quota_deals,
+        "history": history,
+        **_calibration_options(args),
+    }
+
+
 def _add_data_commands(commands) -> None:
     """The ``calibrate`` and ``backtest`` sub-commands, which read a CRM export."""
     cal = commands.add_parser("calibrate", help="a scenario from a CRM export, as known on a date")
@@ -425,16 +437,7 @@ def _calibrate(args) -> tuple[dict, str]:
     if "segment" in crm.mapping:
         return _calibrate_segments(args, as_of, crm, history)
     with _in_flag_words():
-        calibration, choice = calibrate_choosing(
-            crm,
-            as_of,
-            horizon_days=args.horizon_days,
-            window_weeks=args.window_weeks,
-            quota_revenue=args.quota_revenue,
-            quota_deals=args.quota_deals,
-            history=history,
-            **_calibration_options(args),
-        )
+        calibration, choice = calibrate_choosing(crm, as_of, **_calibrate_options(args, history))
     path = write_scenario(calibration.scenario, args.output, force=args.force)
     r = calibration.report
     c, inflow, pipeline, quota = r.counts, r.inflow, r.open_pipeline, r.quota
@@ -487,16 +490,7 @@ def _calibrate_segments(args, as_of, crm, history) -> tuple[dict, str]:
     from sim.crm.segments import calibrate_segments, segment_lines
 
     with _in_flag_words():
-        result = calibrate_segments(
-            crm,
-            as_of,
-            horizon_days=args.horizon_days,
-            window_weeks=args.window_weeks,
-            quota_revenue=args.quota_revenue,
-            quota_deals=args.quota_deals,
-            history=history,
-            **_calibration_options(args),
-        )
+        result = calibrate_segments(crm, as_of, **_calibrate_options(args, history))
     path = write_scenario(result.scenario, args.output, force=args.force)
     r, quota = result.whole.report, result.scenario.quota
     c = r.counts
@@ -565,7 +559,7 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
 
     rows = answer["dates"]
     lines = [
-        f"Backtest over {human(args.horizon_days)} days from each of {counted(answer['origins'], 'origin')} "
+        f"Backtest over {counted(args.horizon_days, 'day')} from each of {counted(answer['origins'], 'origin')} "
         f"({counted(args.runs, 'run')}, seed {args.seed}).",
         *_format_rows(f"Rows of {crm.source}", RowCounts.from_dict(crm.report())),
         *(
