@@ -71,6 +71,9 @@ class SegmentPart:
     counts : dict
         Deals known on the as-of date: ``known``, ``won``, ``lost``, ``open``.
     warnings : tuple of str
+    own_quota : bool
+        Whether the segment has a quota of its own (its recent pace; without one its
+        scenario's quota is the total's).
     """
 
     name: str
@@ -80,6 +83,7 @@ class SegmentPart:
     calibration: Calibration | None
     counts: dict[str, int]
     warnings: tuple[str, ...] = ()
+    own_quota: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-ready figures: name, values, counts, rates, deal value, inflow, open deals, quota, report."""
@@ -96,7 +100,7 @@ class SegmentPart:
             "inflow_per_week": s.inflow.per_week,
             "expected_over_horizon": s.expected_arrivals,
             "open_deals": len(s.open_deals),
-            "quota": None if s.quota is None else {"unit": s.quota.unit, "target": s.quota.target},
+            "quota": {"unit": s.quota.unit, "target": s.quota.target} if self.own_quota else None,
             "warnings": list(self.warnings),
             "report": None if self.calibration is None else self.calibration.report.as_dict(),
         }
@@ -364,7 +368,16 @@ def calibrate_segments(
     pooling = Pooling(thin=thin, failed=failed, blank=blank)
     scenario = _organisation(whole, parts, as_of, own_quotas=quota_revenue is None and quota_deals is None)
     parts = [
-        SegmentPart(p.name, p.values, p.own_funnel, scenario.segment(i), p.calibration, p.counts, p.warnings)
+        SegmentPart(
+            p.name,
+            p.values,
+            p.own_funnel,
+            scenario.segment(i),
+            p.calibration,
+            p.counts,
+            p.warnings,
+            own_quota=scenario.segments[i].quota is not None,
+        )
         for i, p in enumerate(parts)
     ]
     return SegmentCalibration(scenario, whole, tuple(parts), pooling, crm.mapping.get("segment", "segment"), choice)
