@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.crm.backtest import backtest
 from sim.crm.calibrate import write_scenario
 from sim.crm.reader import CrmError, read_deals
 from sim.crm.segments import MIN_SEGMENT_WINS, OTHER, calibrate_segments, segment_lines
@@ -150,9 +149,12 @@ def test_without_a_segment_column_a_file_reads_as_before(export):
     assert "segment" not in crm.mapping and "segment" not in crm.deals
 
 
-def test_backtest_reports_each_segment_and_the_total(calibrated):
-    crm, _ = calibrated
-    answer = backtest(crm, ["2024-01-15", "2024-02-15"], 60, runs=200, half_life_weeks=None)
+def test_backtest_reports_each_segment_and_the_total(export, capsys):
+    args = ["backtest", str(export), "--column", "segment=Territory", "--as-of", "2024-01-15", "--as-of", "2024-02-15"]
+    args += ["--horizon-days", "60", "--runs", "200", "--half-life-weeks", "none"]
+    assert main([*args, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["segment_column"] == "Territory"
     segments = answer["segments"]
     assert [s["name"] for s in segments] == ["EMEA", "Americas", OTHER]
     for k, row in enumerate(answer["dates"]):
@@ -162,3 +164,9 @@ def test_backtest_reports_each_segment_and_the_total(calibrated):
         assert row["forecast"]["revenue"]["p50"] >= max(s["dates"][k]["forecast"]["revenue"]["p50"] for s in segments)
     for s in segments:
         assert 0 <= s["coverage"] <= 1 and "skill" in s and s["pit"]["revenue"]["values"]
+    # The text report: a line per segment and the total's, coverage in words.
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    table = text[text.index("By segment (Territory") :].splitlines()
+    assert [line.split()[0] for line in table[2:]] == ["EMEA", "Americas", OTHER, "Total"]
+    assert all("times in 2" in line or "time in 2" in line for line in table[2:])
