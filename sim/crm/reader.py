@@ -42,7 +42,9 @@ EARLIEST_DATE = pd.Timestamp("1990-01-01")
 YEARS_AHEAD = 10
 """Dates more than this many years after today (or after 2100) are skipped likewise (9999-12-31)."""
 
-DEAL_ROLES = ("id", "created", "closed", "outcome", "amount", "owner", "segment")
+DEAL_ROLES = ("id", "created", "closed", "outcome", "amount", "owner")
+EXPORT_ROLES = (*DEAL_ROLES, "segment")
+"""Roles ``--column`` takes: the deal roles, and ``segment`` (a funnel per value; never recognised, only named)."""
 REQUIRED_DEAL_ROLES = ("id", "created", "closed", "outcome", "amount")
 HISTORY_ROLES = ("id", "stage", "entered")
 """Roles of the optional stage-history file (all required)."""
@@ -202,7 +204,7 @@ def recognise_columns(header: list[str]) -> dict[str, str]:
     return _recognise([str(c).strip() for c in header], _DEAL_ALIASES)
 
 
-def parse_column_options(options: list[str], roles: tuple[str, ...] = DEAL_ROLES) -> dict[str, str]:
+def parse_column_options(options: list[str], roles: tuple[str, ...] = EXPORT_ROLES) -> dict[str, str]:
     """Turn ``--column ROLE=NAME`` options into a ``{role: column}`` mapping.
 
     Parameters
@@ -210,7 +212,7 @@ def parse_column_options(options: list[str], roles: tuple[str, ...] = DEAL_ROLES
     options : list of str
         Each ``ROLE=NAME``; the column name may itself contain ``=`` or spaces.
     roles : tuple of str
-        The roles allowed (deal roles by default; :data:`HISTORY_ROLES` for history).
+        The roles allowed (:data:`EXPORT_ROLES` by default; :data:`HISTORY_ROLES` for history).
 
     Returns
     -------
