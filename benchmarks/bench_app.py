@@ -42,7 +42,8 @@ def change_quota(at, i: int) -> None:
 
 def change_rate(at, i: int) -> None:
     rate = rate_mean(at.session_state["last_valid"].stages[0].conversion)
-    edit_stages(at, edited_rows={0: {"conversion": round(min(0.99, rate * (1.05 + 0.01 * i)), 4)}})
+    percent = round(min(99.0, 100 * rate * (1.05 + 0.01 * i)), 2)  # the table takes percentages
+    edit_stages(at, edited_rows={0: {"conversion": percent}})
 
 
 SLIDERS = {

@@ -28,7 +28,7 @@ from sim.errors import InputError, file_kind, shorten
 from sim.model.average_math import deterministic_weekly_opportunities
 from sim.model.scenario import Scenario, load_scenario
 from sim.model.segments import funnels
-from sim.questions.magic_number import Unreachable, solve_magic_number
+from sim.questions.magic_number import Unreachable, solve_magic_number, solve_segment_magic_numbers
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import levers, sensitivity
 from sim.runner import ENGINES, MAX_RUNS, SimulationResult, simulate, simulate_team
@@ -852,7 +852,36 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _solve_segments(args, scenario: Scenario) -> tuple[dict, str]:
+    """Each segment's magic number for the total quota, the other segments as they are."""
+    with _progress(args, args.runs) as update:
+        answers = solve_segment_magic_numbers(scenario, args.target, progress=update, **_simulation_options(args))
+    for answer in answers:
+        answer["deterministic_weekly_opportunities"] = _finite_or_none(answer["deterministic_weekly_opportunities"])
+    payload = {"scenario": scenario.name, "runs": args.runs, "seed": args.seed, "target": args.target}
+    payload["segments"] = answers
+    width = max(len(a["name"]) for a in answers) + 2
+    lines = [
+        f"{scenario.name}: the weekly new opportunities each segment needs for P(hit the total quota) to reach "
+        f"{args.target:.0%}, the other segments as they are ({counted(args.runs, 'run')}, seed {args.seed}):",
+        "",
+    ]
+    for a in answers:
+        rep = " per rep" if a["per_rep"] else ""
+        if a["reachable"]:
+            found = (
+                f"{human(a['weekly_opportunities'])}{rep} a week (today {human(a['current'])}; P(hit) there "
+                f"{_chance(a['p_hit_at_solution'], args.runs)})"
+            )
+        else:
+            found = f"no answer: {a['reason']}"
+        lines.append(f"  {a['name']:<{width}}{found}")
+    return payload, "\n".join(lines)
+
+
 def _solve(args, scenario: Scenario) -> tuple[dict, str]:
+    if scenario.segments:
+        return _solve_segments(args, scenario)
     a_week = " per rep a week" if scenario.team is not None else " a week"
     try:
         with _progress(args, args.runs) as update:
@@ -886,9 +915,8 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
 
 def _quota(args, scenario: Scenario) -> tuple[dict, str]:
     team = None
-    reps = 1 if scenario.team is None else scenario.team.reps
-    with _progress(args, args.runs * reps) as update:
-        if scenario.team is not None:  # the team quota from the team total, and `per_rep`
+    with _progress(args, args.runs * _funnels_simulated(scenario)) as update:
+        if scenario.team is not None and not scenario.segments:  # the team quota from the team total, and `per_rep`
             team = simulate_team(scenario, progress=update, **_simulation_options(args))
             result = team.total
         else:
@@ -904,6 +932,28 @@ def _quota(args, scenario: Scenario) -> tuple[dict, str]:
         f"{_chance(answer['p_hit_at_current_quota'], args.runs)}; attainment mean {a['mean']:.0%}, "
         f"P10 {a['p10']:.0%}, P50 {a['p50']:.0%}, P90 {a['p90']:.0%}.",
     ]
+    if scenario.segments:
+        from sim.questions.quota import realistic_segment_quotas
+
+        parts = payload["segments"] = realistic_segment_quotas(result, args.confidence)
+        lines += ["", f"Each segment on its own, the quota it makes {args.confidence:.0%} of the time:"]
+        width = max(len(p["name"]) for p in parts) + 2
+        for part in parts:
+            own = (
+                ""
+                if part["own_quota"] is None
+                else (
+                    f" (its quota {_amount(part['own_quota'], part['unit'])}: P(hit) "
+                    f"{_chance(part['p_hit_at_own_quota'], args.runs)})"
+                )
+            )
+            lines.append(f"  {part['name']:<{width}}{_amount(part['quota'], part['unit'])}{own}")
+        if all(p["unit"] == unit for p in parts):
+            summed = sum(p["quota"] for p in parts)
+            lines.append(
+                f"Those add up to {_amount(summed, unit)}, less than the {_amount(answer['quota'], unit)} the whole "
+                "organisation makes as often: segments rarely all fall short in the same period."
+            )
     if team is not None:
         from sim.questions.quota import realistic_rep_quota
 
@@ -921,21 +971,21 @@ def _quota(args, scenario: Scenario) -> tuple[dict, str]:
 
 
 def _sensitivity(args, scenario: Scenario) -> tuple[dict, str]:
-    reps = 1 if scenario.team is None else scenario.team.reps
     variants = len(levers(scenario, args.step)) + 1  # the scenario and each lever
-    with _progress(args, args.runs * reps * variants) as update:
+    with _progress(args, args.runs * _funnels_simulated(scenario) * variants) as update:
         answer = sensitivity(scenario, step=args.step, progress=update, **_simulation_options(args))
     payload = {"scenario": scenario.name, **answer}
+    width = max([30, *(len(row["lever"]) + 2 for row in answer["levers"])])
     lines = [
         f"{scenario.name}: each lever improved by {args.step:.0%} (base P(hit) "
         f"{_chance(answer['base']['p_hit'], args.runs)}; {counted(args.runs, 'run')}, common random numbers)",
         "",
-        f"{'lever':<30}{'from':>12}{'to':>12}{'P(hit) change':>16}{'revenue change':>16}",
+        f"{'lever':<{width}}{'from':>12}{'to':>12}{'P(hit) change':>16}{'revenue change':>16}",
     ]
     for row in answer["levers"]:
         kind = "money" if row["kind"] == "deal_value" else "figure"
         lines.append(
-            f"{row['lever']:<30}{human(row['from'], kind):>12}{human(row['to'], kind):>12}"
+            f"{row['lever']:<{width}}{human(row['from'], kind):>12}{human(row['to'], kind):>12}"
             f"{row['p_hit_change'] * 100:>+13.1f} pt{human(row['revenue_change'], 'money', signed=True):>16}"
         )
     return payload, "\n".join(lines)

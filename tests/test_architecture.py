@@ -2,7 +2,7 @@
 
 Read from the source with ``ast`` (every import, at module level or inside a function):
 
-* the layers, from the bottom: ``sim.errors`` and ``sim.model`` -> ``sim.engines`` ->
+* the layers, from the bottom: ``sim.errors``, ``sim.words`` and ``sim.model`` -> ``sim.engines`` ->
   ``sim.runner`` -> ``sim.questions`` and ``sim.crm`` -> ``sim.cli`` and ``sim.warmup``;
   a module imports only from its own layer or those below;
 * no circle of imports between modules;
@@ -22,6 +22,7 @@ from tests.conftest import ROOT
 SIM = ROOT / "sim"
 LAYERS = {
     "sim.errors": 0,
+    "sim.words": 0,
     "sim.model": 0,
     "sim.engines": 1,
     "sim.runner": 2,

@@ -8,6 +8,13 @@ problem`` lines as the command line. The other direction (:func:`widget_values`,
 :func:`stages_frame`) fills the inputs from a loaded scenario, and the two directions
 are exact inverses: a scenario loaded into the inputs and read back is equal to itself.
 
+Rates and chances are shown and typed as percentages (35 means 35%) and stored as
+fractions: :func:`to_percent` and :func:`from_percent` move the decimal point on the
+number's shortest decimal form, so a typed 7 is 0.07, not 0.07000000000000001. A
+percentage cannot hold every fraction exactly (a calibrated 0.41237113402061856), so the
+stage table keeps each loaded rate in a hidden ``loaded_rate`` column and a percentage
+left as loaded reads back as that rate.
+
 The optional parts of a stage (rep limit, follow-ups, no-shows, stalls, lost
 duration) have a second table, one row per stage (:func:`behaviour_cells`,
 :func:`behaviour_document`); a distribution there is written as short text
@@ -20,7 +27,10 @@ seasonal ``multipliers`` (what a calibration from a CRM export writes).
 puts them back, so editing the inputs never drops them.
 
 The link: :func:`encode_scenario` packs the scenario's TOML into one URL-safe string
-(zlib, then base64) and :func:`decode_scenario` unpacks and validates it.
+(zlib, then base64) and :func:`decode_scenario` unpacks and validates it. Beside it the
+link carries how to simulate and each page's own choices (:data:`PAGE_SETTINGS`), only
+those that differ from the defaults; :func:`link_settings` reads them back, clamping or
+refusing a value the page could not show, with a plain notice.
 
 Nothing here imports Streamlit.
 """
@@ -33,20 +43,25 @@ import math
 import re
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
 
+from sim.errors import QUOTE_CHARS, quoted, shorten
 from sim.model.distributions import FAMILIES
 from sim.model.scenario import (
     MAX_FILE_BYTES,
     BetaRate,
     Scenario,
     ScenarioError,
+    rate_mean,
     scenario_from_toml,
     scenario_to_dict,
     scenario_to_toml,
 )
+from sim.words import human
 
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "fixed": ("mean",),
@@ -59,7 +74,9 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
 }
 """Which table columns (or deal-value inputs) each family reads. A fixed value is its mean."""
 PARAMETER_NAMES = ("mean", "sd", "low", "mode", "high", "values")
-STAGE_COLUMNS = ("order", "name", "conversion", "certainty", "duration", *PARAMETER_NAMES, "open")
+STAGE_COLUMNS = ("order", "name", "conversion", "certainty", "duration", *PARAMETER_NAMES, "open", "loaded_rate")
+"""The stage table's columns: ``conversion`` is a percentage, ``loaded_rate`` the rate as loaded (hidden)."""
+SHOWN_STAGE_COLUMNS = STAGE_COLUMNS[:-1]
 QUOTA_UNITS = ("revenue", "deals")
 HORIZON_UNITS = ("weeks", "days")
 PROCESSES = ("poisson", "fixed")
@@ -97,6 +114,33 @@ def _whole(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def to_percent(fraction: Any) -> Any:
+    """A rate as a percentage: 0.35 -> 35.0, 0.07 -> 7.0 (not 7.000000000000001).
+
+    The decimal point moves on the fraction's shortest decimal form, so any fraction of
+    up to 15 significant digits (all that people type) comes back exactly from
+    :func:`from_percent`. Blank and non-numbers are passed on as they are.
+    """
+    return _shift(fraction, 2)
+
+
+def from_percent(percent: Any) -> Any:
+    """A percentage as the fraction the scenario holds: 35 -> 0.35 (blank and non-numbers passed on)."""
+    return _shift(percent, -2)
+
+
+def _shift(value: Any, places: int) -> Any:
+    value = _number(value)
+    if _blank(value) or isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value):
+        return float(value)
+    try:
+        return float(Decimal(repr(float(value))).scaleb(places))
+    except (InvalidOperation, OverflowError):  # beyond a float's range: the validator names it
+        return float(value) * 10.0**places
 
 
 # --- distributions ----------------------------------------------------------------------
@@ -161,7 +205,7 @@ def distribution_document(family: Any, fields: Mapping[str, Any]) -> dict[str, A
 
 
 def stages_frame(scenario: Scenario) -> pd.DataFrame:
-    """The stages as the editable table: one row per stage, in funnel order."""
+    """The stages as the editable table: one row per stage, in funnel order, rates as percentages."""
     rows = []
     for i, stage in enumerate(scenario.stages, start=1):
         conversion = stage.conversion
@@ -171,15 +215,16 @@ def stages_frame(scenario: Scenario) -> pd.DataFrame:
             {
                 "order": i,
                 "name": stage.name,
-                "conversion": conversion.mean() if beta else float(conversion),
+                "conversion": to_percent(rate_mean(conversion)),
                 "certainty": conversion.concentration if beta else math.nan,
                 "duration": duration["dist"],
                 **{key: duration[key] for key in PARAMETER_NAMES},
                 "open": stage.open,
+                "loaded_rate": rate_mean(conversion),
             }
         )
     frame = pd.DataFrame(rows, columns=list(STAGE_COLUMNS))
-    for column in ("conversion", "certainty", "mean", "sd", "low", "mode", "high"):
+    for column in ("conversion", "certainty", "mean", "sd", "low", "mode", "high", "loaded_rate"):
         frame[column] = frame[column].astype("float64")
     frame["values"] = frame["values"].astype("object")
     frame["order"] = frame["order"].astype("Int64")
@@ -205,12 +250,20 @@ def ordered_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{**frame.iloc[i].to_dict(), ROW: str(labels[i])} for i in positions]
 
 
+def row_rate(row: Mapping[str, Any]) -> Any:
+    """The row's rate as a fraction: the rate as loaded while its percentage is unchanged, else the percentage's."""
+    percent, loaded = row.get("conversion"), row.get("loaded_rate")
+    if not _blank(loaded) and not _blank(percent) and to_percent(loaded) == _number(percent):
+        return _number(loaded)
+    return from_percent(percent)
+
+
 def stage_document(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One table row in file form."""
+    """One table row in file form (its rate a fraction: see :func:`row_rate`)."""
     document: dict[str, Any] = {}
     if not _blank(row.get("name")):
         document["name"] = str(row["name"])
-    rate, certainty = row.get("conversion"), row.get("certainty")
+    rate, certainty = row_rate(row), row.get("certainty")
     if not _blank(certainty):
         beta: dict[str, Any] = {"concentration": _number(certainty)}
         if not _blank(rate):
@@ -243,6 +296,13 @@ DISTRIBUTION_COLUMNS = ("touches_needed", "lost_duration")
 WHOLE_COLUMNS = ("per_rep", "max_touches")
 BEHAVIOUR_DEFAULTS = {"touch_interval_days": 0.0, "lost_after_reschedule": 0.0, "reschedule_days": 7.0}
 """Keys with a default in the file format: a blank cell means the default."""
+CHANCE_COLUMNS = ("no_show", "reschedule", "lost_after_reschedule")
+"""Optional stage keys that are chances: the table shows and takes them as percentages."""
+
+
+def behaviour_edit(change: Mapping[str, Any]) -> dict[str, Any]:
+    """Cells as the optional stage table hands them back (chances in percent) in the units they are kept in."""
+    return {key: from_percent(value) if key in CHANCE_COLUMNS else value for key, value in change.items()}
 
 
 def distribution_text(document: Any) -> str:
@@ -314,10 +374,20 @@ def behaviour_document(cells: Mapping[str, Any], capacity: bool) -> dict[str, An
 
 
 def behaviour_frame(names: list[str], rows: list[Mapping[str, Any]], labels: list[Any]) -> pd.DataFrame:
-    """The optional stage table: one row per stage in funnel order, indexed by the stage table's row labels."""
+    """The optional stage table: one row per stage in funnel order, indexed by the stage table's row labels.
+
+    ``rows`` hold the cells in file units; the table shows chances as percentages (:func:`behaviour_edit`
+    turns its edits back).
+    """
     frame = pd.DataFrame(
         [
-            {"stage": name, **{key: row.get(key) for key in BEHAVIOUR_COLUMNS}}
+            {
+                "stage": name,
+                **{
+                    key: to_percent(row.get(key)) if key in CHANCE_COLUMNS else row.get(key)
+                    for key in BEHAVIOUR_COLUMNS
+                },
+            }
             for name, row in zip(names, rows, strict=True)
         ],
         columns=["stage", *BEHAVIOUR_COLUMNS],
@@ -370,9 +440,11 @@ def widget_values(scenario: Scenario) -> dict[str, Any]:
         "quota_deals": deals,
         "per_week": float(scenario.inflow.per_week),
         "process": scenario.inflow.process,
-        "dispersion": float(scenario.inflow.dispersion),
+        "dispersion": to_percent(float(scenario.inflow.dispersion)),
+        "loaded_dispersion": float(scenario.inflow.dispersion),
         "value_dist": fields["dist"],
-        "value_dispersion": float(scenario.deal_value_dispersion),
+        "value_dispersion": to_percent(float(scenario.deal_value_dispersion)),
+        "loaded_value_dispersion": float(scenario.deal_value_dispersion),
         **{f"value_{key}": fields[key] if fields[key] is not None else defaults[key] for key in PARAMETER_NAMES},
         "keep_open_deals": True,
         "keep_multipliers": True,
@@ -449,6 +521,18 @@ def _team_document(values: Mapping[str, Any]) -> dict[str, Any] | None:
     return {key: value for key, value in document.items() if not _blank(value)}
 
 
+SHARE_KEYS = ("dispersion", "value_dispersion")
+"""Sidebar inputs typed as percentages (the swings between periods); ``loaded_<key>`` holds each as loaded."""
+
+
+def _share(values: Mapping[str, Any], key: str) -> Any:
+    """A percentage input as the scenario's fraction: the value as loaded while the input is unchanged."""
+    percent, loaded = values.get(key), values.get(f"loaded_{key}")
+    if not _blank(loaded) and to_percent(loaded) == _number(percent):
+        return _number(loaded)
+    return from_percent(percent)
+
+
 def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
     """The scenario file's dictionary from widget values and the edited stage table."""
     document: dict[str, Any] = {}
@@ -466,7 +550,7 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     if not _blank(values.get("per_week")):
         inflow["per_week"] = _number(values["per_week"])
     if not _blank(values.get("dispersion")) and values["dispersion"] != 0:  # 0: a steady inflow, the default
-        inflow["dispersion"] = _number(values["dispersion"])
+        inflow["dispersion"] = _share(values, "dispersion")
     if values.get("multipliers"):
         inflow["multipliers"] = list(values["multipliers"])
     document["inflow"] = inflow
@@ -474,7 +558,7 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
         values.get("value_dist"), {key: values.get(f"value_{key}") for key in PARAMETER_NAMES}
     )
     if not _blank(values.get("value_dispersion")) and values["value_dispersion"] != 0:  # 0: independent values
-        document["deal_value_dispersion"] = _number(values["value_dispersion"])
+        document["deal_value_dispersion"] = _share(values, "value_dispersion")
     behaviours = values.get("behaviours") or {}
     capacity = _capacity_document(values)
     stages = []
@@ -485,6 +569,8 @@ def scenario_document(values: Mapping[str, Any], frame: pd.DataFrame) -> dict[st
     document["stages"] = stages
     if values.get("open_deals"):
         document["open_deals"] = [dict(deal) for deal in values["open_deals"]]
+    if values.get("segments"):
+        document["segments"] = [dict(segment) for segment in values["segments"]]
     document["capacity"] = capacity
     document["team"] = _team_document(values)
     # None means "left blank": drop it so the validator says "missing (required)".
@@ -504,13 +590,15 @@ def carried(scenario: Scenario, keep_open_deals: bool = True, keep_multipliers: 
     Returns
     -------
     dict
-        ``open_deals`` (file-form list, or None) and ``multipliers`` (list, or None).
+        ``open_deals`` (file-form list, or None), ``multipliers`` (list, or None) and
+        ``segments`` (file-form list, or None: the Segments page edits them).
     """
     document = scenario_to_dict(scenario)
     multipliers = scenario.inflow.multipliers
     return {
         "open_deals": document.get("open_deals") if keep_open_deals else None,
         "multipliers": list(multipliers) if multipliers and keep_multipliers else None,
+        "segments": document.get("segments"),
     }
 
 
@@ -534,6 +622,12 @@ def carried_summary(scenario: Scenario) -> list[str]:
         lines.append(
             f"The inflow is seasonal: one factor per {per} ({len(multipliers)}), from {min(multipliers):.2f} to "
             f"{max(multipliers):.2f} times the weekly new opportunities."
+        )
+    if scenario.segments:
+        names = ", ".join(segment.name for segment in scenario.segments)
+        lines.append(
+            f"Plus {len(scenario.segments)} segments ({names}): the inputs here are the defaults each segment takes "
+            "unless it gives its own; see the Segments page."
         )
     return lines
 
@@ -580,22 +674,155 @@ def runs_for(runs: int, scenario: Scenario, engine: str) -> int:
     return DEFAULT_SIMPY_RUNS if runs == DEFAULT_RUNS and slow else runs
 
 
-def settings_from_query(query: Mapping[str, Any]) -> dict[str, Any]:
-    """Runs, seed and engine from the link, falling back to the defaults when unreadable."""
+@dataclass(frozen=True)
+class Setting:
+    """A setting the link carries: what a notice calls it, its default, and the values it takes.
 
-    def whole(key: str, default: int, low: int, high: int) -> int:
-        try:
-            value = int(str(query.get(key, default)))
-        except ValueError:
-            return default
-        return value if low <= value <= high else default
+    ``choices`` lists the values a slider or select offers (a link's value goes to the nearest);
+    without them a number from ``low`` to ``high`` (``whole``: rounded); ``flag``: on or off.
+    ``unit`` follows the number in notices (``%``).
+    """
 
-    engine = str(query.get("engine", DEFAULT_ENGINE))
-    return {
-        "runs": whole("runs", DEFAULT_RUNS, MIN_RUNS, MAX_RUNS),
-        "seed": whole("seed", DEFAULT_SEED, 0, 2**32 - 1),
-        "engine": engine if engine in ENGINES else DEFAULT_ENGINE,
-    }
+    label: str
+    default: Any
+    choices: tuple[Any, ...] = ()
+    low: float = -math.inf
+    high: float = math.inf
+    whole: bool = False
+    flag: bool = False
+    unit: str = ""
+
+
+LINK_SETTINGS: dict[str, Setting] = {
+    "runs": Setting("the runs", DEFAULT_RUNS, low=MIN_RUNS, high=MAX_RUNS, whole=True),
+    "seed": Setting("the seed", DEFAULT_SEED, low=0, high=2**32 - 1, whole=True),
+    "engine": Setting("the engine", DEFAULT_ENGINE, choices=ENGINES),
+}
+"""How to simulate, as the link carries it (query key = session-state key)."""
+PAGE_SETTINGS: dict[str, Setting] = {
+    "target": Setting("the chance of hitting quota you want (Magic number)", 80, tuple(range(50, 96, 5)), unit="%"),
+    "capacity_magic": Setting("the search for the magic number with limited reps", False, flag=True),
+    "confidence": Setting("the confidence (Quota setting)", 70, tuple(range(50, 96, 5)), unit="%"),
+    "step": Setting("the lever step (Sensitivity)", 10, (5, 10, 20, 30), unit="%"),
+    "rep_share": Setting("the share of reps who should make it (Team)", 70, tuple(range(30, 96, 5)), unit="%"),
+}
+"""Each page's own choices the link carries (query key = the widget's key in :mod:`ui.pages`)."""
+BAROMETER_LIMIT = 10
+"""The link's barometer pace is at most this many times the plan's (or 10 a week): more is work, not a what-if."""
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def barometer_key(per_week: float) -> str:
+    """The Magic number page's barometer input's key: one per plan, so a new plan brings a fresh input."""
+    return f"actual_{per_week!r}"
+
+
+def _shown(value: Any, setting: Setting) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    text = f"{int(value):,}" if float(value).is_integer() else human(float(value))
+    return text + setting.unit
+
+
+def _allowed(setting: Setting) -> str:
+    """The values a setting takes, for a notice: ``it goes from 50% to 95% in steps of 5``, ``it is 5% or 10%``."""
+    choices = setting.choices
+    if not choices:
+        return f"it goes from {_shown(setting.low, setting)} to {_shown(setting.high, setting)}"
+    steps = {b - a for a, b in zip(choices, choices[1:], strict=False)}
+    if len(choices) > 4 and len(steps) == 1:
+        return f"it goes from {_shown(choices[0], setting)} to {_shown(choices[-1], setting)} in steps of {steps.pop()}"
+    return "it is " + ", ".join(_shown(c, setting) for c in choices[:-1]) + f" or {_shown(choices[-1], setting)}"
+
+
+def read_setting(text: Any, setting: Setting) -> tuple[Any, str | None]:
+    """A link's value for a setting: the value to use, and a plain notice when it was refused or clamped.
+
+    Parameters
+    ----------
+    text : str
+        The query parameter as the link gives it.
+    setting : Setting
+        What the value may be.
+
+    Returns
+    -------
+    value, notice : Any, str or None
+        The default with a notice for what cannot be read; the nearest allowed value with a notice for what is
+        out of range or not offered; the value itself and None otherwise.
+    """
+    raw = str(text).strip()
+    if setting.flag:
+        if raw.lower() in _ON + _OFF:
+            return raw.lower() in _ON, None
+        return setting.default, f"link: {setting.label} must be on (1) or off (0), got {quoted(raw)}; it is off"
+    if setting.choices and all(isinstance(c, str) for c in setting.choices):
+        if raw in setting.choices:
+            return raw, None
+        return setting.default, (
+            f"link: {setting.label} must be one of {', '.join(setting.choices)}, got {quoted(raw)}; "
+            f"using {setting.default}"
+        )
+    try:
+        number = float(raw)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        return setting.default, (
+            f"link: {setting.label} must be a number, got {quoted(raw)}; using {_shown(setting.default, setting)}"
+        )
+    if setting.choices:
+        value = min(setting.choices, key=lambda choice: (abs(choice - number), choice))
+    else:
+        value = min(max(number, setting.low), setting.high)
+        value = int(round(value)) if setting.whole else value
+    if value == number:
+        return value, None
+    given = shorten(raw, QUOTE_CHARS) + setting.unit
+    return (
+        value,
+        f"link: {setting.label} cannot be {given} ({_allowed(setting)}); using {_shown(value, setting)}",
+    )
+
+
+def read_barometer(text: Any, per_week: float) -> tuple[float | None, str | None]:
+    """The link's barometer pace for a plan of ``per_week``: from 0 to :data:`BAROMETER_LIMIT` times the plan."""
+    high = float(BAROMETER_LIMIT * max(per_week, 1.0))
+    setting = Setting("the opportunities you actually create a week (Magic number)", None, low=0.0, high=high)
+    value, notice = read_setting(text, setting)
+    if value is None:
+        return None, notice.replace("; using None", "; using your plan")
+    return float(value), notice
+
+
+def link_settings(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """How to simulate and the pages' choices from a link, with a notice for each value refused or clamped.
+
+    Runs, seed and engine are always returned (their defaults when absent); a page's choice only when the
+    link gives it, so its widget starts at its own default otherwise.
+    """
+    values: dict[str, Any] = {}
+    notices: list[str] = []
+    for key, setting in (LINK_SETTINGS | PAGE_SETTINGS).items():
+        if key not in query:
+            if key in LINK_SETTINGS:
+                values[key] = setting.default
+            continue
+        values[key], notice = read_setting(query[key], setting)
+        if notice:
+            notices.append(notice)
+    return values, notices
+
+
+def settings_query(values: Mapping[str, Any]) -> dict[str, str]:
+    """The settings to write into the link: only those that differ from their defaults (a short link)."""
+    out = {}
+    for key, setting in (LINK_SETTINGS | PAGE_SETTINGS).items():
+        value = values.get(key)
+        if value is None or value == setting.default:
+            continue
+        out[key] = ("1" if value else "0") if setting.flag else str(value)
+    return out
 
 
 # --- the link --------------------------------------------------------------------------
@@ -659,8 +886,11 @@ __all__ = [
     "distribution_document",
     "distribution_fields",
     "encode_scenario",
+    "link_settings",
+    "read_barometer",
+    "read_setting",
     "scenario_document",
-    "settings_from_query",
+    "settings_query",
     "stage_names",
     "stages_frame",
     "widget_values",

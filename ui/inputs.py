@@ -34,12 +34,16 @@ from sim.model.scenario import (
     scenario_from_toml,
     scenario_to_toml,
 )
-from ui import form, safe
+from sim.runner import choose_engine
+from sim.runner.budget import APP, runs_that_fit
+from sim.runner.request import CORES
+from ui import form, safe, wording
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR = ROOT / "scenarios"
 DEFAULT_FILE = SCENARIOS_DIR / "reference_quarter.toml"
-URL_KEYS = ("file", "s", "runs", "seed", "engine")
+URL_KEYS = ("file", "s", *form.LINK_SETTINGS, *form.PAGE_SETTINGS, "actual", "baseline")
+"""The query parameters the app writes (the open page's ``page`` is the tabs' own, bound by Streamlit)."""
 
 FAMILY_WORDS = {
     "fixed": "fixed (always the mean)",
@@ -107,7 +111,10 @@ def _read_file(label: str) -> Scenario:
 
 
 def start(argv: list[str]) -> None:
-    """On a session's first run: the scenario from the link, else from the command line."""
+    """On a session's first run: the scenario from the link, else from the command line, and the link's settings.
+
+    Every value the link gives that cannot be used is refused or clamped with a plain notice.
+    """
     state = st.session_state
     if "loaded" in state:
         return
@@ -124,23 +131,63 @@ def start(argv: list[str]) -> None:
     try:
         base = _read_file(label)
     except ScenarioError as error:
-        notices.extend(error.problems)
+        notices.extend(wording.plain_problem(line, where=label) for line in error.problems)
         label = DEFAULT_FILE.name
         base = load_scenario(DEFAULT_FILE)
     scenario, origin = base, label
     if query.get("s"):
-        try:
-            scenario, origin = form.decode_scenario(query["s"]), "the link"
-        except ScenarioError as error:
-            notices.extend(error.problems)
-        except Exception:  # a link no check foresaw: the visitor gets a line, the server log the details
-            safe.LOG.exception("reading the scenario in a link")
-            notices.append("link: the scenario in the link cannot be read")
+        scenario, origin = _from_link(query["s"], "the scenario", notices) or (base, label)
     state["file"] = label
     state["file_scenario"] = base
-    state.update(form.settings_from_query(query))
-    state["notices"] = notices
+    settings, refused = form.link_settings(query)
+    state.update(settings)
+    notices.extend(refused)
     _load(scenario, origin)
+    if query.get("actual") is not None:
+        pace, notice = form.read_barometer(query["actual"], scenario.inflow.per_week)
+        if pace is not None:
+            state[form.barometer_key(scenario.inflow.per_week)] = pace
+        notices.extend([notice] if notice else [])
+    if query.get("baseline"):
+        baseline = _from_link(query["baseline"], "Compare's baseline", notices)
+        if baseline is not None and _baseline_fits(baseline[0], scenario, settings):
+            state["baseline"] = baseline[0]
+        elif baseline is not None:
+            notices.append("link: Compare's baseline is too much work for this server next to the scenario; pin one")
+    state["notices"] = notices
+
+
+def _from_link(text: str, what: str, notices: list[str]) -> tuple[Scenario, str] | None:
+    """A scenario packed in the link, or None with its problems added to ``notices``."""
+    try:
+        return form.decode_scenario(text), "the link"
+    except ScenarioError as error:
+        lines = [wording.plain_problem(line) for line in error.problems]
+        if what != "the scenario":
+            lines = [f"link: {what}: {line.removeprefix('link: ')}" for line in lines]
+        notices.extend(lines)
+    except Exception:  # a link no check foresaw: the visitor gets a line, the server log the details
+        safe.LOG.exception("reading %s in a link", what)
+        notices.append(f"link: {what} in the link cannot be read")
+    return None
+
+
+def _baseline_fits(baseline: Scenario, scenario: Scenario, settings: Mapping[str, Any]) -> bool:
+    """Whether Compare can simulate the link's baseline next to its scenario at the runs it uses for the scenario.
+
+    Compare simulates two scenarios at the runs that fit two copies of the current one; a baseline
+    heavier than that would overrun the server's budget for one visitor.
+    """
+
+    def engine(s: Scenario) -> str:
+        try:
+            return choose_engine(s, settings["engine"])
+        except ValueError:  # the vectorised engine asked for what only the SimPy engine models
+            return "simpy"
+
+    runs = int(settings["runs"])
+    alone = runs_that_fit([scenario] * 2, [engine(scenario)] * 2, runs, APP, CORES)
+    return runs_that_fit([scenario, baseline], [engine(scenario), engine(baseline)], alone, APP, CORES) >= alone
 
 
 def _on_file() -> None:
@@ -148,7 +195,7 @@ def _on_file() -> None:
     try:
         scenario = _read_file(state["file"])
     except ScenarioError as error:
-        state["notices"] = error.problems
+        state["notices"] = [wording.plain_problem(line, where=state["file"]) for line in error.problems]
         return
     state["file_scenario"] = scenario
     state["notices"] = []
@@ -170,7 +217,7 @@ def _on_upload() -> None:
         state["upload_problems"] = [f"{upload.name}: not a UTF-8 text file"]
         return
     except ScenarioError as error:
-        state["upload_problems"] = error.problems
+        state["upload_problems"] = [wording.plain_problem(line, where=upload.name) for line in error.problems]
         return
     except Exception:  # a file no check foresaw
         safe.LOG.exception("reading an uploaded scenario")
@@ -284,14 +331,14 @@ def sidebar() -> tuple[Slots, Settings]:
         format_func=lambda p: "at random (Poisson)" if p == "poisson" else "evenly spaced",
     )
     bar.number_input(
-        "Inflow swings between periods (± share)",
+        "Inflow swings between periods (± %)",
         key="dispersion",
         min_value=0.0,
-        step=0.05,
-        format="%.2f",
+        step=5.0,
+        format="%g",
         help=(
-            "How much the weekly new opportunities swing from one period to the next, as a share of the "
-            "average: 0.25 means a period's inflow is typically 25% above or below it. 0 = a steady "
+            "How much the weekly new opportunities swing from one period to the next, as a percentage of the "
+            "average: 25 means a period's inflow is typically 25% above or below it. 0 = a steady "
             "Poisson inflow (only chance varies the count)."
         ),
     )
@@ -313,14 +360,14 @@ def sidebar() -> tuple[Slots, Settings]:
         label = "Deal value ($)" if family == "fixed" else f"Deal value {PARAMETER_LABELS[key]} ($)"
         target.number_input(label, key=f"value_{key}", step=1000.0, format="%.0f", persist_state="session")
     bar.number_input(
-        "Average deal value swings between periods (± share)",
+        "Average deal value swings between periods (± %)",
         key="value_dispersion",
         min_value=0.0,
-        step=0.05,
-        format="%.2f",
+        step=5.0,
+        format="%g",
         help=(
-            "How much the average won deal's value swings from one period to the next, as a share of the "
-            "average: 0.1 means a period's deals are typically worth 10% more or less than usual. 0 = only "
+            "How much the average won deal's value swings from one period to the next, as a percentage of the "
+            "average: 10 means a period's deals are typically worth 10% more or less than usual. 0 = only "
             "chance varies each deal's value. Listed open deals with an amount keep it."
         ),
     )
@@ -368,10 +415,21 @@ def sidebar() -> tuple[Slots, Settings]:
     return slots, Settings(runs=int(state["runs"]), seed=int(state["seed"]), engine=str(state["engine"]))
 
 
-def _table_editor(frame: pd.DataFrame, key: str, num_rows: str, config: dict) -> pd.DataFrame:
-    """An editable table as both stage tables draw it: full width, no index, blank cells left blank."""
+def _table_editor(frame: pd.DataFrame, key: str, num_rows: str, config: dict, shown=None) -> pd.DataFrame:
+    """An editable table as both stage tables draw it: full width, no index, blank cells left blank.
+
+    Only the ``shown`` columns show (all configured ones by default): the stage table's ``loaded_rate`` rides
+    along hidden.
+    """
     return st.data_editor(
-        frame, key=key, num_rows=num_rows, hide_index=True, column_config=config, width="stretch", placeholder=""
+        frame,
+        key=key,
+        num_rows=num_rows,
+        hide_index=True,
+        column_config=config,
+        column_order=list(shown or config),
+        width="stretch",
+        placeholder="",
     )
 
 
@@ -385,11 +443,10 @@ def stage_editor() -> pd.DataFrame:
         "name": st.column_config.TextColumn("Stage", help="Names must be unique.", default="New stage", width=120),
         "conversion": number(
             "Rate",
-            help="Conversion rate: the share of deals in this stage that move on to the next (0 to 1). After the "
-            "last stage a deal is won.",
-            step=0.01,
-            format="%.3f",
-            default=0.5,
+            help="Conversion rate: the percentage of deals in this stage that move on to the next (type 35 for "
+            "35%). After the last stage a deal is won.",
+            format="%g%%",
+            default=50.0,
             width=76,
         ),
         "certainty": number(
@@ -419,10 +476,15 @@ def stage_editor() -> pd.DataFrame:
             "values", help=f"{days}, for empirical: the days past deals took, e.g. 5, 9, 12.", width=80
         ),
         "open": number("Open", help="Deals already in this stage on day 0.", step=1, format="%d", default=0, width=64),
+        "loaded_rate": number(
+            "Rate as loaded (fraction)",
+            help="The rate the scenario held when loaded, to full precision: used while Rate is unchanged.",
+            disabled=True,
+        ),
     }
     state = st.session_state
     base = state["stages_base"]
-    frame = _table_editor(base, state["stages_key"], "dynamic", config)
+    frame = _table_editor(base, state["stages_key"], "dynamic", config, form.SHOWN_STAGE_COLUMNS)
     # Row identities that survive edits: a loaded row keeps its label ("0", "1", ...), an
     # added one is "new k". (The editor drops deleted rows before it appends added ones,
     # and may give an added row the label of a deleted one, so labels alone would mix them.)
@@ -439,10 +501,10 @@ BEHAVIOUR_HELP = {
     "(1, 3, 5, 5, 8), or a distribution such as lognormal(mean=4, sd=2). Blank: no follow-ups.",
     "max_touches": "Follow-ups the rep makes before giving up: a deal that needs more is lost.",
     "touch_interval_days": "Days between follow-ups: a deal that needs k touches stays (k - 1) x this longer.",
-    "no_show": "Chance the meeting that ends this stage is a no-show (0 to 1).",
-    "reschedule": "Chance a no-show is rescheduled, once (0 to 1); a no-show that is not rescheduled is lost.",
-    "lost_after_reschedule": "Chance a rescheduled deal is never heard from again (DOMAIN: 4 in 5 when the seller "
-    "moved the meeting).",
+    "no_show": "Chance the meeting that ends this stage is a no-show, in percent (type 20 for 20%).",
+    "reschedule": "Chance a no-show is rescheduled, once, in percent; a no-show that is not rescheduled is lost.",
+    "lost_after_reschedule": "Chance a rescheduled deal is never heard from again, in percent (about 80 when the "
+    "seller moved the meeting).",
     "reschedule_days": "Days a reschedule adds (blank: 7).",
     "stale_after_days": "A deal still in this stage after this many days is lost (a stalled deal).",
     "lost_duration": "How long a deal that will be lost stays before it is marked lost (matters when reps are "
@@ -453,8 +515,8 @@ BEHAVIOUR_HELP = {
 def behaviour_editor(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """The optional stage table, one row per stage of the (edited) stage table; returns the cells by row.
 
-    The cells live in ``behaviours`` (row identity -> cells), so they follow a stage
-    through renames, reordering and deletions of others. The editor's own edits are
+    The cells live in ``behaviours`` (row identity -> cells, in file units: chances as fractions), so they
+    follow a stage through renames, reordering and deletions of others. The editor's own edits are
     folded in on every run; they are given as values, so folding them twice is harmless.
     """
     state = st.session_state
@@ -462,7 +524,7 @@ def behaviour_editor(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     drawn = state.get("behaviour_rows") or []
     for position, change in ((state.get(state["behaviour_key"]) or {}).get("edited_rows") or {}).items():
         if int(position) < len(drawn):
-            store.setdefault(drawn[int(position)], {}).update(change)
+            store.setdefault(drawn[int(position)], {}).update(form.behaviour_edit(change))
     rows = form.ordered_rows(frame)
     identities = [row[form.ROW] for row in rows]
     if identities != drawn:
@@ -483,10 +545,10 @@ def behaviour_editor(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         "touch_interval_days": number(
             "Days between touches", help=BEHAVIOUR_HELP["touch_interval_days"], step=0.5, format="%g"
         ),
-        "no_show": number("No-show chance", help=BEHAVIOUR_HELP["no_show"], step=0.05, format="%.2f"),
-        "reschedule": number("Rescheduled chance", help=BEHAVIOUR_HELP["reschedule"], step=0.05, format="%.2f"),
+        "no_show": number("No-show chance (%)", help=BEHAVIOUR_HELP["no_show"], format="%g%%"),
+        "reschedule": number("Rescheduled chance (%)", help=BEHAVIOUR_HELP["reschedule"], format="%g%%"),
         "lost_after_reschedule": number(
-            "Lost after reschedule", help=BEHAVIOUR_HELP["lost_after_reschedule"], step=0.05, format="%.2f"
+            "Lost after reschedule (%)", help=BEHAVIOUR_HELP["lost_after_reschedule"], format="%g%%"
         ),
         "reschedule_days": number("Reschedule adds (days)", help=BEHAVIOUR_HELP["reschedule_days"], format="%g"),
         "stale_after_days": number("Stale after (days)", help=BEHAVIOUR_HELP["stale_after_days"], format="%g"),
@@ -604,6 +666,7 @@ def read_values() -> dict[str, Any]:
         "dispersion",
         "value_dist",
         "value_dispersion",
+        *(f"loaded_{key}" for key in form.SHARE_KEYS),
         *(f"value_{key}" for key in form.PARAMETER_NAMES),
         *form.CAPACITY_KEYS,
         *form.TEAM_KEYS,
@@ -623,13 +686,13 @@ _STAGE = re.compile(r"^stages\[(\d+)\]")
 
 
 def show_problems(problems: list[str], slots: Slots, names: list[str]) -> None:
-    """Each problem next to its input; a stage's row is named, since paths count from 0."""
-    for line in problems:
-        path = line.split(":", 1)[0]
+    """Each problem next to its input, in plain words (:func:`ui.wording.plain_problem`) with the stage's row."""
+    for problem in problems:
+        path = problem.split(":", 1)[0]
+        line = wording.plain_problem(problem, names)
         match = _STAGE.match(path)
         if match and int(match.group(1)) < len(names):
-            i = int(match.group(1))
-            line = f"{line} (row {i + 1} in funnel order: {names[i]})"
+            line = f"{line} (row {int(match.group(1)) + 1} of the funnel table)"
         line = safe.text(line)
         if path.startswith("stages") and path.split(".")[1:2] and path.split(".")[1] in form.BEHAVIOUR_COLUMNS:
             slot = slots.behaviour or slots.stages
@@ -670,17 +733,24 @@ def offer_download(slot, scenario: Scenario, stale: bool) -> None:
 
 
 def sync_url(scenario: Scenario, settings: Settings) -> None:
-    """Write the what-if into the address bar: the file, the scenario if edited, non-default settings."""
+    """Write the what-if into the address bar: the file, the scenario if edited, and every setting that is not
+    at its default (how to simulate, each page's own choices, the barometer's pace, Compare's baseline)."""
     state = st.session_state
     wanted = {"file": state["file"]}
     if scenario != state["file_scenario"]:
         wanted["s"] = form.encode_scenario(scenario)
-    if settings.runs != form.DEFAULT_RUNS:
-        wanted["runs"] = str(settings.runs)
-    if settings.seed != form.DEFAULT_SEED:
-        wanted["seed"] = str(settings.seed)
-    if settings.engine != form.DEFAULT_ENGINE:
-        wanted["engine"] = settings.engine
+    values = {"runs": settings.runs, "seed": settings.seed, "engine": settings.engine}
+    wanted |= form.settings_query(values | {key: state.get(key) for key in form.PAGE_SETTINGS})
+    plan = scenario.inflow.per_week
+    pace = state.get(form.barometer_key(plan))
+    if pace is not None and pace != float(round(plan, 2)):  # the input starts at the plan, to two decimals
+        wanted["actual"] = form.format_values([pace])
+    baseline = state.get("baseline")
+    if baseline is not None:
+        packed = state.get("baseline_link")
+        if packed is None or packed[0] is not baseline:  # packed once per pin, not on every rerun
+            state["baseline_link"] = packed = (baseline, form.encode_scenario(baseline))
+        wanted["baseline"] = packed[1]
     query = st.query_params
     for key in URL_KEYS:
         if key in wanted:

@@ -25,7 +25,8 @@ from sim.runner.results import quota_result, wilson_interval
 from sim.words import rounded
 from ui import charts, compute, inputs, safe
 from ui import explain as say
-from ui.form import differences
+from ui.form import barometer_key, differences
+from ui.wording import change_lines
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ def magic_number(ctx: Context) -> None:
         step=1.0,
         format="%.2f",
         # Keyed by the plan it starts from: another scenario (or inflow) brings a fresh input at its plan.
-        key=f"actual_{current!r}",
+        key=barometer_key(current),
         persist_state="session",
     )
     left, right = st.columns(2)
@@ -517,9 +518,7 @@ def compare(ctx: Context) -> None:
     if changes:
         st.markdown(
             "**What changed since the baseline**  \n"
-            + "  \n".join(
-                f"- `{path}`: {safe.text(_show(before))} → {safe.text(_show(after))}" for path, before, after in changes
-            )
+            + "  \n".join(f"- {safe.text(line)}" for line in change_lines(baseline, scenario))
         )
     else:
         st.info("The current scenario is still the baseline: change some inputs to compare.")
@@ -561,14 +560,6 @@ def compare(ctx: Context) -> None:
         }
     )
     csv_download("Download the paired runs (CSV)", lambda: paired, "funnel_sim_compare.csv")
-
-
-def _show(value) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, float):
-        return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:,.6g}"
-    return str(value)
 
 
 # --- 6. Funnel math -----------------------------------------------------------------------------

@@ -596,6 +596,17 @@ class Scenario(_Model):
                 update[key] = value
         return self.model_copy(update=update)
 
+    def with_segment(self, index: int, funnel: Scenario) -> Scenario:
+        """The scenario with segment ``index`` replaced by ``funnel`` (a variant of :meth:`segment`; no re-validation).
+
+        Every section of the funnel is written into the segment, so the segment no longer
+        takes any from the top level; its name and quota stay.
+        """
+        sections = {key: getattr(funnel, key) for key in SEGMENT_SECTIONS}
+        segments = list(self.segments)
+        segments[index] = segments[index].model_copy(update=sections)
+        return self.model_copy(update={"segments": tuple(segments)})
+
     @property
     def horizon(self) -> float:
         """The horizon in days."""

@@ -8,16 +8,27 @@ step.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special
 
-from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities, new_deal_win_bound
-from sim.model.scenario import Scenario, max_weekly_inflow
+from sim.engines.streams import segment_seed
+from sim.model.average_math import (
+    activity_per_stage,
+    average_math,
+    deterministic_weekly_opportunities,
+    new_deal_win_bound,
+    team_average_math,
+)
+from sim.model.scenario import Quota, Scenario, max_weekly_inflow
+from sim.model.segments import segment_scenarios
 from sim.runner import Engine, InflowThresholds, Request, independent_deals, inflow_thresholds, run
 from sim.runner.execute import Progress
+from sim.runner.results import quota_result
 
 
 class Unreachable(ValueError):
@@ -94,6 +105,8 @@ def solve_magic_number(
     """
     if not 0.0 < target < 1.0:
         raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
+    if scenario.segments:
+        raise ValueError("segments: each segment has its own inflow; ask solve_segment_magic_numbers")
     request = Request.of(scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
     limits = _Limits.of(scenario, target, runs)
     tally = _Tally(progress)
@@ -285,6 +298,9 @@ def _heading(critical: np.ndarray, top: float, target: float) -> float:
 
 CAPACITY_FLAT_DOUBLINGS = 2
 """With limited reps, doublings of the inflow that win no more runs before the search stops."""
+CAPACITY_NOISE_SE = 2.0
+"""A doubling "wins no more" when P(hit) rises by less than this many standard errors of a proportion:
+at 10,000 runs a capped funnel still gains a few runs a doubling, and each doubling costs twice the last."""
 
 
 def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
@@ -292,7 +308,7 @@ def _capacity_bound(target: float, curve: dict[float, float]) -> Unreachable:
     best_inflow, best = max(curve.items(), key=lambda item: (item[1], -item[0]))
     return Unreachable(
         f"the reps' capacity caps P(hit): it levels off at {best:.1%} (from about {best_inflow:,.1f} new "
-        f"opportunities a week; twice and four times as many win no more) < the target {target:.0%}. More "
+        f"opportunities a week; twice and four times as many win almost no more) < the target {target:.0%}. More "
         "opportunities only wait in line or are neglected: add reps or raise per_rep"
     )
 
@@ -302,17 +318,33 @@ def _solve_by_root_finding(
 ):
     """The magic number by Brent's method on P(hit), one simulation per evaluation; ``tally`` reports progress."""
     tally = _Tally(None) if tally is None else tally
-    curve: dict[float, float] = {}
     runs = request.runs
 
     def p_hit(per_week: float) -> float:
+        variant = scenario.with_inflow(per_week)
+        asked = Request.of(variant, runs=runs, seed=request.seed, jobs=request.jobs, engine=request.engine)
+        reps = 1 if scenario.team is None else scenario.team.reps
+        simulation = run(asked, tally.simulation(runs * reps))
+        tally.finished()
+        return simulation.result(variant, request.seed).p_hit
+
+    return _root_search(p_hit, limits, runs, relative_tolerance, scenario.has_capacity_limits)
+
+
+def _root_search(
+    evaluate: Callable[[float], float], limits: _Limits, runs: int, relative_tolerance: float, capped: bool
+) -> tuple[float, float, int, list[tuple[float, float]]]:
+    """The least weekly inflow where ``evaluate`` (P(hit) at an inflow, common random numbers) reaches the target.
+
+    Doubles from the first guess until the target is reached, then Brent's method finds
+    the step. ``capped``: reps are limited, so P(hit) may level off below the target.
+    Returns the solution, P(hit) there, the evaluations and the curve evaluated.
+    """
+    curve: dict[float, float] = {}
+
+    def p_hit(per_week: float) -> float:
         if per_week not in curve:
-            variant = scenario.with_inflow(per_week)
-            asked = Request.of(variant, runs=runs, seed=request.seed, jobs=request.jobs, engine=request.engine)
-            reps = 1 if scenario.team is None else scenario.team.reps
-            simulation = run(asked, tally.simulation(runs * reps))
-            tally.finished()
-            curve[per_week] = simulation.result(variant, request.seed).p_hit
+            curve[per_week] = evaluate(per_week)
         return curve[per_week]
 
     def reaches(p: float) -> bool:
@@ -324,7 +356,8 @@ def _solve_by_root_finding(
     while not reaches(p_hit(high)):
         if high >= limits.ceiling:
             raise limits.beyond(curve[high])
-        if scenario.has_capacity_limits and curve[high] <= max(p for x, p in curve.items() if x < high):
+        best = max(p for x, p in curve.items() if x < high)
+        if capped and curve[high] <= best + CAPACITY_NOISE_SE * math.sqrt(best * (1 - best) / runs):
             flat += 1
             if flat == CAPACITY_FLAT_DOUBLINGS:
                 raise _capacity_bound(limits.target, curve)
@@ -346,3 +379,86 @@ def _solve_by_root_finding(
         (x for x, p in curve.items() if reaches(p) and x >= answer - relative_tolerance * high), default=high
     )
     return solution, curve[solution], len(curve), sorted(curve.items())
+
+
+def solve_segment_magic_numbers(
+    scenario: Scenario, target: float, relative_tolerance: float = 1e-3, progress: Progress | None = None, **settings
+) -> list[dict]:
+    """For a scenario with segments: each segment's magic number for the total's quota, the others held.
+
+    Segment *i*'s answer is the weekly inflow of that segment (per rep, for a team) at
+    which P(total hits the total quota) reaches ``target`` while every other segment stays
+    as it is. The others are simulated once; with common random numbers (segment *i* always
+    with :func:`sim.engines.streams.segment_seed` (seed, i)) each evaluation simulates
+    segment *i* alone, and is exactly what simulating the whole scenario with that inflow
+    gives. Brent's method finds the step, as for :func:`solve_magic_number` with limited reps,
+    whose ``runs``, ``seed``, ``jobs`` and ``engine`` it takes as keywords.
+
+    Returns
+    -------
+    list of dict
+        Per segment: ``name``, ``per_rep`` (the inflow is each rep's), ``current``
+        (today's weekly inflow), ``reachable``; when reachable ``weekly_opportunities`` and
+        ``p_hit_at_solution``, else ``reason``; and ``deterministic_weekly_opportunities``:
+        average math for the quota less the other segments' average math.
+    """
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target: must be strictly between 0 and 1, got {target}")
+    tally = _Tally(progress)
+    funnels = segment_scenarios(scenario)
+    runs, seed = settings.pop("runs", 10_000), settings.pop("seed", 0)
+    settings["runs"] = runs
+    base = run(Request.of(scenario, seed=seed, **settings), tally.simulation(runs * _reps(scenario)))
+    tally.finished()
+    whole = base.result(scenario, seed)
+    quota, unit = scenario.quota.target, scenario.quota.unit
+    plans = [average_math_result(f, unit) for f in funnels]
+    out = []
+    for i, (funnel, mine) in enumerate(zip(funnels, whole.segment_totals(), strict=True)):
+        others = whole.result - quota_result(scenario, mine.outcomes.won_deals, mine.outcomes.revenue)
+        own_seed = segment_seed(seed, i)
+
+        def p_hit(per_week: float, funnel=funnel, others=others, own_seed=own_seed) -> float:
+            variant = funnel.with_inflow(per_week)
+            simulation = run(Request.of(variant, seed=own_seed, **settings), tally.simulation(runs * _reps(variant)))
+            tally.finished()
+            o = simulation.outcomes[0]
+            return float(np.mean(others + quota_result(scenario, o.won_deals, o.revenue) >= quota))
+
+        rest = quota - (sum(plans) - plans[i])
+        alone = funnel.model_copy(update={"quota": Quota.model_construct(**{unit: max(rest, 1.0)})})
+        answer = {
+            "name": funnel.name,
+            "per_rep": funnel.team is not None,
+            "current": funnel.inflow.per_week,
+            "deterministic_weekly_opportunities": deterministic_weekly_opportunities(alone) if rest > 0 else 0.0,
+        }
+        without = p_hit(0.0)
+        if round(without * runs) >= math.ceil(target * runs - 1e-9):
+            reason = (
+                f"the other segments (and this one's open pipeline) already reach P(hit) {without:.1%} >= the target "
+                f"{target:.0%} without new opportunities here"
+            )
+            out.append({**answer, "reachable": False, "reason": reason})
+            continue
+        try:
+            limits = _Limits.of(alone, target, runs)
+            solution, p, _, _ = _root_search(
+                functools.cache(p_hit), limits, runs, relative_tolerance, funnel.has_capacity_limits
+            )
+        except Unreachable as reason:
+            out.append({**answer, "reachable": False, "reason": str(reason)})
+            continue
+        out.append({**answer, "reachable": True, "weekly_opportunities": solution, "p_hit_at_solution": p})
+    return out
+
+
+def _reps(scenario: Scenario) -> int:
+    """Funnels the runner simulates for a scenario (a team's reps, each segment's), for progress."""
+    return sum(1 if f.team is None else f.team.reps for f in (segment_scenarios(scenario) or [scenario]))
+
+
+def average_math_result(scenario: Scenario, unit: str) -> float:
+    """Average math of a funnel (a team's: the sum of its reps'), in a quota's unit: revenue or won deals."""
+    plan = team_average_math(scenario) if scenario.team is not None else average_math(scenario)
+    return plan["revenue"] if unit == "revenue" else plan["won_deals"]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from sim.runner.results import SimulationResult, TeamResult, describe, summary4
+from sim.runner.results import SegmentsResult, SimulationResult, TeamResult, describe, summary4
 
 
 def realistic_quota(result: SimulationResult, confidence: float) -> dict:
@@ -43,6 +43,35 @@ def realistic_quota(result: SimulationResult, confidence: float) -> dict:
         "p_hit_at_current_quota": result.p_hit,
         "attainment": {key: attainment[key] for key in ("mean", "p10", "p50", "p90")},
     }
+
+
+def realistic_segment_quotas(result: SegmentsResult, confidence: float) -> list[dict]:
+    """Each segment's realistic quota: the largest it makes with ``confidence`` on its own.
+
+    Returns
+    -------
+    list of dict
+        Per segment: ``name``, ``quota`` and ``p_hit_at_quota`` (in the unit of the
+        segment's own quota, else the total's), ``unit``, ``own_quota`` and
+        ``p_hit_at_own_quota`` (None without a quota of its own). The segments' quotas
+        add up to less than the total's realistic quota: segments rarely all fall short
+        in the same period.
+    """
+    out = []
+    for segment, part in zip(result.scenario.segments, result.segment_totals(), strict=True):
+        answer = realistic_quota(part, confidence)
+        own = segment.quota is not None
+        out.append(
+            {
+                "name": segment.name,
+                "quota": answer["quota"],
+                "p_hit_at_quota": answer["p_hit_at_quota"],
+                "unit": answer["unit"],
+                "own_quota": answer["current_quota"] if own else None,
+                "p_hit_at_own_quota": answer["p_hit_at_current_quota"] if own else None,
+            }
+        )
+    return out
 
 
 def p_hit_by_quota(result: SimulationResult, quotas: np.ndarray) -> np.ndarray:

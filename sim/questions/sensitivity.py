@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from sim.model.scenario import BetaRate, Scenario
+from sim.model.segments import segment_scenarios
 from sim.runner import Engine, Request, run
 
 
@@ -19,10 +20,17 @@ def levers(scenario: Scenario, step: float) -> list[tuple[dict, Scenario]]:
 
     Conversion rates rise (fixed rates capped at 1, Beta means kept below 1), stage
     durations shrink (the whole distribution scaled by 1 - step), inflow and the deal
-    value distribution grow by 1 + step.
+    value distribution grow by 1 + step. With segments, each segment's levers, one
+    segment at a time (the description names it under ``segment``).
     """
     if not 0.0 < step < 1.0:
         raise ValueError(f"step: must be strictly between 0 and 1, got {step}")
+    if scenario.segments:
+        return [
+            ({**what, "lever": f"{funnel.name}: {what['lever']}", "segment": funnel.name}, scenario.with_segment(i, v))
+            for i, funnel in enumerate(segment_scenarios(scenario))
+            for what, v in levers(funnel, step)
+        ]
     out = []
     for j, stage in enumerate(scenario.stages):
         stages = list(scenario.stages)

@@ -156,9 +156,15 @@ def _kind(scenario: Scenario, engine: str) -> str:
     return "simpy" if how.startswith("simpy") else how
 
 
-def _groups(units: list[_Unit]) -> list[_Group]:
-    """Every funnel (a unit, or each rep of a team), grouped where an engine shares their draws."""
+def _groups(units: list[_Unit]) -> tuple[list[_Group], dict[tuple[int, int, int], tuple[int, int, int]]]:
+    """Every funnel (a unit, or each rep of a team), grouped where an engine shares their draws.
+
+    Also returns the places of funnels met before with the same seed (a segment that a
+    variant leaves as it was), each mapped to the place simulated for it.
+    """
     groups: list[_Group] = []
+    first: dict[tuple[Scenario, int], tuple[int, int, int]] = {}
+    same_as: dict[tuple[int, int, int], tuple[int, int, int]] = {}
     for unit in units:
         kind = _kind(unit.scenario, unit.engine)
         if unit.scenario.team is None:
@@ -167,6 +173,11 @@ def _groups(units: list[_Unit]) -> list[_Group]:
             funnels = [(rep, rep_seed(unit.seed, r), r) for r, rep in enumerate(rep_scenarios(unit.scenario))]
         for funnel, seed, rep in funnels:
             place = (unit.index, unit.segment, rep)
+            if unit.segment >= 0:  # only segments repeat whole: other variants differ somewhere
+                seen = first.setdefault((funnel, seed), place)
+                if seen != place:
+                    same_as[place] = seen
+                    continue
             for g, group in enumerate(groups):
                 if group.engine == kind == "vectorized" or group.engine == kind == "queues":
                     same = vectorized.shares_draws if kind == "vectorized" else queues.shares_draws
@@ -175,7 +186,7 @@ def _groups(units: list[_Unit]) -> list[_Group]:
                         break
             else:
                 groups.append(_Group(kind, (funnel,), seed, (place,)))
-    return groups
+    return groups, same_as
 
 
 def _blocks(runs: int) -> list[tuple[int, int]]:
@@ -281,7 +292,7 @@ def run(request: Request, progress: Progress | None = None) -> Simulation:
     units = _units(request)
     funnels, engines = [u.scenario for u in units], [u.engine for u in units]
     budget.check(funnels, engines, request.runs)
-    groups = _groups(units)
+    groups, same_as = _groups(units)
     workers = budget.workers_that_fit(
         funnels, engines, request.runs, _workers(request, {g.engine for g in groups}, request.deals())
     )
@@ -306,17 +317,19 @@ def run(request: Request, progress: Progress | None = None) -> Simulation:
             done += size
             if progress is not None:
                 progress(done, total)
-    simulation = _assemble(request, units, groups, parts)
+    simulation = _assemble(request, units, groups, parts, same_as)
     memo.put(("run", request), simulation, simulation.nbytes())
     return simulation
 
 
-def _assemble(request: Request, units: list[_Unit], groups: list[_Group], parts) -> Simulation:
+def _assemble(request: Request, units: list[_Unit], groups: list[_Group], parts, same_as) -> Simulation:
     """Each funnel's tasks in replication order, put back in their places; a team's reps and segments summed."""
     funnel: dict[tuple[int, int, int], Outcomes] = {}
     for group, tasks in zip(groups, parts, strict=True):
         for f, place in enumerate(group.places):
             funnel[place] = Outcomes.concat([task[f] for task in tasks])
+    for place, seen in same_as.items():
+        funnel[place] = funnel[seen]
     done: list[list[Part]] = [[] for _ in request.scenarios]
     for unit in units:
         if unit.scenario.team is None:
@@ -368,6 +381,8 @@ def inflow_thresholds(
         and extended, whatever quota or target is asked next.
     """
     scenario = request.scenario
+    if scenario.segments:
+        raise ValueError("segments: each segment has its own inflow, so there is no one curve; ask per segment")
     if len(request.scenarios) != 1 or not independent_deals(scenario, request.engine):
         raise ValueError("engine: the whole curve needs the vectorised engine, which cannot run this scenario")
     # The thresholds do not depend on the inflow: one key for every inflow.

@@ -82,7 +82,7 @@ def test_a_better_conversion_rate_raises_p_hit():
     at = new_app().run()
     before = number(metric(at, "P(hit quota)"))
     plan_before = number(metric(at, "Average math says"))
-    edit_stages(at, edited_rows={1: {"conversion": 0.65}})  # Proposal 50% -> 65%
+    edit_stages(at, edited_rows={1: {"conversion": 65.0}})  # Proposal 50% -> 65%
     no_exception(at)
     assert not at.error
     assert number(metric(at, "P(hit quota)")) > before
@@ -135,28 +135,26 @@ def test_unreachable_magic_number_is_explained():
     assert any("no magic number" in i.value.lower() and "open pipeline" in i.value for i in at.info)
 
 
-def test_an_invalid_value_shows_its_field_path_and_keeps_the_last_results():
+def test_an_invalid_value_is_named_in_plain_words_and_keeps_the_last_results():
     at = new_app().run()
     shown = metric(at, "P(hit quota)")
     at.number_input(key="quota_revenue").set_value(-5.0).run()
     no_exception(at)
-    assert any("quota.revenue: must be a finite number > 0, got -5" in e.value for e in at.error)
+    assert any("Quota (won revenue): must be more than 0, got -5" in e.value for e in at.error)
     assert any("last valid" in w.value for w in at.warning)
     assert metric(at, "P(hit quota)") == shown
-    # A rate out of range in the table: the CLI's message, pointing at the row.
+    # A rate out of range in the table: the stage's name and its row, the rate as a percentage.
     at.number_input(key="quota_revenue").set_value(1_200_000.0).run()
-    edit_stages(at, edited_rows={1: {"conversion": 1.3, "certainty": None}})  # a fixed rate of 130%
+    edit_stages(at, edited_rows={1: {"conversion": 130.0, "certainty": None}})  # a fixed rate of 130%
     no_exception(at)
     errors = [e.value for e in at.error]
-    assert any(
-        e.startswith("stages[1].conversion: must be between 0 and 1, got 1.3") and "Proposal" in e for e in errors
-    )
-    edit_stages(at, edited_rows={1: {"conversion": 1.3}})  # a Beta rate with a mean of 130%
+    assert "Proposal rate: must be between 0% and 100%, got 130% (row 2 of the funnel table)" in errors, errors
+    edit_stages(at, edited_rows={1: {"conversion": 130.0}})  # a Beta rate with a mean of 130%
     errors = [e.value for e in at.error]
-    assert any(e.startswith("stages[1].conversion.mean: must be strictly between 0 and 1, got 1.3") for e in errors)
+    assert any(e.startswith("Proposal rate: must be more than 0% and less than 100%, got 130%") for e in errors)
     assert metric(at, "P(hit quota)") == shown
     # Fixed again: the error goes and the results follow the inputs.
-    edit_stages(at, edited_rows={1: {"conversion": 0.5}})
+    edit_stages(at, edited_rows={1: {"conversion": 50.0}})
     assert not at.error and not at.warning
     assert metric(at, "P(hit quota)") == shown
 
@@ -165,11 +163,11 @@ def test_stage_table_problems_name_the_field():
     at = new_app().run()
     edit_stages(at, edited_rows={0: {"name": "Proposal"}})
     errors = [e.value for e in at.error]
-    assert any(e.startswith("stages: names must be unique, repeated: Proposal") for e in errors)
+    assert any(e.startswith("Stages: names must be unique, repeated: Proposal") for e in errors)
     at = new_app().run()
     edit_stages(at, edited_rows={2: {"duration": "uniform"}})
     errors = [e.value for e in at.error]
-    assert any(e.startswith("stages[2].duration.low: missing (required)") for e in errors), errors
+    assert any(e.startswith("Negotiation days (low): needs a value") for e in errors), errors
 
 
 def test_stages_can_be_added_removed_and_reordered(monkeypatch):
@@ -178,7 +176,7 @@ def test_stages_can_be_added_removed_and_reordered(monkeypatch):
         edit_stages(
             at,
             edited_rows={2: {"order": 0}},  # Negotiation first
-            added_rows=[{"order": 9, "name": "Contract", "conversion": 0.9, "duration": "fixed", "mean": 3.0}],
+            added_rows=[{"order": 9, "name": "Contract", "conversion": 90.0, "duration": "fixed", "mean": 3.0}],
             deleted_rows=[0],  # no more Discovery
         )
         no_exception(at)
@@ -198,7 +196,7 @@ def test_the_toml_download_round_trips(monkeypatch):
         assert scenario_to_toml(scenario_from_toml(text)) == text
         files.clear()
         at.number_input(key="quota_revenue").set_value(1_000_000.0).run()
-        edit_stages(at, edited_rows={0: {"certainty": None, "conversion": 0.7}})
+        edit_stages(at, edited_rows={0: {"certainty": None, "conversion": 70.0}})
         text = toml_download(files)
     edited = scenario_from_toml(text)
     assert edited.quota.revenue == 1_000_000.0
@@ -210,7 +208,7 @@ def test_the_toml_download_round_trips(monkeypatch):
 def test_the_link_reproduces_the_what_if(monkeypatch):
     at = new_app().run()
     at.number_input(key="quota_revenue").set_value(1_100_000.0).run()
-    edit_stages(at, edited_rows={2: {"conversion": 0.8}})
+    edit_stages(at, edited_rows={2: {"conversion": 80.0}})
     at.number_input(key="seed").set_value(7).run()
     no_exception(at)
     link = dict(at.query_params)
@@ -249,7 +247,8 @@ def test_an_uploaded_scenario_is_loaded_and_a_bad_one_explained():
     bad = scenario_to_toml(scenario).replace("conversion = 0.25", "conversion = 1.3")
     at.file_uploader(key="upload").upload("bad.toml", bad.encode(), "application/toml").run()
     no_exception(at)
-    assert any(e.value == "stages[0].conversion: must be between 0 and 1, got 1.3" for e in at.error)
+    problem = "Stage 1 rate: must be between 0% and 100%, got 130% (stages[0].conversion in bad.toml)"
+    assert problem in [e.value for e in at.error]  # plain, with the path into the file
 
 
 def test_the_command_line_scenario_is_the_start(monkeypatch):
@@ -302,7 +301,7 @@ def test_compare_pairs_baseline_and_current():
     at.number_input(key="quota_revenue").set_value(1_400_000.0).run()
     no_exception(at)
     text = "\n".join(m.value for m in at.markdown)
-    assert "`quota.revenue`: 1,200,000 → 1,400,000" in text
+    assert "- Quota (won revenue) \\$1.2M → \\$1.4M" in text  # Markdown source: the dollar signs escaped
     baseline, current = number(metric(at, "Baseline P(hit)")), number(metric(at, "Current P(hit)"))
     assert current < baseline
     delta = next(m for m in at.metric if m.label == "Current P(hit)").delta

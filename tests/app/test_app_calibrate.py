@@ -232,19 +232,19 @@ def test_edits_keep_listed_deals_lost_duration_and_seasons(seasonal, monkeypatch
     assert any(c.startswith("The inflow is seasonal: one factor per month") for c in captions)
     with captured_downloads(monkeypatch) as files:
         at.number_input(key="quota_revenue").set_value(500_000.0).run()
-        edit_stages(at, edited_rows={0: {"name": "Pipeline", "conversion": 0.4}})
+        edit_stages(at, edited_rows={0: {"name": "Pipeline", "conversion": 40.0}})
         no_exception(at)
         # The listed deals point at the old name: the validator says so, no traceback.
         assert any(
-            e.startswith("open_deals[0].stage: unknown stage 'Open pipeline'; the stages are Pipeline")
+            e.startswith("Listed open deal 1 (stage): unknown stage 'Open pipeline'; the stages are Pipeline")
             for e in errors(at)
         ), errors(at)
-        edit_stages(at, edited_rows={0: {"conversion": 0.4}})
+        edit_stages(at, edited_rows={0: {"conversion": 40.0}})
         no_exception(at)
         assert not at.error
         text = as_text(next(data for name, data in files.items() if name.endswith(".toml")))
     edited = at.session_state["last_valid"]
-    assert edited.quota.revenue == 500_000.0 and edited.stages[0].conversion.mean() == pytest.approx(0.4)
+    assert edited.quota.revenue == 500_000.0 and edited.stages[0].conversion.mean() == 0.4  # 40% typed
     assert edited.open_deals == seasonal.open_deals
     assert edited.stages[0].lost_duration == seasonal.stages[0].lost_duration
     assert edited.inflow.multipliers == seasonal.inflow.multipliers
@@ -252,7 +252,7 @@ def test_edits_keep_listed_deals_lost_duration_and_seasons(seasonal, monkeypatch
     assert form.decode_scenario(at.query_params["s"]) == edited
     # A longer period needs other multipliers: the message says so, and unticking them fixes it.
     at.number_input(key="horizon").set_value(182.0).run()
-    assert any(e.startswith("inflow.multipliers: give one per week (26) or one per month (6)") for e in errors(at))
+    assert any(e.startswith("Seasonal inflow factors: give one per week (26) or one per month (6)") for e in errors(at))
     at.checkbox(key="keep_multipliers").uncheck().run()
     no_exception(at)
     assert not at.error

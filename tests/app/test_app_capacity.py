@@ -117,11 +117,19 @@ def test_without_capacity_the_section_goes_and_p_hit_rises(shipped):
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
-        ("reps = 2", "reps = 0", "capacity.reps: must be a whole number >= 1, got 0"),
-        ("per_rep = 11", "per_rep = 0", "stages[1].per_rep: must be a whole number >= 1, got 0"),
+        (
+            "reps = 2",
+            "reps = 0",
+            "Reps sharing the funnel: must be a whole number, 1 or more, got 0 (capacity.reps in bad.toml)",
+        ),
+        (
+            "per_rep = 11",
+            "per_rep = 0",
+            "Stage 2 deals per rep: must be a whole number, 1 or more, got 0 (stages[1].per_rep in bad.toml)",
+        ),
     ],
 )
-def test_a_bad_capacity_value_shows_its_field_path_and_keeps_the_results(shipped, old, new, problem):
+def test_a_bad_capacity_value_is_named_with_its_file_path_and_keeps_the_results(shipped, old, new, problem):
     at = open_app()
     shown = metric(at, "Proposal: utilisation")
     bad = scenario_to_toml(shipped).replace(old, new)
@@ -157,7 +165,7 @@ def test_capacity_survives_edits_and_round_trips_in_the_download_and_link(shippe
     edit_stages(
         again,
         deleted_rows=[0],
-        added_rows=[{"order": 9, "name": "Contract", "conversion": 0.9, "duration": "fixed", "mean": 3.0}],
+        added_rows=[{"order": 9, "name": "Contract", "conversion": 90.0, "duration": "fixed", "mean": 3.0}],
     )
     no_exception(again)
     assert [(s.name, s.per_rep) for s in again.session_state["last_valid"].stages] == [

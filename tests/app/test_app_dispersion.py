@@ -3,8 +3,8 @@
 With one seed, a replication's arrivals at a dispersed inflow are its steady arrivals
 scaled by its own level, and its deal values at a dispersed average its steady values
 times its own level, so the spread of the period's revenue grows with either swing: on
-the reference quarter (about 208 opportunities) an inflow swing of 0.5, or an average
-deal swing of 0.3, makes the P10-P90 band of revenue far wider than without.
+the reference quarter (about 208 opportunities) an inflow swing of 50%, or an average
+deal swing of 30%, makes the P10-P90 band of revenue far wider than without.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def band(at) -> float:
 @pytest.mark.parametrize(
     ("key", "swing", "read"),
     [
-        ("dispersion", 0.5, lambda scenario: scenario.inflow.dispersion),
-        ("value_dispersion", 0.3, lambda scenario: scenario.deal_value_dispersion),
+        ("dispersion", 50.0, lambda scenario: scenario.inflow.dispersion),  # typed as a percentage
+        ("value_dispersion", 30.0, lambda scenario: scenario.deal_value_dispersion),
     ],
     ids=["inflow", "deal value"],
 )
@@ -56,7 +56,7 @@ def test_a_swing_widens_the_forecast_band(monkeypatch, key, swing, read):
         assert not at.error, [e.value for e in at.error]
         scenario = at.session_state["last_valid"]
         text = next(data for name, data in files.items() if name.endswith(".toml"))
-    assert read(scenario) == swing
+    assert read(scenario) == swing / 100
     assert scenario_from_toml(text.decode() if isinstance(text, bytes) else text) == scenario
     swinging = band(at)
     assert swinging > 1.2 * steady, (steady, swinging)

@@ -111,7 +111,7 @@ def test_persistence_raises_p_hit_in_the_trainer():
 @pytest.mark.parametrize(
     ("row", "change"),
     [
-        (1, {"no_show": 0.5}),  # half the proposal meetings never happen
+        (1, {"no_show": 50.0}),  # half the proposal meetings never happen (typed as a percentage)
         (1, {"stale_after_days": 10.0}),  # proposals take 14 days on average: many go stale
         (0, {"touches_needed": "3", "max_touches": 2}),  # every deal needs more touches than the rep makes
     ],
@@ -124,7 +124,8 @@ def test_each_stage_behaviour_lowers_p_hit(row, change):
     stage = valid(at).stages[row]
     for key, value in change.items():
         got = getattr(stage, key)
-        assert (float(got.mean()) if key == "touches_needed" else got) == float(value)
+        wanted = form.from_percent(value) if key in form.CHANCE_COLUMNS else float(value)  # a fraction from 50%
+        assert (float(got.mean()) if key == "touches_needed" else got) == wanted
     assert number(metric(at, "P(hit quota)")) < before
 
 
@@ -168,10 +169,10 @@ def test_distribution_text_reads_back_exactly():
 @pytest.mark.parametrize(
     ("row", "change", "problem"),
     [
-        (1, {"no_show": 1.5}, "stages[1].no_show: must be between 0 and 1, got 1.5"),
-        (0, {"touches_needed": "lots"}, "stages[0].touches_needed: unknown distribution 'lots'"),
-        (2, {"lost_duration": "lognormal(mean=20)"}, "stages[2].lost_duration.sd: missing (required)"),
-        (1, {"reschedule": 0.5}, "stages[1].reschedule: needs no_show (the chance of a no-show); add it"),
+        (1, {"no_show": 150.0}, "Proposal no-show chance: must be between 0% and 100%, got 150%"),
+        (0, {"touches_needed": "lots"}, "Discovery touches needed: unknown distribution 'lots'"),
+        (2, {"lost_duration": "lognormal(mean=20)"}, "Negotiation days to a loss (sd): needs a value"),
+        (1, {"reschedule": 50.0}, "Proposal rescheduled chance: needs a no-show chance (the chance of a no-show)"),
     ],
     ids=["rate", "text", "missing", "needs"],
 )
@@ -232,6 +233,6 @@ def test_a_team_cannot_share_rep_capacity():
     shown = metric(at, "P(hit quota)")
     at.toggle(key="capacity_on").set_value(True).run()
     no_exception(at)
-    assert any(e.value.startswith("team: cannot be combined with [capacity]") for e in at.error)
+    assert any(e.value.startswith("Team of reps: cannot be combined with rep capacity") for e in at.error)
     assert at.session_state["last_valid"] == team and team.capacity is None
     assert metric(at, "P(hit quota)") == shown

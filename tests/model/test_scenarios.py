@@ -48,16 +48,20 @@ def test_each_scenario_says_where_its_numbers_come_from(path):
 def test_runs(path, engine):
     scenario = load_scenario(path)
     result = simulate(scenario, runs=200, seed=0, engine=engine)
-    o = result.outcomes
     assert result.runs == 200 and result.engine == engine
-    assert (o.won_deals >= 0).all() and (o.revenue >= 0).all()
-    assert (o.converted <= o.entered).all()
-    np.testing.assert_array_equal(o.won_deals, o.converted[:, -1])
+    # A scenario with segments: each segment is a funnel with its own stages, the total their sum.
+    funnels = result.segment_totals() if scenario.segments else [result]
+    for part in funnels:
+        o = part.outcomes
+        assert (o.won_deals >= 0).all() and (o.revenue >= 0).all()
+        assert (o.converted <= o.entered).all()
+        np.testing.assert_array_equal(o.won_deals, o.converted[:, -1])
+        assert [s["name"] for s in part.summary()["stages"]] == part.scenario.stage_names
+    np.testing.assert_array_equal(result.outcomes.won_deals, sum(p.outcomes.won_deals for p in funnels))
     summary = result.summary()
     low, high = summary["p_hit_ci"]
     assert 0 <= low <= summary["p_hit"] <= high <= 1
     assert summary["revenue"]["mean"] > 0 and summary["deals"]["mean"] > 0
-    assert [s["name"] for s in summary["stages"]] == scenario.stage_names
 
 
 def test_reference_quarter_is_the_issue_scenario():

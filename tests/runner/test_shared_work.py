@@ -78,7 +78,8 @@ SEASONAL_FIXED = make_scenario(
 SHIPPED = {
     path.stem: load_scenario(path)
     for path in sorted((ROOT / "scenarios").glob("*.toml"))
-    if not load_scenario(path).has_capacity_limits
+    # Segments have their own checks of shared work (tests/questions/test_segment_questions.py).
+    if not load_scenario(path).has_capacity_limits and not load_scenario(path).segments
 }
 SCENARIOS = {**SHIPPED, "every behaviour key, listed deals": EVERY_KEY, "seasonal fixed inflow": SEASONAL_FIXED}
 
