@@ -178,7 +178,8 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ROLE=NAME",
-        help="the file's column for a role (id, created, closed, outcome, amount, owner) when not recognised",
+        help="the file's column for a role (id, created, closed, outcome, amount, owner) when not recognised; "
+        "segment=NAME calibrates one funnel per value of column NAME (territory, product, channel...)",
     )
     parser.add_argument("--window-weeks", type=_positive, default=13, help="trailing weeks for the inflow (default 13)")
     parser.add_argument(
@@ -230,6 +231,18 @@ def _half_life(text: str) -> float | str | None:
 def _calibration_options(args) -> dict:
     """The calibration options both data commands pass on."""
     return {"uncertainty": args.uncertainty, "half_life_weeks": args.half_life_weeks, "durations": args.durations}
+
+
+def _calibrate_options(args, history) -> dict:
+    """What ``calibrate`` passes on: the horizon, window, quota and history, and the calibration options."""
+    return {
+        "horizon_days": args.horizon_days,
+        "window_weeks": args.window_weeks,
+        "quota_revenue": args.quota_revenue,
+        "quota_deals": args.quota_deals,
+        "history": history,
+        **_calibration_options(args),
+    }
 
 
 def _add_data_commands(commands) -> None:
@@ -424,17 +437,10 @@ def _calibrate(args) -> tuple[dict, str]:
     check_output(args.output, force=args.force)  # say so before the work, not after
     crm = _read_export(args)
     history = _read_history(args, crm)
+    if "segment" in crm.mapping:
+        return _calibrate_segments(args, as_of, crm, history)
     with _in_flag_words():
-        calibration, choice = calibrate_choosing(
-            crm,
-            as_of,
-            horizon_days=args.horizon_days,
-            window_weeks=args.window_weeks,
-            quota_revenue=args.quota_revenue,
-            quota_deals=args.quota_deals,
-            history=history,
-            **_calibration_options(args),
-        )
+        calibration, choice = calibrate_choosing(crm, as_of, **_calibrate_options(args, history))
     path = write_scenario(calibration.scenario, args.output, force=args.force)
     r = calibration.report
     c, inflow, pipeline, quota = r.counts, r.inflow, r.open_pipeline, r.quota
@@ -459,7 +465,7 @@ def _calibrate(args) -> tuple[dict, str]:
             else ""
         ),
         *(
-            [f"Recent history counts more: a deal {human(r.half_life_weeks)} weeks old counts half."]
+            [f"Recent history counts more: a deal {counted(r.half_life_weeks, 'week')} old counts half."]
             if r.half_life_weeks
             else []
         ),
@@ -478,6 +484,44 @@ def _calibrate(args) -> tuple[dict, str]:
     answer = {"output": str(path), **r.as_dict()}
     if choice is not None:
         answer["half_life_choice"] = choice.as_dict()
+    return answer, "\n".join(lines)
+
+
+def _calibrate_segments(args, as_of, crm, history) -> tuple[dict, str]:
+    """``calibrate --column segment=NAME``: one funnel per segment in one scenario, and each segment's figures."""
+    from sim.crm.calibrate import write_scenario
+    from sim.crm.segments import calibrate_segments, segment_lines
+
+    with _in_flag_words():
+        result = calibrate_segments(crm, as_of, **_calibrate_options(args, history))
+    path = write_scenario(result.scenario, args.output, force=args.force)
+    r, quota = result.whole.report, result.scenario.quota
+    c = r.counts
+    lines = [
+        f"Wrote {path}: calibrated from {r.source} as of {r.as_of} ({r.horizon_days:g}-day horizon), "
+        f"{counted(len(result.parts), 'segment')}.",
+        "Columns: " + ", ".join(f"{role} = {column}" for role, column in r.columns.items()) + ".",
+        *_format_rows("Rows", r.rows),
+        f"Deals known: {human(c.known, 'count')} ({human(c.won, 'count')} won, {human(c.lost, 'count')} lost, "
+        f"{human(c.open, 'count')} open); {human(c.created_in_window, 'count')} created in the last "
+        f"{counted(r.window_weeks, 'week')}.",
+        *segment_lines(result),
+        "The scenario's top level is the whole export as one funnel: the defaults a segment without its own "
+        "funnel takes.",
+        *(
+            [f"Recent history counts more: a deal {counted(r.half_life_weeks, 'week')} old counts half."]
+            if r.half_life_weeks
+            else []
+        ),
+        f"Quota, the total's: {_amount(quota.target, quota.unit)} ({result.quota_basis}).",
+    ]
+    if result.choice is not None:
+        lines.append(f"Half-life chosen on the whole export, for every segment: {result.choice.note}.")
+    lines += [f"warning: {w}" for w in r.warnings]
+    lines += [f"warning: segment {part.name}: {w}" for part in result.parts for w in part.warnings]
+    answer = {"output": str(path), **result.as_dict()}
+    if result.choice is not None:
+        answer["half_life_choice"] = result.choice.as_dict()
     return answer, "\n".join(lines)
 
 
@@ -518,7 +562,7 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
 
     rows = answer["dates"]
     lines = [
-        f"Backtest over {human(args.horizon_days)} days from each of {counted(answer['origins'], 'origin')} "
+        f"Backtest over {counted(args.horizon_days, 'day')} from each of {counted(answer['origins'], 'origin')} "
         f"({counted(args.runs, 'run')}, seed {args.seed}).",
         *_format_rows(f"Rows of {crm.source}", RowCounts.from_dict(crm.report())),
         *(
@@ -587,7 +631,34 @@ def _format_backtest(answer: dict, args, crm, history) -> str:
             for m, label in (("revenue", "revenue"), ("deals", "won deals"))
         ),
     ]
+    if "segments" in answer:
+        lines += ["", *_format_backtest_segments(answer)]
     return "\n".join(lines)
+
+
+def _format_backtest_segments(answer: dict) -> list[str]:
+    """Each segment's coverage, errors and skill beside the total's (the segments as at the first origin)."""
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    def signed(x):
+        return "n/a" if x is None else f"{x:+.2f}"
+
+    lines = [
+        f"By segment ({answer['segment_column']}, grouped as known at the first origin; the total is above):",
+        f"{'segment':<22}{'revenue in P10-P90':>20}{'error of P50':>14}{'run-rate':>10}{'skill':>7}"
+        f"{'deals in P10-P90':>18}{'error':>8}{'skill':>7}",
+    ]
+    for group in [*answer["segments"], {**answer, "name": "Total"}]:
+        rows = group["dates"]
+        lines.append(
+            f"{group['name'][:21]:<22}{_held(rows, 'p10_p90', ''):>20}{pct(group['mape_p50']):>14}"
+            f"{pct(group['baselines']['run_rate']['mape_p50']):>10}{signed(group['skill']['revenue']):>7}"
+            f"{_held(rows, 'p10_p90', '_deals'):>18}{pct(group['mape_p50_deals']):>8}"
+            f"{signed(group['skill']['deals']):>7}"
+        )
+    return lines
 
 
 def _backtest(args) -> tuple[dict, str]:

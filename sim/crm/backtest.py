@@ -24,7 +24,9 @@ from sim.crm.baselines import actual_wins, run_rate, weighted_pipeline
 from sim.crm.calibrate import CalibrationError, date_label, parse_as_of
 from sim.crm.half_life import calibrate_choosing
 from sim.crm.reader import CrmData
+from sim.crm.segments import OTHER, calibrate_segments, in_segment, segment_values
 from sim.runner import simulate
+from sim.words import counted
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 BAND = ("p10", "p25", "p50", "p75", "p90")
@@ -90,11 +92,19 @@ def rolling_origins(start: Any, stop: Any, every_days: Any) -> list[pd.Timestamp
     return list(pd.date_range(first, last, freq=pd.Timedelta(days=int(every_days))))
 
 
-def _origin(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float, calibration, result) -> dict:
-    """One origin's entry: the forecast's band, the actual, where it fell, and the baselines."""
-    samples = {"revenue": result.outcomes.revenue, "deals": result.outcomes.won_deals}
+def _origin(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float, scenario, outcomes) -> dict:
+    """One origin's entry for one funnel: the forecast's band, the actual, where it fell, and the baselines."""
+    baselines = {
+        "run_rate": run_rate(deals, as_of, horizon_days),
+        "weighted_pipeline": weighted_pipeline(deals, scenario, as_of, horizon_days),
+    }
+    return _entry(as_of, outcomes, actual_wins(deals, as_of, horizon_days), baselines)
+
+
+def _entry(as_of: pd.Timestamp, outcomes, actual: dict, baselines: dict) -> dict:
+    """One origin's entry from the simulated outcomes, the actual and the baselines' forecasts."""
+    samples = {"revenue": outcomes.revenue, "deals": outcomes.won_deals}
     forecast = {m: _band(samples[m]) for m in MEASURES}
-    actual = actual_wins(deals, as_of, horizon_days)
     return {
         "as_of": date_label(as_of),
         "forecast": forecast,
@@ -104,11 +114,24 @@ def _origin(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float, calib
         "inside_p25_p75": _inside(forecast["revenue"], actual["revenue"], "p25", "p75"),
         "inside_p25_p75_deals": _inside(forecast["deals"], actual["deals"], "p25", "p75"),
         "pit": {m: scoring.mid_pit(samples[m], actual[m]) for m in MEASURES},
-        "baselines": {
-            "run_rate": run_rate(deals, as_of, horizon_days),
-            "weighted_pipeline": weighted_pipeline(deals, calibration.scenario, as_of, horizon_days),
-        },
+        "baselines": baselines,
     }
+
+
+def _segmented_origin(deals: pd.DataFrame, as_of: pd.Timestamp, horizon_days: float, calibration, result):
+    """The total's entry and each segment's at one origin of a backtest by segment.
+
+    The total's run-rate is the whole export's; its weighted pipeline the sum of the
+    segments' (each weighs its open deals by its own funnel).
+    """
+    values = segment_values(deals)
+    parts = []
+    for part, outcome in zip(calibration.parts, result.segment_totals(), strict=True):
+        mine = deals[in_segment(values, part.name, part.values).to_numpy()]
+        parts.append(_origin(mine, as_of, horizon_days, part.scenario, outcome.outcomes))
+    pipeline = {m: sum(p["baselines"]["weighted_pipeline"][m] for p in parts) for m in MEASURES}
+    baselines = {"run_rate": run_rate(deals, as_of, horizon_days), "weighted_pipeline": pipeline}
+    return _entry(as_of, result.outcomes, actual_wins(deals, as_of, horizon_days), baselines), parts
 
 
 def _scores(rows: list[dict]) -> dict:
@@ -218,7 +241,7 @@ def backtest(
     last = max(deals["created"].max(), deals["closed"].max())
     total = 2 * len(dates)
     problems = [
-        f"as_of {date_label(as_of)}: cannot be backtested over {horizon_days:g} days: "
+        f"as_of {date_label(as_of)}: cannot be backtested over {counted(horizon_days, 'day')}: "
         f"the data end on {date_label(last)}, before {date_label(as_of + pd.Timedelta(days=horizon_days))}"
         for as_of in dates
         if as_of + pd.Timedelta(days=horizon_days) > last
@@ -228,11 +251,28 @@ def backtest(
     calibrations, choices = [], []
     options = {**calibration_options, "window_weeks": window_weeks, "history": history}
     inner: dict = {}  # inner forecasts of an automatic half-life, shared between origins
+    segmented = isinstance(crm, CrmData) and "segment" in crm.mapping
+    groups = None  # by segment: the first origin's grouping, kept for every origin
     for done, as_of in enumerate(dates, start=1):
         try:
-            calibration, choice = calibrate_choosing(
-                crm, as_of, horizon_days=horizon_days, seed=seed, memo=inner, **options
-            )
+            if segmented:
+                calibration = calibrate_segments(
+                    crm, as_of, horizon_days=horizon_days, seed=seed, memo=inner, groups=groups, **options
+                )
+                if groups is None:  # the first origin decides the segments (nothing later is known there)
+                    groups = {**calibration.groups, OTHER: calibration.groups.get(OTHER, ())}
+                if len(groups) != len(calibration.parts):  # an empty other, kept so every origin has the same
+                    calibration = calibrate_segments(
+                        crm, as_of, horizon_days=horizon_days, seed=seed, memo=inner, groups=groups, **options
+                    )
+                if [p.name for p in calibration.parts] != list(groups):
+                    pooled = ", ".join(sorted(set(groups) - {p.name for p in calibration.parts}))
+                    raise CalibrationError([f"as_of {date_label(as_of)}: segment {pooled} could not be calibrated"])
+                choice = calibration.choice
+            else:
+                calibration, choice = calibrate_choosing(
+                    crm, as_of, horizon_days=horizon_days, seed=seed, memo=inner, **options
+                )
             calibrations.append(calibration)
             choices.append(choice)
         except CalibrationError as error:
@@ -242,15 +282,20 @@ def backtest(
     if problems:
         raise CalibrationError(problems)
 
-    rows = []
+    rows, by_segment = [], []
     for k, (as_of, calibration) in enumerate(zip(dates, calibrations, strict=True)):
         result = simulate(calibration.scenario, runs=runs, seed=seed, jobs=jobs, engine=engine)
-        rows.append(_origin(deals, as_of, horizon_days, calibration, result))
+        if segmented:
+            row, parts = _segmented_origin(deals, as_of, horizon_days, calibration, result)
+            rows.append(row)
+            by_segment.append(parts)
+        else:
+            rows.append(_origin(deals, as_of, horizon_days, calibration.scenario, result.outcomes))
         if choices[k] is not None:
             rows[-1]["half_life"] = choices[k].as_dict()
         if progress is not None:
             progress(len(dates) + len(rows), total)
-    return {
+    answer = {
         "dates": rows,
         **_scores(rows),
         "origins": len(rows),
@@ -259,3 +304,10 @@ def backtest(
         "runs": runs,
         "seed": seed,
     }
+    if segmented:
+        answer["segment_column"] = calibrations[0].column
+        answer["segments"] = [
+            {"name": name, "values": list(values), "dates": parts, **_scores(parts)}
+            for (name, values), parts in zip(groups.items(), zip(*by_segment, strict=True), strict=True)
+        ]
+    return answer

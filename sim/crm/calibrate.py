@@ -62,6 +62,7 @@ from sim.crm.report import (
     StageCounts,
     StageReport,
 )
+from sim.crm.rounding import tidy_scenario
 from sim.crm.spread import (
     GAP_WEEKS,
     RateSpread,
@@ -85,6 +86,7 @@ from sim.model.scenario import (
     problems_from,
     scenario_to_toml,
 )
+from sim.words import counted, human
 
 OPEN_STAGE = "Open pipeline"
 """The single stage of a funnel calibrated without a stage history."""
@@ -564,7 +566,7 @@ def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]
     closed = e.converted.size + e.lost.size
     if closed < THIN_DATA:
         warnings.append(
-            f"{where}only {closed} {moved} or lost deals (fewer than {THIN_DATA}): the "
+            f"{where}only {counted(closed, f'{moved} or lost deal')} (fewer than {THIN_DATA}): the "
             f"{'conversion' if multi else 'win'} rate is uncertain"
         )
     if not fit.converged:
@@ -572,7 +574,8 @@ def _stage_warnings(e: StageEpisodes, fit: OutcomeFit, multi: bool) -> list[str]
     passed = e.skipped + e.converted.size
     if multi and e.skipped and e.skipped >= 0.05 * passed:
         warnings.append(
-            f"stage {e.name!r}: {e.skipped} deals went past it without entering it; its rate and durations are "
+            f"stage {e.name!r}: {counted(e.skipped, 'deal')} went past it without entering it; its rate and "
+            "durations are "
             "those of the deals that entered it, and the scenario sends every deal through it"
         )
     return warnings
@@ -695,7 +698,8 @@ def _estimate_inflow(
             newest = snap.created.max()
             raise CalibrationError(
                 [
-                    f"as_of {date_label(as_of)}: no deal was created in the {GAP_WEEKS} weeks before it (the newest "
+                    f"as_of {date_label(as_of)}: no deal was created in the {counted(GAP_WEEKS, 'week')} before it "
+                    "(the newest "
                     f"is from {date_label(newest)}), so there is no inflow to measure; the export may end earlier"
                 ]
             )
@@ -763,9 +767,10 @@ def _zombies(
     warnings = []
     if len(zombies):
         examples = ", ".join(zombies["id"].head(5))
-        days = f"{limits[0]:.0f} days" if not multi else "their stage allows"
+        days = counted(round(limits[0]), "day") if not multi else "their stage allows"
         warnings.append(
-            f"{len(zombies)} open deals are older than {days} (the {ZOMBIE_QUANTILE:.0%} point of both "
+            f"{counted(len(zombies), 'open deal')} {'is' if len(zombies) == 1 else 'are'} older than {days} "
+            f"(the {ZOMBIE_QUANTILE:.0%} point of both "
             f"won and lost durations), e.g. {examples}: zombies, "
             + ("counted as lost and left out of the forecast" if dropped else "nearly certain not to be won")
             + "; close them in the CRM"
@@ -791,13 +796,21 @@ def _quota(
     pace = horizon_days / (7 * window_weeks)
     revenue = float(snap.won_amounts[won_in_window.to_numpy()].sum()) * pace
     if revenue > 0:
-        basis = f"revenue won in the {window_weeks:g} weeks to {date_label(as_of)}, scaled to {horizon_days:g} days"
+        basis = (
+            f"revenue won in the {counted(window_weeks, 'week')} to {date_label(as_of)}, scaled to "
+            f"{counted(horizon_days, 'day')}"
+        )
         return Quota(revenue=revenue), basis, []
     return (
         Quota(deals=1),
         "nothing was won in the window: one won deal",
         ["no revenue was won in the window: the default quota is one won deal"],
     )
+
+
+def pace_quota(snap: Snapshot, window_weeks: float, horizon_days: float) -> Quota:
+    """The default quota: the revenue won in the trailing window, scaled to the horizon (one won deal if none)."""
+    return _quota(snap, window_weeks, horizon_days, None, None)[0]
 
 
 def _scenario(
@@ -845,12 +858,12 @@ def _scenario(
     multipliers = inflow.multipliers
     rates = [fit.rate for fit in fits] if spreads is None else [spread.rate for spread in spreads]
     try:
-        return Scenario(
+        scenario = Scenario(
             name=(name or f"Calibrated from {Path(source).name} as of {label}")[:200],
             description=(
                 f"Calibrated by funnel-sim from {source} with what was known on {label}: "
-                f"{snap.won.size} won, {snap.lost.size} lost, {len(snap.open)} open; inflow over the "
-                f"{window_weeks:g} weeks before."
+                f"{human(snap.won.size, 'count')} won, {human(snap.lost.size, 'count')} lost, "
+                f"{human(len(snap.open), 'count')} open; inflow over the {counted(window_weeks, 'week')} before."
             ),
             horizon_days=float(horizon_days),
             quota=quota,
@@ -876,6 +889,7 @@ def _scenario(
         raise CalibrationError(problems_from(error)) from None
     except ScenarioError as error:  # pragma: no cover - the models above are validated already
         raise CalibrationError(error.problems) from None
+    return tidy_scenario(scenario)
 
 
 def _stage_report(e: StageEpisodes, fit: OutcomeFit, spread: RateSpread | None, zombie_age: float) -> StageReport:

@@ -27,6 +27,7 @@ from scipy import optimize, special
 from sim.model.distributions import DistributionBase, Empirical, Exponential, Gamma, Lognormal
 from sim.model.funnel import p_won_given_age
 from sim.model.scenario import BetaRate
+from sim.words import counted, human
 
 ZERO_DURATION_DAYS = 0.5
 """Stand-in for a duration of 0 days in the likelihood.
@@ -422,7 +423,7 @@ def _incidence_fit(
         n_complete=parametric.n_complete,
         n_censored=parametric.n_censored,
         note=f"{why}: the {what} taken from the data (Aalen-Johansen, open deals censored), up to "
-        f"{times[-1]:.0f} days, the longest seen",
+        f"{counted(round(times[-1]), 'day')}, the longest seen",
         warnings=[w for w in parametric.warnings if "fit is poor" not in w],
         fits_well=True,
     )
@@ -512,10 +513,14 @@ def fit_duration(
 
     warnings = []
     if raw.size < THIN_DATA:
-        warnings.append(f"only {raw.size} complete {what} (fewer than {THIN_DATA}): the fit is uncertain")
+        warnings.append(
+            f"only {counted(raw.size, f'complete {what[:-1]}', f'complete {what}')} (fewer than {THIN_DATA}): "
+            "the fit is uncertain"
+        )
     if n_open > raw.size:
         warnings.append(
-            f"{n_open:.0f} of {n_open + raw.size:.0f} deals are still open: the long tail rests on the fitted family"
+            f"{human(n_open, 'count')} of {counted(round(n_open + raw.size), 'deal')} are still open: the long tail "
+            "rests on the fitted family"
         )
 
     rows = []
@@ -556,21 +561,24 @@ def fit_duration(
             if raw.size < MIN_COMPLETE_FOR_FIT
             else "no parametric family could be fitted"
         )
-        note = f"{why}: resampling the {raw.size} observed {what} (open deals ignored, so biased short)"
+        note = (
+            f"{why}: resampling the {counted(raw.size, f'observed {what[:-1]}', f'observed {what}')} "
+            "(open deals ignored, so biased short)"
+        )
         # Against the values it resamples (zeros as zeros), not the likelihood's stand-ins.
         ks = _ks_to_kaplan_meier(model, raw, ages, w, cw)
     else:
         best = table.iloc[0]
         family, model, ks = best["family"], models[best["family"]], float(best["ks_distance"])
         note = f"{family} chosen by AIC among {', '.join(table['family'])}" + (
-            f", with {ages.size} open deals as censored" if ages.size else ""
+            f", with {counted(ages.size, 'open deal')} as censored" if ages.size else ""
         )
     limit = misfit_limit(raw.size)
     fits_well = family == "empirical" or ks <= limit
     if not fits_well:
         warnings.append(
             f"the {family} fit is poor: its cdf is {ks:.2f} from the Kaplan-Meier estimate of the data at worst, "
-            f"above {limit:.2f} (the 5% level for {raw.size} values): the forecast's timing may be off"
+            f"above {limit:.2f} (the 5% level for {counted(raw.size, 'value')}): the forecast's timing may be off"
         )
     return DurationFit(
         model=model,

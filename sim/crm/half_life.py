@@ -28,6 +28,7 @@ from sim.crm.calibrate import (
 )
 from sim.crm.reader import CrmData
 from sim.runner import simulate
+from sim.words import counted
 
 CANDIDATES: tuple[float | None, ...] = (None, 26.0, 13.0)
 """Half-lives tried, in weeks (None: every deal counts the same)."""
@@ -156,19 +157,19 @@ def choose_half_life(
             None,
             {},
             labels,
-            f"too little history before {date_label(as_of)} to choose ({len(scored)} past forecasts): "
+            f"too little history before {date_label(as_of)} to choose ({counted(len(scored), 'past forecast')}): "
             "every deal counts the same",
         )
     mean_actual = float(np.mean([actual for _, actual in scored])) or 1.0
     scores = {_label(c): float(np.mean(losses[c])) / mean_actual for c in candidates}
     # The longest half-life (None first) wins ties: no more weighting than the data ask for.
     best = min(candidates, key=lambda c: (round(scores[_label(c)], 12), -(c or np.inf)))
-    chosen = "every deal counting the same" if best is None else f"a half-life of {best:g} weeks"
+    chosen = "every deal counting the same" if best is None else f"a half-life of {counted(best, 'week')}"
     return HalfLifeChoice(
         best,
         scores,
         labels,
-        f"{chosen}: its forecasts at {len(scored)} dates before {date_label(as_of)} scored best",
+        f"{chosen}: its forecasts at {counted(len(scored), 'date')} before {date_label(as_of)} scored best",
     )
 
 

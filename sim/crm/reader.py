@@ -31,6 +31,7 @@ import pandas as pd
 from sim.errors import InputError, quoted, read_limited
 from sim.model.distributions import MAX_VALUE
 from sim.model.scenario import STAGE_NAME_CHARS, listing
+from sim.words import counted
 
 MAX_CSV_BYTES = 50_000_000
 """Refuse larger exports: a few hundred thousand deals fit well within this."""
@@ -42,6 +43,8 @@ YEARS_AHEAD = 10
 """Dates more than this many years after today (or after 2100) are skipped likewise (9999-12-31)."""
 
 DEAL_ROLES = ("id", "created", "closed", "outcome", "amount", "owner")
+EXPORT_ROLES = (*DEAL_ROLES, "segment")
+"""Roles ``--column`` takes: the deal roles, and ``segment`` (a funnel per value; never recognised, only named)."""
 REQUIRED_DEAL_ROLES = ("id", "created", "closed", "outcome", "amount")
 HISTORY_ROLES = ("id", "stage", "entered")
 """Roles of the optional stage-history file (all required)."""
@@ -53,6 +56,7 @@ ROLE_HELP = {
     "outcome": "won, lost or the open stage",
     "amount": "the deal value",
     "owner": "the deal owner",
+    "segment": "the segment (territory, product, channel...) to calibrate a funnel for each",
     "stage": "the stage entered",
     "entered": "the date the stage was entered",
 }
@@ -67,6 +71,7 @@ _DEAL_ALIASES = {
     "outcome": ("stagename", "dealstage", "stage", "outcome", "status"),
     "amount": ("amount", "dealamount", "value", "dealvalue"),
     "owner": ("ownerid", "owner", "dealowner", "ownername", "opportunityowner"),
+    "segment": (),  # only when named (--column segment=NAME): splitting by a column must be asked for
 }
 # A history file has its own row ids (Salesforce OpportunityHistory.Id), so the deal's
 # id is looked for first under the names that say "deal".
@@ -111,7 +116,8 @@ class CrmData:
         One row per usable deal, columns ``id`` (str), ``created`` (datetime64),
         ``closed`` (datetime64, NaT when open), ``outcome`` ("won", "lost" or "open"),
         ``stage`` (the open stage's name, "" for closed deals), ``amount`` (float, NaN
-        when blank) and ``owner`` (str, "" when unknown).
+        when blank) and ``owner`` (str, "" when unknown); with a ``segment`` column
+        named, ``segment`` too (str, "" when blank).
     mapping : dict
         Role -> the file's column used for it.
     skipped : list of (int, str)
@@ -198,7 +204,7 @@ def recognise_columns(header: list[str]) -> dict[str, str]:
     return _recognise([str(c).strip() for c in header], _DEAL_ALIASES)
 
 
-def parse_column_options(options: list[str], roles: tuple[str, ...] = DEAL_ROLES) -> dict[str, str]:
+def parse_column_options(options: list[str], roles: tuple[str, ...] = EXPORT_ROLES) -> dict[str, str]:
     """Turn ``--column ROLE=NAME`` options into a ``{role: column}`` mapping.
 
     Parameters
@@ -206,7 +212,7 @@ def parse_column_options(options: list[str], roles: tuple[str, ...] = DEAL_ROLES
     options : list of str
         Each ``ROLE=NAME``; the column name may itself contain ``=`` or spaces.
     roles : tuple of str
-        The roles allowed (deal roles by default; :data:`HISTORY_ROLES` for history).
+        The roles allowed (:data:`EXPORT_ROLES` by default; :data:`HISTORY_ROLES` for history).
 
     Returns
     -------
@@ -470,8 +476,9 @@ def _no_usable_rows(name: str, rows_read: int, skipped: list[tuple[int, str]]) -
     if rows_read == 0:
         return CrmError([f"{name}: no data rows below the header"])
     counts = Counter(reason for _, reason in skipped).most_common(3)
-    reasons = "; ".join(f"{reason} ({count} row{'s' if count > 1 else ''})" for reason, count in counts)
-    return CrmError([f"{name}: no usable rows: all {rows_read} rows were skipped; most common reasons: {reasons}"])
+    reasons = "; ".join(f"{reason} ({counted(count, 'row')})" for reason, count in counts)
+    every = "the only row was" if rows_read == 1 else f"all {counted(rows_read, 'row')} were"
+    return CrmError([f"{name}: no usable rows: {every} skipped; most common reasons: {reasons}"])
 
 
 # --- the readers ---------------------------------------------------------------------
@@ -488,7 +495,7 @@ def read_deals(source: Any, columns: dict[str, str] | None = None) -> CrmData:
     columns : dict, optional
         Role -> column name, overriding recognition for those roles (see
         :func:`parse_column_options`). Roles: id, created, closed, outcome, amount,
-        owner (optional).
+        owner (optional), segment (optional, only when named).
 
     Returns
     -------
@@ -558,6 +565,8 @@ def read_deals(source: Any, columns: dict[str, str] | None = None) -> CrmData:
             "owner": owner[ok].astype(str),
         }
     ).reset_index(drop=True)
+    if "segment" in mapping:
+        deals["segment"] = table["segment"][ok].astype(str).to_numpy()
     return CrmData(deals=deals, mapping=mapping, skipped=skipped, rows_read=rows_read, source=name)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from sim.words import counted
+
 ALPHA = 0.05
 """The KS p-value below which the PITs are judged not uniform."""
 MIN_PIT_ORIGINS = 10
@@ -154,7 +156,10 @@ def pit_verdict(pits, p_value: float, alpha: float = ALPHA) -> str:
     pits = np.asarray(pits, dtype=float)
     n = pits.size
     if n < MIN_PIT_ORIGINS:
-        return f"{n} origins are too few to judge the shape of the forecast's errors (at least {MIN_PIT_ORIGINS})"
+        too_few = "is too few" if n == 1 else "are too few"
+        return (
+            f"{counted(n, 'origin')} {too_few} to judge the shape of the forecast's errors (at least {MIN_PIT_ORIGINS})"
+        )
     if p_value >= alpha:
         return "actuals fall across the forecast's range as often as it says: no sign of bias or of bands too narrow"
     expected_tails = 2 * TAIL

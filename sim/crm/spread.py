@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from sim.model.scenario import MAX_DISPERSION, BetaRate
+from sim.words import counted
 
 MIN_COHORTS = 4
 """Cohorts (with at least :data:`MIN_COHORT_DEALS` resolved deals) needed to measure a rate's spread."""
@@ -207,9 +208,11 @@ def rate_spread(
             rate=rate,
             cohorts=len(used),
             between_sd=float("nan"),
-            note=f"only {len(used)} monthly cohorts with {MIN_COHORT_DEALS:g}+ resolved deals: sampling error only",
+            note=f"only {counted(len(used), 'monthly cohort')} with {MIN_COHORT_DEALS:g}+ resolved deals: "
+            "sampling error only",
             warnings=(
-                f"only {len(used)} monthly cohorts with enough resolved deals (fewer than {MIN_COHORTS}): how much "
+                f"only {counted(len(used), 'monthly cohort')} with enough resolved deals (fewer than {MIN_COHORTS}): "
+                "how much "
                 "the rate moves between months cannot be measured, so the band is too narrow if it does",
             ),
         )
@@ -236,7 +239,7 @@ def rate_spread(
         cohorts=len(used),
         between_sd=math.sqrt(between),
         note=(
-            f"spread between {len(used)} monthly cohorts (sd {math.sqrt(between):.3f}) plus the mean's own "
+            f"spread between {counted(len(used), 'monthly cohort')} (sd {math.sqrt(between):.3f}) plus the mean's own "
             f"uncertainty{trend}"
         ),
     )
@@ -332,7 +335,8 @@ def inflow_dispersion(
         expected = rates * horizon
         excess = (future / expected - 1) ** 2 - 1 / expected
         d2 = max(float(np.dot(weights, excess) / weights.sum()), 0.0)
-        return _capped(d2, int(ends.size), f"error of the {window}-week inflow forecast at {ends.size} past weeks")
+        note = f"error of the {window}-week inflow forecast at {counted(ends.size, 'past week')}"
+        return _capped(d2, int(ends.size), note)
     recent = counts[-window:]
     mean = float(recent.mean()) if recent.size else 0.0
     if mean <= 0:
@@ -342,7 +346,7 @@ def inflow_dispersion(
     return _capped(
         d2,
         0,
-        f"weekly counts of the last {recent.size} weeks (too little history to measure past forecasts)",
+        f"weekly counts of the last {counted(recent.size, 'week')} (too little history to measure past forecasts)",
         f"the history is shorter than the {window}-week window plus the {horizon}-week horizon, so how much the "
         "inflow moves between periods is read from weekly counts alone: the band may be too narrow",
     )

@@ -171,7 +171,8 @@ def test_use_as_the_current_scenario_feeds_every_page_the_link_and_the_download(
         assert any(c.value.startswith(f"Plus {len(scenario.open_deals)} listed open deals") for c in at.caption)
         assert metric(at, "P(hit quota)").endswith("%")
         text = as_text(files["calibrated_from_deals_csv_as_of_2024_12_30.toml"])
-    assert scenario_from_toml(text) == scenario and "[[open_deals]]" in text
+    # Rounded open deals are short enough for tomli_w to write one inline table a line (open_deals = [...]).
+    assert scenario_from_toml(text) == scenario and "open_deals = [" in text
 
 
 def test_bad_files_show_the_problem_and_keep_the_scenario(export):
@@ -186,7 +187,7 @@ def test_bad_files_show_the_problem_and_keep_the_scenario(export):
     dates_gone = export.replace("T", " ").replace("-", "/")  # no longer a date either reader accepts
     upload(at, dates_gone, "dates.csv")
     no_exception(at)
-    assert any(e.startswith(f"dates.csv: no usable rows: all {rows(export)} rows were skipped") for e in errors(at))
+    assert any(e.startswith(f"dates.csv: no usable rows: all {rows(export):,} rows were skipped") for e in errors(at))
     upload(at, export)
     key = next(k for k in at.session_state if k.startswith("crm_as_of_"))
     at.date_input(key=key).set_value("2020-01-01").run()

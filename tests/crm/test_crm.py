@@ -189,7 +189,8 @@ def test_parse_column_options():
         parse_column_options(["amount", "colour=Red", "created=", "id=A", "id=B"])
     assert error.value.problems == [
         "--column: expected ROLE=NAME, got 'amount'",
-        "--column: unknown role 'colour' in 'colour=Red'; roles are id, created, closed, outcome, amount, owner",
+        "--column: unknown role 'colour' in 'colour=Red'; roles are id, created, closed, outcome, amount, owner, "
+        "segment",
         "--column: no column name after created= in 'created='",
         "--column: role 'id' given twice ('A' and 'B')",
     ]
