@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -49,11 +48,12 @@ class Context:
 def show_chart(chart, name: str, title: str) -> None:
     """Draw a chart, with PNG and SVG downloads rendered only when clicked.
 
-    A stack of panels is drawn panel by panel: Vega-Lite gives a stack no container width,
-    so only single panels stretch to fit the column. The downloads hold the whole stack.
+    A stack of panels is drawn panel by panel (:func:`ui.charts.panel_specs`): Vega-Lite gives
+    a stack no container width, so only single panels stretch to fit the column. The downloads
+    hold the whole stack.
     """
-    for panel in chart.vconcat if isinstance(chart, alt.VConcatChart) else [chart]:
-        st.altair_chart(panel, width="stretch")
+    for spec in charts.panel_specs(chart):
+        st.vega_lite_chart(spec, width="stretch")
     with st.container(horizontal=True, gap="small"):
         for label, render, mime in (("PNG", charts.to_png, "image/png"), ("SVG", charts.to_svg, "image/svg+xml")):
             extension = label.lower()
