@@ -86,7 +86,8 @@ def _progress(request: Request, copies: int = 1):
     simpy = any(choose_engine(s, request.engine) == "simpy" for s in request.scenarios)
     if size < LONG_RUNS and not simpy:
         return check_alive, lambda: None
-    what = "rep-periods" if any(s.team is not None for s in request.scenarios) else "periods"
+    # A team's size counts each rep's period once; "rep-periods" is no word for a manager.
+    what = "periods (one per rep)" if any(s.team is not None for s in request.scenarios) else "periods"
     bar = st.progress(0.0, text=f"Simulating {size:,} {what}...")
     shown = [-1]
 
