@@ -95,6 +95,12 @@ def remembered(build):
     return chart
 
 
+def forget() -> None:
+    """Drop every remembered chart (a benchmark that times a page from nothing calls it)."""
+    with _lock:
+        _charts.clear()
+
+
 def panel_specs(chart) -> list[dict]:
     """The chart's Vega-Lite specs for the browser, one per panel of a stack, without Altair's schema check.
 
