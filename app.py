@@ -4,6 +4,8 @@ Run with ``make run`` (or ``streamlit run app.py -- [SCENARIO.toml]``). The page
 the inputs, validates them into a scenario with :func:`sim.model.scenario.scenario_from_dict`,
 keeps the last valid one when they are wrong, writes the what-if into the URL and draws
 the open page only: the tabs track which one is open, so hidden pages compute nothing.
+The tabs and the open page are a fragment (:func:`open_page`): switching page, or a
+page's own slider, reruns the page alone, not the inputs above it.
 The seven pages of :mod:`ui.pages` are followed by Calibrate (:mod:`ui.calibrate_page`).
 """
 
@@ -13,6 +15,7 @@ import sys
 
 import streamlit as st
 
+from sim import Scenario
 from sim.runner import choose_engine
 from ui import compute, form, inputs, safe
 from ui import explain as say
@@ -21,6 +24,36 @@ from ui.form import stage_names
 from ui.pages import PAGES, Context
 
 ALL_PAGES = {**PAGES, "Calibrate": calibrate_page}
+
+
+def inputs_now() -> tuple:
+    """What the inputs above the pages hold; a page's callback that changes it needs the whole script again."""
+    state = st.session_state
+    return inputs.read_values(), state.get("stages_key"), state.get("behaviour_key"), id(state.get("loaded"))
+
+
+@st.fragment
+def open_page(scenario: Scenario, wanted: int, seed: int, engine: str, drawn: tuple) -> None:
+    """The tabs and the open page: switching page, or moving a page's own slider, reruns only this.
+
+    A page's button may change the inputs above (Use this quota, Use this pace, Calibrate's Use as the current
+    scenario): then the whole script runs again, so the sidebar, the link and every page follow.
+    """
+    if inputs_now() != drawn:
+        st.rerun()
+    for tab, (title, page) in zip(
+        st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.items(), strict=True
+    ):
+        if tab.open:
+            with tab, safe.guard(title):
+                runs = compute.runs_within_budget(title, scenario, wanted, engine)
+                if runs < form.MIN_RUNS:
+                    st.warning(say.too_much_work(form.MIN_RUNS), icon=":material/block:")
+                    continue
+                if runs < wanted:
+                    st.info(say.capped_runs(wanted, runs), icon=":material/speed:")
+                page(Context(scenario, runs, seed, engine))
+
 
 st.set_page_config(page_title="funnel-sim: the odds of hitting quota", page_icon=":material/filter_alt:", layout="wide")
 inputs.start(sys.argv[1:])
@@ -77,15 +110,8 @@ try:
 except ValueError:  # the vectorised engine picked for what only the SimPy engine models
     engine = running = "simpy"
 wanted = form.runs_for(settings.runs, scenario, running)
-for tab, (title, page) in zip(
-    st.tabs(list(ALL_PAGES), key="page", bind="query-params"), ALL_PAGES.items(), strict=True
-):
-    if tab.open:
-        with tab, safe.guard(title):
-            runs = compute.runs_within_budget(title, scenario, wanted, engine)
-            if runs < form.MIN_RUNS:
-                st.warning(say.too_much_work(form.MIN_RUNS), icon=":material/block:")
-                continue
-            if runs < wanted:
-                st.info(say.capped_runs(wanted, runs), icon=":material/speed:")
-            page(Context(scenario, runs, settings.seed, engine))
+drawn = inputs_now()
+
+
+open_page(scenario, wanted, settings.seed, engine, drawn)
+compute.start_workers_in_background()

@@ -32,6 +32,7 @@ import streamlit as st  # noqa: E402
 
 from sim.model.scenario import rate_mean  # noqa: E402
 from tests.app_helpers import PAGES, SCENARIO_FILES, edit_stages, new_app, no_exception, open_page  # noqa: E402
+from ui import charts  # noqa: E402
 
 
 def change_quota(at, i: int) -> None:
@@ -72,6 +73,7 @@ def time_change(path: Path, page: str, change, repeats: int = 3) -> float | None
         # (the app caches simulations without the quota) must not speed up the next.
         st.cache_data.clear()
         st.cache_resource.clear()
+        charts.forget()  # the pages' charts are remembered by their inputs, for every session
         at = new_app({"file": path.name})
         at.run()
         open_page(at, page)

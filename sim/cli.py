@@ -876,8 +876,9 @@ def _format_run(summary: dict, team: bool = False) -> str:
     avg = summary["average_math"]
     lines += [
         "",
-        f"Average math (every quantity at its mean): {human(avg['won_deals'])} deals, "
-        f"revenue {_money(avg['revenue'])}: {'hits' if avg['hit'] else 'misses'} the quota.",
+        f"Average-math forecast (every quantity at its mean; a deal counts if its average journey ends within "
+        f"the period): {human(avg['won_deals'])} deals, revenue {_money(avg['revenue'])}: "
+        f"{'hits' if avg['hit'] else 'misses'} the quota.",
     ]
     return "\n".join(lines)
 
@@ -911,7 +912,7 @@ def _format_team(team: dict, runs: int) -> str:
         lines += figures(group, name)
     made = avg["revenue"] if unit == "revenue" else avg["won_deals"]
     lines.append(
-        f"The average rep on average math makes {_amount(made, unit)}: "
+        f"The average rep's average-math forecast is {_amount(made, unit)}: "
         f"{'at or above' if avg['hit'] else 'below'} the rep quota."
     )
     return "\n".join(lines)
@@ -1027,8 +1028,9 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
         f"{human(answer.weekly_opportunities)} new opportunities{a_week} "
         f"(P(hit) there {_chance(answer.p_hit_at_solution, args.runs)}; {counted(args.runs, 'run')}, "
         f"seed {args.seed}).",
-        f"Average math says {human(answer.deterministic_weekly_opportunities)}{a_week} "
-        "(quota / mean deal value / product of rates, spread over the horizon, timing ignored).",
+        f"Average-math pace: {human(answer.deterministic_weekly_opportunities)}{a_week} "
+        "(quota / mean deal value / product of rates, spread over the weeks; it ignores the time deals take and "
+        "the open pipeline, which run's average-math forecast counts, and promises no chance).",
         "",
         f"Weekly volume stage by stage at the magic number{' (per rep)' if scenario.team is not None else ''}:",
     ]

@@ -75,7 +75,7 @@ def test_run_human_output(capsys):
     out = capsys.readouterr().out
     assert "P(hit quota)" in out and "95% CI" in out
     assert all(name in out for name in ("Discovery", "Proposal", "Negotiation"))
-    assert "Average math" in out
+    assert "Average-math forecast" in out
     assert not out.lstrip().startswith("{")
 
 
@@ -222,7 +222,7 @@ def test_every_run_hitting_gives_a_one_sided_bound(tmp_path, capsys):
 def test_a_team_answer_says_per_rep_and_gives_its_chance_once(capsys):
     assert main(["solve", TEAM, "--runs", "300"]) == 0
     out = capsys.readouterr().out
-    assert "new opportunities per rep a week" in out and "Average math says" in out
+    assert "new opportunities per rep a week" in out and "Average-math pace" in out
     assert main(["run", TEAM, "--runs", "300"]) == 0
     out = capsys.readouterr().out
     assert out.count("P(team hits its quota)") == 1 and "P(hit quota)" not in out

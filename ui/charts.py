@@ -5,9 +5,20 @@ runs a simulation. Data is summarised before it is charted (a histogram's bins, 
 chart's percentiles), so the browser receives a few dozen rows, not thousands of runs.
 :func:`to_svg` and :func:`to_png` render a chart with vl-convert, which bundles Vega
 and needs no browser and no network.
+
+Building an Altair chart and checking its spec against the Vega-Lite schema took most of
+a page's time (0.55 of the Forecast's 0.63 s after a rate change), so the page's charts
+are remembered by the digest of their inputs (:func:`remembered`: a page shown again
+builds nothing) and handed to the browser as specs that are not checked again
+(:func:`panel_specs`).
 """
 
 from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
 
 import altair as alt
 import numpy as np
@@ -30,6 +41,87 @@ LABEL_ROW = 14
 """Pixels between two rows of reference-line labels."""
 LABEL_GAP = 0.2
 """Reference lines closer than this share of the axis have labels that would cover each other."""
+
+
+REMEMBERED_CHARTS = 64
+"""Charts kept (for every visitor), the least recently used dropped first; each holds a few dozen rows."""
+_charts: OrderedDict[str, tuple] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _digest(value, h) -> None:
+    """Feed ``value`` (arrays, frames, numbers, strings, and lists, tuples or dicts of them) to the hash ``h``."""
+    h.update(type(value).__name__.encode())
+    if isinstance(value, np.ndarray):
+        h.update(f"{value.dtype.str}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, pd.DataFrame):
+        h.update(repr(list(value.columns)).encode())
+        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _digest(item, h)
+        h.update(b"]")
+    elif isinstance(value, dict):
+        _digest(sorted(value.items()), h)
+    else:
+        h.update(repr(value).encode())
+    h.update(b"|")
+
+
+def remembered(build):
+    """A chart builder that returns the very same chart for the same inputs (:data:`REMEMBERED_CHARTS` kept).
+
+    The chart is never changed after it is built (the page and the downloads only read it), so visitors can
+    share it; :func:`panel_specs` keeps its Vega-Lite specs with it.
+    """
+
+    @functools.wraps(build)
+    def chart(*args, **kwargs):
+        h = hashlib.blake2b(build.__name__.encode(), digest_size=16)
+        _digest((args, kwargs), h)
+        key = h.hexdigest()
+        with _lock:
+            if key in _charts:
+                _charts.move_to_end(key)
+                return _charts[key][0]
+        built = build(*args, **kwargs)
+        with _lock:
+            _charts[key] = (built, {})
+            while len(_charts) > REMEMBERED_CHARTS:
+                _charts.popitem(last=False)
+        return built
+
+    return chart
+
+
+def forget() -> None:
+    """Drop every remembered chart (a benchmark that times a page from nothing calls it)."""
+    with _lock:
+        _charts.clear()
+
+
+def panel_specs(chart) -> list[dict]:
+    """The chart's Vega-Lite specs for the browser, one per panel of a stack, without Altair's schema check.
+
+    Vega-Lite gives a stack no container width, so a page draws its panels one by one. The
+    builders here make every chart from Altair's typed classes and their tests render each
+    one with vl-convert (:func:`to_svg`), so the check, most of the time a chart took, finds
+    nothing. Altair's default theme is off, as :func:`streamlit.altair_chart` turns it off,
+    so the app's theme applies. A remembered chart (:func:`remembered`) keeps its specs.
+    """
+    with _lock:
+        kept = next((specs for built, specs in _charts.values() if built is chart), None)
+    if kept is not None and "panels" in kept:
+        return kept["panels"]
+    with alt.theme.enable("none"):
+        made = [
+            panel.to_dict(validate=False)
+            for panel in (chart.vconcat if isinstance(chart, alt.VConcatChart) else [chart])
+        ]
+    if kept is not None:
+        kept["panels"] = made
+    return made
 
 
 def bin_edges(values: np.ndarray, whole: bool = False, max_bins: int = 40) -> np.ndarray:
@@ -131,6 +223,7 @@ def _span(*samples) -> tuple[float, float]:
     return float(pooled.min()), float(pooled.max())
 
 
+@remembered
 def distribution_chart(
     values: np.ndarray,
     markers: list[tuple[str, float, str]],
@@ -169,6 +262,7 @@ def axis_format(unit: str) -> str:
     return MONEY_AXIS if unit == "revenue" else ",d"
 
 
+@remembered
 def fan_chart(weekly: np.ndarray, horizon_days: float, pace_total: float | None, y_title: str, unit: str):
     """Cumulative result by week: the P10-P90 band and the median, against a straight quota pace.
 
@@ -274,6 +368,7 @@ def backtest_chart(frame: pd.DataFrame, y_title: str, y_format: str) -> alt.Laye
     return alt.layer(*layers).properties(height=HEIGHT)
 
 
+@remembered
 def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
     """Expected deals per stage: ``stage``, ``source`` and ``deals`` columns, stages in funnel order."""
     order = list(dict.fromkeys(frame["stage"]))
@@ -296,6 +391,7 @@ def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
+@remembered
 def probability_curve(
     frame: pd.DataFrame,
     x: str,
@@ -324,6 +420,7 @@ def probability_curve(
     return alt.layer(*layers).properties(height=HEIGHT)
 
 
+@remembered
 def tornado(frame: pd.DataFrame) -> alt.LayerChart:
     """Sensitivity bars, biggest first: ``lever``, ``points`` (change in P(hit)) and ``se_points``."""
     order = list(frame["lever"])
@@ -348,6 +445,7 @@ def tornado(frame: pd.DataFrame) -> alt.LayerChart:
     return alt.layer(bars, whiskers, zero).properties(height=max(160, 34 * len(order)))
 
 
+@remembered
 def overlaid_distributions(
     samples: dict[str, np.ndarray],
     unit: str,
@@ -430,6 +528,7 @@ def capacity_frame(
     return pd.concat(frames, ignore_index=True)
 
 
+@remembered
 def capacity_chart(frame: pd.DataFrame) -> alt.VConcatChart:
     """Two panels over the weeks: deals waiting (queue) and the share of slots in use, per limited stage.
 

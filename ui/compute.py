@@ -5,7 +5,7 @@ simulation is kept under its request, which holds no quota, so the same what-if 
 again, by another page or with another quota or target, simulates nothing, and the magic
 number's thresholds are extended rather than simulated again. So this module caches
 nothing itself: it asks the runner or a question, and shows a progress bar where a
-simulation is long. Worker processes start in the background when the server starts.
+simulation is long. Worker processes start in the background once the first page is drawn.
 """
 
 from __future__ import annotations
@@ -57,8 +57,18 @@ def runs_within_budget(page: str, scenario: Scenario, runs: int, engine: str) ->
 
 @st.cache_resource(show_spinner=False)
 def serve() -> None:
-    """Once per server: the runner remembers its simulations, and the worker processes start in the background."""
+    """Once per server: the runner remembers its simulations."""
     remember(MEMORY_BYTES)
+
+
+@st.cache_resource(show_spinner=False)
+def start_workers_in_background() -> None:
+    """Once per server, after its first page is drawn: the worker processes start in the background.
+
+    Each worker imports :mod:`sim` (seconds of CPU); started with the first visit, two of them
+    took the cores the first page needed on a two-core machine. The first pages need no
+    workers: small simulations run in the server's own process.
+    """
     if CORES > 1:
         threading.Thread(target=start_workers, daemon=True).start()
 
@@ -76,7 +86,8 @@ def _progress(request: Request, copies: int = 1):
     simpy = any(choose_engine(s, request.engine) == "simpy" for s in request.scenarios)
     if size < LONG_RUNS and not simpy:
         return check_alive, lambda: None
-    what = "rep-periods" if any(s.team is not None for s in request.scenarios) else "periods"
+    # A team's size counts each rep's period once; "rep-periods" is no word for a manager.
+    what = "periods (one per rep)" if any(s.team is not None for s in request.scenarios) else "periods"
     bar = st.progress(0.0, text=f"Simulating {size:,} {what}...")
     shown = [-1]
 

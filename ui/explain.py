@@ -8,6 +8,7 @@ itself has no currency.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from sim.model.average_math import (
@@ -22,6 +23,28 @@ from sim.words import human
 from ui.safe import text
 
 WORKING_DAYS_PER_WEEK = 5
+
+# --- the names of the numbers ---------------------------------------------------------------
+# One name for each, on every page (and in the command line's and the README's words).
+# The magic number is the simulated weekly pace that gives the chance wanted; average math
+# gives two numbers of its own, a pace and a forecast, and neither promises any chance.
+
+AVERAGE_PACE = "Average-math pace"
+"""Quota ÷ mean deal value ÷ the mean conversion rates, per week (timing and open deals ignored):
+:func:`sim.model.average_math.deterministic_weekly_opportunities`."""
+AVERAGE_PACE_MEANS = "Quota ÷ deal value ÷ conversion rates, per week: ignores timing, luck and the open pipeline."
+AVERAGE_PACE_HELP = (
+    "The back-calculation of the Funnel math page. It counts every new opportunity as if it closed at once at "
+    "the average rate, so it asks less than it takes: deals opened late in the period close after it."
+)
+AVERAGE_FORECAST = "Average-math forecast"
+"""The period's result with every quantity at its mean, counting only the deals that close within the period
+(mean stage times) and the open pipeline: :func:`sim.model.average_math.average_math`."""
+AVERAGE_FORECAST_HELP = (
+    "Every number at its mean: the weekly new opportunities, the conversion rates, the days in each stage, the "
+    "deal value. A deal counts if its average journey ends within the period; the deals already open count too. "
+    "Not the same as the average-math pace (Magic number and Funnel math pages), which ignores timing."
+)
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -102,22 +125,23 @@ def deal_values(scenario: Scenario) -> str:
 
 
 def why_they_differ(average: dict, p_hit: float, median: float, unit: str, runs: int) -> str:
-    """One sentence on why the average-math answer and the simulation disagree."""
+    """One sentence on why the average-math forecast and the simulation disagree."""
     plan = amount(average["revenue"] if unit == "revenue" else average["won_deals"], unit)
     if average["hit"] and p_hit < 0.5:
         return (
-            f"Average math lands on {plan}, enough for the quota, yet only {percent(p_hit, 0)} of the simulated "
-            f"periods make it: a plan that needs the average outcome fails whenever deals slip past the end of "
-            f"the period or rates come in low, and that happens about half the time or more."
+            f"The {AVERAGE_FORECAST.lower()} lands on {plan}, enough for the quota, yet only {percent(p_hit, 0)} "
+            "of the simulated periods make it: a plan that needs the average outcome fails whenever deals slip past "
+            "the end of the period or rates come in low, and that happens about half the time or more."
         )
     if not average["hit"] and p_hit > 0:
         return (
-            f"Average math lands on {plan}, short of the quota, yet {percent(p_hit, 0)} of the simulated periods "
-            f"make it: averages hide the good luck as well as the bad, and the simulation counts both."
+            f"The {AVERAGE_FORECAST.lower()} lands on {plan}, short of the quota, yet {percent(p_hit, 0)} of the "
+            "simulated periods make it: averages hide the good luck as well as the bad, and the simulation counts "
+            "both."
         )
     return (
-        f"Average math gives one number ({plan}); the simulation plays the period out {runs:,} times with "
-        f"arrivals, conversions, cycle times and deal sizes varying, so it gives the spread and the odds "
+        f"The {AVERAGE_FORECAST.lower()} is one number ({plan}); the simulation plays the period out {runs:,} "
+        f"times with arrivals, conversions, cycle times and deal sizes varying, so it gives the spread and the odds "
         f"(middle outcome {amount(median, unit)})."
     )
 
@@ -170,7 +194,7 @@ CAPACITY_MAGIC = (
     "This funnel is worked by a limited number of reps, so more new opportunities mostly wait in line and some "
     "are neglected: past a point they add little or nothing, and no weekly number may reach the chance you want. "
     "Searching for the magic number means simulating ever larger inflows, funnels full of waiting deals, for a few "
-    "seconds, so it runs only when you ask for it (the average-math number and the chance at your own pace, below, "
+    "seconds, so it runs only when you ask for it (the average-math pace and the chance at your own pace, below, "
     "are always there). "
     "The Forecast page's Rep capacity section shows where the reps run short."
 )
@@ -228,6 +252,63 @@ def lever_sentence(row: dict, step: float, unit: str) -> str:
 def barometer(actual: float, magic: float) -> float:
     """DOMAIN.md's activity barometer: actual weekly opportunities / magic number."""
     return actual / magic if magic > 0 else math.inf
+
+
+def against_average_pace(actual: float, average: float, limited: bool) -> str:
+    """Under the ratio of a pace to the average-math pace: what it compares, and that it promises nothing."""
+    ignores = "timing, luck and the reps' capacity" if limited else "timing and luck"
+    return (
+        f"{count(actual)} ÷ {count(average)}, the {AVERAGE_PACE.lower()}, which ignores {ignores}: 100% here is no "
+        "promise of the quota. The chance at this pace, on the right, is the figure to go by."
+    )
+
+
+def reps(n: int) -> str:
+    """``1 rep``, ``2 reps``."""
+    return f"{n:,} rep{'s' if n != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class CapacityCap:
+    """Where limited reps stop P(hit) rising: the best chance, and the weekly inflow it is reached from."""
+
+    p_hit: float
+    per_week: float
+
+
+_CAP = re.compile(r"levels off at ([\d.]+)% \(from about ([\d,.]+) new opportunities a week")
+
+
+def capacity_cap(reason: str) -> CapacityCap | None:
+    """The cap in the magic-number search's answer when the reps' capacity stops it, else None.
+
+    Read off :class:`sim.questions.magic_number.Unreachable`'s message ("the reps' capacity caps
+    P(hit): it levels off at 33.8% (from about 20.0 new opportunities a week; ...").
+    """
+    found = _CAP.search(reason)
+    if found is None:
+        return None
+    return CapacityCap(float(found.group(1)) / 100, float(found.group(2).replace(",", "")))
+
+
+def capacity_caps_the_odds(scenario: Scenario, cap: CapacityCap, target: float, stage: str) -> str:
+    """What caps the chance with limited reps, and what would lift it, in a manager's words."""
+    capacity = scenario.capacity
+    per_rep = next((s.per_rep for s in scenario.stages if s.name == stage), None)
+    slots = f" ({count(per_rep)} deals a rep, {count(per_rep * capacity.reps)} in all)" if per_rep else ""
+    fate = (
+        f"wait in line, and after {count(capacity.max_wait_days)} days they are lost"
+        if capacity.max_wait_days
+        else "wait in line, and those still waiting when the period ends are not won"
+    )
+    return (
+        f"**{reps(capacity.reps).capitalize()} cap the chance at about {percent(cap.p_hit, 0)}**, short of the "
+        f"{percent(target, 0)} you want: more new opportunities barely move it (it reaches that at about "
+        f"{count(cap.per_week)} a week, and twice or four times as many win no more). What caps it is the reps' "
+        f"time in {text(stage)}: their slots{slots} are full, so more opportunities only {fate}. "
+        f"**What would lift it:** another rep, or each rep working more {text(stage)} deals at once (Deals per rep "
+        "in the Per stage table under Optional). The Forecast page's Rep capacity section shows each stage's queue."
+    )
 
 
 # --- the funnel math ------------------------------------------------------------------------
@@ -314,7 +395,7 @@ def funnel_math_steps(scenario: Scenario) -> list[str]:
     if m.reps == 1:
         steps.append(
             f"**Spread over the period.** {count(m.opportunities)} new opportunities ÷ {count(m.weeks)} weeks = "
-            f"**{count(m.per_week)} a week**: the magic number"
+            f"**{count(m.per_week)} a week**: the {AVERAGE_PACE.lower()}"
             + (f" (about {count(m.per_week / WORKING_DAYS_PER_WEEK)} each working day)." if m.per_week else ".")
         )
         return steps
@@ -326,7 +407,7 @@ def funnel_math_steps(scenario: Scenario) -> list[str]:
     )
     steps.append(
         f"**Per rep.** {count(team)} ÷ {count(m.reps)} reps{ramp} = **{count(m.per_week)} a week each**: "
-        "the magic number"
+        f"the {AVERAGE_PACE.lower()}"
         + (f" (about {count(m.per_week / WORKING_DAYS_PER_WEEK)} each working day)." if m.per_week else ".")
     )
     return steps

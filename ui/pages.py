@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -50,11 +49,12 @@ class Context:
 def show_chart(chart, name: str, title: str) -> None:
     """Draw a chart, with PNG and SVG downloads rendered only when clicked.
 
-    A stack of panels is drawn panel by panel: Vega-Lite gives a stack no container width,
-    so only single panels stretch to fit the column. The downloads hold the whole stack.
+    A stack of panels is drawn panel by panel (:func:`ui.charts.panel_specs`): Vega-Lite gives
+    a stack no container width, so only single panels stretch to fit the column. The downloads
+    hold the whole stack.
     """
-    for panel in chart.vconcat if isinstance(chart, alt.VConcatChart) else [chart]:
-        st.altair_chart(panel, width="stretch")
+    for spec in charts.panel_specs(chart):
+        st.vega_lite_chart(spec, width="stretch")
     with st.container(horizontal=True, gap="small"):
         for label, render, mime in (("PNG", charts.to_png, "image/png"), ("SVG", charts.to_svg, "image/svg+xml")):
             extension = label.lower()
@@ -118,19 +118,20 @@ def forecast(ctx: Context) -> None:
             f"and {say.amount(spread['p90'], unit, True)}."
         )
     with c:
-        st.metric("Average math says", say.amount(planned, unit, short=True), border=True)
+        st.metric(say.AVERAGE_FORECAST, say.amount(planned, unit, short=True), border=True)
         st.caption(
-            "Every number at its average, as a spreadsheet would: "
-            + ("enough for the quota." if average["hit"] else "short of the quota.")
+            "Every number at its average, as a spreadsheet would, counting the deals that close within the period: "
+            + ("enough for the quota." if average["hit"] else "short of the quota."),
+            help=say.AVERAGE_FORECAST_HELP,
         )
     st.info(say.why_they_differ(average, result.p_hit, spread["p50"], unit, ctx.runs), icon=":material/lightbulb:")
 
     st.subheader("How the period could end")
     st.caption(
         "Each bar is the share of simulated periods that ended with that result; the dashed lines are the quota "
-        "and the average-math answer. Everything right of the quota line is a hit."
+        "and the average-math forecast. Everything right of the quota line is a hit."
     )
-    markers = [("Quota", target, charts.QUOTA), ("Average math", planned, charts.AVERAGE)]
+    markers = [("Quota", target, charts.QUOTA), (say.AVERAGE_FORECAST, planned, charts.AVERAGE)]
     show_chart(
         charts.distribution_chart(
             result.result, markers, _result_title(unit), charts.axis_format(unit), unit == "deals"
@@ -164,23 +165,23 @@ def forecast(ctx: Context) -> None:
 
     st.subheader("The funnel, stage by stage")
     st.caption(
-        "Deals entering each stage in a period, on average over the runs, next to the average-math plan. "
+        "Deals entering each stage in a period, on average over the runs, next to the average-math forecast. "
         "They differ when deals are still in a stage at the end of the period, or when rates vary."
     )
     rows = []
     for sim_stage, plan_stage in zip(summary["stages"], average["stages"], strict=True):
         rows.append({"stage": sim_stage["name"], "source": "Simulation (average)", "deals": sim_stage["entered"]})
-        rows.append({"stage": sim_stage["name"], "source": "Average math", "deals": plan_stage["entered"]})
+        rows.append({"stage": sim_stage["name"], "source": say.AVERAGE_FORECAST, "deals": plan_stage["entered"]})
     rows.append({"stage": "won", "source": "Simulation (average)", "deals": summary["stages"][-1]["converted"]})
-    rows.append({"stage": "won", "source": "Average math", "deals": average["stages"][-1]["converted"]})
+    rows.append({"stage": "won", "source": say.AVERAGE_FORECAST, "deals": average["stages"][-1]["converted"]})
     show_chart(charts.funnel_chart(pd.DataFrame(rows)), "forecast_funnel", f"{scenario.name}: deals per stage")
     table = pd.DataFrame(
         {
             "stage": [s["name"] for s in summary["stages"]],
             "entered (simulation)": [s["entered"] for s in summary["stages"]],
             "moved on (simulation)": [s["converted"] for s in summary["stages"]],
-            "entered (average math)": [s["entered"] for s in average["stages"]],
-            "moved on (average math)": [s["converted"] for s in average["stages"]],
+            "entered (average-math forecast)": [s["entered"] for s in average["stages"]],
+            "moved on (average-math forecast)": [s["converted"] for s in average["stages"]],
         }
     )
     st.dataframe(
@@ -252,9 +253,9 @@ def _curve_points(ctx: Context, magic) -> pd.DataFrame:
 def magic_number(ctx: Context) -> None:
     scenario = ctx.scenario
     st.caption(
-        "The magic number is how many new opportunities you need to create each week. Average math divides the "
-        "quota by the deal value and the conversion rates. The simulation asks a better question: how many a week "
-        "give you a chosen chance of making quota?"
+        "The magic number is how many new opportunities you need to create each week for the chance of making "
+        f"quota you choose, found by playing the period out many times. The {say.AVERAGE_PACE.lower()} is the "
+        "spreadsheet's answer: quota ÷ deal value ÷ conversion rates, per week, with no timing and no luck."
     )
     target = (
         st.slider(
@@ -272,14 +273,14 @@ def magic_number(ctx: Context) -> None:
     magic = compute.magic_number(scenario, target, ctx.runs, ctx.seed, ctx.engine) if search else None
     average = deterministic_weekly_opportunities(scenario)
     current = scenario.inflow.per_week
-    a, b, c = st.columns(3)
-    if magic is None:
-        number = None
-    elif isinstance(magic, str):
+    number = None if magic is None or isinstance(magic, str) else magic.weekly_opportunities
+    cap = say.capacity_cap(magic) if limited and isinstance(magic, str) else None
+    if isinstance(magic, str) and cap is None:
         st.info(f"There is no magic number for a {target:.0%} chance here: {safe.text(magic)}.", icon=":material/info:")
-        number = None
-    else:
-        number = magic.weekly_opportunities
+    # Only the figures there are: no empty slot while the search has not run or found nothing.
+    columns = iter(st.columns(2 + (number is not None or cap is not None)))
+    if number is not None:
+        a = next(columns)
         a.metric("Magic number (simulation)", f"{say.count(number)} a week", border=True)
         a.caption(
             f"New opportunities a week for a {target:.0%} chance (it gives {say.percent(magic.p_hit_at_solution)})."
@@ -291,11 +292,23 @@ def magic_number(ctx: Context) -> None:
             icon=":material/north_east:",
             help="Set the new opportunities per week in the sidebar to the magic number; every page follows.",
         )
-    b.metric("Average-math number", f"{say.count(average)} a week", border=True)
-    b.caption("Quota ÷ deal value ÷ conversion rates, per week: ignores timing, luck and the open pipeline.")
+    elif cap is not None:
+        a = next(columns)
+        a.metric(f"Best chance with {say.reps(scenario.capacity.reps)}", say.percent(cap.p_hit), border=True)
+        a.caption(
+            f"The most {say.reps(scenario.capacity.reps)} can win, reached at about {say.count(cap.per_week)} new "
+            "opportunities a week; more win no more."
+        )
+    b = next(columns)
+    b.metric(say.AVERAGE_PACE, f"{say.count(average)} a week", border=True)
+    b.caption(say.AVERAGE_PACE_MEANS, help=say.AVERAGE_PACE_HELP)
+    c = next(columns)
     c.metric("Your plan now", f"{say.count(current)} a week", border=True)
     p_now = compute.p_hit_at(scenario, current, ctx.runs, ctx.seed, ctx.engine)  # the Forecast's P(hit)
     c.caption(f"Gives a {say.percent(p_now)} chance of hitting quota.")
+    if cap is not None:
+        stage = _bottleneck(ctx)
+        st.warning(say.capacity_caps_the_odds(scenario, cap, target, stage), icon=":material/groups:")
 
     if number is not None:
         st.subheader("The chance of hitting quota, by weekly new opportunities")
@@ -306,7 +319,7 @@ def magic_number(ctx: Context) -> None:
         )
         markers = [
             ("Magic number", number, charts.TARGET),
-            ("Average math", average, charts.AVERAGE),
+            (say.AVERAGE_PACE, average, charts.AVERAGE),
             ("Your plan now", current, charts.BASELINE),
         ]
         show_chart(
@@ -325,8 +338,12 @@ def magic_number(ctx: Context) -> None:
 
     st.subheader("Activity barometer")
     st.caption(
-        "Type the new opportunities you actually create a week. 100% means you are on the magic number; "
-        "below 100% the quota is less likely than you want."
+        "Type the new opportunities you actually create a week. "
+        + (
+            "100% means you are on the magic number; below 100% the quota is less likely than you want."
+            if number is not None
+            else "With no magic number to compare with, the chance of hitting quota at that pace is what counts."
+        )
     )
     actual = st.number_input(
         "Opportunities you actually create a week",
@@ -339,20 +356,30 @@ def magic_number(ctx: Context) -> None:
         persist_state="session",
     )
     left, right = st.columns(2)
-    reference = number if number is not None else average
-    ratio = say.barometer(actual, reference)
-    left.metric(
-        "Activity barometer",
-        "-" if math.isinf(ratio) else f"{ratio:.0%}",
-        delta=None if math.isinf(ratio) else f"{100 * (ratio - 1):+.0f} points vs 100%",
-        border=True,
-    )
-    left.caption(
-        f"{say.count(actual)} ÷ {say.count(reference)} "
-        + ("(the magic number)." if number is not None else "(the average-math number; no magic number).")
-    )
+    if number is not None:  # like with like: both are paces for the chance wanted
+        ratio = say.barometer(actual, number)
+        left.metric(
+            "Activity barometer",
+            "-" if math.isinf(ratio) else f"{ratio:.0%}",
+            delta=None if math.isinf(ratio) else f"{100 * (ratio - 1):+.0f} points vs 100%",
+            border=True,
+        )
+        left.caption(f"{say.count(actual)} ÷ {say.count(number)} (the magic number for a {target:.0%} chance).")
+    else:
+        # The average-math pace promises no chance at all: a ratio to it gets no green or red arrow.
+        ratio = say.barometer(actual, average)
+        shown = "-" if math.isinf(ratio) else f"{ratio:.0%}"
+        left.metric(f"Your pace against the {say.AVERAGE_PACE.lower()}", shown, border=True)
+        left.caption(say.against_average_pace(actual, average, limited))
     p_actual = compute.p_hit_at(scenario, float(actual), ctx.runs, ctx.seed, ctx.engine)
     right.metric("Chance of hitting quota at that pace", say.percent(p_actual), border=True)
+
+
+def _bottleneck(ctx: Context) -> str:
+    """The limited stage whose reps' slots are fullest in the Forecast's simulation (the same, remembered)."""
+    figures = ctx.run().summary()["stages"]
+    limited = [(f["utilisation"], f.get("neglected") or 0.0, f["name"]) for f in figures if f.get("utilisation")]
+    return max(limited)[2] if limited else ctx.scenario.stages[-1].name
 
 
 def _activity_table(scenario: Scenario, per_week: float) -> pd.DataFrame:
@@ -531,7 +558,7 @@ def compare(ctx: Context) -> None:
     a.caption(f"Middle outcome {say.amount(float(np.median(base_values)), unit, True)}")
     b.metric("Current P(hit)", say.percent(now.p_hit), delta=f"{100 * d_hit:+.1f} points", border=True)
     b.caption(f"Middle outcome {say.amount(float(np.median(now.result)), unit, True)}")
-    c.metric("Paired change in revenue", f"{'+' if d_rev >= 0 else ''}{say.money_short(d_rev)}", border=True)
+    c.metric("Change in revenue (same luck)", f"{'+' if d_rev >= 0 else ''}{say.money_short(d_rev)}", border=True)
     c.caption(
         f"Per period, give or take {say.money_short(2 * se_rev)} (the true change lies within that 95 times in 100). "
         f"P(hit): {100 * d_hit:+.1f} points, give or take {200 * se_hit:.1f}.",

@@ -81,12 +81,12 @@ def test_forecast_headline_matches_the_library():
 def test_a_better_conversion_rate_raises_p_hit():
     at = new_app().run()
     before = number(metric(at, "P(hit quota)"))
-    plan_before = number(metric(at, "Average math says"))
+    plan_before = number(metric(at, "Average-math forecast"))
     edit_stages(at, edited_rows={1: {"conversion": 65.0}})  # Proposal 50% -> 65%
     no_exception(at)
     assert not at.error
     assert number(metric(at, "P(hit quota)")) > before
-    assert number(metric(at, "Average math says")) > plan_before
+    assert number(metric(at, "Average-math forecast")) > plan_before
     assert "s" in at.query_params  # the what-if is in the link
 
 
@@ -113,11 +113,11 @@ def test_a_higher_target_needs_a_bigger_magic_number():
     open_page(at, "Magic number")
     no_exception(at)
     magic_80 = number(metric(at, "Magic number (simulation)"))
-    average = metric(at, "Average-math number")
+    average = metric(at, "Average-math pace")
     at.slider(key="target").set_value(90).run()
     no_exception(at)
     assert number(metric(at, "Magic number (simulation)")) > magic_80
-    assert metric(at, "Average-math number") == average
+    assert metric(at, "Average-math pace") == average
     # The barometer is actual / magic number: the same actual is a smaller share of a bigger number.
     assert number(metric(at, "Activity barometer")) == pytest.approx(
         round(100 * 16 / number(metric(at, "Magic number (simulation)"))), abs=1

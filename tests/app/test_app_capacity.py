@@ -15,6 +15,7 @@ import pytest
 from sim import load_scenario
 from sim.model.scenario import scenario_from_toml, scenario_to_toml
 from tests.app_helpers import captured_downloads, edit_stages, metric, new_app, no_exception, number, open_page
+from ui import explain as say
 from ui import form
 
 FILE = "capacity_quarter.toml"
@@ -84,16 +85,47 @@ def test_other_pages_render_a_capacity_scenario(page):
     assert "Rep capacity" not in [s.value for s in at.subheader]  # only the Forecast has the section
     if page == "Magic number":  # with limited reps the search takes seconds: it is explained, not run
         assert any("limited number of reps" in i.value for i in at.info)
-        assert metric(at, "Average-math number").endswith("a week")
+        assert metric(at, say.AVERAGE_PACE).endswith("a week")
 
 
-def test_the_magic_number_search_runs_when_asked_and_says_what_caps_it():
+def _no_empty_slot_and_no_verdict_on_a_pace_that_promises_nothing(at) -> None:
+    """Every column holds something; without a magic number no figure is coloured good or bad."""
+    assert all(column.children for column in at.columns), "an empty column"
+    assert not any(m.label == "Activity barometer" for m in at.metric)
+    assert not any(m.delta for m in at.metric)  # no green "+6 points" next to a 34% chance
+    compared = metric(at, f"Your pace against the {say.AVERAGE_PACE.lower()}")
+    chance = number(metric(at, "Chance of hitting quota at that pace"))
+    assert number(compared) > 100 and chance < 50  # above the average-math pace, and still short of even odds
+    assert any("no promise of the quota" in c.value for c in at.caption)
+
+
+def test_the_magic_number_page_shows_only_figures_it_has():
     at = open_page(open_app(), "Magic number")
+    no_exception(at)
     assert not any(m.label == "Magic number (simulation)" for m in at.metric)
+    assert [m.label for m in at.metric][:2] == [say.AVERAGE_PACE, "Your plan now"]
+    _no_empty_slot_and_no_verdict_on_a_pace_that_promises_nothing(at)
+
+
+def test_the_magic_number_search_says_what_caps_the_odds_and_what_would_lift_them(shipped):
+    at = open_page(open_app(), "Magic number")
     at.toggle(key="capacity_magic").set_value(True).run()
     no_exception(at)
-    # Two reps cannot make 80%: the search stops where more inflow wins no more, and says why.
-    assert any("the reps' capacity caps P(hit)" in i.value and "add reps" in i.value for i in at.info)
+    # Two reps cannot make 80%: the search stops where more inflow wins no more, and the page says why in words.
+    best = number(metric(at, "Best chance with 2 reps"))
+    assert number(metric(at, "Chance of hitting quota at that pace")) <= best < 80
+    said = " ".join(w.value for w in at.warning)
+    assert f"2 reps cap the chance at about {best:.0f}%" in said
+    assert "What caps it is the reps' time in Discovery" in said and "(9 deals a rep, 18 in all)" in said
+    assert "after 14 days they are lost" in said
+    assert "another rep, or each rep working more Discovery deals at once" in said
+    shown = said + " ".join(i.value for i in at.info) + " ".join(c.value for c in at.caption)
+    assert "per_rep" not in shown and "P(hit)" not in shown  # the words of the file and of statistics stay out
+    _no_empty_slot_and_no_verdict_on_a_pace_that_promises_nothing(at)
+    # The fullest stage is read off the Forecast's own simulation of the scenario.
+    at_forecast = open_page(at, "Forecast")
+    fullest = max(LIMITED, key=lambda s: number(metric(at_forecast, f"{s}: utilisation")))
+    assert fullest == "Discovery"
 
 
 def test_more_reps_wait_less_and_are_less_busy(shipped):

@@ -214,3 +214,45 @@ def test_the_optional_section_starts_closed_and_says_what_is_on(name):
         1
     ]
     assert number(metric(at, "P(hit quota)")) >= 0
+
+
+# --- one name for each number ---------------------------------------------------------------------
+
+
+def test_each_number_has_one_name_on_every_page():
+    at = new_app().run()
+    assert metric(at, say.AVERAGE_FORECAST) == "$1.18M"  # the period's result on averages, timing counted
+    assert not any(m.label == "Average math says" for m in at.metric)
+    open_page(at, "Magic number")
+    pace = metric(at, say.AVERAGE_PACE)
+    labels = [m.label for m in at.metric]
+    assert "Magic number (simulation)" in labels and "Average-math number" not in labels
+    open_page(at, "Funnel math")
+    steps = " ".join(m.value for m in at.markdown)
+    # The back-calculation ends on the same number under the same name; the magic number is the simulated one.
+    assert f"**{pace}**: the {say.AVERAGE_PACE.lower()}" in steps
+    assert "magic number" not in steps.lower()
+
+
+def test_the_command_line_and_the_readme_use_the_same_names(capsys):
+    from sim.cli import main
+
+    assert main(["run", f"scenarios/{REFERENCE}", "--runs", "200"]) == 0
+    run = capsys.readouterr().out
+    assert main(["solve", f"scenarios/{REFERENCE}", "--runs", "200"]) == 0
+    solve = capsys.readouterr().out
+    # run's figure counts timing (a forecast of the period); solve's does not (a weekly pace): named apart.
+    assert "Average-math forecast" in run and "Average-math pace" not in run
+    assert "Average-math pace: 15.1 a week" in solve and "run's average-math forecast counts" in solve
+    assert "Average math says" not in solve
+    readme = (ROOT / "README.md").read_text().lower()
+    assert "average-math number" not in readme and "average-math answer" not in readme
+    assert "**average-math pace**" in readme and "**average-math forecast**" in readme
+
+
+def test_compare_says_same_luck_not_paired():
+    at = open_page(new_app().run(), "Compare")
+    next(b for b in at.button if b.label.startswith("Pin the current")).click().run()
+    no_exception(at)
+    labels = [m.label for m in at.metric]
+    assert "Change in revenue (same luck)" in labels and not any("Paired" in label for label in labels)
