@@ -17,13 +17,13 @@ import streamlit as st
 
 from sim import Scenario
 from sim.runner import choose_engine
-from ui import compute, form, inputs, safe
+from ui import compute, form, inputs, safe, segments_page
 from ui import explain as say
 from ui.calibrate_page import calibrate_page, carried_inputs
 from ui.form import stage_names
 from ui.pages import PAGES, Context
 
-ALL_PAGES = {**PAGES, "Calibrate": calibrate_page}
+ALL_PAGES = {**PAGES, "Segments": segments_page.page, "Calibrate": calibrate_page}
 
 
 def inputs_now() -> tuple:

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.toml"))
-PAGES = ("Forecast", "Magic number", "Quota setting", "Sensitivity", "Compare", "Funnel math", "Team")
+PAGES = ("Forecast", "Magic number", "Quota setting", "Sensitivity", "Compare", "Funnel math", "Team", "Segments")
 TIMEOUT = 60
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import streamlit as st
 
 from sim import Scenario, SimulationResult
-from sim.questions.magic_number import MagicNumber, Unreachable, solve_magic_number
+from sim.model.segments import funnels
+from sim.questions.magic_number import MagicNumber, Unreachable, solve_magic_number, solve_segment_magic_numbers
 from sim.questions.sensitivity import sensitivity
 from sim.runner import (
     Request,
@@ -50,9 +51,17 @@ SCENARIOS_ASKED = {
 
 
 def runs_within_budget(page: str, scenario: Scenario, runs: int, engine: str) -> int:
-    """The most runs, up to ``runs``, that the page's simulation fits in the app's work budget (:data:`APP`)."""
-    copies = SCENARIOS_ASKED.get(page, lambda s: 1)(scenario)
-    return runs_that_fit([scenario] * copies, [choose_engine(scenario, engine)] * copies, runs, APP, CORES)
+    """The most runs, up to ``runs``, that the page's simulation fits in the app's work budget (:data:`APP`).
+
+    With segments each segment's funnel counts (:func:`sim.model.segments.funnels`); a page that simulates
+    variants of them (Sensitivity) simulates only the segment a variant changes.
+    """
+    parts = funnels(scenario)
+    if len(parts) == 1:
+        parts = parts * SCENARIOS_ASKED.get(page, lambda s: 1)(scenario)
+    elif page in SCENARIOS_ASKED:
+        parts = parts + [f for f in parts for _ in range(SCENARIOS_ASKED[page](f) - 1)]
+    return runs_that_fit(parts, [choose_engine(f, engine) for f in parts], runs, APP, CORES)
 
 
 @st.cache_resource(show_spinner=False)
@@ -147,6 +156,15 @@ def magic_number(scenario: Scenario, target: float, runs: int, seed: int, engine
             return solve_magic_number(scenario, target, runs=runs, seed=seed, jobs=CORES, engine=engine)
         except Unreachable as reason:
             return str(reason)
+        except ValueError as refused:  # the runner's work budget, at an inflow far above today's
+            return f"the search needs more work than this server allows ({refused})"
+
+
+def segment_magic_numbers(scenario: Scenario, target: float, runs: int, seed: int, engine: str) -> list[dict] | str:
+    """Each segment's magic number for the total quota (the others as they are), or why the search stopped."""
+    with st.spinner("Solving for each segment's magic number...", show_time=True):
+        try:
+            return solve_segment_magic_numbers(scenario, target, runs=runs, seed=seed, jobs=CORES, engine=engine)
         except ValueError as refused:  # the runner's work budget, at an inflow far above today's
             return f"the search needs more work than this server allows ({refused})"
 

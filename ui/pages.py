@@ -94,13 +94,14 @@ def _result_title(unit: str) -> str:
 def forecast(ctx: Context) -> None:
     scenario, unit, target = ctx.scenario, ctx.unit, ctx.scenario.quota.target
     # With limited reps the page shows the funnel with as many reps as it needs too: both simulated at once.
-    twins = [scenario, scenario.with_enough_reps()] if scenario.has_capacity_limits else [scenario]
+    segmented = bool(scenario.segments)
+    twins = [scenario, scenario.with_enough_reps()] if scenario.has_capacity_limits and not segmented else [scenario]
     result, *unlimited = compute.run_together(twins, ctx.runs, ctx.seed, ctx.engine)
     summary = result.summary()
     low, high = summary["p_hit_ci"]
     spread = summary["revenue" if unit == "revenue" else "deals"]
     # A team's plan is the sum of its reps' plans (a new rep's inflow ramps up).
-    average = summary["average_math"] if scenario.team is None else team_average_math(scenario)
+    average = summary["average_math"] if scenario.team is None or segmented else team_average_math(scenario)
     planned = average["revenue"] if unit == "revenue" else average["won_deals"]
     st.caption(
         f"We played {say.period(scenario)} out {ctx.runs:,} times. In each run new opportunities arrive at random, "
@@ -163,6 +164,29 @@ def forecast(ctx: Context) -> None:
         f"{scenario.name}: {y_title} by week",
     )
 
+    if segmented:
+        st.info(SEGMENTS_ELSEWHERE, icon=":material/account_tree:")
+    else:
+        _stage_by_stage(ctx, result, unlimited, summary, average)
+    csv_download(
+        f"Download all {ctx.runs:,} runs (CSV)",
+        result.table,
+        "funnel_sim_runs.csv",
+        help="One row per simulated period: deals won, revenue, hit, and per stage the deals that entered and "
+        "moved on and the conversion rate that run used (with rep capacity: deals served, days waited, deals "
+        "neglected and busy slot-days; with segments, each segment's won deals and revenue).",
+    )
+
+
+SEGMENTS_ELSEWHERE = (
+    "This scenario has segments, each with its own funnel: the Segments page gives each one's chance, spread and "
+    "share of the risk; the figures here are the organisation's total."
+)
+
+
+def _stage_by_stage(ctx: Context, result, unlimited, summary: dict, average: dict) -> None:
+    """The Forecast page's funnel: deals per stage, simulated and on average math, and the reps' capacity."""
+    scenario = ctx.scenario
     st.subheader("The funnel, stage by stage")
     st.caption(
         "Deals entering each stage in a period, on average over the runs, next to the average-math forecast. "
@@ -191,14 +215,6 @@ def forecast(ctx: Context) -> None:
     )
     if scenario.has_capacity_limits and result.outcomes.has_capacity:
         _rep_capacity(ctx, result, unlimited[0], summary)
-    csv_download(
-        f"Download all {ctx.runs:,} runs (CSV)",
-        result.table,
-        "funnel_sim_runs.csv",
-        help="One row per simulated period: deals won, revenue, hit, and per stage the deals that entered and "
-        "moved on and the conversion rate that run used (with rep capacity: deals served, days waited, deals "
-        "neglected and busy slot-days).",
-    )
 
 
 def _rep_capacity(ctx: Context, result, unlimited, summary: dict) -> None:
@@ -252,6 +268,13 @@ def _curve_points(ctx: Context, magic) -> pd.DataFrame:
 
 def magic_number(ctx: Context) -> None:
     scenario = ctx.scenario
+    if scenario.segments:
+        st.info(
+            "Each segment has its own inflow, so there is one magic number per segment: the Segments page finds "
+            "each one for the total quota, the other segments as they are.",
+            icon=":material/account_tree:",
+        )
+        return
     st.caption(
         "The magic number is how many new opportunities you need to create each week for the chance of making "
         f"quota you choose, found by playing the period out many times. The {say.AVERAGE_PACE.lower()} is the "
@@ -592,7 +615,17 @@ def compare(ctx: Context) -> None:
 # --- 6. Funnel math -----------------------------------------------------------------------------
 
 
+def one_segment(ctx: Context, page: str) -> Context:
+    """With segments, the segment the user picks (as an ordinary scenario); the context itself without."""
+    if not ctx.scenario.segments:
+        return ctx
+    names = [segment.name for segment in ctx.scenario.segments]
+    pick = st.selectbox("Segment", range(len(names)), format_func=names.__getitem__, key=f"{page}_segment")
+    return Context(ctx.scenario.segment(pick), ctx.runs, ctx.seed, ctx.engine)
+
+
 def funnel_math(ctx: Context) -> None:
+    ctx = one_segment(ctx, "funnel_math")
     scenario, unit = ctx.scenario, ctx.unit
     st.caption(
         "For trainers: the back-calculation people do on a whiteboard, from the target to the work it takes "
@@ -652,6 +685,7 @@ def funnel_math(ctx: Context) -> None:
 
 def team(ctx: Context) -> None:
     """Each rep's attainment, the share of reps at quota, the team's chance, value ratios, a rep quota."""
+    ctx = one_segment(ctx, "team")
     scenario, unit = ctx.scenario, ctx.unit
     if scenario.team is None:
         st.info(say.NO_TEAM, icon=":material/groups:")

@@ -16,8 +16,9 @@ import pandas as pd
 import streamlit as st
 
 from sim.model.scenario import Scenario, ScenarioError, scenario_from_dict, scenario_to_dict
+from ui import compute, inputs, safe
 from ui import explain as say
-from ui import inputs, safe
+from ui.wording import plain_problem
 
 COLUMNS = {
     "name": "Segment",
@@ -123,6 +124,36 @@ def _table(summary: dict, unit: str, runs: int) -> pd.DataFrame:
     )
 
 
+def _magic_numbers(ctx) -> None:
+    """Each segment's magic number for the total quota, found when asked (a search per segment takes seconds)."""
+    st.subheader("Each segment's magic number")
+    st.caption(
+        "How many new opportunities a week one segment would need for the chance of the total quota you choose, "
+        "with the other segments as they are (a team's figure is per rep)."
+    )
+    target = st.slider("Chance of the total quota", 50, 95, 80, step=5, format="%d%%", key="segments_target") / 100
+    if not st.toggle("Find them (a few seconds a segment)", key="segments_magic"):
+        return
+    answers = compute.segment_magic_numbers(ctx.scenario, target, ctx.runs, ctx.seed, ctx.engine)
+    if isinstance(answers, str):
+        st.info(safe.text(answers), icon=":material/info:")
+        return
+    rows = []
+    for answer in answers:
+        each = " per rep" if answer["per_rep"] else ""
+        rows.append(
+            {
+                "Segment": answer["name"],
+                "Today a week": f"{say.count(answer['current'])}{each}",
+                "Needed a week": f"{say.count(answer['weekly_opportunities'])}{each}"
+                if answer["reachable"]
+                else "no number",
+                "Why not": "" if answer["reachable"] else answer["reason"],
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
 def page(ctx) -> None:
     """Draw the Segments page for the context's scenario (``ui.pages.Context``)."""
     scenario = ctx.scenario
@@ -156,6 +187,7 @@ def page(ctx) -> None:
         "Each segment's share of the swing is how much of the total's variance it accounts for (its covariance "
         "with the total over the total's variance); the shares add up to 100%."
     )
+    _magic_numbers(ctx)
     with st.expander("Edit the segments"):
         edited = st.data_editor(
             segments_frame(scenario),
@@ -164,12 +196,17 @@ def page(ctx) -> None:
             key=f"segments_editor_{st.session_state.get('stages_version', 0)}",
             column_config={key: label for key, label in COLUMNS.items()},
         )
-        if st.button("Use these segments", key="use_segments"):
-            try:
-                changed = scenario_from_dict(segments_document(edited, scenario))
-            except ScenarioError as error:
-                for line in error.problems:
-                    st.error(safe.text(line))
-            else:
-                inputs._load(changed, "Segments page")
-                st.rerun()
+        st.button("Use these segments", key="use_segments", on_click=_use_segments, args=(edited, scenario))
+        for line in st.session_state.get("segment_problems", []):
+            st.error(safe.text(line))
+
+
+def _use_segments(edited: pd.DataFrame, scenario: Scenario) -> None:
+    """The button's callback: the edited segments become the current scenario, or their problems are kept to show."""
+    try:
+        changed = scenario_from_dict(segments_document(edited, scenario))
+    except ScenarioError as error:
+        st.session_state["segment_problems"] = [plain_problem(line) for line in error.problems]
+        return
+    st.session_state["segment_problems"] = []
+    inputs._load(changed, "Segments page")
