@@ -266,8 +266,8 @@ def test_every_page_renders_a_calibrated_scenario(seasonal):
         open_page(at, label)
         no_exception(at)
         assert not at.error, (label, errors(at))
-        # Compare waits for a baseline; Team explains how to turn a team on.
-        assert at.metric or (label in ("Compare", "Team") and at.info), label
+        # Compare waits for a baseline; Team and Segments explain how to turn them on.
+        assert at.metric or (label in ("Compare", "Team", "Segments") and at.info), label
     assert at.session_state["last_valid"] == seasonal
 
 
