@@ -33,11 +33,16 @@ def inputs_now() -> tuple:
 
 
 @st.fragment
-def open_page(scenario: Scenario, wanted: int, seed: int, engine: str, drawn: tuple) -> None:
+def open_page(
+    scenario: Scenario, wanted: int, seed: int, engine: str, drawn: tuple, link: inputs.Settings | None
+) -> None:
     """The tabs and the open page: switching page, or moving a page's own slider, reruns only this.
 
     A page's button may change the inputs above (Use this quota, Use this pace, Calibrate's Use as the current
-    scenario): then the whole script runs again, so the sidebar, the link and every page follow.
+    scenario): then the whole script runs again, so the sidebar, the link and every page follow. ``link``: the
+    settings to write into the address bar once the page is drawn, so it carries what the page's own inputs
+    hold after a run of this fragment alone (None while some inputs need fixing: the link keeps the last
+    valid what-if).
     """
     if inputs_now() != drawn:
         st.rerun()
@@ -53,6 +58,8 @@ def open_page(scenario: Scenario, wanted: int, seed: int, engine: str, drawn: tu
                 if runs < wanted:
                     st.info(say.capped_runs(wanted, runs), icon=":material/speed:")
                 page(Context(scenario, runs, seed, engine))
+    if link is not None:
+        inputs.sync_url(scenario, link)
 
 
 st.set_page_config(page_title="funnel-sim: the odds of hitting quota", page_icon=":material/filter_alt:", layout="wide")
@@ -113,5 +120,5 @@ wanted = form.runs_for(settings.runs, scenario, running)
 drawn = inputs_now()
 
 
-open_page(scenario, wanted, settings.seed, engine, drawn)
+open_page(scenario, wanted, settings.seed, engine, drawn, None if problems else settings)
 compute.start_workers_in_background()

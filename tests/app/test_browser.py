@@ -10,6 +10,7 @@ stopped, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import statistics
 import time
@@ -21,7 +22,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
 from sim import load_scenario, simulate
-from tests.app_helpers import ROOT, free_port, streamlit_server
+from tests.app_helpers import ROOT, free_port, number, streamlit_server
 from ui.form import DEFAULT_RUNS
 
 CHROMIUM = "/usr/bin/chromium"
@@ -132,7 +133,7 @@ def hostile_links(browser, url: str) -> None:
 # --- how long the app takes to answer, in the browser ---------------------------------------------
 
 WATCH = """
-window.__funnel = {runs: [], inputs: [], headline: null};
+window.__funnel = {runs: [], drawn: [], inputs: [], headline: null};
 const events = window.__funnel;
 for (const kind of ['pointerdown', 'keydown']) {
   document.addEventListener(kind, (e) => {
@@ -144,6 +145,8 @@ const watch = () => {
   if (!app) { requestAnimationFrame(watch); return; }
   new MutationObserver(() => events.runs.push([performance.now(), app.getAttribute('data-test-script-state')]))
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  new MutationObserver(() => events.drawn.push(performance.now()))
+    .observe(app, {childList: true, subtree: true, characterData: true});
   const headline = () => {
     const shown = Array.from(document.querySelectorAll('[data-testid="stMetric"]')).some(
       (m) => m.textContent.includes('P(hit quota)') && m.querySelector('[data-testid="stMetricValue"]'));
@@ -154,25 +157,30 @@ const watch = () => {
 document.addEventListener('DOMContentLoaded', watch);
 """
 """Recorded in the page itself (``performance.now()``, milliseconds from navigation): every change of the
-script's state, the time of each click and Enter, and when the headline P(hit) first shows."""
-SETTLED = """(since) => {
-  const runs = window.__funnel.runs.filter((r) => r[0] > since);
-  return runs.some((r) => r[1] === 'running') && runs[runs.length - 1][1] === 'notRunning'
-    && performance.now() - runs[runs.length - 1][0] > 300;
+script's state, every change to the page's elements, the time of each click and Enter, and when the
+headline P(hit) first shows."""
+SETTLED = """([since, run]) => {
+  const f = window.__funnel;
+  const last = Math.max(0, ...f.runs.map((r) => r[0]), ...f.drawn.slice(-50));
+  const state = document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state');
+  const ran = f.runs.some((r) => r[0] > since && r[1] === 'running');
+  return last > since && (ran || !run) && state !== 'running' && performance.now() - last > 400;
 }"""
-"""The runs after ``since`` have ended and none has started for 0.3 s (a rerun may ask for another)."""
+"""Something changed after ``since`` (with ``run``: the script ran), no script runs, and nothing has changed
+for 0.4 s. A fragment's short run may show no 'running' state at all (the browser draws only its end), so
+after a tab switch the page's own changes tell when it is done."""
 TAB_TOUR = ("Quota setting", "Forecast", "Funnel math", "Forecast", "Sensitivity", "Magic number", "Forecast")
 TARGETS = {"tab switch": 0.3, "fresh session": 2.0, "quota change": 0.5, "rate change": 0.5}
 """Issue 16's targets in seconds, printed next to the figures (not asserted: the machine is shared)."""
 
 
 QUIET = """() => {
-  const runs = window.__funnel.runs;
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') !== 'running'
-    && (!runs.length || performance.now() - runs[runs.length - 1][0] > 300);
+  const f = window.__funnel;
+  const last = Math.max(0, ...f.runs.map((r) => r[0]), ...f.drawn.slice(-50));
+  const state = document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state');
+  return state !== 'running' && performance.now() - last > 400;
 }"""
-"""No script has run for 0.3 s."""
+"""No script runs and nothing on the page has changed for 0.4 s."""
 
 
 def server_clock(port: int):
@@ -206,18 +214,22 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def answered(page, act, clock) -> tuple[float, float]:
-    """Seconds from the click or Enter that sets off the reruns ``act`` causes to the end of the last one,
-    and the server's CPU seconds meanwhile."""
+def answered(page, act, clock, run: bool = True) -> tuple[float, float]:
+    """Seconds from the click or Enter that sets off what ``act`` causes until the page is idle again (the
+    script done, its elements drawn), and the server's CPU seconds meanwhile.
+
+    ``run``: wait for the script to have run (a full rerun always shows it; a fragment's may not).
+    """
     page.wait_for_function(QUIET, timeout=60_000)
     mark, cpu = page.evaluate("performance.now()"), clock()
     act()
-    page.wait_for_function(SETTLED, arg=mark, timeout=60_000)
-    runs = [(t, state) for t, state in page.evaluate("window.__funnel.runs") if t > mark]
-    first = next(t for t, state in runs if state == "running")
-    # The last click or Enter before the run began set it off (editing a cell takes clicks and Enters).
-    started = max(t for t in page.evaluate("window.__funnel.inputs") if mark < t <= first)
-    return (runs[-1][0] - started) / 1000, clock() - cpu
+    page.wait_for_function(SETTLED, arg=[mark, run], timeout=60_000)
+    events = page.evaluate("window.__funnel")
+    runs = [t for t, state in events["runs"] if t > mark and state == "running"]
+    # Editing a cell takes clicks and Enters: the last one before the script started set it off.
+    inputs = [t for t in events["inputs"] if mark < t <= (runs[0] if runs else math.inf)]
+    ended = max([t for t, _ in events["runs"]] + events["drawn"])
+    return (ended - max(inputs)) / 1000, clock() - cpu
 
 
 def fresh_session(context, url: str, clock):
@@ -258,6 +270,24 @@ def edit_first_rate(page, factor: float) -> None:
     page.keyboard.press("Enter")
 
 
+def use_this_quota(page) -> None:
+    """Quota setting's button sets the sidebar's quota: the page is a fragment, so the app must rerun in full."""
+    page.get_by_role("tab", name="Quota setting").click()
+    realistic = page.locator('[data-testid="stMetric"]', has_text="Realistic quota at").locator(
+        '[data-testid="stMetricValue"]'
+    )
+    expect(realistic).to_be_visible(timeout=60_000)
+    page.wait_for_function(QUIET, timeout=60_000)
+    page.get_by_role("button", name="Use this quota").click()
+    box = page.get_by_label(QUOTA_INPUT)
+    shown = number(realistic.inner_text())
+    sidebar = f"document.querySelector('input[aria-label=\"{QUOTA_INPUT}\"]').value"
+    page.wait_for_function(f"() => Math.abs({sidebar} - {shown}) <= {shown / 100}", timeout=30_000)
+    current = page.locator('[data-testid="stMetric"]', has_text="Current quota")
+    expect(current.locator('[data-testid="stMetricValue"]')).to_have_text(realistic.inner_text(), timeout=30_000)
+    assert float(box.input_value()) == pytest.approx(shown, rel=0.01)
+
+
 @pytest.mark.browser
 def test_how_long_the_app_takes_in_a_browser(tmp_path):
     """Print issue 16's timings in chromium: a fresh session, tab switches, a quota and a rate change.
@@ -283,7 +313,7 @@ def test_how_long_the_app_takes_in_a_browser(tmp_path):
                 timings["fresh session"].append(seconds)
             for title in TAB_TOUR:
                 tab = page.get_by_role("tab", name=title)
-                timings["tab switch"].append(answered(page, tab.click, clock))
+                timings["tab switch"].append(answered(page, tab.click, clock, run=False))
                 expect(tab).to_have_attribute("aria-selected", "true")
             page.get_by_role("tab", name="Forecast").click()
             page.wait_for_selector(IDLE, timeout=60_000)
@@ -294,6 +324,7 @@ def test_how_long_the_app_takes_in_a_browser(tmp_path):
             for factor in (1.05, 0.9, 1.1):
                 change = lambda factor=factor: edit_first_rate(page, factor)  # noqa: E731
                 timings["rate change"].append(answered(page, change, clock))
+            use_this_quota(page)
             assert not page.locator('[data-testid="stException"]').count()
         finally:
             browser.close()
