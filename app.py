@@ -6,7 +6,8 @@ keeps the last valid one when they are wrong, writes the what-if into the URL an
 the open page only: the tabs track which one is open, so hidden pages compute nothing.
 The tabs and the open page are a fragment (:func:`open_page`): switching page, or a
 page's own slider, reruns the page alone, not the inputs above it.
-The seven pages of :mod:`ui.pages` are followed by Calibrate (:mod:`ui.calibrate_page`).
+The seven pages of :mod:`ui.pages` are followed by Segments (:mod:`ui.segments_page`) and Calibrate
+(:mod:`ui.calibrate_page`, imported when first opened).
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ from sim import Scenario
 from sim.runner import choose_engine
 from ui import compute, form, inputs, safe, segments_page
 from ui import explain as say
-from ui.calibrate_page import calibrate_page, carried_inputs
 from ui.form import stage_names
 from ui.pages import PAGES, Context
 
-ALL_PAGES = {**PAGES, "Segments": segments_page.page, "Calibrate": calibrate_page}
+
+def calibrate(ctx: Context) -> None:
+    """The Calibrate page, imported when first opened: it brings the CRM readers and fits (a third of a second)."""
+    from ui.calibrate_page import calibrate_page
+
+    calibrate_page(ctx)
+
+
+ALL_PAGES = {**PAGES, "Segments": segments_page.page, "Calibrate": calibrate}
 
 
 def inputs_now() -> tuple:
@@ -79,7 +87,7 @@ with st.expander("**The funnel**: stages in order, conversion rates, days in eac
         "that move on; a deal that moves on from the last stage is won. Days: how long a deal stays in the stage."
     )
     frame = inputs.stage_editor()
-    carried = carried_inputs()  # listed open deals, seasonal inflow: kept though no input shows them
+    carried = inputs.carried_inputs()  # listed open deals, seasonal inflow: kept though no input shows them
     slots.stages = st.container()
 
 # Closed on every scenario, so the answer (the open page's headline) shows without scrolling; its title says

@@ -9,9 +9,8 @@ whether the method would have forecast the past well. Bad files are reported wit
 library's problem lines and leave the current scenario alone.
 
 The reads, fits and backtests are cached here by the file's bytes and plain options
-(``st.cache_data``), in the manner of :mod:`ui.compute`. :func:`carried_inputs` also
-lives here: the inputs for the parts of a scenario the sidebar and the stage table do
-not show (listed open deals, seasonal inflow), which calibration is what writes.
+(``st.cache_data``), in the manner of :mod:`ui.compute`. ``app.py`` imports this module
+when the page is first opened.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import csv
 import datetime as dt
 import hashlib
 import io
-from typing import Any
 
 import altair as alt
 import numpy as np
@@ -44,7 +42,7 @@ from sim.crm.reader import (
 from sim.crm.reader import recognise_columns as recognise
 from sim.crm.report import CalibrationReport, FitSummary
 from sim.model.scenario import Scenario, scenario_to_toml
-from ui import charts, form, inputs, safe
+from ui import charts, inputs, safe
 from ui import explain as say
 from ui.pages import Context, show_chart
 
@@ -170,36 +168,6 @@ def backtested(
 
 
 # --- the parts of a scenario with no other input -------------------------------------------------
-
-
-def carried_inputs() -> dict[str, Any]:
-    """Under the stage table: what the loaded scenario keeps that no input shows, with a way to drop it.
-
-    Returns the extra values for :func:`ui.form.scenario_document` (see :func:`ui.form.carried`).
-    """
-    state = st.session_state
-    loaded: Scenario = state["loaded"]
-    for line in form.carried_summary(loaded):
-        st.caption(safe.text(line))
-    if loaded.open_deals or loaded.inflow.multipliers:
-        left, right = st.columns(2)
-        if loaded.open_deals:
-            left.checkbox(
-                f"Include the {len(loaded.open_deals):,} listed open deals",
-                key="keep_open_deals",
-                help="Untick to forecast without them (new opportunities and the Open column only).",
-            )
-        if loaded.inflow.multipliers:
-            right.checkbox(
-                "Keep the seasonal inflow",
-                key="keep_multipliers",
-                help="There is one factor per week or month of the period: untick it to change the period's length.",
-            )
-    return form.carried(
-        loaded,
-        keep_open_deals=bool(state.get("keep_open_deals", True)),
-        keep_multipliers=bool(state.get("keep_multipliers", True)),
-    )
 
 
 def _use(scenario: Scenario, origin: str) -> None:
@@ -837,7 +805,6 @@ __all__ = [
     "backtest_dates",
     "backtest_words",
     "calibrate_page",
-    "carried_inputs",
     "csv_header",
     "fit_cumulative",
     "fit_histogram",

@@ -758,3 +758,33 @@ def sync_url(scenario: Scenario, settings: Settings) -> None:
                 query[key] = wanted[key]
         elif key in query:
             del query[key]
+
+
+def carried_inputs() -> dict[str, Any]:
+    """Under the stage table: what the loaded scenario keeps that no input shows, with a way to drop it.
+
+    Returns the extra values for :func:`ui.form.scenario_document` (see :func:`ui.form.carried`).
+    """
+    state = st.session_state
+    loaded: Scenario = state["loaded"]
+    for line in form.carried_summary(loaded):
+        st.caption(safe.text(line))
+    if loaded.open_deals or loaded.inflow.multipliers:
+        left, right = st.columns(2)
+        if loaded.open_deals:
+            left.checkbox(
+                f"Include the {len(loaded.open_deals):,} listed open deals",
+                key="keep_open_deals",
+                help="Untick to forecast without them (new opportunities and the Open column only).",
+            )
+        if loaded.inflow.multipliers:
+            right.checkbox(
+                "Keep the seasonal inflow",
+                key="keep_multipliers",
+                help="There is one factor per week or month of the period: untick it to change the period's length.",
+            )
+    return form.carried(
+        loaded,
+        keep_open_deals=bool(state.get("keep_open_deals", True)),
+        keep_multipliers=bool(state.get("keep_multipliers", True)),
+    )
