@@ -27,7 +27,7 @@ from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.errors import InputError, file_kind, shorten
 from sim.model.average_math import deterministic_weekly_opportunities
 from sim.model.scenario import Scenario, load_scenario
-from sim.model.segments import funnels
+from sim.model.segments import funnel_count
 from sim.questions.magic_number import Unreachable, solve_magic_number, solve_segment_magic_numbers
 from sim.questions.quota import realistic_quota
 from sim.questions.sensitivity import levers, sensitivity
@@ -952,16 +952,11 @@ def _format_segments(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _funnels_simulated(scenario: Scenario) -> int:
-    """Funnels a simulation of the scenario runs: each rep of each segment's team (1 for a funnel alone)."""
-    return sum(1 if f.team is None else f.team.reps for f in funnels(scenario))
-
-
 def _run(args, scenario: Scenario) -> tuple[dict, str]:
     team = scenario.team is not None and not scenario.segments
     # Rep by rep for a team; the usual figures are the team total's, the team's own in `team`.
     run = simulate_team if team else simulate
-    with _progress(args, args.runs * _funnels_simulated(scenario)) as update:
+    with _progress(args, args.runs * funnel_count(scenario)) as update:
         result: SimulationResult = run(scenario, progress=update, **_simulation_options(args))
     summary = result.summary()
     text = _format_run(summary, team)
@@ -1040,7 +1035,7 @@ def _solve(args, scenario: Scenario) -> tuple[dict, str]:
 
 def _quota(args, scenario: Scenario) -> tuple[dict, str]:
     team = None
-    with _progress(args, args.runs * _funnels_simulated(scenario)) as update:
+    with _progress(args, args.runs * funnel_count(scenario)) as update:
         if scenario.team is not None and not scenario.segments:  # the team quota from the team total, and `per_rep`
             team = simulate_team(scenario, progress=update, **_simulation_options(args))
             result = team.total
@@ -1097,7 +1092,7 @@ def _quota(args, scenario: Scenario) -> tuple[dict, str]:
 
 def _sensitivity(args, scenario: Scenario) -> tuple[dict, str]:
     variants = len(levers(scenario, args.step)) + 1  # the scenario and each lever
-    with _progress(args, args.runs * _funnels_simulated(scenario) * variants) as update:
+    with _progress(args, args.runs * funnel_count(scenario) * variants) as update:
         answer = sensitivity(scenario, step=args.step, progress=update, **_simulation_options(args))
     payload = {"scenario": scenario.name, **answer}
     width = max([30, *(len(row["lever"]) + 2 for row in answer["levers"])])

@@ -24,13 +24,23 @@ def funnels(scenario: Scenario) -> list[Scenario]:
     return segment_scenarios(scenario) or [scenario]
 
 
+def funnel_count(scenario: Scenario) -> int:
+    """The funnels a simulation of the scenario runs, for progress: each rep of a team, in each segment."""
+    return sum(1 if f.team is None else f.team.reps for f in funnels(scenario))
+
+
+def funnel_plan(funnel: Scenario) -> dict:
+    """Average math of one funnel (no segments): a team's is the sum over its reps."""
+    return team_average_math(funnel) if funnel.team is not None else average_math(funnel)
+
+
 def plan_on_averages(scenario: Scenario) -> dict:
     """Average math of the whole scenario: the sum over its segments (a team's: over its reps).
 
     Returns ``won_deals``, ``revenue`` and ``hit`` (whether the sum makes the scenario's
     quota). Each segment's timing counts, as in :func:`sim.model.average_math.average_math`.
     """
-    plans = [team_average_math(s) if s.team is not None else average_math(s) for s in funnels(scenario)]
+    plans = [funnel_plan(s) for s in funnels(scenario)]
     won = sum(p["won_deals"] for p in plans)
     revenue = sum(p["revenue"] for p in plans)
     result = revenue if scenario.quota.unit == "revenue" else won

@@ -19,13 +19,11 @@ from scipy import optimize, special
 from sim.engines.streams import segment_seed
 from sim.model.average_math import (
     activity_per_stage,
-    average_math,
     deterministic_weekly_opportunities,
     new_deal_win_bound,
-    team_average_math,
 )
 from sim.model.scenario import Quota, Scenario, max_weekly_inflow
-from sim.model.segments import segment_scenarios
+from sim.model.segments import funnel_count, funnel_plan, segment_scenarios
 from sim.runner import Engine, InflowThresholds, Request, independent_deals, inflow_thresholds, run
 from sim.runner.execute import Progress
 from sim.runner.results import quota_result
@@ -323,8 +321,7 @@ def _solve_by_root_finding(
     def p_hit(per_week: float) -> float:
         variant = scenario.with_inflow(per_week)
         asked = Request.of(variant, runs=runs, seed=request.seed, jobs=request.jobs, engine=request.engine)
-        reps = 1 if scenario.team is None else scenario.team.reps
-        simulation = run(asked, tally.simulation(runs * reps))
+        simulation = run(asked, tally.simulation(runs * funnel_count(scenario)))
         tally.finished()
         return simulation.result(variant, request.seed).p_hit
 
@@ -408,11 +405,12 @@ def solve_segment_magic_numbers(
     funnels = segment_scenarios(scenario)
     runs, seed = settings.pop("runs", 10_000), settings.pop("seed", 0)
     settings["runs"] = runs
-    base = run(Request.of(scenario, seed=seed, **settings), tally.simulation(runs * _reps(scenario)))
+    base = run(Request.of(scenario, seed=seed, **settings), tally.simulation(runs * funnel_count(scenario)))
     tally.finished()
     whole = base.result(scenario, seed)
     quota, unit = scenario.quota.target, scenario.quota.unit
-    plans = [average_math_result(f, unit) for f in funnels]
+    key = "revenue" if unit == "revenue" else "won_deals"
+    plans = [funnel_plan(f)[key] for f in funnels]
     out = []
     for i, (funnel, mine) in enumerate(zip(funnels, whole.segment_totals(), strict=True)):
         others = whole.result - quota_result(scenario, mine.outcomes.won_deals, mine.outcomes.revenue)
@@ -420,7 +418,9 @@ def solve_segment_magic_numbers(
 
         def p_hit(per_week: float, funnel=funnel, others=others, own_seed=own_seed) -> float:
             variant = funnel.with_inflow(per_week)
-            simulation = run(Request.of(variant, seed=own_seed, **settings), tally.simulation(runs * _reps(variant)))
+            simulation = run(
+                Request.of(variant, seed=own_seed, **settings), tally.simulation(runs * funnel_count(variant))
+            )
             tally.finished()
             o = simulation.outcomes[0]
             return float(np.mean(others + quota_result(scenario, o.won_deals, o.revenue) >= quota))
@@ -451,14 +451,3 @@ def solve_segment_magic_numbers(
             continue
         out.append({**answer, "reachable": True, "weekly_opportunities": solution, "p_hit_at_solution": p})
     return out
-
-
-def _reps(scenario: Scenario) -> int:
-    """Funnels the runner simulates for a scenario (a team's reps, each segment's), for progress."""
-    return sum(1 if f.team is None else f.team.reps for f in (segment_scenarios(scenario) or [scenario]))
-
-
-def average_math_result(scenario: Scenario, unit: str) -> float:
-    """Average math of a funnel (a team's: the sum of its reps'), in a quota's unit: revenue or won deals."""
-    plan = team_average_math(scenario) if scenario.team is not None else average_math(scenario)
-    return plan["revenue"] if unit == "revenue" else plan["won_deals"]

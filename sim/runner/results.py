@@ -511,9 +511,8 @@ class SegmentsResult(SimulationResult):
             return np.zeros(len(parts))
         return np.array([np.mean((p - p.mean()) * (total - total.mean())) for p in parts]) / variance
 
-    def _segment_summary(self, i: int, share: float) -> dict:
-        segment, result = self.scenario.segments[i], self.segment_totals()[i]
-        funnel = result.scenario
+    def _segment_summary(self, i: int, result: SimulationResult, share: float) -> dict:
+        segment, funnel = self.scenario.segments[i], result.scenario
         own = segment.quota is not None
         hits = int(result.hit.sum())
         return {
@@ -526,8 +525,8 @@ class SegmentsResult(SimulationResult):
             "deals": summary4(result.outcomes.won_deals),
             "revenue": summary4(result.outcomes.revenue),
             "spread_share": float(share),
-            "reps": segment_reps(self.scenario.segment(i)),
-            "cost": cost_of_reps(self.scenario.segment(i)),
+            "reps": segment_reps(funnel),
+            "cost": cost_of_reps(funnel),
         }
 
     def summary(self) -> dict:
@@ -546,7 +545,10 @@ class SegmentsResult(SimulationResult):
             "average_math": plan_on_averages(self.scenario),
             "reps": segment_reps(self.scenario),
             "cost": cost_of_reps(self.scenario),
-            "segments": [self._segment_summary(i, share) for i, share in enumerate(shares)],
+            "segments": [
+                self._segment_summary(i, result, share)
+                for i, (result, share) in enumerate(zip(self.segment_totals(), shares, strict=True))
+            ],
         }
 
     def table(self) -> pd.DataFrame:
