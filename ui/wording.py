@@ -17,6 +17,7 @@ from typing import Any
 
 from sim import Scenario
 from sim.words import human
+from ui.explain import count
 from ui.form import differences, to_percent
 
 STAGE_KEYS = {
@@ -264,7 +265,7 @@ def _value_text(path: str, value: Any, unit_money: bool) -> str:
         return _percent_text(value)
     if unit_money:
         return human(float(value), "money")
-    return human(float(value), "count") if float(value).is_integer() else human(float(value))
+    return count(float(value))
 
 
 def _exact_text(path: str, value: Any, unit_money: bool) -> str:
