@@ -152,6 +152,9 @@ def test_visitors_get_no_developer_menu(monkeypatch):
     config.get_config_options(force_reparse=True)
     assert config.get_option("client.toolbarMode") == "viewer"
     assert config.get_where_defined("client.toolbarMode") == str(ROOT / ".streamlit" / "config.toml")
+    # Served, not developed: no file watching and no full garbage collection after every click.
+    assert config.get_option("server.fileWatcherType") == "none"
+    assert config.get_option("runner.postScriptGC") is False
 
 
 # --- wording --------------------------------------------------------------------------------------
