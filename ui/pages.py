@@ -21,7 +21,6 @@ from sim.model.distributions import Fixed
 from sim.questions.quota import p_hit_by_quota, realistic_quota, realistic_rep_quota
 from sim.questions.sensitivity import paired_difference
 from sim.runner.results import quota_result, wilson_interval
-from sim.words import rounded
 from ui import charts, compute, inputs, safe
 from ui import explain as say
 from ui.form import barometer_key, differences
@@ -68,6 +67,17 @@ def show_chart(chart, name: str, title: str) -> None:
                 type="tertiary",
                 icon=":material/download:",
             )
+
+
+def show_table(frame: pd.DataFrame) -> None:
+    """Draw a small table as it is: names as their characters, numbers as :func:`ui.explain.count` writes them.
+
+    A static table is drawn at once; the interactive grid (``st.dataframe``) measures itself
+    again and rewrites its hidden copy for screen readers a third of a second after the page
+    is drawn, so a page with one was busy for that long after every click.
+    """
+    shown = frame.apply(lambda column: column.map(say.count if pd.api.types.is_numeric_dtype(column) else safe.text))
+    st.table(shown, hide_index=True, width="content")
 
 
 def csv_download(label: str, table: Callable[[], pd.DataFrame], file_name: str, help: str | None = None) -> None:
@@ -208,11 +218,7 @@ def _stage_by_stage(ctx: Context, result, unlimited, summary: dict, average: dic
             "moved on (average-math forecast)": [s["converted"] for s in average["stages"]],
         }
     )
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns[1:]},
-    )
+    show_table(table)
     if scenario.has_capacity_limits and result.outcomes.has_capacity:
         _rep_capacity(ctx, result, unlimited[0], summary)
 
@@ -357,7 +363,7 @@ def magic_number(ctx: Context) -> None:
             f"{scenario.name}: P(hit quota) by weekly new opportunities",
         )
         st.markdown("**What that means each week, stage by stage** (at the magic number, on average)")
-        st.dataframe(_activity_table(scenario, number), hide_index=True)
+        show_table(_activity_table(scenario, number))
 
     st.subheader("Activity barometer")
     st.caption(
@@ -410,8 +416,8 @@ def _activity_table(scenario: Scenario, per_week: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "entering": [r["name"] for r in rows],
-            "per week": [rounded(r["per_week"]) for r in rows],
-            "per working day": [rounded(r["per_week"] / say.WORKING_DAYS_PER_WEEK) for r in rows],
+            "per week": [r["per_week"] for r in rows],
+            "per working day": [r["per_week"] / say.WORKING_DAYS_PER_WEEK for r in rows],
         }
     )
 
@@ -639,7 +645,7 @@ def funnel_math(ctx: Context) -> None:
     st.markdown(
         "**Weekly activity the plan needs, stage by stage**" + (" (each rep)" if scenario.team is not None else "")
     )
-    st.dataframe(_activity_table(scenario, math_.per_week), hide_index=True)
+    show_table(_activity_table(scenario, math_.per_week))
     open_deals = sum(stage.open for stage in scenario.stages)
     st.caption(
         "This is the plan on averages. It ignores the time deals take to close"
@@ -742,7 +748,7 @@ def team(ctx: Context) -> None:
     show_chart(chart, "team_attainment", f"{scenario.name}: attainment across reps")
     if setup.mixed:
         groups = summary["by_group"]
-        st.dataframe(
+        show_table(
             pd.DataFrame(
                 {
                     "reps": [name for name in groups],
@@ -750,8 +756,7 @@ def team(ctx: Context) -> None:
                     "at quota": [say.percent(g["share_at_quota"]) for g in groups.values()],
                     "median attainment": [f"{g['attainment']['p50']:.0%}" for g in groups.values()],
                 }
-            ),
-            hide_index=True,
+            )
         )
 
     st.subheader("A rep quota most reps make")

@@ -220,8 +220,8 @@ def test_turning_a_team_on_gives_the_team_page_its_figures(monkeypatch):
     assert scenario.team.reps == 4 and scenario.team.new_reps == 1 and scenario.team.cost_per_year == 120_000
     assert 0 <= number(metric(at, "Reps at quota")) <= 100
     assert "Value ratio per rep" in [s.value for s in at.subheader]
-    groups = [t.value for t in at.dataframe if "how many" in t.value.columns]
-    assert list(groups[0]["reps"]) == ["experienced", "new"] and list(groups[0]["how many"]) == [3, 1]
+    groups = [t.value for t in at.table if "how many" in t.value.columns]
+    assert list(groups[0]["reps"]) == ["experienced", "new"] and list(groups[0]["how many"]) == ["3", "1"]
     table = files["funnel_sim_team.csv"]()
     assert len(table.splitlines()) == 1 + form.DEFAULT_RUNS * 4
 

@@ -16,7 +16,7 @@ from sim import load_scenario
 from sim.model.distributions import Fixed
 from sim.words import rounded
 from tests.app_helpers import ROOT, metric, new_app, no_exception, number, open_page
-from ui import charts, compute
+from ui import charts, compute, safe
 from ui import explain as say
 from ui.form import encode_scenario
 
@@ -185,6 +185,25 @@ def test_a_fixed_deal_value_is_not_said_to_vary():
     assert "every won deal is worth $20,000" in words and "different amounts" not in words
     at = new_app().run()
     assert "won deals are worth different amounts" in " ".join(c.value for c in at.caption)
+
+
+def test_small_tables_show_names_as_text_and_figures_as_the_app_writes_them():
+    from sim.model.average_math import activity_per_stage, deterministic_weekly_opportunities
+
+    scenario = load_scenario(f"scenarios/{REFERENCE}")
+    hostile = "[Log in](https://evil.example) *now*"
+    stages = (scenario.stages[0].model_copy(update={"name": hostile}), *scenario.stages[1:])
+    scenario = scenario.model_copy(update={"stages": stages})
+    at = open_page(new_app({"s": encode_scenario(scenario)}), "Funnel math")
+    no_exception(at)
+    activity = next(t.value for t in at.table if "per working day" in t.value.columns)
+    rows = activity_per_stage(scenario, deterministic_weekly_opportunities(scenario))
+    assert list(activity["per week"]) == [say.count(r["per_week"]) for r in rows]
+    assert activity["entering"].iloc[0] == safe.text(hostile) != hostile  # escaped: shown as its characters
+    at = open_page(at, "Forecast")
+    stage_by_stage = next(t.value for t in at.table if "entered (simulation)" in t.value.columns)
+    assert len(stage_by_stage) == len(stages)
+    assert all(re.fullmatch(r"[\d,]+(\.\d+)?", x) for x in stage_by_stage["entered (simulation)"])
 
 
 def test_statistics_are_in_tooltips_and_labels_say_what_they_mean():
