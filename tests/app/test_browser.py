@@ -169,9 +169,18 @@ SETTLED = """([since, run]) => {
 """Something changed after ``since`` (with ``run``: the script ran), no script runs, and nothing has changed
 for 0.4 s. A fragment's short run may show no 'running' state at all (the browser draws only its end), so
 after a tab switch the page's own changes tell when it is done."""
-TAB_TOUR = ("Quota setting", "Forecast", "Funnel math", "Forecast", "Sensitivity", "Magic number", "Forecast")
-TARGETS = {"tab switch": 0.3, "fresh session": 2.0, "quota change": 0.5, "rate change": 0.5}
-"""Issue 16's targets in seconds, printed next to the figures (not asserted: the machine is shared)."""
+TAB_TOUR = ("Quota setting", "Forecast", "Funnel math", "Forecast", "Sensitivity", "Magic number", "Forecast") * 2
+"""Each page visited twice: the first visit of a page computes its answer (Sensitivity simulates eleven
+scenarios), a switch back to a page seen before finds it remembered."""
+TARGETS = {
+    "tab switch": 0.3,
+    "first visit of a page": None,
+    "fresh session": 2.0,
+    "quota change": 0.5,
+    "rate change": 0.5,
+}
+"""Issue 16's targets in seconds, printed next to the figures (not asserted: the machine is shared). A first
+visit has none of its own: it is the page's computation plus a tab switch."""
 
 
 QUIET = """() => {
@@ -311,9 +320,12 @@ def test_how_long_the_app_takes_in_a_browser(tmp_path):
                 page.close()
                 page, seconds = fresh_session(context, url, clock)
                 timings["fresh session"].append(seconds)
+            seen = {"Forecast"}
             for title in TAB_TOUR:
                 tab = page.get_by_role("tab", name=title)
-                timings["tab switch"].append(answered(page, tab.click, clock, run=False))
+                kind = "tab switch" if title in seen else "first visit of a page"
+                timings[kind].append(answered(page, tab.click, clock, run=False))
+                seen.add(title)
                 expect(tab).to_have_attribute("aria-selected", "true")
             page.get_by_role("tab", name="Forecast").click()
             page.wait_for_selector(IDLE, timeout=60_000)
@@ -333,6 +345,7 @@ def test_how_long_the_app_takes_in_a_browser(tmp_path):
     for name, pairs in timings.items():
         each = ", ".join(f"{wall:.2f}" for wall, _ in pairs)
         wall, cpu = (statistics.median(x) for x in zip(*pairs, strict=True))
-        print(f"{name}: median {wall:.2f} s (target {TARGETS[name]} s), server CPU {cpu:.2f} s; each: {each}")
+        target = f"target {TARGETS[name]} s" if TARGETS[name] else "no target"
+        print(f"{name}: median {wall:.2f} s ({target}), server CPU {cpu:.2f} s; each: {each}")
     for name, pairs in timings.items():
         assert len(pairs) >= 3 and all(0 < wall < 60 for wall, _ in pairs), name
