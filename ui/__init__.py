@@ -3,7 +3,7 @@
 - :mod:`ui.form`: between a scenario and the inputs (widget values, the stage table,
   the link); pure functions, no Streamlit.
 - :mod:`ui.explain`: numbers in words: formats, sentences, the funnel math written out.
-- :mod:`ui.charts`: the Altair charts, and their PNG/SVG export (vl-convert, offline).
+- :mod:`ui.charts`: the charts as Vega-Lite specs, and their PNG/SVG export (vl-convert, offline).
 - :mod:`ui.compute`: the cached calls into :mod:`sim`.
 - :mod:`ui.inputs`: the sidebar, the stage editor, validation, the URL, and the inputs for the
   scenario keys no other input shows (listed open deals, seasonal inflow).

@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import io
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -177,47 +176,49 @@ def _use(scenario: Scenario, origin: str) -> None:
 # --- charts -------------------------------------------------------------------------------------
 
 
-def _legend(domain: list[str], colours: list[str]) -> alt.Color:
-    return alt.Color("what:N", scale=alt.Scale(domain=domain, range=colours), legend=charts.LEGEND)
+def _legend(domain: list[str], colours: list[str]) -> dict:
+    return charts.keyed("what:N", domain, colours)
 
 
-def fit_histogram(values: np.ndarray, model, data_label: str, x_title: str, x_format: str) -> alt.LayerChart:
+def fit_histogram(values: np.ndarray, model, data_label: str, x_title: str, x_format: str) -> dict:
     """A histogram of the data with the fitted distribution's expected share per bin as a line."""
     values = np.asarray(values, dtype=float)
     bins = charts.histogram_frame(values, max_bins=30)
-    bins["what"] = data_label
     width = float((bins["end"] - bins["start"]).iloc[0]) if len(bins) else 1.0
     fit_label = "Fitted distribution"
-    bars = (
-        alt.Chart(bins)
-        .mark_bar(opacity=0.75, binSpacing=1)
-        .encode(
-            alt.X("start:Q", title=x_title, axis=alt.Axis(format=x_format)),
-            alt.X2("end:Q"),
-            alt.Y("share:Q", title="share of deals", axis=alt.Axis(format="%")),
-            alt.Y2(datum=0),
-            _legend([data_label, fit_label], [DATA, FIT]),
-            tooltip=[
-                alt.Tooltip("start:Q", title="from", format=",.0f"),
-                alt.Tooltip("end:Q", title="to", format=",.0f"),
-                alt.Tooltip("runs:Q", title="deals"),
-                alt.Tooltip("share:Q", format=".1%"),
+    bars = {
+        "data": charts.data(bins.assign(what=data_label)),
+        "mark": charts.mark("bar", opacity=0.75, binSpacing=1),
+        "encoding": {
+            "x": charts.channel("start:Q", title=x_title, axis={"format": x_format}),
+            "x2": {"field": "end"},
+            "y": charts.channel("share:Q", title="share of deals", axis={"format": "%"}),
+            "y2": {"datum": 0},
+            "color": _legend([data_label, fit_label], [DATA, FIT]),
+            "tooltip": [
+                charts.channel("start:Q", title="from", format=",.0f"),
+                charts.channel("end:Q", title="to", format=",.0f"),
+                charts.channel("runs:Q", title="deals"),
+                charts.channel("share:Q", format=".1%"),
             ],
-        )
-    )
+        },
+    }
     try:
         density = model.scipy().pdf
     except (TypeError, AttributeError):  # a resampled (empirical) fit has no density to draw
-        return bars.properties(height=charts.HEIGHT)
+        return charts.layered(bars)
     top = max(float(values.max()) if values.size else 1.0, float(model.ppf(0.98)))
     x = np.linspace(0.0, top, 200)
-    curve = pd.DataFrame({"x": x, "share": np.asarray(density(x), dtype=float) * width, "what": fit_label})
-    line = (
-        alt.Chart(curve)
-        .mark_line(strokeWidth=2.5)
-        .encode(alt.X("x:Q"), alt.Y("share:Q"), _legend([data_label, fit_label], [DATA, FIT]))
-    )
-    return alt.layer(bars, line).properties(height=charts.HEIGHT)
+    line = {
+        "data": charts.data({"x": x, "share": np.asarray(density(x), dtype=float) * width, "what": fit_label}),
+        "mark": charts.mark("line", strokeWidth=2.5),
+        "encoding": {
+            "x": charts.channel("x:Q"),
+            "y": charts.channel("share:Q"),
+            "color": _legend([data_label, fit_label], [DATA, FIT]),
+        },
+    }
+    return charts.layered(bars, line)
 
 
 def fit_cumulative(
@@ -227,7 +228,7 @@ def fit_cumulative(
     x_format: str,
     open_ages: np.ndarray | None = None,
     weights: np.ndarray | None = None,
-) -> alt.LayerChart:
+) -> dict:
     """The fitted cdf against the data's (Kaplan-Meier with open deals; closed deals alone for comparison)."""
     closed = np.sort(np.asarray(closed, dtype=float))
     lines = []
@@ -239,23 +240,32 @@ def fit_cumulative(
         lines.append(("Data", closed, np.arange(1, closed.size + 1) / closed.size))
     top = max(float(closed.max()) if closed.size else 1.0, float(model.ppf(0.98)))
     grid = np.linspace(0.0, top, 200)
-    frames = [pd.DataFrame({"x": x, "cdf": y, "what": label}) for label, x, y in lines]
-    fitted = pd.DataFrame({"x": grid, "cdf": np.asarray(model.cdf(grid), dtype=float), "what": "Fitted distribution"})
     domain = [label for label, _, _ in lines] + ["Fitted distribution"]
     colours = [DATA, NAIVE][: len(lines)] + [FIT]
-    legend = _legend(domain, colours)
-    steps = (
-        alt.Chart(pd.concat(frames, ignore_index=True))
-        .mark_line(interpolate="step-after", strokeWidth=2)
-        .encode(
-            alt.X("x:Q", title=x_title, axis=alt.Axis(format=x_format)),
-            alt.Y("cdf:Q", title="share of deals closed by then", axis=alt.Axis(format="%")),
-            legend,
-            alt.Detail("what:N"),
-        )
-    )
-    curve = alt.Chart(fitted).mark_line(strokeWidth=2.5, strokeDash=[6, 3]).encode(alt.X("x:Q"), alt.Y("cdf:Q"), legend)
-    return alt.layer(steps, curve).properties(height=charts.HEIGHT)
+    steps = {
+        "data": charts.data(
+            {
+                "x": np.concatenate([x for _, x, _ in lines]),
+                "cdf": np.concatenate([y for _, _, y in lines]),
+                "what": np.concatenate([[label] * len(x) for label, x, _ in lines]),
+            }
+        ),
+        "mark": charts.mark("line", interpolate="step-after", strokeWidth=2),
+        "encoding": {
+            "x": charts.channel("x:Q", title=x_title, axis={"format": x_format}),
+            "y": charts.channel("cdf:Q", title="share of deals closed by then", axis={"format": "%"}),
+            "color": _legend(domain, colours),
+            "detail": charts.channel("what:N"),
+        },
+    }
+    curve = {
+        "data": charts.data(
+            {"x": grid, "cdf": np.asarray(model.cdf(grid), dtype=float), "what": "Fitted distribution"}
+        ),
+        "mark": charts.mark("line", strokeWidth=2.5, strokeDash=[6, 3]),
+        "encoding": {"x": charts.channel("x:Q"), "y": charts.channel("cdf:Q"), "color": _legend(domain, colours)},
+    }
+    return charts.layered(steps, curve)
 
 
 # --- the page -----------------------------------------------------------------------------------

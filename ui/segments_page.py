@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from sim.model.scenario import Scenario, ScenarioError, scenario_from_dict, scenario_to_dict
-from ui import compute, inputs, safe
+from ui import charts, compute, inputs, safe
 from ui import explain as say
 from ui.wording import plain_problem
 
@@ -85,23 +84,18 @@ def segments_document(frame: pd.DataFrame, scenario: Scenario) -> dict:
     return document
 
 
-def _spread_chart(summary: dict) -> alt.Chart:
-    rows = pd.DataFrame(
-        {
-            "segment": [s["name"] for s in summary["segments"]],
-            "share": [s["spread_share"] for s in summary["segments"]],
-        }
-    )
-    return (
-        alt.Chart(rows)
-        .mark_bar()
-        .encode(
-            x=alt.X("share:Q", title="Share of the swing in the total", axis=alt.Axis(format="%")),
-            y=alt.Y("segment:N", sort="-x", title=None),
-            tooltip=[alt.Tooltip("segment:N"), alt.Tooltip("share:Q", format=".0%")],
-        )
-        .properties(height=max(120, 28 * len(rows)))
-    )
+def _spread_chart(summary: dict) -> dict:
+    segments = summary["segments"]
+    return {
+        "data": charts.data({"segment": [s["name"] for s in segments], "share": [s["spread_share"] for s in segments]}),
+        "mark": charts.mark("bar"),
+        "encoding": {
+            "x": charts.channel("share:Q", title="Share of the swing in the total", axis={"format": "%"}),
+            "y": charts.channel("segment:N", sort="-x", title=None),
+            "tooltip": [charts.channel("segment:N"), charts.channel("share:Q", format=".0%")],
+        },
+        "height": max(120, 28 * len(segments)),
+    }
 
 
 def _table(summary: dict, unit: str, runs: int) -> pd.DataFrame:
@@ -182,7 +176,7 @@ def page(ctx) -> None:
         "the next: when the total falls short, it is mostly because this segment did."
     )
     st.dataframe(_table(summary, unit, ctx.runs), hide_index=True, width="stretch")
-    st.altair_chart(_spread_chart(summary), width="stretch")
+    st.vega_lite_chart(_spread_chart(summary), width="stretch")
     st.caption(
         "Each segment's share of the swing is how much of the total's variance it accounts for (its covariance "
         "with the total over the total's variance); the shares add up to 100%."

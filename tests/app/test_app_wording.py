@@ -117,9 +117,10 @@ def test_close_reference_lines_have_labels_on_different_rows():
     assert charts.label_rows([1.2e6, 6e5], (4e5, 1.8e6)) == [0, 0]  # far apart: both on the top row
     revenue = np.random.default_rng(2).normal(1.1e6, 1.5e5, 2000)
     markers = [("Quota", 1.2e6, charts.QUOTA), ("Average math", 1.18e6, charts.AVERAGE)]
-    texts = charts.distribution_chart(revenue, markers, "won revenue", "$,.3~s").layer[1].layer[1:]
-    rows = {text.data["label"][0]: text.to_dict()["encoding"]["y"]["value"] for text in texts}
-    sides = {text.data["label"][0]: text.to_dict()["mark"]["align"] for text in texts}
+    layers = charts.distribution_chart(revenue, markers, "won revenue", "$,.3~s")["layer"]
+    texts = [layer for layer in layers if layer["mark"]["type"] == "text"]
+    rows = {text["data"]["values"][0]["label"]: text["encoding"]["y"]["value"] for text in texts}
+    sides = {text["data"]["values"][0]["label"]: text["mark"]["align"] for text in texts}
     assert rows["Quota"] > rows["Average math"] and sides["Quota"] != sides["Average math"]
 
 
@@ -131,15 +132,14 @@ def test_the_rep_capacity_chart_fits_its_column():
         o.queue_by_week, o.busy_by_week, scenario.slots(), scenario.stage_names, scenario.horizon
     )
     chart = charts.capacity_chart(frame)
-    queue = chart.vconcat[0].to_dict()
+    queue, utilisation = charts.panel_specs(chart)
     # The queue axis reaches the top of the widest band, so no band is cut off.
     assert (
         queue["layer"][1]["encoding"]["y"]["scale"]["domain"][1] >= frame.loc[frame["measure"] == "queue", "p90"].max()
     )
     # The page draws the panels one by one (each stretches to the column); one legend, on the top panel.
-    assert "legend" not in chart.vconcat[1].to_dict()["layer"][1]["encoding"]["color"] or (
-        chart.vconcat[1].to_dict()["layer"][1]["encoding"]["color"]["legend"] is None
-    )
+    assert queue["layer"][1]["encoding"]["color"]["legend"]["title"].startswith("Stage")
+    assert all(layer["encoding"]["color"]["legend"] is None for layer in utilisation["layer"])
     at = new_app({"file": "capacity_quarter.toml", "runs": "200"}).run()
     no_exception(at)
     assert len(at.get("vega_lite_chart")) == 5  # distribution, weeks, funnel, and the two capacity panels
