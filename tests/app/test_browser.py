@@ -1,7 +1,7 @@
 """The app in a real browser: ``streamlit run`` on a free port, driven by Playwright in Debian's chromium.
 
 It checks what AppTest cannot: the page loads in a browser, the charts draw (Vega
-renders Altair charts as SVG inside ``.vega-embed`` containers: bars are ``.mark-rect``
+renders the charts (Vega-Lite specs) as SVG inside ``.vega-embed`` containers: bars are ``.mark-rect``
 paths, bands ``.mark-area``, lines ``.mark-line``), and typing a new quota updates
 P(hit). A screenshot is saved in the test's temporary folder. The server is always
 stopped, whatever happens.
