@@ -20,6 +20,7 @@ Without options it prints the full table; ``--scenario``, ``--page`` and ``--cha
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -111,6 +112,9 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = arguments(sys.argv[1:] if argv is None else argv)
+    # Emptying the caches and running the script outside a server make Streamlit warn on every try,
+    # burying the table; the app's own errors fail the try (no_exception) rather than being logged.
+    logging.disable(logging.WARNING)
     sys.argv = ["app.py"]  # the app reads a scenario path from its own arguments
     paths = [path for path in SCENARIO_FILES if args.scenario is None or path.stem in args.scenario]
     pages = [page for page in PAGES if args.page is None or page in args.page]
