@@ -232,6 +232,9 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # The scheduler's HTTP routes (health, metrics) still start: on a free local port, not on 8787,
+            # which another cluster on the machine may hold.
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
     with cluster, Client(cluster) as client:

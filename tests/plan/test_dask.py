@@ -71,3 +71,13 @@ def test_scheduler_sends_the_cells_to_an_existing_cluster(plan, in_process):
         table, simulated = execute(plan, scheduler=cluster.scheduler.address)
     assert simulated == len(plan.cells)
     pd.testing.assert_frame_equal(table, in_process)
+
+
+def test_a_local_cluster_serves_nothing_on_a_fixed_port_or_beyond_this_machine():
+    with dask_client(workers=1) as client:
+        scheduler = client.cluster.scheduler
+        assert scheduler.address.startswith("tcp://127.0.0.1:")
+        # Its HTTP routes (health, metrics) on a free local port: 8787 may be another cluster's.
+        http = scheduler.services["dashboard"]
+        ports = {s.getsockname()[:2] for s in http._sockets.values()}
+        assert ports and all(host == "127.0.0.1" and port != 8787 for host, port in ports)
