@@ -26,6 +26,7 @@ from scipy import stats
 from sim.crm import DEFAULT_HALF_LIFE_WEEKS
 from sim.errors import InputError, file_kind, shorten
 from sim.model.average_math import deterministic_weekly_opportunities
+from sim.model.measures import kind_of
 from sim.model.scenario import Scenario, load_scenario
 from sim.model.segments import funnel_count
 from sim.questions.magic_number import Unreachable, solve_magic_number, solve_segment_magic_numbers
@@ -713,14 +714,14 @@ def _add_plan_command(commands) -> None:
     )
 
 
-def _plan_value(value, column: str) -> str:
-    """A cell's value in the report: money for money paths, three figures for numbers, text as is."""
+def _plan_value(value, column: str, unit: str) -> str:
+    """A varied field's value in the report: money for money fields (in a quota of ``unit``), three figures
+    for other numbers, text as is."""
     if value is None or value != value:  # not given (NaN in a table)
         return "-"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return shorten(str(value), 24)
-    money = column.endswith(("revenue", "cost_per_year", "rep_quota")) or column in ("cost",)
-    return human(value, "money" if money else "figure")
+    return human(value, "money" if kind_of(column, unit) == "money" else "figure")
 
 
 def _plan_label(path: str, base: Scenario) -> str:
@@ -778,15 +779,16 @@ def _plan(args) -> tuple[dict, str]:
         else f"No plan reaches {target:.0%}; the best P(hit):",
     ]
     labels = [_plan_label(c, plan.base) for c in shown]
+    unit = plan.base.quota.unit
     widths = [
-        max([len(label), *(len(_plan_value(r[c], c)) for r in rows)]) + 2
+        max([len(label), *(len(_plan_value(r[c], c, unit)) for r in rows)]) + 2
         for c, label in zip(shown, labels, strict=True)
     ]
     header = "".join(f"{label:<{w}}" for label, w in zip(labels, widths, strict=True))
     lines.append(f"  {header}{'P(hit)':>12}{'95% CI':>15}{'revenue P50':>13}{'cost':>10}{'value ratio':>13}")
     close = []
     for row in rows:
-        cells = "".join(f"{_plan_value(row[c], c):<{w}}" for c, w in zip(shown, widths, strict=True))
+        cells = "".join(f"{_plan_value(row[c], c, unit):<{w}}" for c, w in zip(shown, widths, strict=True))
         cost, ratio = row["cost"], row["value_ratio"]
         low, high = wilson_interval(round(row["p_hit"] * plan.runs), plan.runs)
         if low <= target <= high:

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from sim import Scenario
+from sim.model.measures import kind_of
 from sim.words import human
 from ui.explain import count
 from ui.form import differences, to_percent
@@ -77,7 +78,6 @@ RATE_KEYS = ("conversion", "no_show", "reschedule", "lost_after_reschedule")
 """Stage keys that are rates or chances: shown as percentages."""
 SHARE_PATHS = ("inflow.dispersion", "deal_value_dispersion")
 """The swings between periods: typed as percentages too."""
-MONEY_PATHS = ("quota.revenue", "team.rep_quota", "team.cost_per_year")
 _ROOTS = {path.split(".")[0] for path in FIELDS} | {"stages", "open_deals", "segments"}
 """The first part of every path a scenario has: a line from a file starting otherwise names the file, not a field."""
 
@@ -278,16 +278,6 @@ def _exact_text(path: str, value: Any, unit_money: bool) -> str:
     return f"${number}" if unit_money else number
 
 
-def _is_money(path: str, scenario: Scenario) -> bool:
-    if path in MONEY_PATHS:
-        return path != "team.rep_quota" or scenario.quota.unit == "revenue"
-    if path == "deal_value":  # a fixed value is written as a bare number
-        return True
-    if path.startswith("deal_value.") and path.split(".")[-1] in ("value", "mean", "sd", "low", "mode", "high"):
-        return True
-    return bool(_DEAL.match(path)) and path.endswith(".amount")
-
-
 def change_lines(before: Scenario, after: Scenario) -> list[str]:
     """What changed between two scenarios, one plain line each, in file order.
 
@@ -297,7 +287,7 @@ def change_lines(before: Scenario, after: Scenario) -> list[str]:
     names = list(before.stage_names) + list(after.stage_names[len(before.stages) :])
     lines = []
     for path, old, new in differences(before, after):
-        money = _is_money(path, after)
+        money = kind_of(path, after.quota.unit) == "money"
         old_text, new_text = _value_text(path, old, money), _value_text(path, new, money)
         if old_text == new_text:
             old_text, new_text = _exact_text(path, old, money), _exact_text(path, new, money)

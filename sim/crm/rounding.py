@@ -2,7 +2,8 @@
 
 A fit gives ``revenue = 1184168.5299999998`` and ``mean = 0.226097815100015``; nobody
 writes those, and nobody can read a scenario full of them. :func:`tidy_scenario` rounds
-every number of a calibrated scenario by what it measures (:func:`kind_of`): money to
+every number of a calibrated scenario by what it measures
+(:func:`sim.model.measures.kind_of`): money to
 cents, rates (conversions and other chances) to 4 decimals, days to a tenth, and any
 other number (Beta concentrations, deals a week, multipliers, dispersions) to 4
 significant figures. The rounding is far inside the fits' own uncertainty (a rate's
@@ -22,50 +23,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sim.model.measures import kind_of
 from sim.model.scenario import Scenario, ScenarioError, scenario_from_dict, scenario_to_dict
 
-MONEY_KEYS = frozenset({"revenue", "amount", "rep_quota", "cost_per_year"})
-"""Keys holding money wherever they are (a quota, an open deal's amount, a rep's quota or cost)."""
-DAY_KEYS = frozenset(
-    {"horizon_days", "age_days", "touch_interval_days", "reschedule_days", "stale_after_days", "max_wait_days"}
-)
-"""Keys holding days wherever they are."""
-DAY_SECTIONS = frozenset({"duration", "lost_duration"})
-"""Sections whose every number is days (a distribution of days)."""
-RATE_KEYS = frozenset({"no_show", "reschedule", "lost_after_reschedule"})
-"""Keys holding a chance besides a stage's conversion."""
 DECIMALS = {"money": 2, "rate": 4, "days": 1}
 """Decimals kept for each kind; any other number keeps :data:`SIGNIFICANT` significant figures."""
 SIGNIFICANT = 4
 
 
-def kind_of(path: tuple[str, ...]) -> str:
-    """What the number at ``path`` (its keys, list positions left out) measures.
-
-    Returns
-    -------
-    str
-        ``money``, ``rate``, ``days`` or ``other``.
-
-    Examples
-    --------
-    >>> kind_of(("quota", "revenue")), kind_of(("stages", "conversion", "mean"))
-    ('money', 'rate')
-    >>> kind_of(("stages", "conversion", "concentration")), kind_of(("segments", "stages", "duration", "sd"))
-    ('other', 'days')
-    """
-    last = path[-1]
-    if last in MONEY_KEYS or "deal_value" in path:
-        return "money"
-    if last in DAY_KEYS or DAY_SECTIONS.intersection(path):
-        return "days"
-    if last in RATE_KEYS or (last in ("conversion", "mean") and "conversion" in path):
-        return "rate"
-    return "other"
-
-
 def rounded_number(x: float, kind: str) -> float:
-    """``x`` rounded for its ``kind`` (:func:`kind_of`), or ``x`` itself where rounding would change what it means.
+    """``x`` rounded for its ``kind`` (:func:`~sim.model.measures.kind_of`); ``x`` where rounding changes its meaning.
 
     A number that is not 0 never becomes 0, and a rate strictly between 0 and 1 never
     becomes 0 or 1: those keep their full precision.
@@ -81,14 +48,14 @@ def rounded_number(x: float, kind: str) -> float:
     return tidy
 
 
-def _tidy(node: Any, path: tuple[str, ...]) -> Any:
+def _tidy(node: Any, path: tuple[str, ...], unit: str) -> Any:
     """Every float under ``node`` rounded by its path; whole numbers, text and flags as they are."""
     if isinstance(node, dict):
-        return {key: _tidy(value, (*path, key)) for key, value in node.items()}
+        return {key: _tidy(value, (*path, key), unit) for key, value in node.items()}
     if isinstance(node, list):
-        return [_tidy(value, path) for value in node]
+        return [_tidy(value, path, unit) for value in node]
     if isinstance(node, float):
-        return rounded_number(node, kind_of(path))
+        return rounded_number(node, kind_of(path, unit))
     return node
 
 
@@ -104,7 +71,7 @@ def tidy_scenario(scenario: Scenario) -> Scenario:
     Scenario
         The rounded scenario; the scenario as given if the rounded one does not validate.
     """
-    document = _tidy(scenario_to_dict(scenario), ())
+    document = _tidy(scenario_to_dict(scenario), (), scenario.quota.unit)
     try:
         return scenario_from_dict(document)
     except (ScenarioError, ValidationError):  # pragma: no cover - the guards of rounded_number keep it valid

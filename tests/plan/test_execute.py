@@ -136,6 +136,7 @@ def test_the_command_writes_the_table_and_names_the_cheapest_plans(tmp_path, cap
     assert main(["plan", str(out_of_reach), "--workers", "0", "--target", "0.99", "--runs", "50"]) == 0
     text = capsys.readouterr().out
     assert "2 cells, 50 runs each, seed 4" in text
+    assert "$10M" in text  # a varied quota is money, as the scenario's own fields are (sim.model.measures)
     assert "No plan reaches 99%; the best P(hit):" in text and "below 5.82%" in text  # none of 50 runs hit
     assert main(["plan", str(path), "-o", str(tmp_path / "out.xlsx"), "--workers", "0"]) == 2
     assert "give a .parquet or .csv file" in capsys.readouterr().err
