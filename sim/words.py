@@ -72,8 +72,3 @@ def counted(n: float, noun: str, plural: str | None = None) -> str:
     """
     number = human(n, "count") if float(n).is_integer() else human(n)
     return f"{number} {noun if n == 1 else plural or noun + 's'}"
-
-
-def rounded(x: float) -> float:
-    """``x`` rounded to the three significant figures :func:`human` shows (for tables)."""
-    return _three_figures(float(x))[0]
